@@ -1,0 +1,1 @@
+"""Wire format: dialects (GA, preview), targets (openai, azure GA, azure preview), auth."""

@@ -1,0 +1,288 @@
+"""The two Realtime protocol dialects: GA and preview (beta). The only module that knows wire names.
+
+Everything else asks a :class:`Dialect` for event names and session shapes. See
+``../shared/realtime-protocol.md`` §2 for the sources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class DialectName(StrEnum):
+    GA = "ga"
+    PREVIEW = "preview"
+
+
+# Audio formats by their harness name -> (GA format object, preview string, sample rate)
+AUDIO_FORMATS: dict[str, tuple[dict[str, Any], str, int]] = {
+    "pcm16": ({"type": "audio/pcm", "rate": 24000}, "pcm16", 24000),
+    "g711_ulaw": ({"type": "audio/pcmu"}, "g711_ulaw", 8000),
+    "g711_alaw": ({"type": "audio/pcma"}, "g711_alaw", 8000),
+}
+
+
+def audio_format_name(value: Any) -> str | None:
+    """The harness name (pcm16, g711_ulaw, g711_alaw) of a GA format object or preview string."""
+    if isinstance(value, str):
+        return value if value in AUDIO_FORMATS else None
+    if isinstance(value, dict):
+        kind = value.get("type")
+        for name, (ga, _preview, _rate) in AUDIO_FORMATS.items():
+            if ga["type"] == kind:
+                return name
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """Wire names and shapes of one dialect."""
+
+    name: DialectName
+    # server -> client response events
+    output_audio_delta: str
+    output_audio_done: str
+    output_audio_transcript_delta: str
+    output_audio_transcript_done: str
+    output_text_delta: str
+    output_text_done: str
+    # server -> client conversation item events sent for a new item
+    item_added: tuple[str, ...]
+    # assistant item content types
+    content_audio: str
+    content_text: str
+    # the full set of event types in each direction
+    client_events: frozenset[str]
+    server_events: frozenset[str]
+
+    @property
+    def is_ga(self) -> bool:
+        return self.name is DialectName.GA
+
+    # ---- client event builders -------------------------------------------------------
+    def session_update(
+        self,
+        *,
+        output_modalities: list[str] | None = None,
+        instructions: str | None = None,
+        voice: str | None = None,
+        audio_format: str = "pcm16",
+        turn_detection: dict[str, Any] | str | None = "server_vad",
+        transcription_model: str | None = None,
+        max_output_tokens: int | str | None = None,
+    ) -> dict[str, Any]:
+        """A ``session.update`` event in this dialect.
+
+        ``output_modalities`` uses GA vocabulary (``["audio"]`` or ``["text"]``); for preview it
+        becomes ``modalities`` (audio always travels with text there). ``turn_detection`` is
+        ``"server_vad"``, ``"semantic_vad"``, a full dict, or ``None`` for manual turns.
+        """
+        if isinstance(turn_detection, str):
+            turn_detection = {"type": turn_detection}
+        modalities = output_modalities or ["audio"]
+        fmt_ga, fmt_preview, _rate = AUDIO_FORMATS[audio_format]
+        if self.is_ga:
+            audio_input: dict[str, Any] = {"format": fmt_ga, "turn_detection": turn_detection}
+            if transcription_model:
+                audio_input["transcription"] = {"model": transcription_model}
+            audio_output: dict[str, Any] = {"format": fmt_ga}
+            if voice:
+                audio_output["voice"] = voice
+            session: dict[str, Any] = {
+                "type": "realtime",
+                "output_modalities": ["text"] if modalities == ["text"] else ["audio"],
+                "audio": {"input": audio_input, "output": audio_output},
+            }
+            if max_output_tokens is not None:
+                session["max_output_tokens"] = max_output_tokens
+        else:
+            session = {
+                "modalities": ["text"] if modalities == ["text"] else ["text", "audio"],
+                "input_audio_format": fmt_preview,
+                "output_audio_format": fmt_preview,
+                "turn_detection": turn_detection,
+            }
+            if voice:
+                session["voice"] = voice
+            if transcription_model:
+                session["input_audio_transcription"] = {"model": transcription_model}
+            if max_output_tokens is not None:
+                session["max_response_output_tokens"] = max_output_tokens
+        if instructions is not None:
+            session["instructions"] = instructions
+        return {"type": "session.update", "session": session}
+
+    def response_create(
+        self,
+        *,
+        output_modalities: list[str] | None = None,
+        out_of_band: bool = False,
+        instructions: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """A ``response.create`` event; ``out_of_band`` sets ``conversation: "none"``."""
+        response: dict[str, Any] = {}
+        if output_modalities:
+            if self.is_ga:
+                response["output_modalities"] = ["text"] if output_modalities == ["text"] else ["audio"]
+            else:
+                response["modalities"] = ["text"] if output_modalities == ["text"] else ["text", "audio"]
+        if out_of_band:
+            response["conversation"] = "none"
+        if instructions is not None:
+            response["instructions"] = instructions
+        if metadata:
+            response["metadata"] = metadata
+        return {"type": "response.create", "response": response} if response else {"type": "response.create"}
+
+    def user_text_item(self, text: str) -> dict[str, Any]:
+        """A ``conversation.item.create`` event carrying one user text message."""
+        return {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+        }
+
+    @staticmethod
+    def append_prefix() -> bytes:
+        """The bytes of an ``input_audio_buffer.append`` event up to its base64 payload.
+
+        Same in both dialects; the pre-encoder writes ``prefix + b64 + b'"}'``.
+        """
+        return b'{"type":"input_audio_buffer.append","audio":"'
+
+
+_COMMON_CLIENT = {
+    "session.update",
+    "input_audio_buffer.append",
+    "input_audio_buffer.commit",
+    "input_audio_buffer.clear",
+    "conversation.item.create",
+    "conversation.item.retrieve",
+    "conversation.item.truncate",
+    "conversation.item.delete",
+    "response.create",
+    "response.cancel",
+}
+
+_COMMON_SERVER = {
+    "error",
+    "session.created",
+    "session.updated",
+    "conversation.item.retrieved",
+    "conversation.item.truncated",
+    "conversation.item.deleted",
+    "conversation.item.input_audio_transcription.delta",
+    "conversation.item.input_audio_transcription.completed",
+    "conversation.item.input_audio_transcription.failed",
+    "input_audio_buffer.committed",
+    "input_audio_buffer.cleared",
+    "input_audio_buffer.speech_started",
+    "input_audio_buffer.speech_stopped",
+    "response.created",
+    "response.done",
+    "response.output_item.added",
+    "response.output_item.done",
+    "response.content_part.added",
+    "response.content_part.done",
+    "response.function_call_arguments.delta",
+    "response.function_call_arguments.done",
+    "rate_limits.updated",
+}
+
+GA = Dialect(
+    name=DialectName.GA,
+    output_audio_delta="response.output_audio.delta",
+    output_audio_done="response.output_audio.done",
+    output_audio_transcript_delta="response.output_audio_transcript.delta",
+    output_audio_transcript_done="response.output_audio_transcript.done",
+    output_text_delta="response.output_text.delta",
+    output_text_done="response.output_text.done",
+    item_added=("conversation.item.added", "conversation.item.done"),
+    content_audio="output_audio",
+    content_text="output_text",
+    client_events=frozenset(_COMMON_CLIENT | {"output_audio_buffer.clear"}),
+    server_events=frozenset(
+        _COMMON_SERVER
+        | {
+            "conversation.item.added",
+            "conversation.item.done",
+            "conversation.item.input_audio_transcription.segment",
+            "input_audio_buffer.timeout_triggered",
+            "response.output_audio.delta",
+            "response.output_audio.done",
+            "response.output_audio_transcript.delta",
+            "response.output_audio_transcript.done",
+            "response.output_text.delta",
+            "response.output_text.done",
+            "output_audio_buffer.started",
+            "output_audio_buffer.stopped",
+            "output_audio_buffer.cleared",
+        }
+    ),
+)
+
+PREVIEW = Dialect(
+    name=DialectName.PREVIEW,
+    output_audio_delta="response.audio.delta",
+    output_audio_done="response.audio.done",
+    output_audio_transcript_delta="response.audio_transcript.delta",
+    output_audio_transcript_done="response.audio_transcript.done",
+    output_text_delta="response.text.delta",
+    output_text_done="response.text.done",
+    item_added=("conversation.item.created",),
+    content_audio="audio",
+    content_text="text",
+    client_events=frozenset(_COMMON_CLIENT | {"transcription_session.update"}),
+    server_events=frozenset(
+        _COMMON_SERVER
+        | {
+            "conversation.created",
+            "conversation.item.created",
+            "response.audio.delta",
+            "response.audio.done",
+            "response.audio_transcript.delta",
+            "response.audio_transcript.done",
+            "response.text.delta",
+            "response.text.done",
+            "transcription_session.updated",
+        }
+    ),
+)
+
+DIALECTS: dict[str, Dialect] = {DialectName.GA: GA, DialectName.PREVIEW: PREVIEW}
+
+# Preview name -> GA name, for the events renamed at GA (both directions are looked up).
+RENAMED_EVENTS: dict[str, str] = {
+    "response.audio.delta": "response.output_audio.delta",
+    "response.audio.done": "response.output_audio.done",
+    "response.audio_transcript.delta": "response.output_audio_transcript.delta",
+    "response.audio_transcript.done": "response.output_audio_transcript.done",
+    "response.text.delta": "response.output_text.delta",
+    "response.text.done": "response.output_text.done",
+    "conversation.item.created": "conversation.item.added",
+    "transcription_session.update": "session.update",
+    "transcription_session.updated": "session.updated",
+}
+
+
+def get_dialect(name: str) -> Dialect:
+    """The dialect called ``name`` (``ga`` or ``preview``)."""
+    try:
+        return DIALECTS[DialectName(name.lower())]
+    except (ValueError, KeyError):
+        raise ValueError(f"unknown dialect {name!r}: use 'ga' or 'preview'") from None
+
+
+def other_dialect_hint(event_type: str, dialect: Dialect) -> str | None:
+    """If ``event_type`` belongs to the other dialect, one line saying so, else None."""
+    if event_type in dialect.server_events or event_type in dialect.client_events:
+        return None
+    if dialect.is_ga and event_type in RENAMED_EVENTS:
+        return f"`{event_type}` is the preview name; GA sends `{RENAMED_EVENTS[event_type]}`"
+    if not dialect.is_ga:
+        for old, new in RENAMED_EVENTS.items():
+            if new == event_type:
+                return f"`{event_type}` is the GA name; the preview dialect sends `{old}`"
+    return None

@@ -1,0 +1,1 @@
+"""The record contract (schema), crash-safe writers and readers into pandas."""

@@ -1,0 +1,255 @@
+"""The record contract: the columns of every file in a run directory, defined once.
+
+A run directory ``reports/<run_id>/`` holds ``run.json``, ``responses.jsonl``,
+``sessions.jsonl``, ``rate_limits.jsonl`` and ``traces/``. Each JSONL row is one JSON
+object whose keys are the field names below (a writer may leave a field out when it has
+no value; readers fill it with null). Every row carries ``schema_version``.
+
+Times are wall-clock Unix seconds (float, ``time.time()``) in ``t_*`` fields; durations
+are milliseconds in ``*_ms`` fields. Latencies are measured from ``t_trigger`` (the moment
+the client finished the act that asks for a response: the last audio append before the
+server's VAD commit, the ``input_audio_buffer.commit``/``response.create`` pair, or the
+text item's ``response.create``).
+
+Secrets never appear in any row: URLs are stored with their ``api-key`` query parameter
+redacted and no header values are stored except the request ids listed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+RUN_FILE = "run.json"
+RESPONSES_FILE = "responses.jsonl"
+SESSIONS_FILE = "sessions.jsonl"
+RATE_LIMITS_FILE = "rate_limits.jsonl"
+TRACES_DIR = "traces"
+MOCK_TRUTH_FILE = "mock_truth.jsonl"
+
+
+@dataclass(slots=True)
+class ResponseRecord:
+    """One response attempt: the unit of every statistic."""
+
+    # identity
+    run_id: str = ""
+    worker_id: str = ""
+    user_id: int = 0
+    session_id: str | None = None  # sess_... (None when the handshake failed)
+    response_id: str | None = None  # resp_... (None when no response.created arrived)
+    item_id: str | None = None  # the assistant item
+    turn_index: int = 0
+    # what was asked
+    target: str = ""  # a short label for the target (e.g. "mock", "azure-eastus")
+    provider: str = ""  # openai | azure
+    dialect: str = ""  # ga | preview
+    deployment: str = ""
+    scenario: str = ""
+    fixture: str = ""
+    trigger: str = ""  # server_vad | manual | text
+    modalities: list[str] = field(default_factory=list)  # requested output modalities
+    audio_format: str = ""  # pcm16 | g711_ulaw | g711_alaw
+    out_of_band: bool = False
+    # load context
+    step: int | None = None  # load-shape step index
+    users: int | None = None  # target user count of the shape when the response started
+    concurrency: int | None = None  # sessions open in this process when the response started
+    # timestamps (Unix seconds)
+    t_trigger: float | None = None
+    t_created: float | None = None
+    t_first_audio: float | None = None
+    t_first_text: float | None = None  # first transcript or text delta
+    t_audio_done: float | None = None
+    t_done: float | None = None
+    # latencies from t_trigger (ms)
+    created_ms: float | None = None
+    ttfa_ms: float | None = None  # time to first audio delta
+    ttft_ms: float | None = None  # time to first transcript/text delta
+    done_ms: float | None = None
+    # classification
+    outcome: str = ""  # see OUTCOMES
+    reason: str = ""  # see REASONS ("" for completed)
+    # what response.done / error said
+    status: str | None = None  # completed | cancelled | failed | incomplete (response.done)
+    status_reason: str | None = None  # status_details.reason
+    error_type: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    error_event_id: str | None = None  # the server event id that carried the failure
+    done_event_id: str | None = None  # event_id of response.done
+    close_code: int | None = None  # when the socket closed during this response
+    handshake_status: int | None = None  # for handshake failures
+    request_id: str | None = None  # x-request-id / apim-request-id of the session's upgrade
+    # audio received
+    audio_bytes: int = 0
+    audio_ms: float = 0.0
+    audio_deltas: int = 0
+    max_delta_gap_ms: float = 0.0  # largest raw gap between audio deltas
+    underrun_ms: float = 0.0  # time a real-time player would have starved (playback clock)
+    longest_underrun_ms: float = 0.0  # the longest single starvation
+    longest_silence_ms: float = 0.0  # longest silent stretch inside the received audio
+    silence_ms: float = 0.0  # total silence inside the received audio
+    content_types: list[str] = field(default_factory=list)  # content part types seen
+    transcript_chars: int = 0
+    text_chars: int = 0
+    # usage
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    # rate limits last seen on the session before this response ended
+    rl_tokens_remaining: int | None = None
+    rl_requests_remaining: int | None = None
+    # evidence
+    trace_file: str | None = None  # path relative to the run directory
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """One WebSocket session, including failed handshakes."""
+
+    run_id: str = ""
+    worker_id: str = ""
+    user_id: int = 0
+    session_id: str | None = None
+    target: str = ""
+    provider: str = ""
+    dialect: str = ""
+    deployment: str = ""
+    url: str = ""  # redacted
+    scenario: str = ""
+    t_start: float | None = None  # connect() called
+    t_open: float | None = None  # upgrade completed (101)
+    t_end: float | None = None
+    handshake_ms: float | None = None
+    handshake_status: int | None = None  # 101 on success, else the HTTP status
+    handshake_error: str | None = None  # one line
+    retry_after: float | None = None  # seconds, from a refused upgrade
+    request_id: str | None = None  # x-request-id / apim-request-id
+    region: str | None = None  # x-ms-region
+    close_code: int | None = None
+    close_reason: str | None = None
+    ended_by: str = ""  # see SESSION_ENDINGS
+    duration_s: float | None = None
+    responses: int = 0
+    concurrency: int | None = None
+    step: int | None = None
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(slots=True)
+class RateLimitRecord:
+    """One entry of one ``rate_limits.updated`` event."""
+
+    run_id: str = ""
+    worker_id: str = ""
+    session_id: str | None = None
+    response_id: str | None = None  # the response that ended just before, if any
+    t: float = 0.0
+    name: str = ""  # requests | tokens
+    limit: int | None = None
+    remaining: int | None = None
+    reset_seconds: float | None = None
+    schema_version: int = SCHEMA_VERSION
+
+
+def columns(record_type: type) -> list[str]:
+    """The column names of a record type, in contract order."""
+    return [f.name for f in fields(record_type)]
+
+
+def to_row(record: Any) -> dict[str, Any]:
+    """A record as a plain dict (one JSONL row)."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
+# --- the outcome taxonomy -------------------------------------------------------------
+
+COMPLETED = "completed"
+FAILED = "failed"
+TRUNCATED = "truncated"
+THROTTLED = "throttled"
+CANCELLED = "cancelled"
+OUTCOMES: tuple[str, ...] = (COMPLETED, FAILED, TRUNCATED, THROTTLED, CANCELLED)
+
+# Every reason belongs to exactly one outcome. A completed response has reason "".
+REASONS: dict[str, str] = {
+    # failed: the service reported or caused failure
+    "server_error": FAILED,  # response.done failed / error event with type or code server_error
+    "response_failed": FAILED,  # response.done failed with another code (see error_code)
+    "error_event": FAILED,  # an `error` event rejected the request; no response started
+    "connection_dropped": FAILED,  # socket closed mid-response (close_code says how)
+    "session_expired": FAILED,  # session cap: error session_expired or close 1001 mid-response
+    "response_timeout": FAILED,  # nothing (no response.created/done) within the deadline
+    "done_timeout": FAILED,  # response started, no response.done within the deadline, no audio
+    "handshake_401": FAILED,
+    "handshake_403": FAILED,
+    "handshake_404": FAILED,
+    "handshake_5xx": FAILED,
+    "handshake_other": FAILED,  # any other non-101 status
+    "connect_error": FAILED,  # DNS, refused, TLS, timeout before any HTTP status
+    "auth_rejected": FAILED,  # 101 then error invalid_api_key and close 3000 (OpenAI)
+    "invalid_model": FAILED,  # 101 then error invalid_model/missing_model and close 4000
+    "protocol_rejected": FAILED,  # 101 then close 4000 for another reason (beta shape, ...)
+    # truncated: an answer started but its audio is cut short or missing
+    "audio_stall": TRUNCATED,  # a listener would hear a gap over the stall threshold
+    "inner_silence": TRUNCATED,  # silent audio inside the answer over the stall threshold
+    "no_audio_done": TRUNCATED,  # audio started, no output_audio.done/response.done by deadline
+    "missing_audio": TRUNCATED,  # completed with a transcript but no audio
+    "audio_too_short": TRUNCATED,  # audio much shorter than its transcript needs
+    "text_only": TRUNCATED,  # audio requested, content part of type text only
+    "incomplete_max_output_tokens": TRUNCATED,
+    "incomplete_content_filter": TRUNCATED,
+    "incomplete_other": TRUNCATED,
+    # throttled: rate or capacity limit
+    "handshake_429": THROTTLED,
+    "rate_limit_exceeded": THROTTLED,
+    "insufficient_quota": THROTTLED,
+    # cancelled: ended on purpose
+    "turn_detected": CANCELLED,
+    "client_cancelled": CANCELLED,
+}
+
+# How a session ended (SessionRecord.ended_by).
+SESSION_ENDINGS: tuple[str, ...] = (
+    "client_closed",  # the scenario finished or the user stopped
+    "lifetime",  # the client recycled it at its configured lifetime
+    "session_expired",  # the server ended it at its maximum duration
+    "server_closed",  # the server closed it for another reason (close_code says)
+    "dropped",  # the connection was lost without a close frame (1006)
+    "handshake_failed",  # never opened
+    "error",  # the client gave up after a protocol error
+)
+
+# The mock's ground-truth fault names (mock_truth.jsonl ``fault``) and the outcome and
+# reason the harness must record for a response the mock treated that way. Faults of kind
+# "session" (handshake_*, capacity_429) are checked against the session row and the
+# response row of the turn that could not start.
+FAULT_EXPECTATIONS: dict[str, tuple[str, str]] = {
+    "none": (COMPLETED, ""),
+    "server_error": (FAILED, "server_error"),
+    "stall": (TRUNCATED, "audio_stall"),
+    "silence": (TRUNCATED, "inner_silence"),
+    "hang": (TRUNCATED, "no_audio_done"),
+    "missing_audio": (TRUNCATED, "missing_audio"),
+    "text_only": (TRUNCATED, "text_only"),
+    "drop": (FAILED, "connection_dropped"),
+    "incomplete": (TRUNCATED, "incomplete_max_output_tokens"),
+    "rate_limited": (THROTTLED, "rate_limit_exceeded"),
+    "session_expired": (FAILED, "session_expired"),
+    "handshake_5xx": (FAILED, "handshake_5xx"),
+    "handshake_429": (THROTTLED, "handshake_429"),
+    "capacity_429": (THROTTLED, "handshake_429"),
+    "turn_detected": (CANCELLED, "turn_detected"),
+    "client_cancelled": (CANCELLED, "client_cancelled"),
+}
+
+
+def outcome_of(reason: str) -> str:
+    """The outcome a reason belongs to ("" means completed)."""
+    if not reason:
+        return COMPLETED
+    return REASONS[reason]
