@@ -7,6 +7,8 @@ imports (gevent's monkey-patching for ``run``) never leak into another.
 
 from __future__ import annotations
 
+import importlib
+
 import typer
 
 from loadtest import __version__
@@ -33,7 +35,11 @@ def _root(
     """Load and soak testing for the OpenAI and Azure OpenAI Realtime API."""
 
 
-# Commands register themselves here, one line each (keep the order of the README).
+# Each module exposes ``register(app: typer.Typer) -> None``; one line each, in README order.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module).register(app)
 
 
 def main() -> None:
