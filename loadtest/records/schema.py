@@ -28,6 +28,7 @@ SESSIONS_FILE = "sessions.jsonl"
 RATE_LIMITS_FILE = "rate_limits.jsonl"
 TRACES_DIR = "traces"
 MOCK_TRUTH_FILE = "mock_truth.jsonl"
+HEALTH_FILE = "health.jsonl"  # the load generator's own health samples (HealthRecord rows)
 
 
 @dataclass(slots=True)
@@ -153,6 +154,24 @@ class RateLimitRecord:
     limit: int | None = None
     remaining: int | None = None
     reset_seconds: float | None = None
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(slots=True)
+class HealthRecord:
+    """One sample of a load-generator process's own health (``health.jsonl``).
+
+    ``rtload report summary`` uses these to say whether the load generator itself was the
+    bottleneck (CPU saturated, event-loop lag, audio frames sent late).
+    """
+
+    t: float = 0.0
+    worker_id: str = ""
+    cpu_percent: float | None = None  # this process, 100 = one core
+    rss_mb: float | None = None
+    clock_lag_p99_ms: float | None = None  # p99 lateness of the event loop / greenlet scheduler
+    frames_late_pct: float | None = None  # % of audio frames sent later than their real-time slot
+    users: int | None = None  # users running in this process
     schema_version: int = SCHEMA_VERSION
 
 
