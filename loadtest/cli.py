@@ -36,7 +36,9 @@ def _root(
 
 
 # Each module exposes ``register(app: typer.Typer) -> None``; one line each, in README order.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "loadtest.audio.command",
+)
 
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)

@@ -209,3 +209,98 @@ def load_pcm(name_or_path: str | Path, root: Path | None = None) -> np.ndarray:
     Cached per process (the returned array is read-only, share it freely).
     """
     return _load_cached(str(name_or_path), str(root) if root is not None else None)
+
+
+# ---- validation and import ------------------------------------------------------------------
+DURATION_TOLERANCE_S = 0.005
+
+
+def check_manifest(manifest: Manifest) -> list[str]:
+    """Every problem with the manifest and its files, one line each (empty when all is well)."""
+    import soundfile as sf
+
+    problems: list[str] = []
+    seen: set[str] = set()
+    for fx in manifest.fixtures:
+        label = f"{fx.name} ({fx.file})"
+        if fx.name in seen:
+            problems.append(f"{fx.name}: listed twice in the manifest; keep one entry")
+        seen.add(fx.name)
+        if fx.kind not in KINDS:
+            problems.append(f"{fx.name}: unknown kind {fx.kind!r}; use one of {', '.join(KINDS)}")
+        path = fx.path
+        if not path.exists():
+            problems.append(f"{label}: file missing; rebuild (`rtload fixtures build`) or re-import it")
+            continue
+        try:
+            info = sf.info(str(path))
+        except Exception as exc:  # libsndfile reports every unreadable file its own way
+            problems.append(f"{label}: not a readable audio file ({str(exc).split(':')[-1].strip()}); re-import it")
+            continue
+        if info.format != "WAV" or info.subtype != "PCM_16":
+            problems.append(f"{label}: is {info.format}/{info.subtype}, expected WAV/PCM_16; re-import it")
+        if info.samplerate != manifest.sample_rate:
+            problems.append(f"{label}: sample rate {info.samplerate} Hz, expected {manifest.sample_rate}; re-import it")
+        if info.channels != 1:
+            problems.append(f"{label}: {info.channels} channels, expected mono; re-import it")
+        actual = info.frames / info.samplerate if info.samplerate else 0.0
+        if abs(actual - fx.duration_s) > DURATION_TOLERANCE_S:
+            problems.append(f"{label}: lasts {actual:.3f} s but the manifest says {fx.duration_s:.3f} s")
+        if info.frames == 0:
+            problems.append(f"{label}: contains no audio")
+        if fx.sha256 and sha256_file(path) != fx.sha256:
+            problems.append(f"{label}: content differs from the manifest's sha256; rebuild or re-import it")
+    for conv, names in manifest.conversations.items():
+        if not names:
+            problems.append(f"conversation {conv}: has no turns")
+        for n in names:
+            if n not in seen:
+                problems.append(f"conversation {conv}: turn {n!r} is not a fixture in the manifest")
+    return problems
+
+
+def fixture_name_from(path: Path) -> str:
+    """A manifest name from a file name: lower case, [a-z0-9_] only."""
+    cleaned = "".join(c if c.isalnum() else "_" for c in path.stem.lower()).strip("_")
+    return "_".join(p for p in cleaned.split("_") if p) or "imported"
+
+
+def import_file(
+    src: Path,
+    manifest: Manifest,
+    *,
+    name: str | None = None,
+    transcript: str = "",
+    language: str = "en-US",
+    licence: str = "unknown",
+    replace: bool = False,
+) -> Fixture:
+    """Convert any readable audio file to a 24 kHz PCM16 mono fixture, write it, add it to ``manifest``.
+
+    The caller saves the manifest. Raises :class:`FixtureError` (one line) on bad input.
+    """
+    name = name or fixture_name_from(src)
+    if name in manifest.names() and not replace:
+        raise FixtureError(f"a fixture named {name!r} already exists; pass --name NEW or --replace")
+    data, rate = read_audio(src)
+    if data.shape[0] == 0:
+        raise FixtureError(f"{src}: contains no audio samples")
+    pcm = to_pcm24k(data, rate)
+    dest = manifest.root / f"{name}.wav"
+    write_wav(dest, pcm)
+    info = "" if data.shape[1] == 1 else f", downmixed from {data.shape[1]} channels"
+    fixture = Fixture(
+        name=name,
+        file=dest.name,
+        duration_s=round(len(pcm) / SAMPLE_RATE, 4),
+        transcript=transcript,
+        language=language,
+        kind="imported",
+        source=f"imported from {src.name} ({rate} Hz{info})",
+        licence=licence,
+        sha256=sha256_file(dest),
+        root=manifest.root,
+    )
+    manifest.upsert(fixture)
+    _load_cached.cache_clear()
+    return fixture
