@@ -37,6 +37,7 @@ def _root(
 
 # Each module exposes ``register(app: typer.Typer) -> None``; one line each, in README order.
 COMMAND_MODULES: tuple[str, ...] = (
+    "loadtest.locust.command",
     "loadtest.audio.command",
 )
 

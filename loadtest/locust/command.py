@@ -1,0 +1,64 @@
+"""``rtload run``: a load test through Locust (headless), with the embedded mock when asked.
+
+This module imports no Locust and no gevent: Locust runs in child processes (a standalone process,
+or a master plus ``--workers N`` local workers on loopback), started as
+``python -m locust -f loadtest/locustfile.py --headless ...``. See :mod:`loadtest.locust.launcher`.
+"""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run(
+        target: str = typer.Option("mock", help="mock (the embedded mock server) or the service URL."),
+        provider: str = typer.Option("openai", help="openai | azure"),
+        dialect: str = typer.Option("ga", help="ga | preview"),
+        deployment: str = typer.Option("gpt-realtime", help="Model (OpenAI) or deployment name (Azure)."),
+        api_key_env: str = typer.Option(
+            "",
+            help="NAME of the variable holding the API key (default OPENAI_API_KEY / AZURE_OPENAI_API_KEY).",
+        ),
+        auth: str = typer.Option("auto", help="auto | bearer | api-key | entra"),
+        api_version: str = typer.Option("", help="Azure preview api-version."),
+        scenario: str = typer.Option("single_turn", help="Scenario name."),
+        fixture: str = typer.Option("", help="Audio fixture(s) to use instead of the scenario's (comma-separated)."),
+        modalities: str = typer.Option("audio", help="Requested output: audio | text."),
+        audio_format: str = typer.Option("pcm16", help="pcm16 | g711_ulaw | g711_alaw"),
+        pacing: str = typer.Option("realtime", help="realtime (speaking pace) | fast"),
+        users: int = typer.Option(4, "--users", "-u", help="Users (concurrent sessions); the top of a step shape."),
+        spawn_rate: float = typer.Option(2.0, "--spawn-rate", "-r", help="Users started per second."),
+        duration: str = typer.Option("1m", "--duration", "-t", help="Run time, e.g. 90s, 5m, 2h ('' = shape decides)."),
+        shape: str = typer.Option("constant", help="constant | step | soak | spike"),
+        step_users: int = typer.Option(0, help="Users added per step (step shape; 0 = users/4)."),
+        step_duration: str = typer.Option("30s", help="How long each step is held."),
+        start_users: int = typer.Option(0, help="Users of the first step (0 = step users)."),
+        spike_users: int = typer.Option(0, help="Users during the spike (0 = 3 x users)."),
+        spike_at: str = typer.Option("", help="When the spike starts (default: a third of the duration)."),
+        spike_duration: str = typer.Option("30s", help="How long the spike lasts."),
+        session_lifetime: str = typer.Option("", help="Recycle each session at this age (soak), e.g. 10m."),
+        reconnect_max: str = typer.Option("30s", help="Cap of the reconnect backoff (retry-after is honoured)."),
+        deadline: str = typer.Option("30s", help="Time a response may take before it counts as a timeout."),
+        stall_ms: float = typer.Option(1500.0, help="Audio gap (ms) that counts as a stall."),
+        workers: int = typer.Option(0, help="Local worker processes (0 = one standalone process)."),
+        master: bool = typer.Option(False, "--master", help="Run as the master of a distributed run."),
+        expect_workers: int = typer.Option(0, help="With --master: workers to wait for (default --workers or 1)."),
+        worker: bool = typer.Option(False, "--worker", help="Run as a worker of a distributed run."),
+        master_host: str = typer.Option("127.0.0.1", help="With --worker: the master's address."),
+        master_port: int = typer.Option(0, help="Master port (default: a free port locally, 5557 across machines)."),
+        out: str = typer.Option("reports", help="Folder that receives the run directory."),
+        run_id: str = typer.Option("", help="Run id (default: time-based)."),
+        mock_profile: str = typer.Option("healthy", help="Mock profile when --target mock (healthy, flaky, ...)."),
+        mock_set: list[str] = typer.Option([], "--mock-set", help="Mock profile override key=value (repeatable)."),
+        fail_on: str = typer.Option("", help='Thresholds that fail the run, e.g. "failed>1%,ttfa_p95>1500ms".'),
+        progress_every: float = typer.Option(5.0, help="Seconds between progress lines (0 = none)."),
+        summary: bool = typer.Option(True, help="Print the summary at the end."),
+        html: bool = typer.Option(True, help="Also write Locust's HTML and CSV reports into the run directory."),
+    ) -> None:
+        """Run a load test (Locust, headless) and write the run directory."""
+        from loadtest.locust.launcher import RunRequest, launch
+
+        request = RunRequest(**{k: v for k, v in locals().items() if k in RunRequest.__dataclass_fields__})
+        raise typer.Exit(launch(request))

@@ -1,0 +1,122 @@
+"""``--fail-on`` thresholds for CI gating: parse ``"failed>1%,ttfa_p95>1500ms"`` and check a run.
+
+A threshold is ``<metric><op><value>`` with op one of ``> >= < <=``:
+
+- an outcome (``completed failed truncated throttled cancelled``) or a reason (``server_error``,
+  ``audio_stall``, ...): with ``%`` its share of all response rows, else its count;
+  ``not_completed`` counts everything but completed and cancelled;
+- a latency percentile ``ttfa_pNN``, ``ttft_pNN``, ``created_pNN``, ``done_pNN`` in ``ms`` (default)
+  or ``s``;
+- ``responses`` (the number of response rows), e.g. ``responses<10`` to fail a run that did nothing.
+
+A threshold is crossed when the comparison holds (``failed>1%`` fails when more than 1% failed).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from loadtest.records.schema import CANCELLED, COMPLETED, OUTCOMES, REASONS
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+_LATENCIES = ("ttfa", "ttft", "created", "done")
+_THRESHOLD = re.compile(r"^\s*([a-z0-9_]+)\s*(>=|<=|>|<)\s*([0-9]+(?:\.[0-9]+)?)\s*(%|ms|s)?\s*$")
+_PCT = re.compile(r"^(" + "|".join(_LATENCIES) + r")_p(\d{1,2}(?:\.\d+)?)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    text: str
+    metric: str
+    op: str
+    value: float  # percent for shares, ms for latencies, a count otherwise
+    unit: str  # "%" | "ms" | ""
+
+    def measure(self, rows: list[dict[str, Any]]) -> float | None:
+        """The metric's value over response rows (None when it cannot be measured)."""
+        if self.metric == "responses":
+            return float(len(rows))
+        m = _PCT.match(self.metric)
+        if m:
+            column = f"{m.group(1)}_ms"
+            values = sorted(float(r[column]) for r in rows if r.get(column) is not None)
+            return percentile(values, float(m.group(2))) if values else None
+        hits = sum(1 for r in rows if _matches(self.metric, r))
+        if self.unit == "%":
+            return 100.0 * hits / len(rows) if rows else None
+        return float(hits)
+
+    def crossed(self, rows: list[dict[str, Any]]) -> tuple[bool, float | None]:
+        value = self.measure(rows)
+        if value is None:
+            return False, None
+        return _OPS[self.op](value, self.value), value
+
+    def explain(self, value: float | None) -> str:
+        shown = "n/a" if value is None else f"{value:.4g}{self.unit}"
+        return f"{self.metric} = {shown} (threshold {self.text.strip()})"
+
+
+def _matches(metric: str, row: dict[str, Any]) -> bool:
+    outcome = row.get("outcome") or ""
+    if metric == "not_completed":
+        return outcome not in (COMPLETED, CANCELLED)
+    if metric in OUTCOMES:
+        return outcome == metric
+    return (row.get("reason") or "") == metric
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    """Linear-interpolated percentile of already sorted values."""
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    k = (len(sorted_values) - 1) * pct / 100.0
+    lo, hi = math.floor(k), math.ceil(k)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
+
+
+def parse_fail_on(spec: str | None) -> list[Threshold]:
+    """Parse a comma-separated list; ValueError with a one-line message for bad input."""
+    if not spec or not spec.strip():
+        return []
+    out: list[Threshold] = []
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        m = _THRESHOLD.match(part.lower())
+        if not m:
+            raise ValueError(f"bad --fail-on threshold {part.strip()!r}: use e.g. failed>1% or ttfa_p95>1500ms")
+        metric, op, number, unit = m.group(1), m.group(2), float(m.group(3)), m.group(4) or ""
+        if _PCT.match(metric):
+            if unit == "%":
+                raise ValueError(f"bad --fail-on threshold {part.strip()!r}: a latency takes ms or s, not %")
+            number = number * 1000.0 if unit == "s" else number
+            unit = "ms"
+        elif metric == "responses" or metric == "not_completed" or metric in OUTCOMES or metric in REASONS:
+            if unit in ("ms", "s"):
+                raise ValueError(f"bad --fail-on threshold {part.strip()!r}: {metric} takes a count or a %")
+        else:
+            known = ", ".join((*OUTCOMES, "not_completed", "responses", "ttfa_p95", "done_p99", "<reason>"))
+            raise ValueError(f"bad --fail-on metric {metric!r} in {part.strip()!r}: use one of {known}")
+        out.append(Threshold(part.strip(), metric, op, number, unit))
+    return out
+
+
+def check(thresholds: Iterable[Threshold], rows: list[dict[str, Any]]) -> list[str]:
+    """One line per crossed threshold (empty when the run passes)."""
+    lines = []
+    for t in thresholds:
+        crossed, value = t.crossed(rows)
+        if crossed:
+            lines.append(t.explain(value))
+    return lines

@@ -1,0 +1,343 @@
+"""The harness inside a Locust process: options, run directory, record routing, health, web UI.
+
+:func:`install` hooks Locust's events (call it once from the locustfile):
+
+- ``init_command_line_parser``: our ``--rt-*`` options.
+- ``init``: on the master or a standalone process, validate the options (one line and exit 2 on bad
+  input), start the embedded mock for ``--rt-target mock`` when no ``--rt-mock-url`` was given,
+  open the run directory, listen for worker batches, add the web UI tab; in every process start
+  health sampling.
+- ``test_start``: write ``run.json`` (master/standalone); on a worker, build the session inputs from
+  the options the master sent and start the batcher.
+- ``test_stop`` (master): drain every worker, then stamp the end in ``run.json``.
+- ``quitting``: flush and close the run directory, stop the mock this process started.
+
+Only this module, :mod:`loadtest.locust.user` and :mod:`loadtest.locust.shape` import Locust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import events
+from locust.runners import MasterRunner, WorkerRunner
+
+from loadtest import __version__
+from loadtest.locust import webui
+from loadtest.locust.board import OutcomeBoard
+from loadtest.locust.channel import MSG_DRAIN, MSG_DRAINED, MSG_RECORDS, RecordBatcher, receive_batch
+from loadtest.locust.harness_paths import new_run_id
+from loadtest.locust.health import HealthSampler
+from loadtest.locust.options import HarnessOptions, OptionError, register
+from loadtest.locust.sinks import BatchSink, ProcessSink, WriterSink
+from loadtest.records.writer import RunWriter, update_run_json, write_run_json
+
+log = logging.getLogger("rtload")
+DRAIN_GRACE_S = 15.0  # beyond the stop timeout, how long the master waits for workers' last rows
+
+
+class HarnessState:
+    """Everything the harness keeps in one Locust process."""
+
+    def __init__(self) -> None:
+        self.environment: Any = None
+        self.options: HarnessOptions | None = None
+        self.role = "local"  # local | master | worker
+        self.worker_id = "local"
+        self.run_id = ""
+        self.run_dir: Path | None = None
+        self.writer: RunWriter | None = None
+        self.board = OutcomeBoard()
+        self.batcher: RecordBatcher | None = None
+        self.sink: ProcessSink | None = None
+        self.sampler: HealthSampler | None = None
+        self.mock: Any = None
+        self.target_url: str | None = None
+        self.session_inputs: Any = None  # (target, scenario, config) built per test
+        self.run_start: float | None = None
+        self.run_end: float | None = None
+        self.open_sessions = 0
+        self.user_seq = 0
+        self.drained: set[str] = set()
+        self.t_start: float | None = None
+
+    # ---- the load context stamped on every record ------------------------------------------
+    def context(self) -> dict[str, Any]:
+        step = users = None
+        if self.options is not None:
+            start = self.run_start if self.run_start is not None else time.time()
+            at = self.options.plan.at(max(0.0, time.time() - start))
+            if at is None:  # past the end: the last step
+                at = self.options.plan.at(max(0.0, (self.options.plan.total_duration or 0) - 1e-6))
+            if at is not None:
+                step, users = at[0], at[1]
+        return {"step": step, "users": users, "concurrency": self.open_sessions}
+
+    def past_end(self) -> bool:
+        return self.run_end is not None and time.time() >= self.run_end
+
+    def next_user_id(self) -> int:
+        self.user_seq += 1
+        return self.user_seq
+
+    # ---- options --------------------------------------------------------------------------
+    def load_options(self, parsed: Any) -> HarnessOptions:
+        self.options = HarnessOptions.from_namespace(parsed)
+        start = getattr(parsed, "rt_run_start", None)
+        if start:
+            self.set_run_start(float(start))
+        if getattr(parsed, "rt_run_id_resolved", None):
+            self.run_id = parsed.rt_run_id_resolved
+        if getattr(parsed, "rt_target_url", None):
+            self.target_url = parsed.rt_target_url
+        return self.options
+
+    def set_run_start(self, start: float) -> None:
+        self.run_start = start
+        total = self.options.plan.total_duration if self.options else None
+        self.run_end = start + total if total is not None else None
+
+    def build_session_inputs(self) -> Any:
+        from loadtest.locust.inputs import build_session_inputs
+
+        assert self.options is not None
+        self.session_inputs = build_session_inputs(self.options, self.target_url)
+        return self.session_inputs
+
+
+STATE = HarnessState()
+
+
+def _fail(message: str) -> None:
+    """Bad input: one line on stderr, exit 2 (no traceback)."""
+    sys.stderr.write(f"rtload: {message}\n")
+    sys.stderr.flush()
+    os._exit(2)
+
+
+def _on_parser(parser: Any, **_kw: Any) -> None:
+    register(parser)
+
+
+def _on_init(environment: Any, **_kw: Any) -> None:
+    state = STATE
+    state.environment = environment
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        state.role = "worker"
+        runner.register_message(MSG_DRAIN, _on_drain)
+    else:
+        state.role = "master" if isinstance(runner, MasterRunner) else "local"
+        state.worker_id = "master" if state.role == "master" else "local"
+        try:
+            options = state.load_options(environment.parsed_options)
+            options.check_key()
+        except OptionError as exc:
+            _fail(str(exc))
+            return
+        _open_run_dir(environment, options)
+        if state.role == "master":
+            runner.register_message(MSG_RECORDS, _on_records)
+            runner.register_message(MSG_DRAINED, _on_drained)
+        if environment.web_ui is not None:
+            webui.install(environment.web_ui, state.board)
+        if environment.stop_timeout in (None, 0, 0.0):
+            # let in-flight responses finish when the run ends (their deadline, plus margin)
+            environment.stop_timeout = options.deadline_s + 5.0
+    state.sampler = HealthSampler(
+        state.worker_id,
+        _emit_health,
+        users=lambda: 0 if state.role == "master" else environment.runner.user_count,
+        interval_s=(state.options.health_interval_s if state.options else 1.0),
+    )
+    state.sampler.start()
+
+
+def _open_run_dir(environment: Any, options: HarnessOptions) -> None:
+    state = STATE
+    parsed = environment.parsed_options
+    run_dir = Path(options.run_dir) if options.run_dir else None
+    state.run_id = options.run_id or (run_dir.name if run_dir else new_run_id())
+    run_dir = run_dir or Path(options.out) / state.run_id
+    state.run_dir = run_dir
+    state.writer = RunWriter(run_dir)
+    state.writer.start_flusher()
+    state.sink = WriterSink(state.writer, state.board)
+    parsed.rt_run_id_resolved = state.run_id  # travels to the workers with every spawn message
+    if options.is_mock:
+        mock_url = getattr(parsed, "rt_mock_url", None) or os.environ.get("RTLOAD_MOCK_URL")
+        if not mock_url:
+            from loadtest.locust.mockctl import start_embedded_mock
+
+            try:
+                state.mock = start_embedded_mock(options, run_dir)
+            except Exception as exc:
+                _fail(f"could not start the embedded mock: {exc}")
+            mock_url = state.mock.url
+        state.target_url = mock_url
+        parsed.rt_target_url = mock_url
+    write_run_json(run_dir, run_info(options, status="starting"))
+
+
+def run_info(options: HarnessOptions, **extra: Any) -> dict[str, Any]:
+    import locust
+
+    state = STATE
+    target = options.build_target(state.target_url, environ={}).describe()
+    info: dict[str, Any] = {
+        "run_id": state.run_id,
+        "harness_version": __version__,
+        "locust_version": locust.__version__,
+        "host": socket.gethostname(),
+        "mode": state.role,
+        "target": target,
+        "dialect": options.dialect,
+        "deployment": options.deployment,
+        "scenario": options.scenario or "(default)",
+        "fixture": options.fixture or None,
+        "shape": options.plan.describe(),
+        "options": options.describe(),
+    }
+    if options.is_mock:
+        info["mock"] = {"profile": options.mock_profile, "overrides": options.mock_set, "url": state.target_url}
+    info.update(extra)
+    return info
+
+
+def _emit_health(row: dict[str, Any]) -> None:
+    state = STATE
+    if state.role == "worker":
+        if state.batcher is not None:
+            state.batcher.add("health", row)
+    elif state.writer is not None:
+        state.writer.health(row)
+
+
+def _on_test_start(environment: Any, **_kw: Any) -> None:
+    state = STATE
+    runner = environment.runner
+    if state.role == "worker":
+        state.worker_id = f"w{getattr(runner, 'worker_index', 0)}"
+        if state.sampler is not None:
+            state.sampler.worker_id = state.worker_id
+        try:
+            state.load_options(environment.parsed_options)
+            state.options.check_key()  # type: ignore[union-attr]
+            state.build_session_inputs()
+        except OptionError as exc:
+            log.error("rtload: %s", exc)
+            _fail(str(exc))
+        state.batcher = RecordBatcher(lambda t, d: runner.send_message(t, d), state.worker_id)
+        state.sink = BatchSink(state.batcher)
+        state.batcher.start()
+        return
+    # master / standalone: the options may have changed in the web UI form
+    try:
+        state.load_options(environment.parsed_options)
+        if state.role == "local":
+            state.build_session_inputs()
+    except OptionError as exc:
+        _fail(str(exc))
+    state.t_start = time.time()
+    state.drained.clear()
+    assert state.options is not None and state.run_dir is not None
+    extra: dict[str, Any] = {"status": "running", "t_start": state.t_start}
+    if state.role == "master":
+        clients = list(getattr(runner, "clients", {}).values()) if hasattr(runner, "clients") else []
+        extra["workers"] = len(clients)
+        extra["hosts"] = sorted({str(c.id).rsplit("_", 1)[0] for c in clients}) or [socket.gethostname()]
+    else:
+        extra["workers"] = 0
+        extra["hosts"] = [socket.gethostname()]
+    extra["host_count"] = len(extra["hosts"])
+    write_run_json(state.run_dir, run_info(state.options, **extra))
+
+
+def _on_records(environment: Any, msg: Any, **_kw: Any) -> None:
+    state = STATE
+    if state.writer is not None:
+        receive_batch(msg.data, state.writer, state.board.add)
+
+
+def _on_drained(environment: Any, msg: Any, **_kw: Any) -> None:
+    STATE.drained.add(str(msg.data.get("worker_id") if isinstance(msg.data, dict) else msg.node_id))
+
+
+def _on_drain(environment: Any, msg: Any, **_kw: Any) -> None:
+    """Worker: stop the users (in-flight responses finish), send the rest, say so."""
+    state = STATE
+    runner = environment.runner
+    with contextlib.suppress(Exception):  # already stopping
+        runner.stop()
+    if state.sampler is not None and state.batcher is not None:
+        state.batcher.add("health", state.sampler.sample())
+    if state.batcher is not None:
+        state.batcher.flush()
+    runner.send_message(MSG_DRAINED, {"worker_id": state.worker_id})
+
+
+def _on_test_stop(environment: Any, **_kw: Any) -> None:
+    state = STATE
+    runner = environment.runner
+    if state.role == "worker":
+        if state.batcher is not None:
+            state.batcher.flush()
+        return
+    if state.role == "master":
+        expected = {str(c.id) for c in runner.clients.all} if hasattr(runner, "clients") else set()
+        for client_id in expected:
+            runner.send_message(MSG_DRAIN, None, client_id)
+        limit = time.monotonic() + (environment.stop_timeout or 0) + DRAIN_GRACE_S
+        while len(state.drained) < len(expected) and time.monotonic() < limit:
+            gevent.sleep(0.1)
+        if len(state.drained) < len(expected):
+            log.warning("rtload: %d worker(s) did not send their last records", len(expected) - len(state.drained))
+    if state.writer is not None and state.run_dir is not None:
+        state.writer.flush()
+        update_run_json(
+            state.run_dir,
+            status="stopped",
+            t_end=time.time(),
+            rows={k: v for k, v in state.writer.counts.items()},
+            traces_dropped=state.writer.traces_dropped,
+        )
+
+
+def _on_quitting(environment: Any, **_kw: Any) -> None:
+    state = STATE
+    if state.sampler is not None:
+        state.sampler.stop()
+    if state.batcher is not None:
+        state.batcher.stop()
+        with contextlib.suppress(Exception):
+            state.batcher.flush()
+    if state.writer is not None:
+        state.writer.close()
+        if state.run_dir is not None:
+            update_run_json(state.run_dir, status="finished", rows=dict(state.writer.counts))
+    if state.mock is not None:
+        state.mock.stop()
+
+
+_installed = False
+
+
+def install() -> None:
+    """Hook the harness into Locust's events (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    events.init_command_line_parser.add_listener(_on_parser)
+    events.init.add_listener(_on_init)
+    events.test_start.add_listener(_on_test_start)
+    events.test_stop.add_listener(_on_test_stop)
+    events.quitting.add_listener(_on_quitting)

@@ -1,0 +1,144 @@
+"""The harness's own health: scheduling lag of the audio clock, CPU, memory (``health.jsonl`` rows).
+
+A load generator that is itself overloaded sends audio late and measures latency wrong, so each
+Locust process samples itself:
+
+- :class:`ClockProbe` wakes on a fixed real-time grid (the audio frame cadence) and records how
+  late each wake-up is: the scheduling lag every paced audio frame suffers in this process.
+  ``clock_lag_p99_ms`` is the p99 of those lags over the sample window.
+- ``frames_late_pct``: the share of audio frames sent later than ``LATE_MS`` after their
+  real-time slot. Sessions report their frames through :meth:`FrameStats.add`; when no session
+  reports any (e.g. text-only scenarios), the probe's own wake-ups stand in for frames.
+- CPU percent of this process (100 = one core) and resident memory from ``psutil``.
+
+Runs as a greenlet under Locust (gevent) and as a thread elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import psutil
+
+LATE_MS = 20.0  # a frame sent more than this after its slot is late (a fifth of a 100 ms frame)
+
+
+class FrameStats:
+    """Counts of paced audio frames (on time / late) reported by sessions in this process."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.late = 0
+
+    def add(self, sent: int, late: int) -> None:
+        self.sent += sent
+        self.late += late
+
+    def take(self) -> tuple[int, int]:
+        out = (self.sent, self.late)
+        self.sent = self.late = 0
+        return out
+
+
+FRAMES = FrameStats()
+
+
+class ClockProbe:
+    """Measures the lateness of wake-ups on a fixed real-time grid."""
+
+    def __init__(self, period_s: float = 0.02) -> None:
+        self.period_s = period_s
+        self._lags: list[float] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="rtload-clock-probe", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        next_at = time.monotonic() + self.period_s
+        while not self._stop.is_set():
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            now = time.monotonic()
+            self._lags.append((now - next_at) * 1000.0)
+            next_at += self.period_s
+            if next_at < now:  # fell behind by more than a period: re-anchor (the lag is recorded)
+                next_at = now + self.period_s
+
+    def take(self) -> tuple[float | None, float | None]:
+        """(p99 lag ms, % of wake-ups later than LATE_MS) since the last call."""
+        lags, self._lags = self._lags, []
+        if not lags:
+            return None, None
+        arr = np.asarray(lags)
+        return float(np.percentile(arr, 99)), float(100.0 * np.count_nonzero(arr > LATE_MS) / arr.size)
+
+
+class HealthSampler:
+    """Emits one health row per interval through ``emit``."""
+
+    def __init__(
+        self,
+        worker_id: str,
+        emit: Callable[[dict[str, Any]], None],
+        users: Callable[[], int],
+        interval_s: float = 1.0,
+        frames: FrameStats = FRAMES,
+    ) -> None:
+        self.worker_id = worker_id
+        self.emit = emit
+        self.users = users
+        self.interval_s = interval_s
+        self.frames = frames
+        self.probe = ClockProbe()
+        self._process = psutil.Process(os.getpid())
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._process.cpu_percent(None)  # prime: the first call always answers 0
+        self.probe.start()
+        self._thread = threading.Thread(target=self._run, name="rtload-health", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.probe.stop()
+
+    def sample(self) -> dict[str, Any]:
+        lag_p99, probe_late = self.probe.take()
+        sent, late = self.frames.take()
+        frames_late = 100.0 * late / sent if sent else probe_late
+        try:
+            users = int(self.users())
+        except Exception:
+            users = None
+        return {
+            "t": time.time(),
+            "worker_id": self.worker_id,
+            "cpu_percent": round(self._process.cpu_percent(None), 1),
+            "rss_mb": round(self._process.memory_info().rss / 1e6, 1),
+            "clock_lag_p99_ms": None if lag_p99 is None else round(lag_p99, 3),
+            "frames_late_pct": None if frames_late is None else round(frames_late, 3),
+            "users": users,
+        }
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            with contextlib.suppress(Exception):  # health sampling must never take the run down
+                self.emit(self.sample())

@@ -1,0 +1,327 @@
+"""What ``rtload run`` does: validate, start the mock and the Locust processes, show progress, judge.
+
+Process layout (all on loopback unless ``--master``/``--worker`` spread it over machines):
+
+- ``--target mock``: the mock is its own process (``start_mock``), its truth log written into the
+  run directory as ``mock_truth.jsonl``;
+- one standalone Locust process, or a master (``--master --expect-workers N``) and ``--workers N``
+  worker processes (``--worker --master-host 127.0.0.1``);
+- this process only reads the run directory (progress lines) and, at the end, prints the summary
+  and checks ``--fail-on``.
+
+Exit codes: 0 ok; 1 a ``--fail-on`` threshold was crossed or Locust failed; 2 bad input.
+Locust's own output goes to ``locust.log`` (and ``worker-N.log``) in the run directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from loadtest.locust.failon import Threshold, check, parse_fail_on
+from loadtest.locust.harness_paths import LOCUSTFILE, new_run_id
+from loadtest.locust.options import HarnessOptions, OptionError
+from loadtest.locust.progress import RunTail, outcome_table
+from loadtest.records.schema import RESPONSES_FILE
+from loadtest.records.writer import read_rows, update_run_json
+
+WORKER_JOIN_TIMEOUT_S = 20.0
+
+
+@dataclass(slots=True)
+class RunRequest:
+    target: str = "mock"
+    provider: str = "openai"
+    dialect: str = "ga"
+    deployment: str = "gpt-realtime"
+    api_key_env: str = ""
+    auth: str = "auto"
+    api_version: str = ""
+    scenario: str = "single_turn"
+    fixture: str = ""
+    modalities: str = "audio"
+    audio_format: str = "pcm16"
+    pacing: str = "realtime"
+    users: int = 4
+    spawn_rate: float = 2.0
+    duration: str = "1m"
+    shape: str = "constant"
+    step_users: int = 0
+    step_duration: str = "30s"
+    start_users: int = 0
+    spike_users: int = 0
+    spike_at: str = ""
+    spike_duration: str = "30s"
+    session_lifetime: str = ""
+    reconnect_max: str = "30s"
+    deadline: str = "30s"
+    stall_ms: float = 1500.0
+    workers: int = 0
+    master: bool = False
+    expect_workers: int = 0
+    worker: bool = False
+    master_host: str = "127.0.0.1"
+    master_port: int = 0
+    out: str = "reports"
+    run_id: str = ""
+    mock_profile: str = "healthy"
+    mock_set: list[str] = field(default_factory=list)
+    fail_on: str = ""
+    progress_every: float = 5.0
+    summary: bool = True
+    html: bool = True
+
+    def rt_args(self) -> list[str]:
+        """The ``--rt-*`` Locust options for this request."""
+        pairs = {
+            "--rt-target": self.target,
+            "--rt-provider": self.provider,
+            "--rt-dialect": self.dialect,
+            "--rt-deployment": self.deployment,
+            "--rt-api-key-env": self.api_key_env,
+            "--rt-auth": self.auth,
+            "--rt-api-version": self.api_version,
+            "--rt-scenario": self.scenario,
+            "--rt-fixture": self.fixture,
+            "--rt-modalities": self.modalities,
+            "--rt-audio-format": self.audio_format,
+            "--rt-pacing": self.pacing,
+            "--rt-stall-ms": str(self.stall_ms),
+            "--rt-deadline": self.deadline,
+            "--rt-session-lifetime": self.session_lifetime,
+            "--rt-reconnect-max": self.reconnect_max,
+            "--rt-shape": self.shape,
+            "--rt-step-users": str(self.step_users),
+            "--rt-step-duration": self.step_duration,
+            "--rt-start-users": str(self.start_users),
+            "--rt-spike-users": str(self.spike_users),
+            "--rt-spike-at": self.spike_at,
+            "--rt-spike-duration": self.spike_duration,
+            "--rt-out": self.out,
+            "--rt-mock-profile": self.mock_profile,
+            "--rt-mock-set": ",".join(self.mock_set),
+        }
+        args: list[str] = []
+        for flag, value in pairs.items():
+            if value not in ("", None):
+                args += [flag, str(value)]
+        return args
+
+    def namespace(self) -> SimpleNamespace:
+        """What Locust would parse from :meth:`rt_args` (for validation before starting anything)."""
+        ns: dict[str, Any] = {}
+        args = self.rt_args()
+        for flag, value in zip(args[::2], args[1::2], strict=True):
+            ns[flag[2:].replace("-", "_")] = value
+        ns.update(num_users=self.users, spawn_rate=self.spawn_rate, run_time=self.duration or None)
+        return SimpleNamespace(**ns)
+
+
+def _die(message: str, code: int = 2) -> int:
+    sys.stderr.write(f"rtload: {message}\n")
+    return code
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def validate(request: RunRequest) -> tuple[HarnessOptions, list[Threshold]]:
+    """Every user mistake as one :class:`OptionError` line, before any process starts."""
+    if request.users < 1:
+        raise OptionError(f"--users must be at least 1 (got {request.users})")
+    if request.workers < 0:
+        raise OptionError(f"--workers must be 0 or more (got {request.workers})")
+    if request.master and request.worker:
+        raise OptionError("--master and --worker exclude each other")
+    options = HarnessOptions.from_namespace(request.namespace())
+    options.check_key()
+    from loadtest.locust.inputs import build_session_inputs
+
+    build_session_inputs(options)
+    try:
+        thresholds = parse_fail_on(request.fail_on)
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
+    if options.is_mock and importlib.util.find_spec("loadtest.mock.process") is None:
+        raise OptionError("--target mock needs the mock server (loadtest.mock.process), which is not installed")
+    return options, thresholds
+
+
+def _locust(*args: str) -> list[str]:
+    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *args]
+
+
+def launch(request: RunRequest) -> int:
+    if request.worker:
+        return _run_worker(request)
+    try:
+        options, thresholds = validate(request)
+    except OptionError as exc:
+        return _die(str(exc))
+    run_id = request.run_id or new_run_id()
+    run_dir = Path(request.out) / run_id
+    if (run_dir / "run.json").exists():
+        return _die(f"run directory {run_dir} already exists: choose another --run-id or --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    mock = None
+    procs: list[subprocess.Popen[bytes]] = []
+    logs: list[Any] = []
+    try:
+        extra: list[str] = ["--rt-run-dir", str(run_dir), "--rt-run-id", run_id]
+        if options.is_mock:
+            from loadtest.locust.mockctl import start_embedded_mock
+
+            try:
+                mock = start_embedded_mock(options, run_dir)
+            except Exception as exc:
+                return _die(f"could not start the mock (profile {request.mock_profile!r}): {exc}")
+            extra += ["--rt-mock-url", mock.url]
+            print(f"rtload run: mock ({request.mock_profile}) on {mock.url}", flush=True)
+        common = [
+            "--headless",
+            "-u",
+            str(request.users),
+            "-r",
+            str(request.spawn_rate),
+            "--exit-code-on-error",
+            "0",
+            "--only-summary",
+            *request.rt_args(),
+            *extra,
+        ]
+        if request.duration:
+            common += ["-t", request.duration]
+        if request.html:
+            common += ["--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html")]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        master_log = open(run_dir / "locust.log", "wb")  # noqa: SIM115 - closed in finally
+        logs.append(master_log)
+        n_local = request.workers
+        if n_local or request.master:
+            port = request.master_port or (_free_port() if not request.master else 5557)
+            bind = "127.0.0.1" if not request.master else "*"
+            expect = request.expect_workers or n_local or 1
+            master_cmd = _locust(
+                "--master",
+                "--master-bind-host",
+                bind,
+                "--master-bind-port",
+                str(port),
+                "--expect-workers",
+                str(expect),
+                *common,
+            )
+            procs.append(subprocess.Popen(master_cmd, stdout=master_log, stderr=subprocess.STDOUT, env=env))
+            for i in range(n_local):
+                wlog = open(run_dir / f"worker-{i}.log", "wb")  # noqa: SIM115 - closed in finally
+                logs.append(wlog)
+                cmd = _locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port))
+                procs.append(subprocess.Popen(cmd, stdout=wlog, stderr=subprocess.STDOUT, env=env))
+            where = f"master on port {port}, {n_local} local worker(s), expecting {expect}"
+        else:
+            procs.append(subprocess.Popen(_locust(*common), stdout=master_log, stderr=subprocess.STDOUT, env=env))
+            where = "one process"
+        print(f"rtload run: {run_dir} ({where}; shape {options.plan.shape}, {request.users} users)", flush=True)
+        code = _watch(procs, run_dir, request.progress_every)
+    except KeyboardInterrupt:
+        print("rtload run: interrupted, stopping Locust (the run directory keeps what was recorded)", flush=True)
+        _terminate(procs)
+        code = 130
+    finally:
+        _terminate(procs, grace=WORKER_JOIN_TIMEOUT_S)
+        if mock is not None:
+            mock.stop()
+        for handle in logs:
+            with contextlib.suppress(OSError):
+                handle.close()
+    return _finish(run_dir, code, thresholds, request)
+
+
+def _watch(procs: list[subprocess.Popen[bytes]], run_dir: Path, every: float) -> int:
+    master = procs[0]
+    tail = RunTail(run_dir)
+    next_line = time.monotonic() + every if every > 0 else float("inf")
+    while master.poll() is None:
+        time.sleep(0.25)
+        if time.monotonic() >= next_line:
+            tail.poll()
+            print(tail.line(), flush=True)
+            next_line += every
+        for worker in procs[1:]:
+            if worker.poll() not in (None, 0):
+                print(f"rtload run: a worker exited with code {worker.returncode}", flush=True)
+                procs.remove(worker)
+    return master.returncode or 0
+
+
+def _terminate(procs: list[subprocess.Popen[bytes]], grace: float = 10.0) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _finish(run_dir: Path, locust_code: int, thresholds: list[Threshold], request: RunRequest) -> int:
+    rows = read_rows(run_dir / RESPONSES_FILE)
+    if request.summary:
+        print(summary_text(run_dir, rows), flush=True)
+    if locust_code not in (0, 130):
+        return _die(f"Locust exited with code {locust_code}; see {run_dir / 'locust.log'}", 1)
+    if locust_code == 130:
+        return 130
+    crossed = check(thresholds, rows)
+    with contextlib.suppress(OSError):
+        update_run_json(run_dir, fail_on=request.fail_on or None, fail_on_crossed=crossed)
+    if crossed:
+        return _die("--fail-on crossed: " + "; ".join(crossed), 1)
+    print(f"rtload run: done, {len(rows)} responses in {run_dir}", flush=True)
+    return 0
+
+
+def summary_text(run_dir: Path, rows: list[dict[str, Any]]) -> str:
+    """The report tool's summary when it is installed, else the built-in outcome table."""
+    if importlib.util.find_spec("loadtest.report.command") is not None:
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "loadtest", "report", "summary", str(run_dir)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            if done.returncode == 0 and done.stdout.strip():
+                return done.stdout.rstrip()
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return outcome_table(rows)
+
+
+def _run_worker(request: RunRequest) -> int:
+    """``rtload run --worker --master-host H``: options come from the master."""
+    port = request.master_port or 5557
+    cmd = _locust("--worker", "--master-host", request.master_host, "--master-port", str(port))
+    print(f"rtload run: worker of {request.master_host}:{port}", flush=True)
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return 130

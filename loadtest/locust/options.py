@@ -1,0 +1,252 @@
+"""The harness's options: registered as Locust command-line options, validated in one place.
+
+``register(parser)`` adds ``--rt-*`` options to Locust's parser (``events.init_command_line_parser``);
+the master passes them on to its workers, so a worker needs only ``--worker --master-host``.
+:func:`HarnessOptions.from_namespace` turns Locust's parsed options into a validated
+:class:`HarnessOptions`; every problem is a :class:`OptionError` with one line saying what is wrong.
+
+The API key is never an option: ``--rt-api-key-env`` names the environment variable that holds it,
+and each process reads that variable itself when it builds its :class:`Target`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from loadtest.locust.shapes import SHAPES, ShapePlan, parse_duration
+from loadtest.protocol.targets import Target
+
+MOCK_API_KEY = "mock-key"
+DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY"}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class OptionError(ValueError):
+    """Bad input: the message is one line naming the option and what to do."""
+
+
+@dataclass(slots=True)
+class HarnessOptions:
+    target: str = "mock"  # "mock" or a ws(s)/http(s) URL
+    provider: str = "openai"
+    dialect: str = "ga"
+    deployment: str = "gpt-realtime"
+    api_key_env: str = ""  # the NAME of the variable holding the key ("" = provider default)
+    auth: str = "auto"
+    api_version: str | None = None
+    label: str = ""
+    scenario: str = ""  # "" = the session client's default scenario
+    fixture: str = ""  # overrides the scenario's fixtures when set
+    modalities: str = "audio"  # audio | text
+    audio_format: str = "pcm16"
+    pacing: str = "realtime"  # realtime | fast
+    stall_ms: float = 1500.0
+    deadline_s: float = 30.0
+    session_lifetime_s: float | None = None  # recycle sessions at this age (soak)
+    reconnect_max_s: float = 30.0  # cap of the reconnect backoff
+    plan: ShapePlan = field(default_factory=ShapePlan)
+    out: str = "reports"
+    run_dir: str = ""
+    run_id: str = ""
+    mock_profile: str = "healthy"
+    mock_set: list[str] = field(default_factory=list)
+    health_interval_s: float = 1.0
+
+    @property
+    def is_mock(self) -> bool:
+        return self.target == "mock"
+
+    @property
+    def key_env(self) -> str:
+        return self.api_key_env or DEFAULT_KEY_ENV.get(self.provider, "OPENAI_API_KEY")
+
+    def api_key(self, environ: dict[str, str] | None = None) -> str | None:
+        """The key from its environment variable (the mock's fixed key for ``--target mock``)."""
+        env = os.environ if environ is None else environ
+        if self.api_key_env:
+            return env.get(self.api_key_env)
+        if self.is_mock:
+            return MOCK_API_KEY
+        return env.get(self.key_env)
+
+    def check_key(self, environ: dict[str, str] | None = None) -> None:
+        if self.is_mock and not self.api_key_env:
+            return
+        if not self.api_key(environ) and self.auth != "entra":
+            raise OptionError(
+                f"environment variable {self.key_env} is not set: export it with the API key "
+                f"(or name another one with --api-key-env)"
+            )
+
+    def build_target(self, base_url: str | None = None, environ: dict[str, str] | None = None) -> Target:
+        """The :class:`Target` (with the key read from the environment, never stored elsewhere)."""
+        url = base_url or self.target
+        override = None
+        parts = urlsplit(url)
+        if parts.path not in ("", "/") and not self.is_mock:
+            override = url  # a full URL (a gateway, or an explicit realtime path) is used as it is
+        return Target(
+            base_url=url,
+            provider=self.provider,
+            dialect=self.dialect,
+            deployment=self.deployment,
+            api_key=self.api_key(environ),
+            auth=self.auth,
+            api_version=self.api_version,
+            url_override=override,
+            label=self.label or ("mock" if self.is_mock else parts.hostname or self.provider),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Options for run.json (no secret: only the variable's name)."""
+        out = asdict(self)
+        out["plan"] = self.plan.describe()
+        out["api_key_env"] = None if self.is_mock and not self.api_key_env else self.key_env
+        return out
+
+    # ---- parsing -----------------------------------------------------------------------
+    @classmethod
+    def from_namespace(cls, ns: Any) -> HarnessOptions:
+        """From Locust's parsed options (reads ``rt_*`` plus ``num_users``/``spawn_rate``/``run_time``)."""
+
+        def get(name: str, default: Any = None) -> Any:
+            value = getattr(ns, name, None)
+            return default if value is None or value == "" else value
+
+        target = str(get("rt_target", "mock")).strip()
+        provider = str(get("rt_provider", "openai")).lower()
+        dialect = str(get("rt_dialect", "ga")).lower()
+        if provider not in ("openai", "azure"):
+            raise OptionError(f"--provider {provider!r} is not known: use openai or azure")
+        if dialect not in ("ga", "preview"):
+            raise OptionError(f"--dialect {dialect!r} is not known: use ga or preview")
+        if target != "mock":
+            parts = urlsplit(target)
+            if parts.scheme not in ("ws", "wss", "http", "https") or not parts.hostname:
+                raise OptionError(
+                    f"--target {target!r} is not a URL: use mock or e.g. wss://my-resource.openai.azure.com"
+                )
+        key_env = str(get("rt_api_key_env", ""))
+        if key_env and not _ENV_NAME.match(key_env):
+            raise OptionError(
+                f"--api-key-env takes the NAME of an environment variable (e.g. AZURE_OPENAI_API_KEY), "
+                f"not {('a value of ' + str(len(key_env)) + ' characters')}"
+            )
+        modalities = str(get("rt_modalities", "audio")).lower()
+        if modalities not in ("audio", "text"):
+            raise OptionError(f"--modalities {modalities!r} is not known: use audio or text")
+        audio_format = str(get("rt_audio_format", "pcm16"))
+        if audio_format not in ("pcm16", "g711_ulaw", "g711_alaw"):
+            raise OptionError(f"--audio-format {audio_format!r} is not known: use pcm16, g711_ulaw or g711_alaw")
+        pacing = str(get("rt_pacing", "realtime"))
+        if pacing not in ("realtime", "fast"):
+            raise OptionError(f"--pacing {pacing!r} is not known: use realtime or fast")
+        shape = str(get("rt_shape", "constant")).lower()
+        if shape not in SHAPES:
+            raise OptionError(f"--shape {shape!r} is not known: use one of {', '.join(SHAPES)}")
+
+        def duration(name: str, flag: str, default: Any = None) -> float | None:
+            try:
+                return parse_duration(get(name, default))
+            except ValueError as exc:
+                raise OptionError(f"{flag}: {exc}") from None
+
+        run_time = duration("run_time", "--duration")
+        lifetime = duration("rt_session_lifetime", "--session-lifetime")
+        try:
+            plan = ShapePlan(
+                shape=shape,
+                users=int(get("num_users", 1)),
+                spawn_rate=float(get("spawn_rate", 1.0)),
+                duration=run_time,
+                step_users=int(get("rt_step_users", 0)),
+                step_duration=duration("rt_step_duration", "--step-duration", "30s") or 30.0,
+                start_users=int(get("rt_start_users", 0)),
+                spike_users=int(get("rt_spike_users", 0)),
+                spike_at=duration("rt_spike_at", "--spike-at"),
+                spike_duration=duration("rt_spike_duration", "--spike-duration", "30s") or 30.0,
+            )
+        except ValueError as exc:
+            raise OptionError(f"load shape: {exc}") from None
+        mock_set = get("rt_mock_set", [])
+        if isinstance(mock_set, str):
+            mock_set = [s for s in mock_set.split(",") if s.strip()]
+        for item in mock_set:
+            if "=" not in item:
+                raise OptionError(f"--mock-set {item!r}: use key=value, e.g. session.max_duration_s=3")
+        return cls(
+            target=target,
+            provider=provider,
+            dialect=dialect,
+            deployment=str(get("rt_deployment", "gpt-realtime")),
+            api_key_env=key_env,
+            auth=str(get("rt_auth", "auto")),
+            api_version=get("rt_api_version"),
+            label=str(get("rt_label", "")),
+            scenario=str(get("rt_scenario", "")),
+            fixture=str(get("rt_fixture", "")),
+            modalities=modalities,
+            audio_format=audio_format,
+            pacing=pacing,
+            stall_ms=float(get("rt_stall_ms", 1500.0)),
+            deadline_s=float(duration("rt_deadline", "--deadline", "30s") or 30.0),
+            session_lifetime_s=lifetime,
+            reconnect_max_s=float(duration("rt_reconnect_max", "--reconnect-max", "30s") or 30.0),
+            plan=plan,
+            out=str(get("rt_out", "reports")),
+            run_dir=str(get("rt_run_dir", "")),
+            run_id=str(get("rt_run_id", "")),
+            mock_profile=str(get("rt_mock_profile", "healthy")),
+            mock_set=list(mock_set),
+            health_interval_s=float(get("rt_health_interval", 1.0)),
+        )
+
+
+# (flag, dest, help, default) of every Locust option the harness adds; `rtload run` maps its own
+# options onto these.
+LOCUST_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("--rt-target", "mock", "mock (the embedded mock server) or the service URL, e.g. wss://res.openai.azure.com"),
+    ("--rt-provider", "openai", "openai | azure"),
+    ("--rt-dialect", "ga", "ga | preview"),
+    ("--rt-deployment", "gpt-realtime", "model (OpenAI) or deployment name (Azure)"),
+    ("--rt-api-key-env", "", "NAME of the environment variable holding the API key"),
+    ("--rt-auth", "auto", "auto | bearer | api-key | entra"),
+    ("--rt-api-version", "", "Azure preview api-version"),
+    ("--rt-label", "", "short label for the target in records and reports"),
+    ("--rt-scenario", "", "scenario name (default: the session client's default)"),
+    ("--rt-fixture", "", "audio fixture to use instead of the scenario's"),
+    ("--rt-modalities", "audio", "requested output: audio | text"),
+    ("--rt-audio-format", "pcm16", "pcm16 | g711_ulaw | g711_alaw"),
+    ("--rt-pacing", "realtime", "realtime (audio sent at speaking pace) | fast"),
+    ("--rt-stall-ms", "1500", "audio gap counted as a stall (ms)"),
+    ("--rt-deadline", "30s", "time a response may take before it is a timeout"),
+    ("--rt-session-lifetime", "", "recycle each session at this age (soak), e.g. 10m"),
+    ("--rt-reconnect-max", "30s", "cap of the reconnect backoff (retry-after is honoured)"),
+    ("--rt-shape", "constant", "constant | step | soak | spike"),
+    ("--rt-step-users", "0", "users added per step (step shape; 0 = users/4)"),
+    ("--rt-step-duration", "30s", "how long each step is held"),
+    ("--rt-start-users", "0", "users of the first step (0 = step users)"),
+    ("--rt-spike-users", "0", "users during the spike (0 = 3 x users)"),
+    ("--rt-spike-at", "", "when the spike starts (default: a third of the duration)"),
+    ("--rt-spike-duration", "30s", "how long the spike lasts"),
+    ("--rt-out", "reports", "folder that receives the run directory"),
+    ("--rt-run-dir", "", "exact run directory (default: <out>/<run id>)"),
+    ("--rt-run-id", "", "run id (default: time-based)"),
+    ("--rt-mock-profile", "healthy", "mock profile when --rt-target mock"),
+    ("--rt-mock-set", "", "mock profile overrides, comma-separated key=value"),
+    ("--rt-mock-url", "", "with --rt-target mock: the URL of a mock already running (rtload run starts one)"),
+    ("--rt-health-interval", "1", "seconds between harness health samples"),
+)
+
+
+UI_OPTIONS = frozenset({"--rt-target", "--rt-deployment", "--rt-scenario", "--rt-shape", "--rt-step-duration"})
+
+
+def register(parser: Any) -> None:
+    """Add the ``--rt-*`` options to Locust's argument parser (a few also show in the web UI form)."""
+    for flag, default, help_text in LOCUST_OPTIONS:
+        parser.add_argument(flag, type=str, default=default, help=help_text, include_in_web_ui=flag in UI_OPTIONS)

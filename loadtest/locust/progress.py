@@ -1,0 +1,106 @@
+"""Live progress of a run, read from its run directory while Locust writes it (no Locust import).
+
+:class:`RunTail` reads the rows appended since the last call (a torn last line waits for the next
+call), so ``rtload run`` can print "step, users, outcomes so far" without talking to Locust.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from loadtest.locust.board import OutcomeBoard
+from loadtest.records.schema import HEALTH_FILE, OUTCOMES, RESPONSES_FILE
+
+
+class JsonlTail:
+    """Rows appended to one JSONL file since the last :meth:`read`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def read(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        rows = []
+        for line in data[:end].split(b"\n"):
+            if line.strip():
+                try:
+                    rows.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    continue
+        return rows
+
+
+class RunTail:
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.responses = JsonlTail(self.run_dir / RESPONSES_FILE)
+        self.health = JsonlTail(self.run_dir / HEALTH_FILE)
+        self.board = OutcomeBoard()
+        self.users_by_worker: dict[str, int] = {}
+        self.last_step: int | None = None
+        self.last_target: int | None = None
+        self.started = time.monotonic()
+
+    def poll(self) -> None:
+        for row in self.responses.read():
+            self.board.add(row)
+            if row.get("step") is not None:
+                self.last_step = int(row["step"])
+            if row.get("users") is not None:
+                self.last_target = int(row["users"])
+        for row in self.health.read():
+            if row.get("users") is not None and row.get("worker_id") != "master":
+                self.users_by_worker[str(row.get("worker_id"))] = int(row["users"])
+
+    def line(self) -> str:
+        elapsed = int(time.monotonic() - self.started)
+        users = sum(self.users_by_worker.values())
+        step = "-" if self.last_step is None else str(self.last_step)
+        target = "" if self.last_target is None else f"/{self.last_target}"
+        return (
+            f"[{elapsed // 60:02d}:{elapsed % 60:02d}] step {step} users {users}{target} | {self.board.progress_line()}"
+        )
+
+
+def outcome_table(rows: list[dict[str, Any]]) -> str:
+    """The built-in short outcome table (used when the report tool is not available)."""
+    board = OutcomeBoard()
+    for row in rows:
+        board.add(row)
+    total = board.responses
+    lines = [f"{total} responses"]
+    if not total:
+        return lines[0]
+    lines.append(f"{'outcome':<12}{'count':>8}{'share':>9}")
+    for outcome in OUTCOMES:
+        n = board.total.get(outcome, 0)
+        if n:
+            lines.append(f"{outcome:<12}{n:>8}{100.0 * n / total:>8.1f}%")
+    reasons: dict[str, int] = {}
+    for r in rows:
+        if r.get("reason"):
+            reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
+    if reasons:
+        lines.append("reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])))
+    ttfa = sorted(float(r["ttfa_ms"]) for r in rows if r.get("ttfa_ms") is not None)
+    if ttfa:
+        from loadtest.locust.failon import percentile
+
+        lines.append(
+            f"ttfa ms: p50 {percentile(ttfa, 50):.0f}, p95 {percentile(ttfa, 95):.0f}, p99 {percentile(ttfa, 99):.0f}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,224 @@
+"""The crash-safe run-directory writer: rows appended as they happen, flushed at least every second.
+
+One :class:`RunWriter` per run directory, owned by the only process that writes it (the Locust
+master, or the standalone process). Every JSONL file is opened in append mode; a row is one
+``orjson`` line. Rows go to the operating system at least every ``flush_interval`` seconds (by
+the next write or the background flusher), so a SIGKILL loses at most the rows younger than that
+and can tear only the last line (readers skip a torn last line with a warning).
+
+``run.json`` is replaced atomically (write to a temporary file, then ``os.replace``), so it is
+always either the previous or the new complete document.
+
+The writer never sees a secret: rows come from the record contract (URLs already redacted) and
+``run.json`` gets the target's :meth:`~loadtest.protocol.targets.Target.describe`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from loadtest.records.schema import (
+    HEALTH_FILE,
+    RATE_LIMITS_FILE,
+    RESPONSES_FILE,
+    RUN_FILE,
+    SCHEMA_VERSION,
+    SESSIONS_FILE,
+    TRACES_DIR,
+    to_row,
+)
+
+KINDS: dict[str, str] = {
+    "response": RESPONSES_FILE,
+    "session": SESSIONS_FILE,
+    "rate_limit": RATE_LIMITS_FILE,
+    "health": HEALTH_FILE,
+}
+MAX_TRACES = 500  # traces kept per run; later ones are counted, not written
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def _dumps(row: Any) -> bytes:
+    return orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS, default=str)
+
+
+def trace_relpath(name: str) -> str:
+    """The run-directory-relative path a trace called ``name`` is stored at."""
+    safe = _SAFE_NAME.sub("_", name).strip("._") or "trace"
+    return f"{TRACES_DIR}/{safe[:160]}.json"
+
+
+class RunWriter:
+    """Appends record rows to a run directory; thread- and greenlet-safe."""
+
+    def __init__(self, run_dir: Path | str, *, flush_interval: float = 0.5, max_traces: int = MAX_TRACES) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / TRACES_DIR).mkdir(exist_ok=True)
+        self.flush_interval = flush_interval
+        self.max_traces = max_traces
+        self.counts: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self.traces_written = 0
+        self.traces_dropped = 0
+        self._files: dict[str, BinaryIO] = {}
+        self._dirty = False
+        self._last_flush = time.monotonic()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        for kind in KINDS:  # every file exists from the start, even when it stays empty
+            self._file(kind)
+
+    # ---- rows ----------------------------------------------------------------------------
+    def _file(self, kind: str) -> BinaryIO:
+        handle = self._files.get(kind)
+        if handle is None:
+            handle = open(self.run_dir / KINDS[kind], "ab")  # noqa: SIM115 - kept open for the run
+            self._files[kind] = handle
+        return handle
+
+    def write(self, kind: str, row: dict[str, Any] | Any) -> None:
+        """Append one row (a dict or a record dataclass) to the file of ``kind``."""
+        self.write_many(kind, (row,))
+
+    def write_many(self, kind: str, rows: Iterable[dict[str, Any] | Any]) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown record kind {kind!r} (expected one of {', '.join(KINDS)})")
+        self.write_raw(kind, b"".join(_dumps(r if isinstance(r, dict) else to_row(r)) + b"\n" for r in rows))
+
+    def write_raw(self, kind: str, data: bytes) -> None:
+        """Append already encoded JSONL rows (each ending in a newline), e.g. a worker's batch."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown record kind {kind!r} (expected one of {', '.join(KINDS)})")
+        if not data:
+            return
+        if not data.endswith(b"\n"):
+            data += b"\n"
+        with self._lock:
+            if self._closed:
+                return
+            self._file(kind).write(data)
+            self.counts[kind] += data.count(b"\n")
+            self._dirty = True
+            if time.monotonic() - self._last_flush >= self.flush_interval:
+                self._flush_locked()
+
+    def response(self, record: Any) -> None:
+        self.write("response", record)
+
+    def session(self, record: Any) -> None:
+        self.write("session", record)
+
+    def rate_limit(self, record: Any) -> None:
+        self.write("rate_limit", record)
+
+    def health(self, row: dict[str, Any]) -> None:
+        self.write("health", row)
+
+    def trace(self, name: str, events: list[dict[str, Any]]) -> str | None:
+        """Write one trace file (bounded in count); returns its run-relative path or None."""
+        rel = trace_relpath(name)
+        with self._lock:
+            if self._closed:
+                return None
+            if self.traces_written >= self.max_traces:
+                self.traces_dropped += 1
+                return None
+            self.traces_written += 1
+        path = self.run_dir / rel
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_bytes(orjson.dumps({"name": name, "events": events}, default=str))
+        os.replace(tmp, path)
+        return rel
+
+    # ---- flushing ------------------------------------------------------------------------
+    def _flush_locked(self) -> None:
+        for handle in self._files.values():
+            handle.flush()
+        self._dirty = False
+        self._last_flush = time.monotonic()
+
+    def flush(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._flush_locked()
+
+    def start_flusher(self) -> None:
+        """Flush in the background every ``flush_interval`` (a greenlet under gevent)."""
+        if self._flusher is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(self.flush_interval):
+                if self._dirty:
+                    self.flush()
+
+        self._flusher = threading.Thread(target=loop, name="rtload-flusher", daemon=True)
+        self._flusher.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._lock:
+            if self._closed:
+                return
+            self._flush_locked()
+            for handle in self._files.values():
+                with contextlib.suppress(OSError):
+                    handle.close()
+            self._closed = True
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_run_json(run_dir: Path | str, info: dict[str, Any]) -> Path:
+    """Atomically write ``run.json`` (adds ``schema_version``)."""
+    path = Path(run_dir) / RUN_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_bytes(orjson.dumps({"schema_version": SCHEMA_VERSION, **info}, option=orjson.OPT_INDENT_2, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def read_run_json(run_dir: Path | str) -> dict[str, Any]:
+    path = Path(run_dir) / RUN_FILE
+    return orjson.loads(path.read_bytes()) if path.exists() else {}
+
+
+def update_run_json(run_dir: Path | str, **changes: Any) -> Path:
+    """Merge ``changes`` into ``run.json``."""
+    info = read_run_json(run_dir)
+    info.pop("schema_version", None)
+    info.update(changes)
+    return write_run_json(run_dir, info)
+
+
+def read_rows(path: Path | str) -> list[dict[str, Any]]:
+    """The rows of a JSONL file; a torn (unparseable) last line is skipped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows: list[dict[str, Any]] = []
+    lines = path.read_bytes().split(b"\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            if i < len(lines) - 1 and any(x.strip() for x in lines[i + 1 :]):
+                raise
+    return rows

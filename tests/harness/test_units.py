@@ -1,0 +1,222 @@
+"""Unit tests of the harness parts that need no Locust process: writer, shapes, fail-on, options, channel."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import orjson
+import pytest
+
+from loadtest.locust.backoff import Backoff
+from loadtest.locust.board import OutcomeBoard
+from loadtest.locust.channel import RecordBatcher, receive_batch
+from loadtest.locust.failon import check, parse_fail_on
+from loadtest.locust.options import HarnessOptions, OptionError
+from loadtest.locust.progress import JsonlTail, outcome_table
+from loadtest.locust.shapes import ShapePlan, parse_duration
+from loadtest.locust.sinks import UserSink, WriterSink
+from loadtest.locust.webui import render_page
+from loadtest.records.schema import ResponseRecord, SessionRecord
+from loadtest.records.writer import RunWriter, read_rows, read_run_json, update_run_json, write_run_json
+
+
+def test_writer_appends_rows_and_run_json(tmp_path: Path) -> None:
+    with RunWriter(tmp_path / "run") as writer:
+        writer.response(ResponseRecord(run_id="r1", outcome="completed", ttfa_ms=12.5))
+        writer.session(SessionRecord(run_id="r1", session_id="sess_1"))
+        writer.health({"t": 1.0, "worker_id": "local", "users": 3})
+        rel = writer.trace("resp_1 failed/../x", [{"type": "error"}])
+    run = tmp_path / "run"
+    assert [r["ttfa_ms"] for r in read_rows(run / "responses.jsonl")] == [12.5]
+    assert read_rows(run / "sessions.jsonl")[0]["session_id"] == "sess_1"
+    assert read_rows(run / "health.jsonl")[0]["users"] == 3
+    assert (run / "rate_limits.jsonl").exists()
+    assert rel is not None and rel.startswith("traces/") and ".." not in rel
+    assert orjson.loads((run / rel).read_bytes())["events"] == [{"type": "error"}]
+    write_run_json(run, {"run_id": "r1", "status": "running"})
+    update_run_json(run, status="stopped")
+    assert read_run_json(run) == {"schema_version": 1, "run_id": "r1", "status": "stopped"}
+
+
+def test_torn_last_line_is_skipped_but_inner_damage_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "responses.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"a": 2}\n{"a": ')
+    assert read_rows(path) == [{"a": 1}, {"a": 2}]
+    path.write_bytes(b'{"a": 1}\n{"a": \n{"a": 3}\n')
+    with pytest.raises(orjson.JSONDecodeError):
+        read_rows(path)
+
+
+def test_sigkill_keeps_rows_older_than_a_second(tmp_path: Path) -> None:
+    """A writer process killed with SIGKILL loses at most the rows of its last flush interval."""
+    run = tmp_path / "run"
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from loadtest.records.writer import RunWriter
+        w = RunWriter({str(run)!r}, flush_interval=0.5)
+        w.start_flusher()
+        i = 0
+        while True:
+            w.write("response", {{"i": i, "t": time.time()}})
+            i += 1
+            if i == 200:
+                print("ready", flush=True)
+            time.sleep(0.002)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        time.sleep(1.5)
+        killed_at = time.time()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rows = read_rows(run / "responses.jsonl")
+    assert len(rows) >= 200
+    assert [r["i"] for r in rows] == list(range(len(rows)))  # nothing lost in the middle
+    assert killed_at - rows[-1]["t"] < 1.0  # every row older than a second made it to disk
+
+
+def test_step_shape_adds_users_in_steps() -> None:
+    plan = ShapePlan(shape="step", users=10, step_users=4, step_duration=5)
+    assert plan.step_targets() == [4, 8, 10]
+    assert plan.total_duration == 15
+    assert plan.at(0) == (0, 4, 1.0)
+    assert plan.at(5.1)[:2] == (1, 8)
+    assert plan.at(14.9)[:2] == (2, 10)
+    assert plan.at(15) is None
+    held = ShapePlan(shape="step", users=4, step_users=2, step_duration=5, duration=30)
+    assert held.at(25)[:2] == (1, 4)  # the last step is held to the end of the duration
+
+
+def test_spike_constant_and_soak_shapes() -> None:
+    spike = ShapePlan(shape="spike", users=2, spike_users=9, spike_at=10, spike_duration=5, duration=30)
+    assert spike.at(9)[:2] == (0, 2)
+    assert spike.at(12)[:2] == (1, 9)
+    assert spike.at(16)[:2] == (2, 2)
+    assert ShapePlan(shape="constant", users=3, duration=10).at(9.9)[:2] == (0, 3)
+    assert ShapePlan(shape="soak", users=3, duration=None).at(1e6)[:2] == (0, 3)
+    with pytest.raises(ValueError, match="unknown shape"):
+        ShapePlan(shape="ramp")
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("90") == 90
+    assert parse_duration("90s") == 90
+    assert parse_duration("5m") == 300
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("") is None
+    for bad in ("5x", "m", "-3", "1500ms"):
+        with pytest.raises(ValueError, match="bad duration"):
+            parse_duration(bad)
+
+
+ROWS = [
+    {"outcome": "completed", "reason": "", "ttfa_ms": 100.0},
+    {"outcome": "completed", "reason": "", "ttfa_ms": 200.0},
+    {"outcome": "failed", "reason": "server_error", "ttfa_ms": None},
+    {"outcome": "truncated", "reason": "audio_stall", "ttfa_ms": 2000.0},
+]
+
+
+def test_fail_on_thresholds() -> None:
+    assert check(parse_fail_on("failed>1%,ttfa_p95>1500ms"), ROWS) == [
+        "failed = 25% (threshold failed>1%)",
+        "ttfa_p95 = 1820ms (threshold ttfa_p95>1500ms)",
+    ]
+    assert check(parse_fail_on("failed>30%,ttfa_p50>1s,server_error>1"), ROWS) == []
+    assert check(parse_fail_on("not_completed>=2"), ROWS) == ["not_completed = 2 (threshold not_completed>=2)"]
+    assert check(parse_fail_on("responses<10"), ROWS) == ["responses = 4 (threshold responses<10)"]
+    for bad in ("failed", "nope>1", "ttfa_p95>5%", "failed>1ms"):
+        with pytest.raises(ValueError, match="--fail-on"):
+            parse_fail_on(bad)
+
+
+def _ns(**kw: object) -> SimpleNamespace:
+    return SimpleNamespace(**kw)
+
+
+def test_options_validation_and_key_handling() -> None:
+    opts = HarnessOptions.from_namespace(_ns(rt_target="mock", num_users=5, spawn_rate=2, run_time="1m"))
+    assert opts.is_mock and opts.api_key() == "mock-key" and opts.plan.duration == 60
+    with pytest.raises(OptionError, match="--target"):
+        HarnessOptions.from_namespace(_ns(rt_target="not a url"))
+    with pytest.raises(OptionError, match="NAME of an environment variable"):
+        HarnessOptions.from_namespace(_ns(rt_target="mock", rt_api_key_env="sk-live-123=456"))
+    real = HarnessOptions.from_namespace(_ns(rt_target="wss://x.example", rt_provider="azure"))
+    with pytest.raises(OptionError, match="AZURE_OPENAI_API_KEY is not set"):
+        real.check_key(environ={})
+    target = real.build_target(environ={"AZURE_OPENAI_API_KEY": "sekret-XYZ"})
+    assert target.api_key == "sekret-XYZ"
+    assert "sekret" not in repr(target.describe()) and "sekret" not in repr(real.describe())
+
+
+def test_batches_reach_the_writer_and_the_board(tmp_path: Path) -> None:
+    sent: list[tuple[str, dict]] = []
+    batcher = RecordBatcher(lambda kind, data: sent.append((kind, data)), "w1")
+    sink = UserSink(
+        type("P", (), {"add": lambda self, k, r: batcher.add(k, r), "trace": lambda self, n, e: batcher.trace(n, e)})(),
+        None,
+        {"run_id": "r", "worker_id": "w1", "user_id": 7},
+        lambda: {"step": 2, "users": 8, "concurrency": 3},
+    )
+    sink.response(ResponseRecord(outcome="failed", reason="server_error"))
+    sink.session(SessionRecord(session_id="sess_1"))
+    assert sink.trace("resp_x", [{"type": "response.done"}]) == "traces/resp_x.json"
+    assert batcher.flush() == 2 and batcher.flush() == 0
+    with RunWriter(tmp_path) as writer:
+        board = OutcomeBoard()
+        assert receive_batch(sent[0][1], writer, board.add) == 2
+    row = read_rows(tmp_path / "responses.jsonl")[0]
+    assert (row["worker_id"], row["user_id"], row["step"], row["users"], row["concurrency"]) == ("w1", 7, 2, 8, 3)
+    assert (tmp_path / "traces" / "resp_x.json").exists()
+    assert board.snapshot()["steps"][0]["outcomes"]["failed"] == 1
+    assert "server_error" in render_page(board)
+
+
+def test_user_sink_fires_one_locust_request_per_response(tmp_path: Path) -> None:
+    fired: list[dict] = []
+    with RunWriter(tmp_path) as writer:
+        sink = UserSink(WriterSink(writer, OutcomeBoard()), lambda **kw: fired.append(kw), {"run_id": "r"})
+        sink.response(ResponseRecord(scenario="single_turn", outcome="completed", ttfa_ms=321.0, audio_bytes=4800))
+        sink.response(ResponseRecord(scenario="quick_text", outcome="cancelled", done_ms=50.0))
+        sink.response(ResponseRecord(scenario="single_turn", outcome="truncated", reason="audio_stall", ttfa_ms=9.0))
+    assert [f["name"] for f in fired] == ["single_turn", "quick_text", "single_turn"]
+    assert [f["response_time"] for f in fired] == [321.0, 50.0, 9.0]
+    assert fired[0]["exception"] is None and fired[1]["exception"] is None
+    assert str(fired[2]["exception"]) == "truncated: audio_stall"
+    assert all(f["request_type"] == "realtime" for f in fired)
+
+
+def test_backoff_honours_retry_after_and_resets() -> None:
+    b = Backoff(base=0.5, cap=4)
+    assert b.after({"handshake_status": 101, "ended_by": "lifetime"}) == 0
+    first = b.after({"handshake_status": 429, "retry_after": 3})
+    assert first >= 3
+    waits = [b.after({"handshake_status": 503}) for _ in range(5)]
+    assert waits[0] < waits[-1] <= 4 * 1.2
+    assert b.after({"handshake_status": 503, "retry_after": 10}) >= 10  # retry-after beats the cap
+    assert b.after({"handshake_status": 101, "ended_by": "session_expired"}) == 0 and b.failures == 0
+
+
+def test_tail_and_outcome_table(tmp_path: Path) -> None:
+    path = tmp_path / "responses.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in ROWS[:2]) + b'{"outcome": "fai')
+    tail = JsonlTail(path)
+    assert len(tail.read()) == 2 and tail.read() == []
+    with open(path, "ab") as f:
+        f.write(b'led"}\n')
+    assert tail.read() == [{"outcome": "failed"}]
+    table = outcome_table(ROWS)
+    assert "4 responses" in table and "failed" in table and "server_error 1" in table
