@@ -206,7 +206,9 @@ class AudioAnalyzer:
                 edges = np.diff(np.concatenate(([0], inner.view(np.int8), [0])))
                 runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
                 longest = float(runs.max()) * w if len(runs) else 0.0
-                long_count = int(np.count_nonzero(runs * w >= self.stall_threshold_ms)) if len(runs) else 0
+                # a hole rarely starts on a window boundary: the windows it shares with speech stay loud,
+                # so a stretch counts as long within one window of the threshold
+                long_count = int(np.count_nonzero((runs + 1) * w >= self.stall_threshold_ms)) if len(runs) else 0
                 result = (longest, float(inner.sum()) * w, lead * w, trail * w, level_db, long_count)
         self._silence = result
         self._dirty = False
@@ -237,7 +239,7 @@ class AudioAnalyzer:
 
     @property
     def long_silences(self) -> int:
-        """Inner silent stretches of at least ``stall_threshold_ms``."""
+        """Inner silent stretches of at least ``stall_threshold_ms`` (less one window of edge slack)."""
         return self._analyse_silence()[5]
 
     # ---- delivery ---------------------------------------------------------------------

@@ -161,6 +161,8 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     """
     import soundfile as sf
 
+    if not Path(path).is_file():
+        raise FixtureError(f"{path}: file not found")
     try:
         data, rate = sf.read(str(path), dtype="float64", always_2d=True)
     except FileNotFoundError:
@@ -237,6 +239,7 @@ def check_manifest(manifest: Manifest) -> list[str]:
         except Exception as exc:  # libsndfile reports every unreadable file its own way
             problems.append(f"{label}: not a readable audio file ({str(exc).split(':')[-1].strip()}); re-import it")
             continue
+        before = len(problems)
         if info.format != "WAV" or info.subtype != "PCM_16":
             problems.append(f"{label}: is {info.format}/{info.subtype}, expected WAV/PCM_16; re-import it")
         if info.samplerate != manifest.sample_rate:
@@ -248,7 +251,7 @@ def check_manifest(manifest: Manifest) -> list[str]:
             problems.append(f"{label}: lasts {actual:.3f} s but the manifest says {fx.duration_s:.3f} s")
         if info.frames == 0:
             problems.append(f"{label}: contains no audio")
-        if fx.sha256 and sha256_file(path) != fx.sha256:
+        if len(problems) == before and fx.sha256 and sha256_file(path) != fx.sha256:
             problems.append(f"{label}: content differs from the manifest's sha256; rebuild or re-import it")
     for conv, names in manifest.conversations.items():
         if not names:
