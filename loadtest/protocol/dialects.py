@@ -121,8 +121,10 @@ class Dialect:
         out_of_band: bool = False,
         instructions: str | None = None,
         metadata: dict[str, str] | None = None,
+        input_items: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """A ``response.create`` event; ``out_of_band`` sets ``conversation: "none"``."""
+        """A ``response.create`` event; ``out_of_band`` sets ``conversation: "none"``; ``input_items``
+        sets the response's own input (``response.input``) instead of the whole conversation."""
         response: dict[str, Any] = {}
         if output_modalities:
             if self.is_ga:
@@ -135,13 +137,27 @@ class Dialect:
             response["instructions"] = instructions
         if metadata:
             response["metadata"] = metadata
+        if input_items is not None:
+            response["input"] = input_items
         return {"type": "response.create", "response": response} if response else {"type": "response.create"}
 
     def user_text_item(self, text: str) -> dict[str, Any]:
         """A ``conversation.item.create`` event carrying one user text message."""
+        return {"type": "conversation.item.create", "item": self.user_text_message(text)}
+
+    @staticmethod
+    def user_text_message(text: str) -> dict[str, Any]:
+        """A user text message item (for ``conversation.item.create`` or ``response.input``)."""
+        return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+
+    @staticmethod
+    def truncate(item_id: str, audio_end_ms: int, content_index: int = 0) -> dict[str, Any]:
+        """A ``conversation.item.truncate`` event: the listener heard ``audio_end_ms`` of the item."""
         return {
-            "type": "conversation.item.create",
-            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+            "type": "conversation.item.truncate",
+            "item_id": item_id,
+            "content_index": content_index,
+            "audio_end_ms": int(audio_end_ms),
         }
 
     @staticmethod

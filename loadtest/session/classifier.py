@@ -1,0 +1,216 @@
+"""The outcome classifier: what happened to one response attempt, as one ``outcome`` and ``reason``.
+
+Pure: :func:`classify` reads a :class:`ResponseFacts` (built by the tracker from the events) and
+the :class:`~loadtest.session.config.Thresholds`; it does no I/O and keeps no state. Reasons come
+only from :data:`loadtest.records.schema.REASONS`. The rules, first match wins:
+
+1. the upgrade failed: ``handshake_401/403/404/429/5xx/other`` or ``connect_error``;
+2. ``response.done`` arrived: ``failed`` -> by error code/type (``server_error``,
+   ``rate_limit_exceeded``, ``insufficient_quota``, ``session_expired``, else ``response_failed``);
+   ``cancelled`` -> ``turn_detected``/``client_cancelled``; ``incomplete`` -> ``incomplete_*``;
+   ``completed`` -> the audio checks (3);
+3. audio requested: text part only -> ``text_only``; no audio at all -> ``missing_audio``; audio but
+   no ``output_audio.done`` -> ``no_audio_done``; a playback underrun over the stall threshold ->
+   ``audio_stall``; a silent stretch over its threshold -> ``inner_silence``; audio much shorter
+   than its transcript -> ``audio_too_short``; else ``completed``;
+4. an ``error`` event belongs to the response (it echoed the trigger's event id, or it is fatal):
+   by code/type as in 2, plus ``auth_rejected``/``invalid_model``, else ``error_event``;
+5. the socket closed first: close 1001 or ``session_expired`` -> ``session_expired``; before
+   anything started, close 3000 -> ``auth_rejected``, close 4000 -> ``invalid_model`` (reason names
+   the model) or ``protocol_rejected``; else ``connection_dropped``;
+6. the deadline passed with the socket open: nothing started -> ``response_timeout``; audio
+   started -> ``no_audio_done``; else ``done_timeout``;
+7. the client stopped the session while the response was open -> ``client_cancelled``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from loadtest.records.schema import REASONS, outcome_of
+from loadtest.session.config import Thresholds
+
+AUDIO_PART_TYPES = frozenset({"audio", "output_audio"})
+TEXT_PART_TYPES = frozenset({"text", "output_text"})
+
+# how a tracker stopped listening
+ENDED_DONE = "done"  # response.done arrived
+ENDED_ERROR = "error"  # a request-level error event ended it before response.created
+ENDED_CLOSED = "closed"  # the socket closed
+ENDED_TIMEOUT = "timeout"  # the deadline passed with the socket open
+ENDED_STOPPED = "stopped"  # the client stopped the session
+ENDED_HANDSHAKE = "handshake"  # the upgrade failed; the turn never started
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_AUTH = 3000  # OpenAI: invalid_request_error.invalid_api_key
+CLOSE_REJECTED = 4000  # OpenAI: invalid_model, missing_model, beta_api_shape_disabled
+
+_THROTTLE_CODES = {"rate_limit_exceeded": "rate_limit_exceeded", "insufficient_quota": "insufficient_quota"}
+_AUTH_CODES = frozenset({"invalid_api_key", "invalid_authentication", "unauthorized"})
+_MODEL_CODES = frozenset({"invalid_model", "missing_model", "model_not_found", "DeploymentNotFound"})
+
+
+@dataclass(slots=True)
+class ResponseFacts:
+    """Everything the classifier looks at. The tracker fills it; tests may write it by hand."""
+
+    wants_audio: bool = True
+    ended: str = ENDED_DONE
+    # the upgrade
+    handshake_status: int | None = None  # set only when the upgrade did not give 101
+    # response.done
+    done: bool = False
+    status: str | None = None
+    status_reason: str | None = None
+    error_type: str | None = None
+    error_code: str | None = None
+    # an error event attributed to the response
+    error_event_type: str | None = None
+    error_event_code: str | None = None
+    error_event_message: str | None = None
+    # progress
+    created: bool = False
+    started: bool = False  # response.created or any event of the response arrived
+    client_cancelled: bool = False  # this client sent response.cancel for it
+    function_calls: int = 0
+    content_types: list[str] = field(default_factory=list)
+    audio_deltas: int = 0
+    audio_ms: float = 0.0
+    audio_done: bool = False
+    transcript: str = ""
+    text_chars: int = 0
+    longest_underrun_ms: float = 0.0
+    longest_silence_ms: float = 0.0
+    # the socket
+    close_code: int | None = None
+    close_reason: str = ""
+
+
+def classify(facts: ResponseFacts, thresholds: Thresholds | None = None) -> tuple[str, str]:
+    """``(outcome, reason)`` for one response attempt; reason is ``""`` for completed."""
+    reason = _reason(facts, thresholds or Thresholds())
+    assert reason == "" or reason in REASONS, reason
+    return outcome_of(reason), reason
+
+
+def handshake_reason(status: int | None) -> str:
+    """The reason for an upgrade refused with HTTP ``status`` (None: no HTTP response at all)."""
+    if status is None:
+        return "connect_error"
+    if status in (401, 403, 404, 429):
+        return f"handshake_{status}"
+    if 500 <= status <= 599:
+        return "handshake_5xx"
+    return "handshake_other"
+
+
+def failure_reason(error_type: str | None, error_code: str | None, *, default: str) -> str:
+    """The reason for a failure reported with an error type/code (response.done or an error event)."""
+    code = (error_code or "").strip()
+    etype = (error_type or "").strip()
+    for key in (code, etype):
+        if key in _THROTTLE_CODES:
+            return _THROTTLE_CODES[key]
+    if code == "session_expired" or etype == "session_expired":
+        return "session_expired"
+    if code == "server_error" or etype == "server_error":
+        return "server_error"
+    if default == "error_event":
+        if code in _AUTH_CODES or etype in ("authentication_error",):
+            return "auth_rejected"
+        if code in _MODEL_CODES:
+            return "invalid_model"
+    return default
+
+
+def _reason(f: ResponseFacts, th: Thresholds) -> str:
+    # 1. the turn never reached the service
+    if f.ended == ENDED_HANDSHAKE:
+        return handshake_reason(f.handshake_status)
+    # 2. the service said how it ended
+    if f.done:
+        status = (f.status or "").lower()
+        if status == "failed":
+            return failure_reason(f.error_type, f.error_code, default="response_failed")
+        if status == "cancelled":
+            if f.status_reason in ("turn_detected", "client_cancelled"):
+                return f.status_reason
+            return "client_cancelled" if f.client_cancelled else "turn_detected"
+        if status == "incomplete":
+            if f.status_reason == "max_output_tokens":
+                return "incomplete_max_output_tokens"
+            if f.status_reason == "content_filter":
+                return "incomplete_content_filter"
+            return "incomplete_other"
+        return _audio_reason(f, th)
+    # 4. an error event took the place of the response
+    if f.error_event_type or f.error_event_code:
+        reason = failure_reason(f.error_event_type, f.error_event_code, default="error_event")
+        if reason == "error_event" and f.ended == ENDED_CLOSED and not f.started:
+            return _rejected(f) or reason
+        return reason
+    # 5. the socket closed first
+    if f.ended == ENDED_CLOSED:
+        if (
+            f.close_code == CLOSE_GOING_AWAY
+            or "session_expired" in f.close_reason
+            or "maximum duration" in (f.close_reason)
+        ):
+            return "session_expired"
+        if not f.started:
+            rejected = _rejected(f)
+            if rejected:
+                return rejected
+        return "connection_dropped"
+    # 6. the deadline passed with the socket open
+    if f.ended == ENDED_TIMEOUT:
+        if not f.started:
+            return "response_timeout"
+        return "no_audio_done" if f.audio_deltas > 0 else "done_timeout"
+    # 7. stopped on purpose
+    if f.ended == ENDED_STOPPED:
+        return "client_cancelled"
+    return "connection_dropped"
+
+
+def _rejected(f: ResponseFacts) -> str | None:
+    """A post-101 rejection (OpenAI closes 3000/4000 with ``<type>.<code>`` as the reason)."""
+    reason = f.close_reason or ""
+    if f.close_code == CLOSE_AUTH or "invalid_api_key" in reason:
+        return "auth_rejected"
+    if f.close_code == CLOSE_REJECTED:
+        if "model" in reason:
+            return "invalid_model"
+        return "protocol_rejected"
+    return None
+
+
+def _audio_reason(f: ResponseFacts, th: Thresholds) -> str:
+    if not f.wants_audio:
+        return ""
+    kinds = set(f.content_types)
+    has_audio_part = bool(kinds & AUDIO_PART_TYPES)
+    has_text_part = bool(kinds & TEXT_PART_TYPES)
+    if f.audio_deltas == 0:
+        if has_text_part and not has_audio_part:
+            return "text_only"
+        if not has_audio_part and not f.transcript and f.text_chars and not f.function_calls:
+            return "text_only"
+        if f.function_calls and not has_audio_part and not f.transcript:
+            return ""  # a tool call answers without audio by design
+        return "missing_audio"
+    if not f.audio_done:
+        return "no_audio_done"
+    if f.longest_underrun_ms > th.stall_ms:
+        return "audio_stall"
+    if f.longest_silence_ms > th.inner_silence_ms:
+        return "inner_silence"
+    if th.check_audio_length and f.transcript and _too_short(f.audio_ms, f.transcript):
+        return "audio_too_short"
+    return ""
+
+
+def _too_short(audio_ms: float, transcript: str) -> bool:
+    from loadtest.audio.heuristics import audio_too_short
+
+    return bool(audio_too_short(audio_ms, transcript))

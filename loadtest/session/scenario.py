@@ -1,0 +1,123 @@
+"""Scenarios: what a session says, turn by turn.
+
+A turn is triggered one of three ways:
+
+- ``server_vad``: stream the fixture's utterance and trailing silence; the server's VAD ends the
+  turn and creates the response.
+- ``manual``: append the utterance, ``input_audio_buffer.commit``, ``response.create``.
+- ``text``: ``conversation.item.create`` with a user text message, then ``response.create``.
+
+``barge_in`` starts this turn while the previous answer is still playing (the previous response
+is then cancelled by the server's VAD, or by ``response.cancel`` for manual turns, and its item
+truncated at the played ms). ``out_of_band`` asks for a response outside the conversation
+(``conversation: "none"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Trigger = Literal["server_vad", "manual", "text"]
+TRIGGERS: tuple[str, ...] = ("server_vad", "manual", "text")
+
+DEFAULT_FIXTURE = "short_hello"  # a short spoken question (see audio_fixtures/manifest)
+DEFAULT_TEXT = "Say hello and tell me one short fact about the ocean."
+
+
+@dataclass(slots=True)
+class Turn:
+    trigger: Trigger = "server_vad"
+    fixture: str | None = None  # a fixture name from the manifest (audio triggers)
+    text: str | None = None  # the user message (text trigger)
+    barge_in: bool = False
+    out_of_band: bool = False
+    instructions: str | None = None  # per-response instructions (response.create)
+
+    def __post_init__(self) -> None:
+        if self.trigger not in TRIGGERS:
+            raise ValueError(f"unknown trigger {self.trigger!r}: use one of {', '.join(TRIGGERS)}")
+        if self.trigger == "text" and not self.text:
+            self.text = DEFAULT_TEXT
+        if self.trigger != "text" and not self.fixture:
+            self.fixture = DEFAULT_FIXTURE
+        if self.out_of_band and self.trigger == "server_vad":
+            raise ValueError("an out-of-band turn needs trigger 'text' or 'manual' (server VAD answers in-band)")
+
+    @property
+    def label(self) -> str:
+        return self.fixture or "text"
+
+
+@dataclass(slots=True)
+class Scenario:
+    name: str
+    turns: list[Turn] = field(default_factory=list)
+    repeat: bool = False  # loop the turns until run()'s deadline or stop()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.turns:
+            raise ValueError(f"scenario {self.name!r} has no turns")
+
+    @property
+    def turn_detection(self) -> str | None:
+        """The session's initial turn detection: server VAD when the first audio turn needs it."""
+        return "server_vad" if self.turns[0].trigger == "server_vad" else None
+
+    @property
+    def fixtures(self) -> list[str]:
+        return [t.fixture for t in self.turns if t.fixture and t.trigger != "text"]
+
+    def with_fixtures(self, names: list[str]) -> Scenario:
+        """This scenario with its audio turns' fixtures replaced, cycling through ``names``."""
+        if not names:
+            return self
+        turns: list[Turn] = []
+        i = 0
+        for t in self.turns:
+            fixture = t.fixture
+            if t.trigger != "text":
+                fixture = names[i % len(names)]
+                i += 1
+            turns.append(Turn(t.trigger, fixture, t.text, t.barge_in, t.out_of_band, t.instructions))
+        return Scenario(self.name, turns, self.repeat, self.description)
+
+
+def conversation(fixtures: list[str], name: str = "conversation") -> Scenario:
+    """A multi-turn conversation over server VAD through ``fixtures`` in order."""
+    return Scenario(name, [Turn("server_vad", f) for f in fixtures], description="multi-turn over server VAD")
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("quick_text", [Turn("text")], description="one text turn; the cheapest end-to-end check"),
+        Scenario("single_turn", [Turn("manual")], description="one spoken turn: append, commit, response.create"),
+        Scenario("vad_turn", [Turn("server_vad")], description="one spoken turn ended by the server's VAD"),
+        Scenario(
+            "conversation",
+            [Turn("server_vad", f"support_call_{i}") for i in range(1, 6)],
+            description="a five-turn support call over server VAD (manifest conversation support_call)",
+        ),
+        Scenario(
+            "barge_in",
+            [Turn("server_vad", "barge_in_question"), Turn("server_vad", "barge_in_interrupt", barge_in=True)],
+            description="the second utterance interrupts the first answer; the answer is truncated at the played ms",
+        ),
+        Scenario(
+            "out_of_band",
+            [Turn("server_vad"), Turn("text", text="Summarise the conversation in one line.", out_of_band=True)],
+            description="a spoken turn, then an out-of-band response (conversation: none)",
+        ),
+        Scenario("text_loop", [Turn("text")], repeat=True, description="text turns until stopped (soak)"),
+    )
+}
+
+
+def get_scenario(name: str) -> Scenario:
+    """The built-in scenario called ``name``; one clear error line otherwise."""
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise ValueError(f"unknown scenario {name!r}: use one of {', '.join(SCENARIOS)}") from None
