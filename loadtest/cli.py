@@ -37,8 +37,10 @@ def _root(
 
 # Each module exposes ``register(app: typer.Typer) -> None``; one line each, in README order.
 COMMAND_MODULES: tuple[str, ...] = (
+    "loadtest.mock.command",
     "loadtest.locust.command",
     "loadtest.audio.command",
+    "loadtest.report.command",
 )
 
 for _module in COMMAND_MODULES:

@@ -1,0 +1,120 @@
+"""Mock profiles: TOML files of knobs (``profiles/healthy.toml`` documents every one).
+
+A profile is ``healthy.toml`` overlaid with the named profile (or a file), then with the
+``--set key=value`` overrides. The result is a plain nested dict.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+PROFILES_DIR = Path(__file__).parent / "profiles"
+BASE_PROFILE = "healthy"
+
+
+class ProfileError(ValueError):
+    """A profile or override the mock cannot use (one line, says what to fix)."""
+
+
+def profile_names() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any], where: str, prefix: str = "") -> None:
+    for key, value in extra.items():
+        dotted = f"{prefix}{key}"
+        if key not in base:
+            raise ProfileError(f"{where}: unknown knob {dotted!r} (see loadtest/mock/profiles/healthy.toml)")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ProfileError(f"{where}: {dotted!r} must be a table")
+            _merge(base[key], value, where, dotted + ".")
+        else:
+            base[key] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"faults.stall.rate=1.0"`` -> ``("faults.stall.rate", 1.0)``; the value is read as TOML."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ProfileError(f"--set {text!r}: expected key=value, e.g. --set faults.stall.rate=1.0")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def apply_override(profile: dict[str, Any], key: str, value: Any) -> None:
+    node: Any = profile
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node, dict) or part not in node or not isinstance(node[part], dict):
+            raise ProfileError(f"--set {key}: unknown knob (see loadtest/mock/profiles/healthy.toml)")
+        node = node[part]
+    leaf = parts[-1]
+    if leaf not in node or isinstance(node[leaf], dict):
+        raise ProfileError(f"--set {key}: unknown knob (see loadtest/mock/profiles/healthy.toml)")
+    old = node[leaf]
+    if isinstance(old, bool) != isinstance(value, bool) or (
+        isinstance(old, int | float) and not isinstance(value, int | float)
+    ):
+        raise ProfileError(f"--set {key}={value!r}: expected a value like {old!r}")
+    if isinstance(old, float) and isinstance(value, int):
+        value = float(value)
+    node[leaf] = value
+
+
+def load_profile(
+    name_or_path: str = BASE_PROFILE, overrides: dict[str, Any] | list[str] | None = None
+) -> dict[str, Any]:
+    """The merged profile: healthy.toml <- the named profile or file <- overrides."""
+    base = _read(PROFILES_DIR / f"{BASE_PROFILE}.toml")
+    if name_or_path and name_or_path != BASE_PROFILE:
+        path = Path(name_or_path)
+        if path.suffix != ".toml":
+            path = PROFILES_DIR / f"{name_or_path}.toml"
+            if not path.exists():
+                raise ProfileError(
+                    f"unknown mock profile {name_or_path!r}: use one of {', '.join(profile_names())} or a FILE.toml"
+                )
+        elif not path.exists():
+            raise ProfileError(f"{path}: no such profile file")
+        _merge(base, _read(path), str(path))
+    items: list[tuple[str, Any]]
+    if overrides is None:
+        items = []
+    elif isinstance(overrides, dict):
+        items = list(overrides.items())
+    else:
+        items = [parse_override(text) for text in overrides]
+    for key, value in items:
+        apply_override(base, key, copy.deepcopy(value))
+    return base
+
+
+def format_override(key: str, value: Any) -> str:
+    """The ``--set`` argument for one override (inverse of :func:`parse_override`)."""
+    if isinstance(value, bool):
+        return f"{key}={'true' if value else 'false'}"
+    if isinstance(value, str):
+        return f'{key}="{value}"'
+    if isinstance(value, list | tuple):
+        inner = ", ".join(format_override("x", v).split("=", 1)[1] for v in value)
+        return f"{key}=[{inner}]"
+    return f"{key}={value}"

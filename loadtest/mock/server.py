@@ -1,0 +1,311 @@
+"""The mock Realtime server: an asyncio ``websockets`` server (uvloop where available).
+
+Upgrades are routed and authenticated in ``process_request`` (Azure-style refusals, handshake
+faults and the capacity limit answer there with an HTTP status); accepted connections become a
+:class:`~loadtest.mock.session.MockSession`. ``GET /_mock/stats`` returns the mock's own
+counters (sessions, deltas, schedule lag) as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from loadtest.mock.faults import plan_handshake
+from loadtest.mock.limits import Limits
+from loadtest.mock.routing import Refusal, Route, resolve
+from loadtest.mock.session import MockSession
+from loadtest.mock.speech import AudioBank
+from loadtest.mock.truth import TruthLog
+from loadtest.protocol.dialects import Dialect, get_dialect
+
+READY_PREFIX = "rtload mock: listening on "
+LAG_BUCKETS_MS = (1, 5, 10, 20, 50, 100, 250, 1000)
+
+
+@dataclass(slots=True)
+class Stats:
+    """The mock's own counters; ``lag`` is how late each paced send left versus its schedule."""
+
+    started: float = field(default_factory=time.time)
+    sessions_opened: int = 0
+    sessions_active: int = 0
+    sessions_max: int = 0
+    refused: int = 0
+    responses: int = 0
+    events: int = 0
+    deltas: int = 0
+    appends: int = 0
+    drops: int = 0
+    lag_count: int = 0
+    lag_sum: float = 0.0
+    lag_max: float = 0.0
+    lag_hist: list[int] = field(default_factory=lambda: [0] * (len(LAG_BUCKETS_MS) + 1))
+    loop_lag_max: float = 0.0
+    faults: dict[str, int] = field(default_factory=dict)
+
+    def lag(self, seconds: float) -> None:
+        ms = max(0.0, seconds * 1000.0)
+        self.lag_count += 1
+        self.lag_sum += ms
+        if ms > self.lag_max:
+            self.lag_max = ms
+        for i, edge in enumerate(LAG_BUCKETS_MS):
+            if ms <= edge:
+                self.lag_hist[i] += 1
+                return
+        self.lag_hist[-1] += 1
+
+    def lag_quantile(self, q: float) -> float:
+        """Upper edge (ms) of the bucket holding quantile ``q`` of the schedule lag."""
+        if not self.lag_count:
+            return 0.0
+        need = q * self.lag_count
+        seen = 0
+        for i, count in enumerate(self.lag_hist):
+            seen += count
+            if seen >= need:
+                return float(LAG_BUCKETS_MS[i]) if i < len(LAG_BUCKETS_MS) else self.lag_max
+        return self.lag_max
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "uptime_s": round(time.time() - self.started, 3),
+            "sessions_opened": self.sessions_opened,
+            "sessions_active": self.sessions_active,
+            "sessions_max": self.sessions_max,
+            "refused": self.refused,
+            "responses": self.responses,
+            "events": self.events,
+            "audio_deltas": self.deltas,
+            "appends": self.appends,
+            "drops": self.drops,
+            "faults": dict(self.faults),
+            "schedule_lag_ms": {
+                "count": self.lag_count,
+                "mean": round(self.lag_sum / self.lag_count, 3) if self.lag_count else 0.0,
+                "p50_le": self.lag_quantile(0.5),
+                "p99_le": self.lag_quantile(0.99),
+                "p999_le": self.lag_quantile(0.999),
+                "max": round(self.lag_max, 3),
+                "buckets_le_ms": list(LAG_BUCKETS_MS),
+                "histogram": list(self.lag_hist),
+            },
+            "loop_lag_max_ms": round(self.loop_lag_max * 1000.0, 3),
+        }
+
+
+class MockServer:
+    def __init__(self, profile: dict[str, Any], *, seed: int = 0, api_key: str = "mock-key",
+                 truth_path: Path | None = None) -> None:  # fmt: skip
+        self.profile = profile
+        self.seed = seed
+        audio = profile["audio"]
+        self.bank = AudioBank(float(audio["chars_per_second"]), tuple(audio["delta_ms"]), seed=seed)
+        self.limits = Limits(profile)
+        self.truth = TruthLog(truth_path)
+        self.stats = Stats()
+        self.keys = frozenset(profile["auth"]["keys"] or [api_key])
+        self.handshake_rng = random.Random(f"{seed}:handshake")
+        self.session_index = 0
+        self._dialects = {name: get_dialect(name) for name in ("ga", "preview")}
+
+    def dialect(self, name: str) -> Dialect:
+        return self._dialects[name]
+
+    @staticmethod
+    def decode_input(data: bytes, fmt: str) -> np.ndarray:
+        if fmt == "pcm16":
+            usable = len(data) - len(data) % 2
+            return np.frombuffer(data[:usable], dtype="<i2")
+        from loadtest.audio.convert import from_wire
+
+        return from_wire(data, fmt)
+
+    # ---- the upgrade ---------------------------------------------------------------------
+    def _session_truth(
+        self, route: Route | None, fault: str, status: int, params: dict[str, Any], **extra: Any
+    ) -> None:
+        self.truth.write(
+            {
+                "kind": "session",
+                "t": time.time(),
+                "session_id": None,
+                "response_id": None,
+                "fault": fault,
+                "params": params,
+                "t_created": None,
+                "t_first_audio": None,
+                "dialect": route.dialect if route else None,
+                "provider": route.provider if route else None,
+                "deployment": route.deployment if route else None,
+                "status": status,
+                **extra,
+            }
+        )
+
+    @staticmethod
+    def _refuse(connection: ServerConnection, status: int, code: str, message: str, provider: str | None,
+                headers: dict[str, str] | None = None) -> Response:  # fmt: skip
+        body = orjson.dumps({"error": {"code": code, "message": message}}).decode()
+        response = connection.respond(status, body)
+        response.headers["Content-Type"] = "application/json"
+        if provider == "azure":
+            response.headers["apim-request-id"] = str(uuid.uuid4())
+        for name, value in (headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.path.split("?", 1)[0] == "/_mock/stats":
+            response = connection.respond(200, orjson.dumps(self.stats.snapshot()).decode())
+            response.headers["Content-Type"] = "application/json"
+            return response
+        result = resolve(request.path, request.headers, self.profile, self.keys)
+        if isinstance(result, Refusal):
+            self.stats.refused += 1
+            provider = "azure" if request.path.startswith("/openai/") else None
+            self._session_truth(None, "none", result.status, {}, rejected=result.code, path=request.path.split("?")[0])
+            return self._refuse(connection, result.status, result.code, result.message, provider, result.headers)
+        route = result
+        connection.mock_route = route  # type: ignore[attr-defined]
+        connection.mock_counted = None  # type: ignore[attr-defined]
+        if route.rejection is not None:
+            return None  # OpenAI: accepted, then an error event and a close
+        fault, params = plan_handshake(self.handshake_rng, self.profile["faults"])
+        if fault == "handshake_5xx":
+            self.stats.refused += 1
+            self.stats.faults[fault] = self.stats.faults.get(fault, 0) + 1
+            self._session_truth(route, fault, params["status"], params)
+            return self._refuse(connection, params["status"], "server_error",
+                                "The server had an error while processing your request.", route.provider)  # fmt: skip
+        if fault == "handshake_429":
+            self.stats.refused += 1
+            self.stats.faults[fault] = self.stats.faults.get(fault, 0) + 1
+            self._session_truth(route, fault, 429, params)
+            retry = str(params["retry_after_s"])
+            headers = {"Retry-After": retry, "retry-after-ms": str(int(retry) * 1000)}
+            return self._refuse(
+                connection, 429, "rate_limit_exceeded", "Too many requests, retry later.", route.provider, headers
+            )
+        if not self.limits.has_room(route.deployment):
+            self.stats.refused += 1
+            self.stats.faults["capacity_429"] = self.stats.faults.get("capacity_429", 0) + 1
+            cap = self.profile["capacity"]
+            params = {"max_sessions": int(cap["max_sessions"]), "retry_after_s": int(cap["retry_after_s"])}
+            self._session_truth(route, "capacity_429", 429, params)
+            retry = str(int(cap["retry_after_s"]))
+            return self._refuse(
+                connection,
+                429,
+                "too_many_sessions",
+                f"The deployment {route.deployment} is at its concurrent session capacity. Please retry later.",
+                route.provider,
+                {"Retry-After": retry, "retry-after-ms": str(int(retry) * 1000)},
+            )
+        self.limits.open(route.deployment)
+        connection.mock_counted = route.deployment  # type: ignore[attr-defined]
+        return None
+
+    def process_response(self, connection: ServerConnection, request: Request, response: Response) -> Response:
+        counted = getattr(connection, "mock_counted", None)
+        if response.status_code != 101 and counted:
+            self.limits.close(counted)
+            connection.mock_counted = None  # type: ignore[attr-defined]
+        route = getattr(connection, "mock_route", None)
+        if response.status_code == 101 and route is not None and route.provider == "azure":
+            response.headers["apim-request-id"] = str(uuid.uuid4())
+            response.headers["x-ms-region"] = "Mock Region"
+        return response
+
+    async def handler(self, ws: ServerConnection) -> None:
+        route: Route = ws.mock_route  # type: ignore[attr-defined]
+        if route.rejection is not None:
+            rej = route.rejection
+            with contextlib.suppress(ConnectionClosed):
+                event = {"type": "error", "event_id": "event_" + uuid.uuid4().hex[:20], "error": rej.error}
+                await ws.send(orjson.dumps(event), text=True)
+                await ws.close(rej.close_code, rej.close_reason)
+            self._session_truth(route, "none", 101, {}, rejected=rej.error.get("code"), close_code=rej.close_code)
+            return
+        self.session_index += 1
+        stats = self.stats
+        stats.sessions_opened += 1
+        stats.sessions_active += 1
+        stats.sessions_max = max(stats.sessions_max, stats.sessions_active)
+        try:
+            await MockSession(self, ws, route, self.session_index).run()
+        finally:
+            stats.sessions_active -= 1
+            if ws.mock_counted:  # type: ignore[attr-defined]
+                self.limits.close(route.deployment)
+                ws.mock_counted = None  # type: ignore[attr-defined]
+
+    async def _monitor_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.05)
+            late = loop.time() - before - 0.05
+            if late > self.stats.loop_lag_max:
+                self.stats.loop_lag_max = late
+
+    async def serve_forever(self, host: str, port: int, ready: Any = None) -> None:
+        stop = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        monitor = loop.create_task(self._monitor_loop())
+        async with serve(
+            self.handler,
+            host,
+            port,
+            process_request=self.process_request,
+            process_response=self.process_response,
+            compression=None,
+            max_size=16 * 1024 * 1024,
+            max_queue=64,
+            ping_interval=None,
+        ) as server:
+            bound = next(iter(server.sockets)).getsockname()
+            shown = host if ":" not in host else f"[{host}]"
+            if ready is not None:
+                ready(f"ws://{shown}:{bound[1]}")
+            await stop
+            server.close(close_connections=False)
+            for connection in list(server.connections):
+                connection.transport.abort()
+        monitor.cancel()
+        self.truth.close()
+
+
+def run(profile: dict[str, Any], *, host: str, port: int, seed: int, api_key: str, truth_path: Path | None) -> None:
+    """Run the mock until SIGTERM/SIGINT; prints the ready line once listening."""
+    server = MockServer(profile, seed=seed, api_key=api_key, truth_path=truth_path)
+
+    def ready(url: str) -> None:
+        print(READY_PREFIX + url, flush=True)
+
+    coro = server.serve_forever(host, port, ready)
+    try:
+        import uvloop
+
+        uvloop.run(coro)
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        asyncio.run(coro)
+    sys.stdout.flush()

@@ -1,0 +1,813 @@
+"""One mock Realtime session: the client events it accepts and the responses it streams.
+
+The message loop validates each client event like the services do; responses run as their
+own tasks, paced on the event loop clock (audio is sent ahead of real time, ``audio.speed``
+times faster), with the response's planned fault applied at its point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pybase64
+from websockets.exceptions import ConnectionClosed
+
+from loadtest.mock import events as ev
+from loadtest.mock.faults import FaultPlan, plan_response
+from loadtest.mock.speech import WIRE_BYTES_PER_MS, Answer
+from loadtest.mock.vad import EnergyVad
+from loadtest.mock.validate import Invalid, check_event, response_create, session_update, user_item
+from loadtest.protocol.dialects import AUDIO_FORMATS, Dialect
+
+if TYPE_CHECKING:
+    from loadtest.mock.routing import Route
+    from loadtest.mock.server import MockServer
+
+MIN_COMMIT_MS = 100.0
+EAGERNESS_SILENCE_MS = {"low": 1500, "medium": 700, "auto": 700, "high": 300}
+
+
+def _new_id(rng: random.Random, prefix: str) -> str:
+    return f"{prefix}_{rng.getrandbits(96):024x}"
+
+
+@dataclass(slots=True, eq=False)
+class MockResponse:
+    id: str
+    item_id: str
+    out_of_band: bool
+    modalities: list[str]
+    output_format: str
+    voice: str
+    max_output_tokens: int | str
+    metadata: dict[str, Any] | None
+    answer: Answer
+    plan: FaultPlan
+    trigger: float  # loop time
+    input_tokens: tuple[int, int]  # (text, audio)
+    kind: str = "audio"  # audio | text (the content part type sent)
+    task: asyncio.Task[None] | None = None
+    created_sent: bool = False
+    item_open: bool = False
+    t_created: float | None = None
+    t_first_audio: float | None = None
+    audio_ms: float = 0.0
+    transcript: list[str] = field(default_factory=list)
+    truth_written: bool = False
+    status: str | None = None
+
+
+class MockSession:
+    def __init__(self, server: MockServer, ws: Any, route: Route, index: int) -> None:
+        self.server = server
+        self.ws = ws
+        self.route = route
+        self.dialect: Dialect = server.dialect(route.dialect)
+        self.rng = random.Random(f"{server.seed}:{index}")
+        self.id = _new_id(self.rng, "sess")
+        self.conversation_id = _new_id(self.rng, "conv")
+        self.profile = server.profile
+        self.loop = asyncio.get_running_loop()
+        self.t_open = time.time()
+        max_s = float(self.profile["session"]["max_duration_s"]) or (3600.0 if route.provider == "openai" else 1800.0)
+        self.max_duration_s = max_s
+        self.expires_at = int(self.t_open + max_s)
+        self.cfg: dict[str, Any] = {
+            "output_modalities": ["audio"],
+            "instructions": "You are a helpful customer-service assistant.",
+            "voice": "alloy",
+            "input_format": "pcm16",
+            "output_format": "pcm16",
+            "turn_detection": {
+                "type": "server_vad",
+                "threshold": 0.5,
+                "prefix_padding_ms": 300,
+                "silence_duration_ms": 500,
+                "idle_timeout_ms": None,
+                "create_response": True,
+                "interrupt_response": True,
+            },
+            "transcription": None,
+            "max_output_tokens": "inf",
+        }
+        self.vad: EnergyVad | None = None
+        self._reset_vad()
+        self.items: dict[str, dict[str, Any]] = {}
+        self.item_audio_ms: dict[str, float] = {}
+        self.last_item_id: str | None = None
+        self.audio_clock_ms = 0.0  # all audio appended in this session
+        self.buffer_ms = 0.0  # audio appended since the last commit/clear
+        self.speech_item_id: str | None = None
+        self.pending_input_text = 0  # text chars since the last response (usage)
+        self.pending_input_audio_ms = 0.0
+        self.active: MockResponse | None = None  # the default-conversation response
+        self.out_of_band: set[MockResponse] = set()
+        self.responses = 0
+        self.expired = False
+        self.closing = False
+        self._event_n = 0
+        self._event_prefix = "event_" + self.id[5:17]
+        self._expiry: asyncio.TimerHandle | None = None
+
+    # ---- sending ------------------------------------------------------------------------
+    def _event_id(self) -> str:
+        self._event_n += 1
+        return f"{self._event_prefix}{self._event_n:06d}"
+
+    async def send(self, event: dict[str, Any]) -> None:
+        event["event_id"] = self._event_id()
+        await self.ws.send(orjson.dumps(event), text=True)
+        self.server.stats.events += 1
+
+    async def send_error(self, exc: Invalid, client_event_id: str | None = None) -> None:
+        await self.send(
+            {"type": "error", "error": ev.error_body(exc.code, exc.message, exc.param, client_event_id, exc.error_type)}
+        )
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def run(self) -> None:
+        self._expiry = self.loop.call_later(self.max_duration_s, self._on_expiry)
+        try:
+            await self.send({"type": "session.created", "session": self._session_object()})
+            async for message in self.ws:
+                await self.on_message(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            if self._expiry:
+                self._expiry.cancel()
+            for resp in [r for r in (self.active, *self.out_of_band) if r is not None]:
+                if resp.task and not resp.task.done():
+                    resp.task.cancel()
+                if not resp.truth_written:
+                    self._truth(
+                        resp, "drop" if resp.plan.fault == "drop" else "none", {"ended_by": "connection_closed"}
+                    )
+            self.server.truth.write(
+                {
+                    "kind": "session",
+                    "t": time.time(),
+                    "session_id": self.id,
+                    "response_id": None,
+                    "fault": "session_expired" if self.expired else "none",
+                    "params": {"max_duration_s": self.max_duration_s} if self.expired else {},
+                    "t_created": None,
+                    "t_first_audio": None,
+                    "dialect": self.route.dialect,
+                    "provider": self.route.provider,
+                    "deployment": self.route.deployment,
+                    "status": 101,
+                    "t_open": self.t_open,
+                    "t_end": time.time(),
+                    "close_code": self.ws.close_code,
+                    "responses": self.responses,
+                }
+            )
+
+    def _session_object(self) -> dict[str, Any]:
+        return ev.session_object(self.dialect, self.id, self.route.deployment, self.cfg, self.expires_at)
+
+    def _reset_vad(self) -> None:
+        td = self.cfg["turn_detection"]
+        if td is None:
+            self.vad = None
+            return
+        vad_knobs = self.profile["vad"]
+        if td.get("type") == "semantic_vad":
+            silence = EAGERNESS_SILENCE_MS.get(td.get("eagerness") or "auto", 700)
+        else:
+            silence = td.get("silence_duration_ms") or 500
+        self.vad = EnergyVad(
+            threshold=float(td.get("threshold") if td.get("threshold") is not None else 0.5),
+            prefix_padding_ms=int(td.get("prefix_padding_ms") if td.get("prefix_padding_ms") is not None else 300),
+            silence_duration_ms=int(silence),
+            frame_ms=int(vad_knobs["frame_ms"]),
+            floor_db=float(vad_knobs["floor_db"]),
+            span_db=float(vad_knobs["span_db"]),
+        )
+
+    def _on_expiry(self) -> None:
+        self.loop.create_task(self._expire())
+
+    async def _expire(self) -> None:
+        if self.closing:
+            return
+        self.expired = True
+        self.closing = True
+        for resp in [r for r in (self.active, *self.out_of_band) if r is not None]:
+            if resp.task and not resp.task.done():
+                resp.task.cancel()
+            if not resp.truth_written:
+                self._truth(resp, "session_expired", {"planned_fault": resp.plan.fault})
+        minutes = self.max_duration_s / 60.0
+        text = f"{minutes:g}" if minutes != int(minutes) else str(int(minutes))
+        reason = f"Your session hit the maximum duration of {text} minutes."
+        style = self.profile["session"]["expiry_style"]
+        if style == "auto":
+            style = "close" if self.dialect.is_ga else "error"
+        try:
+            if style == "error":
+                await self.send({"type": "error", "error": ev.error_body("session_expired", reason)})
+            await self.ws.close(1001, reason)
+        except ConnectionClosed:
+            pass
+
+    # ---- client events ---------------------------------------------------------------------
+    async def on_message(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            await self.send_error(Invalid("invalid_event", "Binary frames are not supported; send JSON text events."))
+            return
+        try:
+            event = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            await self.send_error(
+                Invalid("invalid_json", "The server could not parse the event: it is not valid JSON.")
+            )
+            return
+        client_event_id = event.get("event_id") if isinstance(event, dict) else None
+        try:
+            kind = check_event(event, self.dialect)
+            handler = _HANDLERS.get(kind)
+            if handler is not None:
+                await handler(self, event)
+        except Invalid as exc:
+            await self.send_error(exc, client_event_id)
+
+    async def on_session_update(self, event: dict[str, Any]) -> None:
+        changes = session_update(event.get("session"), self.dialect, self.profile["audio"]["voices"])
+        if "voice" in changes and isinstance(changes["voice"], dict):
+            changes["voice"] = changes["voice"].get("id")
+        td_changed = "turn_detection" in changes
+        if td_changed and changes["turn_detection"] is not None:
+            merged = dict(self.cfg["turn_detection"] or {})
+            merged.update(changes["turn_detection"])
+            if merged.get("type") == "semantic_vad":
+                merged.setdefault("eagerness", "auto")
+            changes["turn_detection"] = merged
+        self.cfg.update(changes)
+        if td_changed or "input_format" in changes:
+            self._reset_vad()
+        await self.send({"type": "session.updated", "session": self._session_object()})
+
+    async def on_append(self, event: dict[str, Any]) -> None:
+        audio = event.get("audio")
+        if not isinstance(audio, str):
+            raise Invalid("invalid_type", "Invalid type for 'audio': expected a base64-encoded string.", "audio")
+        try:
+            data = pybase64.b64decode(audio)
+        except ValueError:
+            raise Invalid("invalid_value", "Invalid 'audio': not valid base64.", "audio") from None
+        fmt = self.cfg["input_format"]
+        ms = len(data) / WIRE_BYTES_PER_MS[fmt]
+        clock = self.audio_clock_ms
+        self.audio_clock_ms += ms
+        self.buffer_ms += ms
+        self.server.stats.appends += 1
+        if self.vad is None:
+            return
+        pcm = self.server.decode_input(data, fmt)
+        for vad_event in self.vad.feed(pcm, AUDIO_FORMATS[fmt][2], clock):
+            if vad_event.kind == "started":
+                self.speech_item_id = _new_id(self.rng, "item")
+                await self.send(
+                    {
+                        "type": "input_audio_buffer.speech_started",
+                        "audio_start_ms": vad_event.audio_ms,
+                        "item_id": self.speech_item_id,
+                    }
+                )
+                td = self.cfg["turn_detection"] or {}
+                if self.active is not None and td.get("interrupt_response", True):
+                    await self.cancel(self.active, "turn_detected")
+            else:
+                item_id = self.speech_item_id or _new_id(self.rng, "item")
+                self.speech_item_id = None
+                await self.send(
+                    {
+                        "type": "input_audio_buffer.speech_stopped",
+                        "audio_end_ms": vad_event.audio_ms,
+                        "item_id": item_id,
+                    }
+                )
+                await self._commit(item_id)
+                td = self.cfg["turn_detection"] or {}
+                if td.get("create_response", True):
+                    if self.active is None:
+                        self.start_response({}, trigger=self.loop.time())
+                    else:
+                        await self.send_error(self._already_active())
+
+    async def on_commit(self, event: dict[str, Any]) -> None:
+        if self.buffer_ms < MIN_COMMIT_MS:
+            raise Invalid(
+                "input_audio_buffer_commit_empty",
+                f"Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, "
+                f"but buffer only has {self.buffer_ms:.2f}ms of audio.",
+            )
+        item_id = self.speech_item_id or _new_id(self.rng, "item")
+        self.speech_item_id = None
+        if self.vad is not None:
+            self.vad.reset()
+        await self._commit(item_id)
+
+    async def _commit(self, item_id: str) -> None:
+        self.pending_input_audio_ms += self.buffer_ms
+        self.buffer_ms = 0.0
+        previous = self.last_item_id
+        await self.send({"type": "input_audio_buffer.committed", "previous_item_id": previous, "item_id": item_id})
+        item = ev.user_item(self.dialect, item_id, ev.audio_user_content(self.dialect))
+        await self._add_item(item, previous)
+        if self.cfg.get("transcription"):
+            self.loop.create_task(self._transcribe(item_id))
+
+    async def _transcribe(self, item_id: str) -> None:
+        await asyncio.sleep(0.3)
+        with contextlib.suppress(ConnectionClosed):
+            await self.send(
+                {
+                    "type": "conversation.item.input_audio_transcription.completed",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "transcript": "Hello, I have a question about my account.",
+                    "usage": {"type": "duration", "seconds": 2.0},
+                }
+            )
+
+    async def _add_item(self, item: dict[str, Any], previous: str | None) -> None:
+        self.items[item["id"]] = item
+        self.last_item_id = item["id"]
+        if self.dialect.is_ga:
+            await self.send({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
+            await self.send({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
+        else:
+            await self.send({"type": "conversation.item.created", "previous_item_id": previous, "item": item})
+
+    async def on_clear(self, event: dict[str, Any]) -> None:
+        self.buffer_ms = 0.0
+        if self.vad is not None:
+            self.vad.reset()
+        await self.send({"type": "input_audio_buffer.cleared"})
+
+    async def on_item_create(self, event: dict[str, Any]) -> None:
+        item = dict(user_item(event.get("item"), self.dialect))
+        item.setdefault("id", _new_id(self.rng, "item"))
+        item["object"] = "realtime.item"
+        item["status"] = "completed"
+        for part in item.get("content") or []:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                self.pending_input_text += len(part["text"])
+        previous = event.get("previous_item_id", self.last_item_id)
+        await self._add_item(item, previous)
+
+    async def on_item_retrieve(self, event: dict[str, Any]) -> None:
+        item = self.items.get(str(event.get("item_id")))
+        if item is None:
+            raise Invalid("item_not_found", f"Item with item_id '{event.get('item_id')}' not found.", "item_id")
+        await self.send({"type": "conversation.item.retrieved", "item": item})
+
+    async def on_item_delete(self, event: dict[str, Any]) -> None:
+        item_id = str(event.get("item_id"))
+        if self.items.pop(item_id, None) is None:
+            raise Invalid("item_not_found", f"Item with item_id '{item_id}' not found.", "item_id")
+        await self.send({"type": "conversation.item.deleted", "item_id": item_id})
+
+    async def on_item_truncate(self, event: dict[str, Any]) -> None:
+        item_id = str(event.get("item_id"))
+        item = self.items.get(item_id)
+        if item is None or item.get("role") != "assistant":
+            raise Invalid("item_not_found", f"Item with item_id '{item_id}' not found.", "item_id")
+        end = event.get("audio_end_ms")
+        if not isinstance(end, int) or end < 0:
+            raise Invalid("invalid_value", "Invalid 'audio_end_ms': expected a non-negative integer.", "audio_end_ms")
+        audio_ms = self.item_audio_ms.get(item_id, 0.0)
+        if end > audio_ms:
+            raise Invalid(
+                "invalid_value",
+                f"Audio content of {int(audio_ms)}ms is already shorter than {end}ms.",
+                "audio_end_ms",
+            )
+        await self.send(
+            {
+                "type": "conversation.item.truncated",
+                "item_id": item_id,
+                "content_index": int(event.get("content_index") or 0),
+                "audio_end_ms": end,
+            }
+        )
+
+    async def on_response_create(self, event: dict[str, Any]) -> None:
+        params = response_create(event.get("response"), self.dialect)
+        if not params.get("out_of_band") and self.active is not None:
+            raise self._already_active()
+        self.start_response(params, trigger=self.loop.time())
+
+    async def on_response_cancel(self, event: dict[str, Any]) -> None:
+        wanted = event.get("response_id")
+        candidates = [r for r in (self.active, *self.out_of_band) if r is not None]
+        target = next((r for r in candidates if wanted in (None, r.id)), None)
+        if target is None:
+            raise Invalid("response_cancel_not_active", "Cancellation failed: no active response found.")
+        await self.cancel(target, "client_cancelled")
+
+    async def on_output_audio_buffer_clear(self, event: dict[str, Any]) -> None:
+        await self.send({"type": "output_audio_buffer.cleared", "response_id": self.active.id if self.active else None})
+
+    def _already_active(self) -> Invalid:
+        rid = self.active.id if self.active else ""
+        return Invalid(
+            "conversation_already_has_active_response",
+            f"Conversation already has an active response in progress: {rid}. Wait until the response is "
+            "finished before creating a new one.",
+        )
+
+    # ---- responses ------------------------------------------------------------------------
+    def start_response(self, params: dict[str, Any], trigger: float) -> MockResponse:
+        server = self.server
+        latency_extra, error_extra = server.limits.overload(self.route.deployment)
+        plan = plan_response(self.rng, self.profile["faults"], error_extra)
+        answer = self.rng.choice(server.bank.answers)
+        modalities = params.get("output_modalities") or self.cfg["output_modalities"]
+        rl = self.profile["rate_limits"]
+        input_text = int(self.pending_input_text * float(rl["text_tokens_per_char"])) + 10
+        input_audio = int(self.pending_input_audio_ms / 1000.0 * float(rl["audio_tokens_per_second"]))
+        self.pending_input_text = 0
+        self.pending_input_audio_ms = 0.0
+        resp = MockResponse(
+            id=_new_id(self.rng, "resp"),
+            item_id=_new_id(self.rng, "item"),
+            out_of_band=bool(params.get("out_of_band")),
+            modalities=list(modalities),
+            output_format=params.get("output_format") or self.cfg["output_format"],
+            voice=self.cfg["voice"],
+            max_output_tokens=params.get("max_output_tokens", self.cfg["max_output_tokens"]),
+            metadata=params.get("metadata"),
+            answer=answer,
+            plan=plan,
+            trigger=trigger,
+            input_tokens=(input_text, input_audio),
+        )
+        resp.kind = "text" if modalities == ["text"] or plan.fault == "text_only" else "audio"
+        if plan.fault == "text_only" and modalities == ["text"]:
+            plan.fault = "none"  # text was asked for: nothing to fault
+            plan.params = {}
+        # a max_output_tokens below the answer's size cuts it short (incomplete)
+        full = self._output_tokens(resp, resp.answer.duration_ms, len(answer.transcript))
+        limit = resp.max_output_tokens
+        if plan.fault == "none" and isinstance(limit, int) and limit < sum(full):
+            plan.fault = "incomplete"
+            plan.at = limit / sum(full)
+            plan.params = {"max_output_tokens": limit, "at_fraction": round(plan.at, 4), "cause": "client_limit"}
+        if resp.out_of_band:
+            self.out_of_band.add(resp)
+        else:
+            self.active = resp
+        self.responses += 1
+        server.stats.responses += 1
+        resp.task = self.loop.create_task(self._run(resp, latency_extra))
+        return resp
+
+    def _output_tokens(self, resp: MockResponse, audio_ms: float, chars: int) -> tuple[int, int]:
+        rl = self.profile["rate_limits"]
+        text = math.ceil(chars * float(rl["text_tokens_per_char"]))
+        audio = 0 if resp.kind == "text" else math.ceil(audio_ms / 1000.0 * float(rl["audio_tokens_per_second"]))
+        return text, audio
+
+    def _response_body(self, resp: MockResponse, status: str, **extra: Any) -> dict[str, Any]:
+        return ev.response_object(
+            self.dialect,
+            resp.id,
+            status=status,
+            conversation_id=None if resp.out_of_band else self.conversation_id,
+            modalities=resp.modalities,
+            output_format=resp.output_format,
+            voice=resp.voice,
+            max_output_tokens=resp.max_output_tokens,
+            metadata=resp.metadata,
+            **extra,
+        )
+
+    def _truth(self, resp: MockResponse, fault: str, extra: dict[str, Any] | None = None) -> None:
+        if resp.truth_written:
+            return
+        resp.truth_written = True
+        params = dict(resp.plan.params) if fault == resp.plan.fault else {}
+        if extra:
+            params.update(extra)
+        self.server.stats.faults[fault] = self.server.stats.faults.get(fault, 0) + 1
+        self.server.truth.write(
+            {
+                "kind": "response",
+                "t": time.time(),
+                "session_id": self.id,
+                "response_id": resp.id,
+                "fault": fault,
+                "params": params,
+                "t_created": resp.t_created,
+                "t_first_audio": resp.t_first_audio,
+                "dialect": self.route.dialect,
+                "provider": self.route.provider,
+                "deployment": self.route.deployment,
+                "out_of_band": resp.out_of_band,
+                "modalities": resp.modalities,
+                "audio_format": resp.output_format,
+                "audio_ms": round(resp.audio_ms, 1),
+                "transcript": resp.answer.transcript,
+                "status": resp.status,
+            }
+        )
+
+    def _finish(self, resp: MockResponse) -> None:
+        if self.active is resp:
+            self.active = None
+        self.out_of_band.discard(resp)
+
+    async def _sleep_until(self, when: float) -> float:
+        """Sleep until loop time ``when``; returns how late the wake-up was (s)."""
+        delay = when - self.loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return self.loop.time() - when
+
+    async def _send_created(self, resp: MockResponse) -> None:
+        resp.t_created = time.time()
+        resp.created_sent = True
+        await self.send({"type": "response.created", "response": self._response_body(resp, "in_progress")})
+
+    async def _rate_limits(self) -> None:
+        await self.send(
+            {"type": "rate_limits.updated", "rate_limits": self.server.limits.rate_limits(self.route.deployment)}
+        )
+
+    async def _fail(self, resp: MockResponse, error: dict[str, Any], fault: str) -> None:
+        resp.status = "failed"
+        self._finish(resp)
+        self._truth(resp, fault)
+        body = self._response_body(
+            resp,
+            "failed",
+            status_details={"type": "failed", "error": error},
+            usage=ev.usage(self.dialect, *resp.input_tokens, 0, 0),
+        )
+        await self.send({"type": "response.done", "response": body})
+        await self._rate_limits()
+
+    async def _run(self, resp: MockResponse, latency_extra: float) -> None:
+        try:
+            await self._stream(resp, latency_extra)
+        except (ConnectionClosed, asyncio.CancelledError):
+            self._finish(resp)
+        except Exception:  # a bug in the mock must not kill the server; it shows in the log
+            self._finish(resp)
+            raise
+
+    async def _stream(self, resp: MockResponse, latency_extra: float) -> None:
+        lat = self.profile["latency"]
+        plan = resp.plan
+        created_at = resp.trigger + self.rng.uniform(*lat["created_ms"]) / 1000.0 + latency_extra
+        first_gap = self.rng.uniform(*lat["first_delta_ms"]) / 1000.0
+        await self._sleep_until(created_at)
+        answer = resp.answer
+        text_tokens, audio_tokens = self._output_tokens(resp, answer.duration_ms, len(answer.transcript))
+        ok, which = self.server.limits.admit_response(
+            self.route.deployment, sum(resp.input_tokens) + text_tokens + audio_tokens
+        )
+        await self._send_created(resp)
+        if not ok:
+            resp.plan = FaultPlan("rate_limited", {"limit": which})
+            message = (
+                f"Rate limit reached for {self.route.deployment} on {which} per min. Please try again in a few seconds."
+            )
+            await self._fail(resp, {"type": which, "code": "rate_limit_exceeded", "message": message}, "rate_limited")
+            return
+        if plan.fault == "server_error" and not plan.params.get("after_output"):
+            await self._fail(resp, self._server_error(), "server_error")
+            return
+        dialect = self.dialect
+        item = ev.assistant_item(dialect, resp.item_id, "in_progress", [])
+        base = {"response_id": resp.id}
+        await self.send({"type": "response.output_item.added", **base, "output_index": 0, "item": item})
+        if not resp.out_of_band:
+            stored = ev.assistant_item(dialect, resp.item_id, "in_progress", [])
+            self.items[resp.item_id] = stored
+            previous = self.last_item_id
+            self.last_item_id = resp.item_id
+            name = "conversation.item.added" if dialect.is_ga else "conversation.item.created"
+            await self.send({"type": name, "previous_item_id": previous, "item": item})
+        resp.item_open = True
+        where = {**base, "item_id": resp.item_id, "output_index": 0, "content_index": 0}
+        await self.send({"type": "response.content_part.added", **where, "part": ev.part(resp.kind, "")})
+        first_at = created_at + first_gap + latency_extra / 2
+        if resp.kind == "text":
+            ended = await self._stream_text(resp, where, first_at)
+        else:
+            ended = await self._stream_audio(resp, where, first_at)
+        if ended:
+            return
+        await self._complete(resp, where)
+
+    def _server_error(self) -> dict[str, Any]:
+        contact = " or contact aoai-realtimeapi-dri@microsoft.com" if self.route.provider == "azure" else ""
+        return {
+            "type": "server_error",
+            "code": "server_error",
+            "message": "The server had an error while processing your request. Sorry about that! You can retry your "
+            f"request{contact}. (Please include the session ID {self.id} in your message.)",
+        }
+
+    async def _fault_at_cut(self, resp: MockResponse) -> bool:
+        """Apply an end-of-output fault at its point; True when the response ends here."""
+        fault = resp.plan.fault
+        if fault == "server_error":
+            await self._fail(resp, self._server_error(), "server_error")
+            return True
+        if fault == "hang":
+            self._truth(resp, "hang")
+            await asyncio.Event().wait()  # never finishes: only a cancel or the socket closing ends it
+            return True
+        if fault == "drop":
+            self._truth(resp, "drop")
+            self.server.stats.drops += 1
+            self.ws.transport.abort()
+            raise ConnectionClosed(None, None)
+        return False  # incomplete: the caller finishes the response short
+
+    async def _stream_text(self, resp: MockResponse, where: dict[str, Any], first_at: float) -> bool:
+        pieces = resp.answer.text_pieces
+        cut = len(pieces)
+        if resp.plan.fault in ("server_error", "hang", "drop", "incomplete"):
+            cut = max(1, int(len(pieces) * resp.plan.at))
+        step = float(self.profile["latency"]["text_delta_ms"]) / 1000.0
+        name = self.dialect.output_text_delta.encode()
+        head = b'{"type":"' + name + b'","response_id":"' + resp.id.encode() + b'","item_id":"' + resp.item_id.encode()
+        head += b'","output_index":0,"content_index":0,"event_id":"'
+        for index, piece in enumerate(pieces[:cut]):
+            await self._sleep_until(first_at + index * step)
+            await self.ws.send(head + self._event_id().encode() + b'","delta":' + piece + b"}", text=True)
+            resp.transcript.append(orjson.loads(piece))
+        if cut < len(pieces):
+            return await self._fault_at_cut(resp)
+        return False
+
+    async def _stream_audio(self, resp: MockResponse, where: dict[str, Any], first_at: float) -> bool:
+        answer = resp.answer
+        plan = resp.plan
+        fault = plan.fault
+        deltas = answer.deltas[resp.output_format]
+        cut_index = len(deltas)
+        if fault in ("stall", "silence", "hang", "drop", "incomplete") or (
+            fault == "server_error" and plan.params.get("after_output")
+        ):
+            cut_ms = plan.at * answer.duration_ms
+            cut_index = next((i for i, d in enumerate(deltas) if d.start_ms >= cut_ms), len(deltas) - 1)
+            cut_index = max(1, cut_index)
+            plan.params["at_ms"] = round(
+                deltas[cut_index].start_ms if cut_index < len(deltas) else answer.duration_ms, 1
+            )
+        speed = float(self.profile["audio"]["speed"])
+        stats = self.server.stats
+        send_audio = fault != "missing_audio"
+        rid, iid = resp.id.encode(), resp.item_id.encode()
+        audio_head = (
+            b'{"type":"' + self.dialect.output_audio_delta.encode() + b'","response_id":"' + rid + b'","item_id":"'
+            + iid + b'","output_index":0,"content_index":0,"event_id":"'
+        )  # fmt: skip
+        text_head = (
+            b'{"type":"' + self.dialect.output_audio_transcript_delta.encode() + b'","response_id":"' + rid
+            + b'","item_id":"' + iid + b'","output_index":0,"content_index":0,"event_id":"'
+        )  # fmt: skip
+        base_t = first_at  # loop time at which audio position base_ms is sent
+        base_ms = 0.0
+        inserted_ms = 0.0  # silence inserted so far (the `silence` fault)
+        first_send: float | None = None
+        ws = self.ws
+        for index, delta in enumerate(deltas):
+            if index == cut_index:
+                if fault == "stall":
+                    # the client has heard everything sent so far by first_send + position; starve it for gap_s
+                    position_s = (delta.start_ms + inserted_ms) / 1000.0
+                    resume = (
+                        (first_send if first_send is not None else self.loop.time()) + position_s + plan.params["gap_s"]
+                    )
+                    await self._sleep_until(resume)
+                    base_t, base_ms = resume, delta.start_ms + inserted_ms
+                elif fault == "silence":
+                    silent = self.server.bank.silence[resp.output_format]
+                    count = max(1, round(plan.params["gap_s"] * 10))
+                    for _ in range(count):
+                        when = base_t + (delta.start_ms + inserted_ms - base_ms) / 1000.0 / speed
+                        lag = await self._sleep_until(when)
+                        stats.lag(lag)
+                        await ws.send(
+                            audio_head + self._event_id().encode() + b'","delta":"' + silent.b64 + b'"}', text=True
+                        )
+                        inserted_ms += silent.dur_ms
+                        resp.audio_ms += silent.dur_ms
+                    plan.params["silence_ms"] = round(count * silent.dur_ms, 1)
+                else:
+                    return await self._fault_at_cut(resp)
+            when = base_t + (delta.start_ms + inserted_ms - base_ms) / 1000.0 / speed
+            lag = await self._sleep_until(when)
+            stats.lag(lag)
+            if delta.transcript_json:
+                await ws.send(
+                    text_head + self._event_id().encode() + b'","delta":' + delta.transcript_json + b"}", text=True
+                )
+                resp.transcript.append(orjson.loads(delta.transcript_json))
+            if send_audio:
+                await ws.send(audio_head + self._event_id().encode() + b'","delta":"' + delta.b64 + b'"}', text=True)
+                stats.deltas += 1
+                if first_send is None:
+                    first_send = self.loop.time()
+                    resp.t_first_audio = time.time()
+                resp.audio_ms += delta.dur_ms
+        return False
+
+    async def _complete(self, resp: MockResponse, where: dict[str, Any]) -> None:
+        dialect = self.dialect
+        incomplete = resp.plan.fault == "incomplete"
+        text = "".join(resp.transcript) if incomplete else resp.answer.transcript
+        if resp.kind == "audio":
+            await self.send({"type": dialect.output_audio_done, **where})
+            await self.send({"type": dialect.output_audio_transcript_done, **where, "transcript": text})
+        else:
+            await self.send({"type": dialect.output_text_done, **where, "text": text})
+        await self.send({"type": "response.content_part.done", **where, "part": ev.part(resp.kind, text)})
+        status = "incomplete" if incomplete else "completed"
+        item = ev.assistant_item(dialect, resp.item_id, status, [ev.assistant_content(dialect, resp.kind, text)])
+        await self._close_item(resp, item)
+        resp.status = status
+        details = {"type": "incomplete", "reason": "max_output_tokens"} if incomplete else None
+        text_tokens, audio_tokens = self._output_tokens(resp, resp.audio_ms, len(text))
+        usage = ev.usage(dialect, *resp.input_tokens, text_tokens, audio_tokens)
+        self._finish(resp)
+        self._truth(resp, resp.plan.fault)
+        body = self._response_body(resp, status, output=[item], status_details=details, usage=usage)
+        await self.send({"type": "response.done", "response": body})
+        await self._rate_limits()
+
+    async def _close_item(self, resp: MockResponse, item: dict[str, Any]) -> None:
+        resp.item_open = False
+        if not resp.out_of_band:
+            self.items[resp.item_id] = item
+            self.item_audio_ms[resp.item_id] = resp.audio_ms
+            if self.dialect.is_ga:
+                await self.send({"type": "conversation.item.done", "previous_item_id": None, "item": item})
+        await self.send({"type": "response.output_item.done", "response_id": resp.id, "output_index": 0, "item": item})
+
+    async def cancel(self, resp: MockResponse, reason: str) -> None:
+        """End ``resp`` now with status cancelled (reason turn_detected or client_cancelled)."""
+        if resp.task is not None and not resp.task.done():
+            resp.task.cancel()
+        self._finish(resp)
+        if not resp.created_sent:
+            await self._send_created(resp)
+        dialect = self.dialect
+        text = "".join(resp.transcript)
+        output: list[dict[str, Any]] = []
+        if resp.item_open:
+            where = {"response_id": resp.id, "item_id": resp.item_id, "output_index": 0, "content_index": 0}
+            if resp.kind == "audio":
+                await self.send({"type": dialect.output_audio_done, **where})
+                await self.send({"type": dialect.output_audio_transcript_done, **where, "transcript": text})
+            else:
+                await self.send({"type": dialect.output_text_done, **where, "text": text})
+            await self.send({"type": "response.content_part.done", **where, "part": ev.part(resp.kind, text)})
+            item = ev.assistant_item(
+                dialect, resp.item_id, "incomplete", [ev.assistant_content(dialect, resp.kind, text)]
+            )
+            await self._close_item(resp, item)
+            output = [item]
+        resp.status = "cancelled"
+        self._truth(resp, reason, {"planned_fault": resp.plan.fault})
+        text_tokens, audio_tokens = self._output_tokens(resp, resp.audio_ms, len(text))
+        body = self._response_body(
+            resp,
+            "cancelled",
+            output=output,
+            status_details={"type": "cancelled", "reason": reason},
+            usage=ev.usage(dialect, *resp.input_tokens, text_tokens, audio_tokens),
+        )
+        await self.send({"type": "response.done", "response": body})
+        await self._rate_limits()
+
+
+_HANDLERS = {
+    "session.update": MockSession.on_session_update,
+    "input_audio_buffer.append": MockSession.on_append,
+    "input_audio_buffer.commit": MockSession.on_commit,
+    "input_audio_buffer.clear": MockSession.on_clear,
+    "conversation.item.create": MockSession.on_item_create,
+    "conversation.item.retrieve": MockSession.on_item_retrieve,
+    "conversation.item.delete": MockSession.on_item_delete,
+    "conversation.item.truncate": MockSession.on_item_truncate,
+    "response.create": MockSession.on_response_create,
+    "response.cancel": MockSession.on_response_cancel,
+    "output_audio_buffer.clear": MockSession.on_output_audio_buffer_clear,
+}

@@ -1,0 +1,326 @@
+"""Client event validation, the way the services answer (``error`` events with the real codes).
+
+GA rejects ``session.update`` without ``session.type``, preview-only names and unknown fields;
+the preview dialect rejects GA-only names. Field lists follow the official openai-python types
+(``types/realtime`` for GA, ``types/beta/realtime`` for preview).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from loadtest.protocol.dialects import AUDIO_FORMATS, Dialect, audio_format_name
+
+
+@dataclass(slots=True)
+class Invalid(Exception):
+    code: str
+    message: str
+    param: str | None = None
+    error_type: str = "invalid_request_error"
+
+
+# Top-level fields each client event may carry (besides `type` and `event_id`).
+_EVENT_FIELDS: dict[str, frozenset[str]] = {
+    "session.update": frozenset({"session"}),
+    "transcription_session.update": frozenset({"session"}),
+    "input_audio_buffer.append": frozenset({"audio"}),
+    "input_audio_buffer.commit": frozenset(),
+    "input_audio_buffer.clear": frozenset(),
+    "output_audio_buffer.clear": frozenset(),
+    "conversation.item.create": frozenset({"item", "previous_item_id"}),
+    "conversation.item.retrieve": frozenset({"item_id"}),
+    "conversation.item.truncate": frozenset({"item_id", "content_index", "audio_end_ms"}),
+    "conversation.item.delete": frozenset({"item_id"}),
+    "response.create": frozenset({"response"}),
+    "response.cancel": frozenset({"response_id"}),
+}
+
+GA_SESSION = frozenset(
+    {
+        "type", "model", "output_modalities", "instructions", "audio", "include", "max_output_tokens", "prompt",
+        "tool_choice", "tools", "tracing", "truncation", "parallel_tool_calls", "reasoning",
+    }
+)  # fmt: skip
+GA_AUDIO_INPUT = frozenset({"format", "noise_reduction", "transcription", "turn_detection"})
+GA_AUDIO_OUTPUT = frozenset({"format", "voice", "speed"})
+PREVIEW_SESSION = frozenset(
+    {
+        "modalities", "instructions", "voice", "input_audio_format", "output_audio_format",
+        "input_audio_transcription", "turn_detection", "tools", "tool_choice", "temperature",
+        "max_response_output_tokens", "model", "input_audio_noise_reduction", "speed", "tracing",
+    }
+)  # fmt: skip
+TURN_DETECTION = frozenset(
+    {
+        "type", "threshold", "prefix_padding_ms", "silence_duration_ms", "create_response", "interrupt_response",
+        "idle_timeout_ms", "eagerness",
+    }
+)  # fmt: skip
+GA_RESPONSE = frozenset(
+    {
+        "output_modalities", "instructions", "audio", "tools", "tool_choice", "max_output_tokens", "metadata",
+        "conversation", "input", "prompt", "parallel_tool_calls", "reasoning",
+    }
+)  # fmt: skip
+PREVIEW_RESPONSE = frozenset(
+    {
+        "modalities", "instructions", "voice", "output_audio_format", "tools", "tool_choice", "temperature",
+        "max_response_output_tokens", "metadata", "conversation", "input",
+    }
+)  # fmt: skip
+
+
+def _unknown(obj: dict[str, Any], allowed: frozenset[str], prefix: str) -> None:
+    for key in obj:
+        if key not in allowed:
+            raise Invalid("unknown_parameter", f"Unknown parameter: '{prefix}{key}'.", f"{prefix}{key}")
+
+
+def _dict(value: Any, param: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Invalid("invalid_type", f"Invalid type for '{param}': expected an object.", param)
+    return value
+
+
+def check_event(event: Any, dialect: Dialect) -> str:
+    """The event's type if it is a known client event of ``dialect`` with known fields, else Invalid."""
+    if not isinstance(event, dict):
+        raise Invalid("invalid_event", "The event must be a JSON object.")
+    kind = event.get("type")
+    if kind is None:
+        raise Invalid("invalid_event", "The 'type' field is missing.", "type")
+    if not isinstance(kind, str) or kind not in dialect.client_events:
+        accepted = ", ".join(f"'{name}'" for name in sorted(dialect.client_events))
+        raise Invalid(
+            "invalid_value",
+            f"Invalid value: '{kind}'. Supported values are: {accepted}.",
+            "type",
+        )
+    _unknown(event, _EVENT_FIELDS.get(kind, frozenset()) | {"type", "event_id"}, "")
+    return kind
+
+
+def _turn_detection(value: Any, param: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    td = _dict(value, param)
+    _unknown(td, TURN_DETECTION, param + ".")
+    kind = td.get("type", "server_vad")
+    if kind not in ("server_vad", "semantic_vad"):
+        raise Invalid(
+            "invalid_value",
+            f"Invalid value: '{kind}'. Supported values are: 'server_vad' and 'semantic_vad'.",
+            param + ".type",
+        )
+    threshold = td.get("threshold", 0.5)
+    if not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+        raise Invalid(
+            "decimal_above_max_value", "Invalid 'threshold': expected a number between 0 and 1.", param + ".threshold"
+        )
+    return td
+
+
+def _modalities(value: Any, param: str, ga: bool) -> list[str]:
+    if not isinstance(value, list) or not value or any(m not in ("text", "audio") for m in value):
+        raise Invalid("invalid_value", f"Invalid value for '{param}': use ['audio'] or ['text'].", param)
+    return ["audio"] if "audio" in value else ["text"]
+
+
+def _ga_format(value: Any, param: str) -> str:
+    fmt = _dict(value, param)
+    _unknown(fmt, frozenset({"type", "rate"}), param + ".")
+    name = audio_format_name(fmt)
+    if name is None:
+        raise Invalid(
+            "invalid_value",
+            f"Invalid value: '{fmt.get('type')}'. Supported values are: 'audio/pcm', 'audio/pcmu' and 'audio/pcma'.",
+            param + ".type",
+        )
+    if name == "pcm16" and "rate" in fmt:
+        rate = fmt["rate"]
+        if not isinstance(rate, int) or rate < 24000:
+            raise Invalid(
+                "integer_below_min_value",
+                f"Invalid '{param}.rate': integer below minimum value. Expected >= 24000, got {rate}.",
+                param + ".rate",
+            )
+        if rate != 24000:
+            raise Invalid(
+                "integer_above_max_value",
+                f"Invalid '{param}.rate': expected 24000, but got {rate} instead.",
+                param + ".rate",
+            )
+    return name
+
+
+def _preview_format(value: Any, param: str) -> str:
+    if value not in AUDIO_FORMATS:
+        raise Invalid(
+            "invalid_value",
+            f"Invalid value: '{value}'. Supported values are: 'pcm16', 'g711_ulaw', and 'g711_alaw'.",
+            param,
+        )
+    return str(value)
+
+
+def _max_tokens(value: Any, param: str) -> int | str:
+    if value == "inf":
+        return "inf"
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise Invalid("integer_below_min_value", f"Invalid '{param}': expected an integer >= 1 or 'inf'.", param)
+    if value > 4096:
+        raise Invalid(
+            "integer_above_max_value", f"Invalid '{param}': expected a value <= 4096, but got {value} instead.", param
+        )
+    return value
+
+
+def session_update(session: Any, dialect: Dialect, voices: list[str]) -> dict[str, Any]:
+    """The validated changes of a ``session.update`` as harness-vocabulary settings.
+
+    Keys (each present only when set): output_modalities, instructions, voice, input_format,
+    output_format, turn_detection (dict or None), transcription (dict or None), max_output_tokens.
+    """
+    s = _dict(session, "session")
+    out: dict[str, Any] = {}
+    if dialect.is_ga:
+        if "type" not in s:
+            raise Invalid("missing_required_parameter", "Missing required parameter: 'session.type'.", "session.type")
+        _unknown(s, GA_SESSION, "session.")
+        if s["type"] != "realtime":
+            raise Invalid(
+                "invalid_value",
+                f"Invalid value: '{s['type']}'. This endpoint supports 'realtime' sessions.",
+                "session.type",
+            )
+        if "output_modalities" in s:
+            out["output_modalities"] = _modalities(s["output_modalities"], "session.output_modalities", True)
+        if "max_output_tokens" in s:
+            out["max_output_tokens"] = _max_tokens(s["max_output_tokens"], "session.max_output_tokens")
+        audio = _dict(s.get("audio", {}), "session.audio")
+        _unknown(audio, frozenset({"input", "output"}), "session.audio.")
+        inp = _dict(audio.get("input", {}), "session.audio.input")
+        _unknown(inp, GA_AUDIO_INPUT, "session.audio.input.")
+        if "format" in inp:
+            out["input_format"] = _ga_format(inp["format"], "session.audio.input.format")
+        if "turn_detection" in inp:
+            out["turn_detection"] = _turn_detection(inp["turn_detection"], "session.audio.input.turn_detection")
+        if "transcription" in inp:
+            out["transcription"] = inp["transcription"]
+        outp = _dict(audio.get("output", {}), "session.audio.output")
+        _unknown(outp, GA_AUDIO_OUTPUT, "session.audio.output.")
+        if "format" in outp:
+            out["output_format"] = _ga_format(outp["format"], "session.audio.output.format")
+        if "voice" in outp:
+            out["voice"] = outp["voice"]
+    else:
+        _unknown(s, PREVIEW_SESSION, "session.")
+        if "modalities" in s:
+            out["output_modalities"] = _modalities(s["modalities"], "session.modalities", False)
+        if "max_response_output_tokens" in s:
+            out["max_output_tokens"] = _max_tokens(
+                s["max_response_output_tokens"], "session.max_response_output_tokens"
+            )
+        if "input_audio_format" in s:
+            out["input_format"] = _preview_format(s["input_audio_format"], "session.input_audio_format")
+        if "output_audio_format" in s:
+            out["output_format"] = _preview_format(s["output_audio_format"], "session.output_audio_format")
+        if "turn_detection" in s:
+            out["turn_detection"] = _turn_detection(s["turn_detection"], "session.turn_detection")
+        if "input_audio_transcription" in s:
+            out["transcription"] = s["input_audio_transcription"]
+        if "voice" in s:
+            out["voice"] = s["voice"]
+    if "voice" in out:
+        voice = out["voice"]
+        name = voice.get("id") if isinstance(voice, dict) else voice
+        if name not in voices:
+            raise Invalid(
+                "invalid_value", f"Invalid value: '{name}'. Supported values are: {', '.join(voices)}.", "session.voice"
+            )
+    if "instructions" in s:
+        if not isinstance(s["instructions"], str):
+            raise Invalid(
+                "invalid_type", "Invalid type for 'session.instructions': expected a string.", "session.instructions"
+            )
+        out["instructions"] = s["instructions"]
+    return out
+
+
+def response_create(response: Any, dialect: Dialect) -> dict[str, Any]:
+    """The validated ``response`` of a ``response.create``: output_modalities, output_format,
+    out_of_band, max_output_tokens, instructions, metadata (each present only when set)."""
+    if response is None:
+        return {}
+    r = _dict(response, "response")
+    out: dict[str, Any] = {}
+    if dialect.is_ga:
+        _unknown(r, GA_RESPONSE, "response.")
+        if "output_modalities" in r:
+            out["output_modalities"] = _modalities(r["output_modalities"], "response.output_modalities", True)
+        audio = _dict(r.get("audio", {}), "response.audio")
+        _unknown(audio, frozenset({"output"}), "response.audio.")
+        outp = _dict(audio.get("output", {}), "response.audio.output")
+        _unknown(outp, frozenset({"format", "voice"}), "response.audio.output.")
+        if "format" in outp:
+            out["output_format"] = _ga_format(outp["format"], "response.audio.output.format")
+        if "max_output_tokens" in r:
+            out["max_output_tokens"] = _max_tokens(r["max_output_tokens"], "response.max_output_tokens")
+    else:
+        _unknown(r, PREVIEW_RESPONSE, "response.")
+        if "modalities" in r:
+            out["output_modalities"] = _modalities(r["modalities"], "response.modalities", False)
+        if "output_audio_format" in r:
+            out["output_format"] = _preview_format(r["output_audio_format"], "response.output_audio_format")
+        if "max_response_output_tokens" in r:
+            out["max_output_tokens"] = _max_tokens(
+                r["max_response_output_tokens"], "response.max_response_output_tokens"
+            )
+    conversation = r.get("conversation", "auto")
+    if conversation not in ("auto", "none"):
+        raise Invalid(
+            "invalid_value",
+            f"Invalid value: '{conversation}'. Supported values are: 'auto' and 'none'.",
+            "response.conversation",
+        )
+    out["out_of_band"] = conversation == "none"
+    if "metadata" in r:
+        out["metadata"] = r["metadata"]
+    if "instructions" in r:
+        out["instructions"] = r["instructions"]
+    return out
+
+
+def user_item(item: Any, dialect: Dialect) -> dict[str, Any]:
+    """A validated item of ``conversation.item.create`` (a message or function output)."""
+    it = _dict(item, "item")
+    kind = it.get("type")
+    if kind not in ("message", "function_call", "function_call_output"):
+        raise Invalid(
+            "invalid_value",
+            f"Invalid value: '{kind}'. Supported values are: 'message', 'function_call', and 'function_call_output'.",
+            "item.type",
+        )
+    if kind == "message":
+        if it.get("role") not in ("user", "assistant", "system"):
+            raise Invalid(
+                "invalid_value",
+                f"Invalid value: '{it.get('role')}'. Supported values are: 'user', 'assistant', and 'system'.",
+                "item.role",
+            )
+        content = it.get("content")
+        if not isinstance(content, list):
+            raise Invalid("missing_required_parameter", "Missing required parameter: 'item.content'.", "item.content")
+        allowed = {"input_text", "input_audio", "input_image", "output_text", "output_audio"} if dialect.is_ga else {
+            "input_text", "input_audio", "text", "audio", "item_reference"}  # fmt: skip
+        for index, part in enumerate(content):
+            ptype = part.get("type") if isinstance(part, dict) else None
+            if ptype not in allowed:
+                raise Invalid(
+                    "invalid_value",
+                    f"Invalid value: '{ptype}'. Supported values are: {', '.join(sorted(allowed))}.",
+                    f"item.content[{index}].type",
+                )
+    return it

@@ -1,0 +1,99 @@
+"""A tiny synchronous Realtime client for the mock tests (websockets' sync client, loopback only)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from websockets.sync.client import ClientConnection, connect
+
+KEY = "mock-key"
+
+
+def openai_url(base: str, model: str = "gpt-realtime") -> str:
+    return f"{base}/v1/realtime?model={model}"
+
+
+def azure_ga_url(base: str, deployment: str = "gpt-realtime") -> str:
+    return f"{base}/openai/v1/realtime?model={deployment}"
+
+
+def azure_preview_url(
+    base: str, deployment: str = "gpt-4o-realtime-preview", version: str = "2025-04-01-preview"
+) -> str:
+    return f"{base}/openai/realtime?api-version={version}&deployment={deployment}"
+
+
+class Client:
+    """Connect, send events, collect every server event with its arrival time."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        self._cm = connect(url, additional_headers=headers or {"Authorization": f"Bearer {KEY}"}, max_size=None,
+                           open_timeout=10)  # fmt: skip
+        self.ws: ClientConnection = self._cm.__enter__()
+        self.events: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.ws.send(json.dumps(event))
+
+    def recv(self, timeout: float = 10.0) -> dict[str, Any]:
+        raw = self.ws.recv(timeout=timeout)
+        event = json.loads(raw)
+        self.events.append(event)
+        self.arrivals.append(time.monotonic())
+        return event
+
+    def until(self, pred: Callable[[dict[str, Any]], bool] | str, timeout: float = 20.0) -> dict[str, Any]:
+        """Receive until an event matches (a type name or a predicate); returns it."""
+        test = (lambda e: e["type"] == pred) if isinstance(pred, str) else pred
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(
+                    f"no matching event within {timeout} s; last: {[e['type'] for e in self.events[-5:]]}"
+                )
+            event = self.recv(left)
+            if test(event):
+                return event
+
+    def types(self) -> list[str]:
+        return [e["type"] for e in self.events]
+
+    def close(self) -> None:
+        self._cm.__exit__(None, None, None)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def speechlike(seconds: float, rate: int = 24000, seed: int = 1) -> np.ndarray:
+    """Loud voiced noise (well above the VAD level) as int16."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    sig = 0.3 * np.sin(2 * np.pi * 150 * t) + 0.1 * rng.standard_normal(n)
+    return (sig * 32767 * 0.5).astype(np.int16)
+
+
+def append_events(pcm: np.ndarray, frame_ms: int = 100, rate: int = 24000) -> list[dict[str, Any]]:
+    step = rate * frame_ms // 1000
+    return [
+        {
+            "type": "input_audio_buffer.append",
+            "audio": base64.b64encode(pcm[i : i + step].astype("<i2").tobytes()).decode(),
+        }
+        for i in range(0, len(pcm), step)
+    ]
+
+
+def audio_bytes(events: list[dict[str, Any]], delta_type: str) -> bytes:
+    return b"".join(base64.b64decode(e["delta"]) for e in events if e["type"] == delta_type)
