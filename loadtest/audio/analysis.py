@@ -10,11 +10,14 @@ Two families of numbers come out:
 
 * **Content** — ``audio_bytes``, ``audio_ms`` (duration from the bytes received); silence found by
   comparing each window's RMS with a threshold *relative to the response's speech level*
-  (``speech_level_db`` = the ``speech_percentile``-th percentile of window levels;
-  threshold = ``speech_level_db + silence_rel_db``, never below ``silence_floor_dbfs``). Runs of
-  silent windows touching the start or the end of the audio are the response's leading / trailing
-  silence and are reported apart; ``longest_silence_ms`` and ``silence_ms`` cover only the *inner*
-  runs (a hole in the middle of the speech is what a listener notices as a dropout).
+  (``speech_level_dbfs`` = the ``speech_percentile``-th percentile of the levels of the windows
+  above ``silence_floor_dbfs``; threshold = ``speech_level_dbfs + silence_rel_db``, never below
+  ``silence_floor_dbfs``). Runs of silent windows touching the start or the end of the audio are the
+  response's leading / trailing silence and are reported apart; ``longest_silence_ms`` and
+  ``silence_ms`` cover only the *inner* runs (a hole in the middle of the speech is what a listener
+  notices as a dropout); ``long_silences`` counts inner runs of at least ``stall_threshold_ms``.
+  These are computed when read, in O(windows): read them at the end of the response, not per delta.
+  Everything else is O(1) to read.
 * **Delivery** — a playback-clock model: a real-time player starts at the first delta's arrival
   (plus ``jitter_buffer_ms``) and plays each delta's audio in order. Whenever a delta arrives after
   the player ran out, the wait is an underrun stretch (``underrun_ms`` in total,
@@ -192,7 +195,9 @@ class AudioAnalyzer:
             result = (0.0, 0.0, 0.0, 0.0, -math.inf, 0)
         else:
             ms = self._ms[:n]
-            level_sq = float(np.percentile(ms, self.speech_percentile))
+            floor_sq = _FULL_SCALE_SQ * 10 ** (self.silence_floor_dbfs / 10)
+            audible = ms[ms >= floor_sq]  # long digital silence must not drag the speech level down
+            level_sq = float(np.percentile(audible, self.speech_percentile)) if audible.size else float(ms.max())
             level_db = 10 * math.log10(level_sq / _FULL_SCALE_SQ) if level_sq > 0 else -math.inf
             thr_db = max(level_db + self.silence_rel_db, self.silence_floor_dbfs)
             silent = ms < _FULL_SCALE_SQ * 10 ** (thr_db / 10)

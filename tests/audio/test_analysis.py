@@ -178,3 +178,18 @@ def test_edge_cases() -> None:
     with pytest.raises(ValueError, match="unknown audio format"):
         AudioAnalyzer("mp3")
     assert set(AudioAnalyzer().summary()) >= {"audio_ms", "underrun_ms", "longest_silence_ms", "max_gap_ms"}
+
+
+def test_brief_speech_around_a_long_hole() -> None:
+    """Two short words with a 3.8 s hole and long edge silence: the speech level comes from the words."""
+    word = load_pcm("short_yes")
+    pcm = np.concatenate([np.zeros(3 * RATE, np.int16), word, np.zeros(int(3.8 * RATE), np.int16), word])
+    pcm = np.concatenate([pcm, np.zeros(6 * RATE, np.int16)])
+    analyzer = AudioAnalyzer()
+    _feed(analyzer, pcm.tobytes())
+    fx = Manifest.load().get("short_yes")
+    # the hole plus the trail and lead silence the fixture carries on each side of it
+    expected = 3800 + fx.trail_silence_ms + fx.lead_silence_ms
+    assert analyzer.longest_silence_ms == pytest.approx(expected, abs=150)
+    assert analyzer.long_silences == 1
+    assert analyzer.trailing_silence_ms > 6000
