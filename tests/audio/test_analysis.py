@@ -150,6 +150,9 @@ def test_streaming_is_independent_of_delta_sizes() -> None:
     pieces.finish()
     for name in ("audio_ms", "longest_silence_ms", "silence_ms", "leading_silence_ms", "trailing_silence_ms"):
         assert getattr(pieces, name) == pytest.approx(getattr(whole, name), abs=1e-6), name
+    # state kept per response: one float per 20 ms window (plus slack), never the audio itself
+    kept = pieces._ms.nbytes + pieces._carry.nbytes + pieces._scratch.nbytes
+    assert kept < len(wire) / 20
 
 
 def test_every_shipped_fixture_reads_as_clean_speech() -> None:
