@@ -1,0 +1,187 @@
+"""Benchmark: `rtload report summary` and `capacity` on a synthetic run of 1,000,000 responses.
+
+The run is generated with numpy (a 10-step ramp whose latency and failure rate grow with
+load) and written as full contract rows (every field, as the harness writes them) with
+orjson. Each report is timed in a fresh process, once from the JSONL (first report on a
+run; this also writes the Parquet cache) and once more from the cache, recording wall
+time and peak resident memory (ru_maxrss of the child). Aim: under 10 s and 2 GB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from loadtest.records.schema import RESPONSES_FILE, RUN_FILE, SESSIONS_FILE, ResponseRecord, to_row
+
+N_RESPONSES = 1_000_000
+RESULTS = Path(__file__).parent / "results" / "report.json"
+OUTCOME_REASONS = [
+    ("completed", ""),
+    ("failed", "server_error"),
+    ("failed", "connection_dropped"),
+    ("truncated", "audio_stall"),
+    ("throttled", "rate_limit_exceeded"),
+    ("cancelled", "turn_detected"),
+]
+
+
+def write_synthetic_run(run_dir: Path, n: int = N_RESPONSES, seed: int = 0, steps: int = 10) -> None:
+    """A complete run directory with ``n`` response rows of a ``steps``-step ramp."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    t0 = 1_780_000_000.0
+    step = np.sort(rng.integers(0, steps, n))
+    users = (step + 1) * 10
+    t_trigger = t0 + step * 60.0 + rng.uniform(0, 60, n)
+    load = (step + 1) / steps
+    created = rng.gamma(4.0, 40.0 * (1 + load), n)
+    ttfa = created + rng.gamma(4.0, 80.0 * (1 + 2 * load * load), n)
+    ttft = ttfa + rng.gamma(2.0, 20.0, n)
+    done = ttfa + rng.gamma(6.0, 400.0, n)
+    p_bad = 0.002 + 0.05 * load**3
+    probs = np.stack([1 - p_bad, p_bad * 0.4, p_bad * 0.1, p_bad * 0.3, p_bad * 0.15, p_bad * 0.05], axis=1)
+    u = rng.uniform(0, 1, n)[:, None]
+    kind = (u > np.cumsum(probs, axis=1)).sum(axis=1)
+    audio_ms = rng.uniform(1000, 6000, n)
+    tokens_in = rng.integers(100, 800, n)
+    tokens_out = rng.integers(200, 1500, n)
+    template = to_row(
+        ResponseRecord(
+            run_id="bench",
+            target="mock",
+            provider="openai",
+            dialect="ga",
+            deployment="gpt-realtime",
+            scenario="short_question",
+            fixture="en_short_01",
+            trigger="server_vad",
+            modalities=["audio"],
+            audio_format="pcm16",
+            status="completed",
+            content_types=["audio"],
+        )
+    )
+    cols = {
+        "user_id": (np.arange(n) % 100).tolist(),
+        "step": step.tolist(),
+        "users": users.tolist(),
+        "concurrency": users.tolist(),
+        "t_trigger": t_trigger.tolist(),
+        "created_ms": np.round(created, 2).tolist(),
+        "ttfa_ms": np.round(ttfa, 2).tolist(),
+        "ttft_ms": np.round(ttft, 2).tolist(),
+        "done_ms": np.round(done, 2).tolist(),
+        "audio_ms": np.round(audio_ms, 1).tolist(),
+        "input_tokens": tokens_in.tolist(),
+        "output_tokens": tokens_out.tolist(),
+        "max_delta_gap_ms": np.round(rng.gamma(2.0, 30.0, n), 1).tolist(),
+    }
+    kinds = kind.tolist()
+    opt = orjson.OPT_APPEND_NEWLINE
+    with open(run_dir / RESPONSES_FILE, "wb", buffering=16 * 1024 * 1024) as out:
+        names = list(cols)
+        values = [cols[k] for k in names]
+        for i in range(n):
+            row = dict(template)
+            for name, vals in zip(names, values, strict=True):
+                row[name] = vals[i]
+            t = row["t_trigger"]
+            row["session_id"] = f"sess_{i // 4:07d}"
+            row["response_id"] = f"resp_{i:08d}"
+            row["turn_index"] = i % 4
+            row["t_created"] = t + row["created_ms"] / 1000
+            row["t_first_audio"] = t + row["ttfa_ms"] / 1000
+            row["t_done"] = t + row["done_ms"] / 1000
+            row["total_tokens"] = row["input_tokens"] + row["output_tokens"]
+            k = kinds[i]
+            if k:
+                row["outcome"], row["reason"] = OUTCOME_REASONS[k]
+                row["status"] = "failed" if k < 3 else "completed"
+            else:
+                row["outcome"] = "completed"
+            out.write(orjson.dumps(row, option=opt))
+    with open(run_dir / SESSIONS_FILE, "wb") as out:
+        for s in range(0, n, 4):
+            out.write(
+                orjson.dumps(
+                    {
+                        "run_id": "bench",
+                        "session_id": f"sess_{s // 4:07d}",
+                        "target": "mock",
+                        "t_start": cols["t_trigger"][s] - 0.5,
+                        "t_open": cols["t_trigger"][s] - 0.4,
+                        "t_end": cols["t_trigger"][s] + 20,
+                        "handshake_ms": 100.0,
+                        "handshake_status": 101,
+                        "ended_by": "client_closed",
+                        "step": cols["step"][s],
+                        "concurrency": cols["users"][s],
+                        "schema_version": 1,
+                    },
+                    option=opt,
+                )
+            )
+    (run_dir / RUN_FILE).write_text(
+        json.dumps({"run_id": "bench", "t_start": t0, "t_end": t0 + steps * 60 + 30, "shape": "ramp"}),
+        encoding="utf-8",
+    )
+
+
+def _timed(args: list[str]) -> dict[str, float]:
+    started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run(args, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[2:])} failed: {proc.stderr.strip()[-500:]}")
+    # ru_maxrss of children is the max over all children so far; each run is reported only
+    # when it raised that maximum, otherwise the figure is an upper bound.
+    return {"seconds": round(elapsed, 2), "peak_rss_mb": round(max(peak_kb, before) / 1024, 1)}
+
+
+def main() -> None:
+    results: dict[str, object] = {
+        "responses": N_RESPONSES,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    }
+    with tempfile.TemporaryDirectory(prefix="rtload-bench-report-") as tmp:
+        run_dir = Path(tmp) / "bench-run"
+        started = time.perf_counter()
+        write_synthetic_run(run_dir)
+        results["generate_seconds"] = round(time.perf_counter() - started, 2)
+        results["responses_jsonl_mb"] = round((run_dir / RESPONSES_FILE).stat().st_size / 1e6, 1)
+        print(f"generated {N_RESPONSES} responses in {results['generate_seconds']} s", flush=True)
+        cli = [sys.executable, "-m", "loadtest", "report"]
+        timings: dict[str, dict[str, float]] = {}
+        for label, args in (
+            ("summary_first_read_jsonl", ["summary", str(run_dir), "--format", "json"]),
+            ("summary_cached_parquet", ["summary", str(run_dir), "--format", "json"]),
+            ("capacity_cached_parquet", ["capacity", str(run_dir), "--slo", "failed<1%,ttfa_p95<1200ms"]),
+        ):
+            timings[label] = _timed([*cli, *args])
+            print(f"{label}: {timings[label]}", flush=True)
+        (run_dir / RESPONSES_FILE).with_suffix(".parquet").unlink(missing_ok=True)
+        os.environ.pop("RTLOAD_NO_CACHE", None)
+        timings["capacity_first_read_jsonl"] = _timed([*cli, "capacity", str(run_dir), "--no-cache"])
+        print(f"capacity_first_read_jsonl: {timings['capacity_first_read_jsonl']}", flush=True)
+    results["timings"] = timings
+    results["aim"] = {"seconds": 10, "peak_rss_mb": 2048}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""`rtload report ...`: the report commands. Heavy imports (pandas, matplotlib) happen inside."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+FORMAT_HELP = "Output format: table (terminal), md (Markdown) or json."
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _check_format(fmt: str) -> str:
+    from loadtest.report.render import FORMATS
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}", param_hint="--format")
+    return fmt
+
+
+def _load(run: Path, no_cache: bool = False, **kwargs: Any) -> Any:
+    from loadtest.records.reader import RunDirError, read_run
+
+    cache = not no_cache and not os.environ.get("RTLOAD_NO_CACHE")
+    try:
+        return read_run(run, cache=cache, **kwargs)
+    except RunDirError as exc:
+        _fail(str(exc))
+
+
+def _emit(report: Any, fmt: str) -> None:
+    from loadtest.report.render import render
+
+    if fmt != "md":
+        for warning in report.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+    sys.stdout.write(render(report, fmt))
+
+
+RUN_ARG = typer.Argument(..., help="The run directory (reports/<run_id>).", show_default=False)
+NO_CACHE = typer.Option(False, "--no-cache", help="Do not read or write the Parquet cache beside large JSONL files.")
+
+
+def summary(
+    run: Path = RUN_ARG,
+    fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
+    write: bool = typer.Option(False, "--write", help="Also write summary.md and summary.json into the run directory."),
+    no_cache: bool = NO_CACHE,
+) -> None:
+    """Outcomes with reasons, latency percentiles, audio, tokens, per target/scenario, harness health."""
+    _check_format(fmt)
+    from loadtest.report.render import render
+    from loadtest.report.summary import RESPONSE_COLUMNS, SESSION_COLUMNS, build_summary
+
+    data = _load(run, no_cache, response_columns=RESPONSE_COLUMNS, session_columns=SESSION_COLUMNS)
+    report = build_summary(data)
+    _emit(report, fmt)
+    if write:
+        try:
+            (data.path / "summary.md").write_text(render(report, "md"), encoding="utf-8")
+            (data.path / "summary.json").write_text(render(report, "json"), encoding="utf-8")
+        except OSError as exc:
+            _fail(f"cannot write the summary into {data.path}: {exc.strerror}")
+        typer.echo(f"wrote {data.path / 'summary.md'} and {data.path / 'summary.json'}", err=True)
+
+
+def limits(
+    run: Path = RUN_ARG,
+    fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
+    no_cache: bool = NO_CACHE,
+) -> None:
+    """Rate limits (remaining, time at zero, 429s, tokens per minute vs limit) and session limits."""
+    _check_format(fmt)
+    from loadtest.report.limits import RESPONSE_COLUMNS, build_limits
+
+    data = _load(run, no_cache, response_columns=RESPONSE_COLUMNS)
+    _emit(build_limits(data), fmt)
+
+
+def capacity(
+    run: Path = RUN_ARG,
+    slo: str = typer.Option(
+        "failed<1%,ttfa_p95<1200ms",
+        "--slo",
+        help="Comma-separated limits, e.g. 'failed<1%,ttfa_p95<1200ms'. Rates (%): completed failed truncated "
+        "throttled cancelled non_completed; latencies (ms or s): handshake/created/ttfa/ttft/done "
+        "_p50/_p90/_p95/_p99/_max.",
+    ),
+    buckets: int = typer.Option(
+        10, "--buckets", min=2, max=100, help="Concurrency buckets when the run has no load steps."
+    ),
+    fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
+    no_cache: bool = NO_CACHE,
+) -> None:
+    """Per load step: users, responses/min, outcome rates, latency; the highest load that met the SLO and the knee."""
+    _check_format(fmt)
+    from loadtest.report.capacity import RESPONSE_COLUMNS, SESSION_COLUMNS, build_capacity
+    from loadtest.report.slo import SloError, parse_slo
+
+    try:
+        clauses = parse_slo(slo)
+    except SloError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--slo") from None
+    data = _load(
+        run, no_cache, response_columns=RESPONSE_COLUMNS, session_columns=SESSION_COLUMNS, with_rate_limits=False
+    )
+    _emit(build_capacity(data, clauses, slo, buckets=buckets), fmt)
+
+
+def compare(
+    run_a: Path = typer.Argument(..., help="The first run directory (the baseline).", show_default=False),
+    run_b: Path = typer.Argument(..., help="The second run directory.", show_default=False),
+    fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
+    no_cache: bool = NO_CACHE,
+) -> None:
+    """Two runs side by side: outcome rates with Fisher's exact test, latency shifts with CIs and Mann-Whitney."""
+    _check_format(fmt)
+    from loadtest.report.compare import build_compare
+    from loadtest.report.summary import RESPONSE_COLUMNS, SESSION_COLUMNS
+
+    kw = {"response_columns": RESPONSE_COLUMNS, "session_columns": SESSION_COLUMNS, "with_rate_limits": False}
+    a = _load(run_a, no_cache, **kw)
+    b = _load(run_b, no_cache, **kw)
+    _emit(build_compare(a, b), fmt)
+
+
+def failures(
+    run: Path = RUN_ARG,
+    bundle: Path | None = typer.Option(
+        None, "--bundle", help="Write a zip for a support case (rows, traces, run.json)."
+    ),
+    fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
+    no_cache: bool = NO_CACHE,
+) -> None:
+    """Every non-completed response with its ids, error and request ids; --bundle zips the evidence."""
+    _check_format(fmt)
+    from loadtest.report.failures import build_failures, write_bundle
+
+    data = _load(run, no_cache, with_rate_limits=False, with_health=False)
+    report = build_failures(data)
+    _emit(report, fmt)
+    if bundle is not None:
+        try:
+            summary_line = write_bundle(data, bundle)
+        except OSError as exc:
+            _fail(f"cannot write the bundle {bundle}: {exc.strerror or exc}")
+        typer.echo(summary_line, err=True)
+
+
+def html(
+    run: Path = RUN_ARG,
+    output: Path | None = typer.Option(None, "-o", "--output", help="The HTML file (default: <run>/report.html)."),
+    slo: str = typer.Option("failed<1%,ttfa_p95<1200ms", "--slo", help="The SLO for the capacity section."),
+    no_cache: bool = NO_CACHE,
+) -> None:
+    """One self-contained HTML report (inline SVG plots, no network needed to view it)."""
+    from loadtest.report.html import write_html
+    from loadtest.report.slo import SloError, parse_slo
+
+    try:
+        clauses = parse_slo(slo)
+    except SloError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--slo") from None
+    data = _load(run, no_cache)
+    for warning in data.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    target = output if output is not None else data.path / "report.html"
+    try:
+        write_html(data, target, clauses, slo)
+    except OSError as exc:
+        _fail(f"cannot write {target}: {exc.strerror or exc}")
+    typer.echo(f"wrote {target}", err=True)
+
+
+def soak(
+    run: Path = RUN_ARG,
+    window: str = typer.Option("5m", "--window", "-w", help="Window length: 30s, 5m, 1h (a bare number is minutes)."),
+    fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
+    no_cache: bool = NO_CACHE,
+) -> None:
+    """Time windows over a long run, with drift detection on failure rate and latency."""
+    _check_format(fmt)
+    from loadtest.report.soak import RESPONSE_COLUMNS, build_soak, parse_window
+
+    try:
+        seconds = parse_window(window)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--window") from None
+    data = _load(run, no_cache, response_columns=RESPONSE_COLUMNS, with_rate_limits=False)
+    _emit(build_soak(data, seconds), fmt)
+
+
+def register(app: typer.Typer) -> None:
+    report_app = typer.Typer(
+        name="report",
+        help="Reports on a run directory: summary, limits, capacity, compare, failures, html, soak.",
+        no_args_is_help=True,
+    )
+    report_app.command("summary")(summary)
+    report_app.command("limits")(limits)
+    report_app.command("capacity")(capacity)
+    report_app.command("compare")(compare)
+    report_app.command("failures")(failures)
+    report_app.command("html")(html)
+    report_app.command("soak")(soak)
+    report_app.command("windows", hidden=True)(soak)
+    app.add_typer(report_app, name="report")

@@ -1,0 +1,217 @@
+"""`rtload report compare A B`: two runs side by side, with the significance of each difference.
+
+Outcome rates: Fisher's exact test (two-sided, scipy) on the 2x2 table [count, attempts -
+count] of A and B. Latencies: the shift of p50 and p95 (B - A) with a 95% bootstrap
+confidence interval (seeded, up to 20,000 values per run, 400 resamples) and the two-sided
+Mann-Whitney U p-value on all values. "significant" means p < 0.05.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+from loadtest.records.reader import RunData
+from loadtest.report.render import Report, Table, count, ms, num, pct
+from loadtest.report.stats import LATENCIES, LATENCY_TITLES, RATE_NAMES, finite, outcome_rates, reason_rows
+
+ALPHA = 0.05
+BOOT_MAX = 20_000
+BOOT_RESAMPLES = 400
+BOOT_SEED = 0
+
+
+def fisher_p(k_a: int, n_a: int, k_b: int, n_b: int) -> float | None:
+    if n_a == 0 or n_b == 0:
+        return None
+    return float(sps.fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]]).pvalue)
+
+
+def bootstrap_shift_ci(a: np.ndarray, b: np.ndarray, q: float) -> tuple[float, float] | None:
+    """95% CI of percentile(b, q) - percentile(a, q) by resampling both runs."""
+    if a.size < 2 or b.size < 2:
+        return None
+    rng = np.random.default_rng(BOOT_SEED)
+    a = rng.choice(a, BOOT_MAX, replace=False) if a.size > BOOT_MAX else a
+    b = rng.choice(b, BOOT_MAX, replace=False) if b.size > BOOT_MAX else b
+    diffs = np.empty(BOOT_RESAMPLES)
+    for i in range(BOOT_RESAMPLES):
+        diffs[i] = np.percentile(rng.choice(b, b.size), q) - np.percentile(rng.choice(a, a.size), q)
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def _latency_values(data: RunData, label: str) -> np.ndarray:
+    frame_name, col = LATENCIES[label]
+    frame = data.sessions if frame_name == "sessions" else data.responses
+    return finite(frame[col]) if col in frame else np.array([])
+
+
+def compare_data(a: RunData, b: RunData) -> dict[str, Any]:
+    ra, rb = outcome_rates(a.responses), outcome_rates(b.responses)
+    na, nb = len(a.responses), len(b.responses)
+    outcomes = []
+    names = list(dict.fromkeys([*RATE_NAMES, *ra, *rb]))
+    for name in names:
+        ka = ra.get(name, {"count": 0})["count"]
+        kb = rb.get(name, {"count": 0})["count"]
+        p = fisher_p(ka, na, kb, nb)
+        rate_a = 100 * ka / na if na else None
+        rate_b = 100 * kb / nb if nb else None
+        outcomes.append(
+            {
+                "outcome": name,
+                "a_count": ka,
+                "a_rate_pct": rate_a,
+                "b_count": kb,
+                "b_rate_pct": rate_b,
+                "diff_pp": (rate_b - rate_a) if rate_a is not None and rate_b is not None else None,
+                "fisher_p": p,
+                "significant": p is not None and p < ALPHA,
+            }
+        )
+    reasons = []
+    ra_reasons = {(r["outcome"], r["reason"]): r["count"] for r in reason_rows(a.responses)}
+    rb_reasons = {(r["outcome"], r["reason"]): r["count"] for r in reason_rows(b.responses)}
+    for key in sorted(set(ra_reasons) | set(rb_reasons), key=lambda k: -(ra_reasons.get(k, 0) + rb_reasons.get(k, 0))):
+        ka, kb = ra_reasons.get(key, 0), rb_reasons.get(key, 0)
+        p = fisher_p(ka, na, kb, nb)
+        reasons.append(
+            {
+                "outcome": key[0],
+                "reason": key[1],
+                "a_count": ka,
+                "b_count": kb,
+                "a_rate_pct": 100 * ka / na if na else None,
+                "b_rate_pct": 100 * kb / nb if nb else None,
+                "fisher_p": p,
+                "significant": p is not None and p < ALPHA,
+            }
+        )
+    latency = []
+    for label in LATENCIES:
+        va, vb = _latency_values(a, label), _latency_values(b, label)
+        row: dict[str, Any] = {"metric": label, "a_n": int(va.size), "b_n": int(vb.size)}
+        for q in (50, 95):
+            pa = float(np.percentile(va, q)) if va.size else None
+            pb = float(np.percentile(vb, q)) if vb.size else None
+            row[f"a_p{q}"], row[f"b_p{q}"] = pa, pb
+            row[f"shift_p{q}"] = (pb - pa) if pa is not None and pb is not None else None
+            row[f"shift_p{q}_ci95"] = bootstrap_shift_ci(va, vb, q)
+        if va.size and vb.size:
+            row["mannwhitney_p"] = float(sps.mannwhitneyu(va, vb, alternative="two-sided").pvalue)
+        else:
+            row["mannwhitney_p"] = None
+        row["significant"] = row["mannwhitney_p"] is not None and row["mannwhitney_p"] < ALPHA
+        latency.append(row)
+    return {
+        "a": {"run_id": a.run_id, "path": str(a.path), "responses": na, "in_progress": a.in_progress},
+        "b": {"run_id": b.run_id, "path": str(b.path), "responses": nb, "in_progress": b.in_progress},
+        "alpha": ALPHA,
+        "outcomes": outcomes,
+        "reasons": reasons,
+        "latency_ms": latency,
+    }
+
+
+def p_text(p: float | None) -> str:
+    if p is None:
+        return "-"
+    return f"{p:.2g}" if p >= 1e-4 else "<0.0001"
+
+
+def _ci(ci: tuple[float, float] | None) -> str:
+    return "-" if ci is None else f"[{ci[0]:+.1f}, {ci[1]:+.1f}]"
+
+
+def build_compare(a: RunData, b: RunData) -> Report:
+    d = compare_data(a, b)
+    sig = lambda flag: "*" if flag else ""  # noqa: E731
+    tables = [
+        Table(
+            "Runs",
+            ["", "run", "responses", "state"],
+            [
+                [
+                    side,
+                    d[side]["run_id"],
+                    count(d[side]["responses"]),
+                    "still being written" if d[side]["in_progress"] else "complete",
+                ]
+                for side in ("a", "b")
+            ],
+        ),
+        Table(
+            "Outcome rates",
+            ["outcome", "A count", "A rate", "B count", "B rate", "B-A (pp)", "Fisher p", "sig"],
+            [
+                [
+                    r["outcome"],
+                    count(r["a_count"]),
+                    pct(r["a_rate_pct"]),
+                    count(r["b_count"]),
+                    pct(r["b_rate_pct"]),
+                    "-" if r["diff_pp"] is None else f"{r['diff_pp']:+.2f}",
+                    p_text(r["fisher_p"]),
+                    sig(r["significant"]),
+                ]
+                for r in d["outcomes"]
+            ],
+            note=f"* = significant at p < {ALPHA} (Fisher's exact test, two-sided)",
+        ),
+        Table(
+            "Reasons",
+            ["outcome", "reason", "A count", "A rate", "B count", "B rate", "Fisher p", "sig"],
+            [
+                [
+                    r["outcome"],
+                    r["reason"],
+                    count(r["a_count"]),
+                    pct(r["a_rate_pct"]),
+                    count(r["b_count"]),
+                    pct(r["b_rate_pct"]),
+                    p_text(r["fisher_p"]),
+                    sig(r["significant"]),
+                ]
+                for r in d["reasons"]
+            ],
+        ),
+        Table(
+            "Latency shifts (ms)",
+            [
+                "latency",
+                "A p50",
+                "B p50",
+                "shift p50 [95% CI]",
+                "A p95",
+                "B p95",
+                "shift p95 [95% CI]",
+                "Mann-Whitney p",
+                "sig",
+            ],
+            [
+                [
+                    LATENCY_TITLES[r["metric"]],
+                    ms(r["a_p50"]),
+                    ms(r["b_p50"]),
+                    ("-" if r["shift_p50"] is None else f"{r['shift_p50']:+.1f} {_ci(r['shift_p50_ci95'])}"),
+                    ms(r["a_p95"]),
+                    ms(r["b_p95"]),
+                    ("-" if r["shift_p95"] is None else f"{r['shift_p95']:+.1f} {_ci(r['shift_p95_ci95'])}"),
+                    p_text(r["mannwhitney_p"]),
+                    sig(r["significant"]),
+                ]
+                for r in d["latency_ms"]
+            ],
+            note="shift = B - A; CI by bootstrap; * = Mann-Whitney U p < 0.05",
+        ),
+    ]
+    warnings = [f"A: {w}" for w in a.warnings] + [f"B: {w}" for w in b.warnings]
+    notes = [
+        f"A = {d['a']['path']}",
+        f"B = {d['b']['path']}",
+        f"A has {num(d['a']['responses'])} responses, B {num(d['b']['responses'])}.",
+    ]
+    return Report(f"Compare {d['a']['run_id']} (A) with {d['b']['run_id']} (B)", d, tables, notes, warnings)

@@ -1,0 +1,207 @@
+"""`rtload report failures`: every response that did not complete, and a zip for a support case.
+
+The bundle holds ``failures.csv`` and ``failures.jsonl`` (the full rows), the failed
+handshakes (``failed_sessions.csv``), the traces those rows point to, ``run.json`` and a
+``README.txt``. Every text member is scrubbed on the way in: Bearer tokens, ``sk-...``
+keys, ``api-key``/``key=`` values and long hex or base64-looking secrets after ``key``
+words are replaced by ``***`` (``loadtest.protocol.targets.redact_text`` plus the patterns
+below), even though run.json and the traces are already written redacted.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from loadtest.protocol.targets import redact_text
+from loadtest.records.reader import RunData
+from loadtest.records.schema import COMPLETED, RUN_FILE, ResponseRecord, columns
+from loadtest.report.render import Report, Table
+
+MAX_TRACE_BYTES = 50 * 1024 * 1024  # traces beyond this total are listed, not copied
+_SECRET_PATTERNS = (
+    re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),  # OpenAI keys (sk-..., sk-proj-...)
+    re.compile(
+        r"(?i)((?:api[-_]?key|subscription[-_]?key|access[-_]?token|password|secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]+"
+    ),
+    re.compile(r"(?i)([?&](?:api-key|key|sig|token)=)[^&\s\"']+"),
+    re.compile(r"\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]+"),  # JWTs (Entra ID tokens)
+)
+
+
+def scrub(text: str) -> str:
+    """``text`` with anything that looks like a key or token replaced by ``***``."""
+    text = redact_text(text)
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
+    return text
+
+
+def failure_rows(data: RunData) -> pd.DataFrame:
+    r = data.responses
+    if r.empty:
+        return r
+    bad = r[r["outcome"].fillna("") != COMPLETED].copy()
+    order = pd.to_numeric(bad["t_trigger"], errors="coerce").fillna(pd.to_numeric(bad["t_done"], errors="coerce"))
+    return bad.assign(_t=order).sort_values("_t", kind="stable").drop(columns="_t")
+
+
+def _when(t: Any) -> str:
+    try:
+        return datetime.fromtimestamp(float(t), tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "-"
+
+
+def _s(v: Any) -> str:
+    if v is None or (isinstance(v, float) and v != v) or v is pd.NA:
+        return "-"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    cols = [c for c in columns(ResponseRecord) if c in frame.columns]
+    out = []
+    for row in frame[cols].to_dict(orient="records"):
+        clean = {}
+        for k, v in row.items():
+            if (isinstance(v, float) and v != v) or v is pd.NA:
+                v = None
+            elif hasattr(v, "tolist"):
+                v = v.tolist()
+            clean[k] = v
+        out.append(clean)
+    return out
+
+
+def build_failures(data: RunData) -> Report:
+    bad = failure_rows(data)
+    rows = _records(bad) if len(bad) else []
+    table_rows = []
+    for r in rows:
+        t = r.get("t_trigger") if r.get("t_trigger") is not None else r.get("t_done")
+        error = " ".join(x for x in (_s(r.get("error_type")), _s(r.get("error_code"))) if x != "-") or "-"
+        message = _s(r.get("error_message"))
+        table_rows.append(
+            [
+                _when(t),
+                _s(r.get("outcome")),
+                _s(r.get("reason")),
+                _s(r.get("session_id")),
+                _s(r.get("response_id")),
+                _s(r.get("error_event_id") or r.get("done_event_id")),
+                error,
+                scrub(message[:80]),
+                _s(r.get("request_id")),
+                _s(r.get("close_code") if r.get("close_code") is not None else r.get("handshake_status")),
+            ]
+        )
+    table = Table(
+        f"Responses that did not complete ({len(rows)} of {len(data.responses)})",
+        [
+            "time (UTC)",
+            "outcome",
+            "reason",
+            "session",
+            "response",
+            "event id",
+            "error",
+            "message",
+            "request id",
+            "close/status",
+        ],
+        table_rows,
+    )
+    safe = [{k: scrub(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows]
+    d = {"run_id": data.run_id, "responses": len(data.responses), "failures": len(rows), "rows": safe}
+    return Report(f"Failures in run {data.run_id}", d, [table], [], list(data.warnings))
+
+
+def _failed_sessions(data: RunData) -> pd.DataFrame:
+    s = data.sessions
+    if s.empty or "handshake_status" not in s:
+        return s.iloc[0:0]
+    status = pd.to_numeric(s["handshake_status"], errors="coerce")
+    return s[status.notna() & (status != 101) | (s["ended_by"].fillna("") == "handshake_failed")]
+
+
+def _readme(data: RunData, n_rows: int, traces: list[str], missing: list[str]) -> str:
+    lines = [
+        "realtime-loadtest failure bundle",
+        "================================",
+        "",
+        f"Run: {data.run_id}",
+        f"Created: {datetime.now(tz=UTC).strftime('%Y-%m-%d %H:%M:%S UTC')}",
+        f"Responses in the run: {len(data.responses)}; not completed: {n_rows}",
+        "",
+        "Files:",
+        "  failures.csv / failures.jsonl  every response that did not complete: time (t_trigger, Unix seconds),",
+        "                                 outcome and reason, session_id (sess_...), response_id (resp_...),",
+        "                                 error_event_id / done_event_id, error type/code/message, request_id",
+        "                                 (x-request-id or apim-request-id of the session's WebSocket upgrade)",
+        "  failed_sessions.csv            WebSocket upgrades that were refused or failed",
+        "                                 (status, retry-after, request id)",
+        "  traces/                        the event trace of each failed response (audio payloads elided)",
+        "  run.json                       what ran: target (secrets redacted), dialect, scenario, load shape",
+        "",
+        "Secrets: API keys and tokens never enter the records; this bundle was scrubbed again for anything that",
+        "looks like a key or Bearer token.",
+    ]
+    if traces:
+        lines.append(f"Traces included: {len(traces)}")
+    if missing:
+        lines.append(f"Traces referenced but not found: {len(missing)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_bundle(data: RunData, path: Path) -> str:
+    """Write the zip; returns a one-line summary of what went in."""
+    bad = failure_rows(data)
+    rows = [
+        {k: scrub(v) if isinstance(v, str) else v for k, v in r.items()} for r in (_records(bad) if len(bad) else [])
+    ]
+    csv_buf = io.StringIO()
+    pd.DataFrame(rows, columns=[c for c in columns(ResponseRecord)]).to_csv(csv_buf, index=False)
+    jsonl = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in rows)
+    sess = _failed_sessions(data)
+    sess_buf = io.StringIO()
+    sess.to_csv(sess_buf, index=False)
+    traces: list[str] = []
+    missing: list[str] = []
+    total = 0
+    root = data.path.resolve()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("failures.csv", scrub(csv_buf.getvalue()))
+        zf.writestr("failures.jsonl", scrub(jsonl.decode()))
+        zf.writestr("failed_sessions.csv", scrub(sess_buf.getvalue()))
+        run_file = data.path / RUN_FILE
+        if run_file.exists():
+            zf.writestr(RUN_FILE, scrub(run_file.read_text(encoding="utf-8", errors="replace")))
+        for ref in dict.fromkeys(r.get("trace_file") for r in rows if r.get("trace_file")):
+            trace = (data.path / str(ref)).resolve()
+            if not trace.is_relative_to(root) or not trace.is_file():
+                missing.append(str(ref))
+                continue
+            size = trace.stat().st_size
+            if total + size > MAX_TRACE_BYTES:
+                missing.append(str(ref))
+                continue
+            total += size
+            arcname = trace.relative_to(root).as_posix()
+            zf.writestr(arcname, scrub(trace.read_text(encoding="utf-8", errors="replace")))
+            traces.append(arcname)
+        zf.writestr("README.txt", _readme(data, len(rows), traces, missing))
+    return f"wrote {path}: {len(rows)} responses, {len(sess)} failed sessions, {len(traces)} traces" + (
+        f" ({len(missing)} referenced traces missing or over the size cap)" if missing else ""
+    )

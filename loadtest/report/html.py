@@ -1,0 +1,132 @@
+"""`rtload report html`: one self-contained HTML file (inline CSS and SVG, no scripts, no network)."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loadtest import __version__
+from loadtest.records.reader import RunData
+from loadtest.report import plots
+from loadtest.report.capacity import build_capacity
+from loadtest.report.limits import build_limits
+from loadtest.report.render import Report, Table
+from loadtest.report.slo import Clause
+from loadtest.report.soak import build_soak
+from loadtest.report.stats import time_span
+from loadtest.report.summary import build_summary
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 0;
+       color: #222; background: #fafafa; }
+header { background: #1f2d3d; color: #fff; padding: 14px 24px; }
+header h1 { margin: 0; font-size: 20px; }
+header p { margin: 4px 0 0; color: #c9d3de; font-size: 13px; }
+main { padding: 16px 24px; }
+.kpis { display: flex; gap: 12px; flex-wrap: wrap; margin-bottom: 14px; }
+.kpi { background: #fff; border: 1px solid #e3e3e3; border-radius: 6px; padding: 8px 14px; min-width: 120px; }
+.kpi b { display: block; font-size: 18px; }
+.kpi span { color: #666; font-size: 12px; }
+.plots { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 12px; }
+.plot { background: #fff; border: 1px solid #e3e3e3; border-radius: 6px; padding: 6px; }
+.plot svg { width: 100%; height: auto; display: block; }
+section { margin-top: 18px; }
+h2 { font-size: 16px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+table { border-collapse: collapse; background: #fff; margin: 8px 0 4px; font-size: 12px; }
+th, td { border: 1px solid #e0e0e0; padding: 3px 8px; text-align: right; }
+th { background: #f0f3f6; }
+td:first-child, th:first-child { text-align: left; }
+.note { color: #666; font-size: 12px; margin: 2px 0 10px; }
+.warn { background: #fff4e5; border: 1px solid #ffcc80; padding: 6px 12px; border-radius: 6px; font-size: 13px; }
+.verdict { font-size: 13px; margin: 4px 0; }
+"""
+
+
+def table_html(table: Table) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table.rows)
+    if not table.rows:
+        body = f'<tr><td colspan="{len(table.columns)}">(none)</td></tr>'
+    note = f'<p class="note">{html.escape(table.note)}</p>' if table.note else ""
+    return (
+        f"<h3>{html.escape(table.title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
+    )
+
+
+def report_html(report: Report, title: str) -> str:
+    parts = [f"<section><h2>{html.escape(title)}</h2>"]
+    parts.extend(f'<p class="verdict">{html.escape(n)}</p>' for n in report.notes)
+    parts.extend(table_html(t) for t in report.tables)
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def build_html(data: RunData, clauses: list[Clause], slo_text: str) -> str:
+    summary = build_summary(data)
+    capacity = build_capacity(data, clauses, slo_text)
+    limits = build_limits(data)
+    soak = build_soak(data, 300.0)
+    start, _ = time_span(data.run, data.responses, data.sessions)
+    cap = capacity.data
+    figures = [
+        ("outcomes", plots.outcomes_over_time(data.responses, start)),
+        ("latency-time", plots.latency_over_time(data.responses, start)),
+        ("capacity", plots.capacity_curve(cap)),
+        ("latency-step", plots.latency_per_step(cap)),
+        ("rate-limits", plots.rate_limits_over_time(data.rate_limits, start)),
+        ("audio-gaps", plots.audio_gaps(data.responses)),
+    ]
+    s = summary.data
+    o = s["outcomes"]
+
+    def kpi(value: str, label: str) -> str:
+        return f'<div class="kpi"><b>{html.escape(value)}</b><span>{html.escape(label)}</span></div>'
+
+    def p(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}%"
+
+    ttfa = s["latency_ms"]["ttfa"]["p95"]
+    kpis = "".join(
+        [
+            kpi(str(s["run"]["responses"]), "responses"),
+            kpi(p(o["completed"]["rate_pct"]), "completed"),
+            kpi(p(o["failed"]["rate_pct"]), "failed"),
+            kpi(p(o["truncated"]["rate_pct"]), "truncated"),
+            kpi(p(o["throttled"]["rate_pct"]), "throttled"),
+            kpi("-" if ttfa is None else f"{ttfa:.0f} ms", "first audio p95"),
+            kpi(cap["max_ok"]["group"] if cap["max_ok"] else "-", "highest load within SLO"),
+        ]
+    )
+    warnings = ""
+    if data.warnings:
+        items = "".join(f"<li>{html.escape(w)}</li>" for w in data.warnings)
+        warnings = f'<div class="warn"><b>Warnings</b><ul>{items}</ul></div>'
+    plot_html = "".join(f'<div class="plot" id="plot-{name}">{svg}</div>' for name, svg in figures)
+    generated = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    state = "still being written" if data.in_progress else "complete"
+    title = f"rtload report: {data.run_id}"
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{CSS}</style></head><body>"
+        f"<header><h1>{html.escape(title)}</h1><p>run {state} · generated {generated} by rtload {__version__}"
+        f" · SLO {html.escape(slo_text)}</p></header><main>"
+        f'<div class="kpis">{kpis}</div>{warnings}'
+        f'<div class="plots">{plot_html}</div>'
+        + report_html(capacity, "Capacity")
+        + report_html(summary, "Summary")
+        + report_html(limits, "Limits")
+        + report_html(soak, "Soak windows (5 min)")
+        + "</main></body></html>\n"
+    )
+
+
+def write_html(data: RunData, path: Path, clauses: list[Clause], slo_text: str) -> Path:
+    path = Path(path)
+    text = build_html(data, clauses, slo_text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path

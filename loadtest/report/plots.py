@@ -1,0 +1,260 @@
+"""The report's plots, drawn with matplotlib's SVG backend and returned as inline ``<svg>`` text."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from loadtest.records.schema import OUTCOMES
+from loadtest.report.stats import finite
+
+OUTCOME_COLOURS = {
+    "completed": "#2ca02c",
+    "failed": "#d62728",
+    "truncated": "#ff7f0e",
+    "throttled": "#9467bd",
+    "cancelled": "#8c8c8c",
+}
+P50_COLOUR = "#1f77b4"
+P95_COLOUR = "#17becf"
+DONE_COLOUR = "#e377c2"
+KNEE_COLOUR = "#d62728"
+RATE_COLOUR = "#d62728"
+THROUGHPUT_COLOUR = "#1f77b4"
+RL_COLOURS = ("#bcbd22", "#8c564b", "#17becf", "#7f7f7f")
+GAP_COLOUR = "#1f77b4"
+UNDERRUN_COLOUR = "#ff7f0e"
+FIGSIZE = (6.4, 3.2)
+
+plt.rcParams.update(
+    {
+        "svg.fonttype": "none",
+        "font.size": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.color": "#e6e6e6",
+        "grid.linewidth": 0.6,
+        "axes.titlesize": 10,
+        "axes.titleweight": "bold",
+        "legend.frameon": False,
+        "legend.fontsize": 8,
+    }
+)
+
+
+def to_svg(fig: Any) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    text = re.sub(r"^<\?xml[^>]*>\s*", "", text)
+    text = re.sub(r"<!DOCTYPE[^>]*>\s*", "", text)
+    return re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
+
+
+def _empty(ax: Any, text: str = "no data") -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#888888")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def bucket_seconds(span: float, target: int = 40) -> float:
+    """A round bucket width giving about ``target`` buckets over ``span`` seconds."""
+    raw = max(span / target, 1.0)
+    for nice in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200):
+        if raw <= nice:
+            return float(nice)
+    return 3600.0 * math.ceil(raw / 3600)
+
+
+def _time_buckets(responses: pd.DataFrame, start: float) -> tuple[np.ndarray, np.ndarray, float]:
+    t = pd.to_numeric(responses["t_trigger"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    ok = np.isfinite(t)
+    span = float(np.nanmax(t) - start) if ok.any() else 0.0
+    width = bucket_seconds(max(span, 1.0))
+    idx = np.full(t.shape, -1)
+    idx[ok] = np.floor((t[ok] - start) / width).astype(int)
+    return idx, ok, width
+
+
+def outcomes_over_time(responses: pd.DataFrame, start: float | None) -> str:
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    ax.set_title("Outcomes over time")
+    if responses.empty or start is None:
+        _empty(ax)
+        return to_svg(fig)
+    idx, ok, width = _time_buckets(responses, start)
+    n = idx[ok].max() + 1 if ok.any() else 0
+    x = np.arange(n) * width / 60
+    bottom = np.zeros(n)
+    outcome = responses["outcome"].fillna("").astype(str).to_numpy()
+    for name in OUTCOMES:
+        counts = np.bincount(idx[ok & (outcome == name)], minlength=n)[:n].astype(float)
+        if counts.sum():
+            ax.bar(
+                x, counts, width=width / 60 * 0.9, bottom=bottom, align="edge", color=OUTCOME_COLOURS[name], label=name
+            )
+            bottom += counts
+    ax.set_xlabel("minutes since start")
+    ax.set_ylabel(f"responses per {int(width)} s")
+    ax.legend(loc="upper left", ncols=3)
+    return to_svg(fig)
+
+
+def latency_over_time(responses: pd.DataFrame, start: float | None) -> str:
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    ax.set_title("Latency percentiles over time")
+    if responses.empty or start is None:
+        _empty(ax)
+        return to_svg(fig)
+    idx, ok, width = _time_buckets(responses, start)
+    frame = pd.DataFrame(
+        {"b": idx[ok], "ttfa": responses["ttfa_ms"].to_numpy()[ok], "done": responses["done_ms"].to_numpy()[ok]}
+    )
+    drew = False
+    for col, q, colour, style in (
+        ("ttfa", 0.5, P50_COLOUR, "-"),
+        ("ttfa", 0.95, P95_COLOUR, "-"),
+        ("done", 0.95, DONE_COLOUR, "--"),
+    ):
+        series = frame.groupby("b")[col].quantile(q).dropna()
+        if len(series):
+            ax.plot(
+                series.index * width / 60,
+                series.to_numpy(),
+                style,
+                color=colour,
+                lw=1.6,
+                label=f"{col} p{int(q * 100)}",
+            )
+            drew = True
+    if not drew:
+        _empty(ax)
+        return to_svg(fig)
+    ax.set_xlabel("minutes since start")
+    ax.set_ylabel("ms from trigger")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", ncols=3)
+    return to_svg(fig)
+
+
+def latency_per_step(cap: dict[str, Any]) -> str:
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    ax.set_title("Latency per load step")
+    rows = [r for r in cap["rows"] if r["users"] is not None]
+    if not rows:
+        _empty(ax)
+        return to_svg(fig)
+    x = [r["users"] for r in rows]
+    for key, stat, colour, style in (
+        ("ttfa", "p50", P50_COLOUR, "o-"),
+        ("ttfa", "p95", P95_COLOUR, "o-"),
+        ("done", "p95", DONE_COLOUR, "s--"),
+    ):
+        y = [np.nan if r[key][stat] is None else r[key][stat] for r in rows]
+        ax.plot(x, y, style, color=colour, lw=1.6, ms=4, label=f"{key} {stat}")
+    ax.set_xlabel("users" if cap["grouping"] == "step" else "open sessions")
+    ax.set_ylabel("ms from trigger")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", ncols=3)
+    return to_svg(fig)
+
+
+def capacity_curve(cap: dict[str, Any]) -> str:
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    ax.set_title("Capacity: throughput and non-completed rate")
+    rows = [r for r in cap["rows"] if r["users"] is not None]
+    if not rows:
+        _empty(ax)
+        return to_svg(fig)
+    x = np.array([r["users"] for r in rows], dtype=float)
+    rpm = np.array([np.nan if r["responses_per_min"] is None else r["responses_per_min"] for r in rows], dtype=float)
+    bad = np.array([np.nan if r["non_completed_pct"] is None else r["non_completed_pct"] for r in rows], dtype=float)
+    ax.plot(x, rpm, "o-", color=THROUGHPUT_COLOUR, lw=1.8, ms=4, label="responses/min")
+    ax.set_xlabel("users" if cap["grouping"] == "step" else "open sessions")
+    ax.set_ylabel("responses per minute", color=THROUGHPUT_COLOUR)
+    ax.set_ylim(bottom=0)
+    ax2 = ax.twinx()
+    ax2.plot(x, bad, "s--", color=RATE_COLOUR, lw=1.4, ms=4, label="non-completed %")
+    ax2.set_ylabel("non-completed %", color=RATE_COLOUR)
+    ax2.set_ylim(bottom=0)
+    ax2.grid(False)
+    ax2.spines["right"].set_visible(True)
+    if cap["knee"] is not None and cap["knee"]["users"] is not None:
+        ax.axvline(cap["knee"]["users"], color=KNEE_COLOUR, lw=1.5, ls=":")
+        ax.annotate(
+            f"knee: {cap['knee']['group']}",
+            xy=(cap["knee"]["users"], 0.95),
+            xycoords=("data", "axes fraction"),
+            ha="right",
+            va="top",
+            color=KNEE_COLOUR,
+            fontsize=8,
+        )
+    if cap["max_ok"] is not None and cap["max_ok"]["users"] is not None:
+        ax.axvspan(x.min(), cap["max_ok"]["users"], color="#2ca02c", alpha=0.08, lw=0)
+    return to_svg(fig)
+
+
+def rate_limits_over_time(rl: pd.DataFrame, start: float | None) -> str:
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    ax.set_title("Rate-limit remaining over time")
+    if rl.empty or start is None:
+        _empty(ax, "no rate_limits.updated recorded")
+        return to_svg(fig)
+    for i, (name, frame) in enumerate(rl.groupby(rl["name"].fillna("").astype(str), sort=True)):
+        frame = frame.sort_values("t")
+        limit = finite(frame["limit"])
+        rem = pd.to_numeric(frame["remaining"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        y = 100 * rem / limit.max() if limit.size and limit.max() > 0 else rem
+        ax.step(
+            (frame["t"].to_numpy(dtype=float) - start) / 60,
+            y,
+            where="post",
+            color=RL_COLOURS[i % 4],
+            lw=1.5,
+            label=name,
+        )
+    ax.set_xlabel("minutes since start")
+    ax.set_ylabel("remaining, % of limit")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="lower left")
+    return to_svg(fig)
+
+
+def audio_gaps(responses: pd.DataFrame) -> str:
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    ax.set_title("Audio gaps per response")
+    if responses.empty:
+        _empty(ax)
+        return to_svg(fig)
+    audio = pd.to_numeric(responses["audio_ms"], errors="coerce").fillna(0).to_numpy(dtype=float) > 0
+    gaps = pd.to_numeric(responses["max_delta_gap_ms"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)[audio]
+    under = pd.to_numeric(responses["longest_underrun_ms"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)[
+        audio
+    ]
+    gaps, under = gaps[np.isfinite(gaps)], under[np.isfinite(under) & (under > 0)]
+    if not gaps.size:
+        _empty(ax, "no audio received")
+        return to_svg(fig)
+    top = max(float(np.percentile(gaps, 99.5)), float(under.max()) if under.size else 0.0, 1.0)
+    bins = np.linspace(0, top, 40)
+    ax.hist(np.clip(gaps, 0, top), bins=bins, color=GAP_COLOUR, alpha=0.85, label="largest gap between deltas")
+    if under.size:
+        ax.hist(
+            np.clip(under, 0, top), bins=bins, color=UNDERRUN_COLOUR, alpha=0.75, label="longest playback underrun (>0)"
+        )
+    ax.set_xlabel("ms")
+    ax.set_ylabel("responses")
+    ax.legend(loc="upper right")
+    return to_svg(fig)

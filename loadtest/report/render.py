@@ -1,0 +1,128 @@
+"""A report is data (for ``--format json``) plus tables (for the terminal and Markdown).
+
+Numbers are formatted one way everywhere: milliseconds with one decimal, rates as percent
+with two decimals, counts as integers, missing values as ``-``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+FORMATS = ("table", "md", "json")
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+
+@dataclass
+class Report:
+    title: str
+    data: dict[str, Any]
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # verdict lines printed after the tables
+    warnings: list[str] = field(default_factory=list)
+
+
+def missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def ms(value: Any) -> str:
+    return "-" if missing(value) else f"{float(value):.1f}"
+
+
+def pct(value: Any) -> str:
+    return "-" if missing(value) else f"{float(value):.2f}%"
+
+
+def num(value: Any, digits: int = 1) -> str:
+    if missing(value):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.{digits}f}"
+
+
+def count(value: Any) -> str:
+    return "-" if missing(value) else str(int(value))
+
+
+def _text_table(table: Table) -> str:
+    widths = [len(c) for c in table.columns]
+    for row in table.rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    out = [table.title, line(table.columns), line(["-" * w for w in widths])]
+    out.extend(line(row) for row in table.rows)
+    if not table.rows:
+        out.append("(none)")
+    if table.note:
+        out.append(table.note)
+    return "\n".join(out)
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(table: Table) -> str:
+    out = [f"## {table.title}", ""]
+    if table.rows:
+        out.append("| " + " | ".join(_md_cell(c) for c in table.columns) + " |")
+        out.append("|" + "|".join(" --- " if i == 0 else " ---: " for i in range(len(table.columns))) + "|")
+        out.extend("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows)
+    else:
+        out.append("(none)")
+    if table.note:
+        out.extend(["", table.note])
+    return "\n".join(out)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def to_json(data: dict[str, Any]) -> str:
+    return orjson.dumps(
+        data, default=_json_default, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+    ).decode()
+
+
+def render(report: Report, fmt: str) -> str:
+    if fmt == "json":
+        return to_json({**report.data, "warnings": report.warnings})
+    if fmt == "md":
+        parts = [f"# {report.title}", ""]
+        if report.warnings:
+            parts.extend(["> **Warnings**", *[f"> - {w}" for w in report.warnings], ""])
+        for table in report.tables:
+            parts.extend([_md_table(table), ""])
+        if report.notes:
+            parts.extend([f"- {n}" for n in report.notes])
+        return "\n".join(parts).rstrip() + "\n"
+    parts = [report.title, "=" * len(report.title)]
+    for table in report.tables:
+        parts.extend([_text_table(table), ""])
+    parts.extend(report.notes)
+    return "\n".join(parts).rstrip() + "\n"

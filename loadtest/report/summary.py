@@ -1,0 +1,328 @@
+"""`rtload report summary`: what happened in one run, in one page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loadtest.records.reader import RunData
+from loadtest.report.render import Report, Table, count, ms, num, pct
+from loadtest.report.stats import (
+    LATENCIES,
+    LATENCY_TITLES,
+    PERCENTILES,
+    RATE_NAMES,
+    finite,
+    group_rows,
+    outcome_rates,
+    percentiles,
+    reason_rows,
+    time_span,
+)
+
+# Columns of responses.jsonl the summary reads (ids and free text are left on disk).
+RESPONSE_COLUMNS = [
+    "run_id",
+    "target",
+    "scenario",
+    "outcome",
+    "reason",
+    "t_trigger",
+    "t_done",
+    "created_ms",
+    "ttfa_ms",
+    "ttft_ms",
+    "done_ms",
+    "audio_ms",
+    "audio_deltas",
+    "underrun_ms",
+    "longest_underrun_ms",
+    "max_delta_gap_ms",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+]
+SESSION_COLUMNS = ["session_id", "target", "t_start", "t_open", "t_end", "handshake_ms", "handshake_status"]
+
+# "Was the load generator the bottleneck?": any worker over one of these (health.jsonl).
+HEALTH_LIMITS = {
+    "cpu_percent": 90.0,  # p95 of a worker's CPU samples, % of one core
+    "clock_lag_p99_ms": 50.0,  # worst p99 event-loop lag
+    "frames_late_pct": 1.0,  # worst share of audio frames sent late
+}
+
+
+def audio_stats(responses: pd.DataFrame) -> dict[str, Any]:
+    if responses.empty:
+        return {"responses_with_audio": 0}
+    audio = pd.to_numeric(responses["audio_ms"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    with_audio = audio > 0
+    underrun = pd.to_numeric(responses["underrun_ms"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    gaps = pd.to_numeric(responses["max_delta_gap_ms"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    longest = pd.to_numeric(responses["longest_underrun_ms"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    a = audio[with_audio]
+    return {
+        "responses_with_audio": int(with_audio.sum()),
+        "audio_ms_mean": float(a.mean()) if a.size else None,
+        "audio_ms_p50": float(np.percentile(a, 50)) if a.size else None,
+        "audio_ms_p95": float(np.percentile(a, 95)) if a.size else None,
+        "stalls": int((responses["reason"].fillna("") == "audio_stall").sum()),
+        "responses_with_underrun": int((underrun > 0).sum()),
+        "underrun_ms_total": float(underrun.sum()),
+        "longest_underrun_ms_max": float(longest.max()) if longest.size else None,
+        "max_delta_gap_ms_p95": float(np.percentile(gaps[with_audio], 95)) if a.size else None,
+        "max_delta_gap_ms_max": float(gaps.max()) if gaps.size else None,
+    }
+
+
+def token_stats(responses: pd.DataFrame, minutes: float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("input_tokens", "output_tokens", "total_tokens"):
+        vals = finite(responses[name]) if name in responses else np.array([])
+        out[name.removesuffix("_tokens")] = int(vals.sum())
+        if name == "total_tokens":
+            out["responses_with_usage"] = int(vals.size)
+            out["per_response_mean"] = float(vals.mean()) if vals.size else None
+            out["per_minute"] = float(vals.sum() / minutes) if minutes else None
+    return out
+
+
+def health_stats(health: pd.DataFrame | None) -> dict[str, Any] | None:
+    """Per worker worst figures and the verdict; None without a health.jsonl."""
+    if health is None:
+        return None
+    if health.empty:
+        return {"samples": 0, "workers": [], "bottleneck": None, "verdict": "health.jsonl has no samples"}
+    workers = []
+    reasons = []
+    for worker, frame in health.groupby(health["worker_id"].fillna("").astype(str), sort=True):
+        cpu = finite(frame["cpu_percent"])
+        row = {
+            "worker_id": worker or "(local)",
+            "samples": len(frame),
+            "cpu_percent_p95": float(np.percentile(cpu, 95)) if cpu.size else None,
+            "cpu_percent_max": float(cpu.max()) if cpu.size else None,
+            "rss_mb_max": float(finite(frame["rss_mb"]).max()) if finite(frame["rss_mb"]).size else None,
+            "clock_lag_p99_ms_max": float(finite(frame["clock_lag_p99_ms"]).max())
+            if finite(frame["clock_lag_p99_ms"]).size
+            else None,
+            "frames_late_pct_max": float(finite(frame["frames_late_pct"]).max())
+            if finite(frame["frames_late_pct"]).size
+            else None,
+            "users_max": float(finite(frame["users"]).max()) if finite(frame["users"]).size else None,
+        }
+        checks = (
+            ("cpu_percent_p95", "cpu_percent", "CPU p95 {v:.0f}% >= {lim:.0f}%"),
+            ("clock_lag_p99_ms_max", "clock_lag_p99_ms", "clock lag p99 {v:.0f} ms >= {lim:.0f} ms"),
+            ("frames_late_pct_max", "frames_late_pct", "{v:.1f}% of audio frames late >= {lim:.1f}%"),
+        )
+        for key, limit_key, text in checks:
+            value, limit = row[key], HEALTH_LIMITS[limit_key]
+            if value is not None and value >= limit:
+                reasons.append(f"worker {row['worker_id']}: " + text.format(v=value, lim=limit))
+        workers.append(row)
+    bottleneck = bool(reasons)
+    if bottleneck:
+        verdict = "yes, the load generator may have been the bottleneck: " + "; ".join(reasons)
+    else:
+        verdict = (
+            "no: every worker stayed under CPU p95 {cpu:.0f}%, clock lag p99 {lag:.0f} ms and {late:.1f}% late frames"
+        ).format(
+            cpu=HEALTH_LIMITS["cpu_percent"],
+            lag=HEALTH_LIMITS["clock_lag_p99_ms"],
+            late=HEALTH_LIMITS["frames_late_pct"],
+        )
+    return {
+        "samples": len(health),
+        "workers": workers,
+        "bottleneck": bottleneck,
+        "reasons": reasons,
+        "verdict": verdict,
+    }
+
+
+def summary_data(data: RunData) -> dict[str, Any]:
+    responses, sessions = data.responses, data.sessions
+    start, end = time_span(data.run, responses, sessions)
+    duration = (end - start) if start is not None and end is not None else None
+    minutes = duration / 60 if duration else None
+    latency = {}
+    for label, (frame_name, col) in LATENCIES.items():
+        frame = sessions if frame_name == "sessions" else responses
+        latency[label] = percentiles(frame.get(col, []))
+    return {
+        "run": {
+            "run_id": data.run_id,
+            "path": str(data.path),
+            "in_progress": data.in_progress,
+            "t_start": start,
+            "t_end": end,
+            "duration_s": duration,
+            "responses": len(responses),
+            "sessions": len(sessions),
+            "targets": sorted({str(t) for t in responses.get("target", pd.Series(dtype=str)).dropna() if t}),
+            "scenarios": sorted({str(s) for s in responses.get("scenario", pd.Series(dtype=str)).dropna() if s}),
+        },
+        "outcomes": outcome_rates(responses),
+        "reasons": reason_rows(responses),
+        "latency_ms": latency,
+        "audio": audio_stats(responses),
+        "tokens": token_stats(responses, minutes),
+        "by_target": group_rows(responses, "target"),
+        "by_scenario": group_rows(responses, "scenario"),
+        "health": health_stats(data.health),
+    }
+
+
+def group_table(title: str, key: str, rows: list[dict[str, Any]]) -> Table:
+    return Table(
+        title,
+        [
+            key,
+            "responses",
+            "completed",
+            "failed",
+            "truncated",
+            "throttled",
+            "cancelled",
+            "ttfa p50",
+            "ttfa p95",
+            "done p95",
+        ],
+        [
+            [
+                str(r[key]),
+                count(r["responses"]),
+                *(pct(r[f"{n}_pct"]) for n in ("completed", "failed", "truncated", "throttled", "cancelled")),
+                ms(r["ttfa_p50"]),
+                ms(r["ttfa_p95"]),
+                ms(r["done_p95"]),
+            ]
+            for r in rows
+        ],
+    )
+
+
+def latency_table(latency: dict[str, dict[str, Any]], title: str = "Latency (ms, from the trigger)") -> Table:
+    return Table(
+        title,
+        ["latency", "n", *(f"p{p}" for p in PERCENTILES), "max"],
+        [
+            [LATENCY_TITLES[label], count(v["n"]), *(ms(v[f"p{p}"]) for p in PERCENTILES), ms(v["max"])]
+            for label, v in latency.items()
+        ],
+        note="handshake is measured from connect(); the others from the response's trigger",
+    )
+
+
+def build_summary(data: RunData) -> Report:
+    d = summary_data(data)
+    run = d["run"]
+    state = "still being written" if run["in_progress"] else "complete"
+    tables = [
+        Table(
+            "Run",
+            ["field", "value"],
+            [
+                ["run", run["run_id"]],
+                ["state", state],
+                ["duration", f"{num(run['duration_s'])} s"],
+                ["responses", count(run["responses"])],
+                ["sessions", count(run["sessions"])],
+                ["targets", ", ".join(run["targets"]) or "-"],
+                ["scenarios", ", ".join(run["scenarios"]) or "-"],
+            ],
+        ),
+        Table(
+            "Outcomes",
+            ["outcome", "count", "rate"],
+            [
+                [name, count(d["outcomes"][name]["count"]), pct(d["outcomes"][name]["rate_pct"])]
+                for name in d["outcomes"]
+            ],
+            note="rates are shares of all response attempts; non_completed = everything but completed",
+        ),
+        Table(
+            "Reasons",
+            ["outcome", "reason", "count", "rate"],
+            [[r["outcome"], r["reason"], count(r["count"]), pct(r["rate_pct"])] for r in d["reasons"]],
+        ),
+        latency_table(d["latency_ms"]),
+    ]
+    a = d["audio"]
+    tables.append(
+        Table(
+            "Audio",
+            ["measure", "value"],
+            [
+                ["responses with audio", count(a.get("responses_with_audio"))],
+                ["audio ms per response (mean)", ms(a.get("audio_ms_mean"))],
+                ["audio ms per response (p50)", ms(a.get("audio_ms_p50"))],
+                ["audio ms per response (p95)", ms(a.get("audio_ms_p95"))],
+                ["stalls (audio_stall)", count(a.get("stalls"))],
+                ["responses with playback underrun", count(a.get("responses_with_underrun"))],
+                ["underrun total ms", ms(a.get("underrun_ms_total"))],
+                ["longest underrun ms", ms(a.get("longest_underrun_ms_max"))],
+                ["largest delta gap p95 ms", ms(a.get("max_delta_gap_ms_p95"))],
+                ["largest delta gap max ms", ms(a.get("max_delta_gap_ms_max"))],
+            ],
+        )
+    )
+    t = d["tokens"]
+    tables.append(
+        Table(
+            "Tokens",
+            ["measure", "value"],
+            [
+                ["input", count(t["input"])],
+                ["output", count(t["output"])],
+                ["total", count(t["total"])],
+                ["responses with usage", count(t["responses_with_usage"])],
+                ["per response (mean)", num(t["per_response_mean"])],
+                ["per minute", num(t["per_minute"])],
+            ],
+        )
+    )
+    tables.append(group_table("By target", "target", d["by_target"]))
+    tables.append(group_table("By scenario", "scenario", d["by_scenario"]))
+    notes = []
+    h = d["health"]
+    if h is not None and h.get("workers"):
+        tables.append(
+            Table(
+                "Load generator health",
+                [
+                    "worker",
+                    "samples",
+                    "cpu p95 %",
+                    "cpu max %",
+                    "rss max MB",
+                    "clock lag p99 ms",
+                    "frames late %",
+                    "users",
+                ],
+                [
+                    [
+                        w["worker_id"],
+                        count(w["samples"]),
+                        num(w["cpu_percent_p95"]),
+                        num(w["cpu_percent_max"]),
+                        num(w["rss_mb_max"]),
+                        ms(w["clock_lag_p99_ms_max"]),
+                        num(w["frames_late_pct_max"], 2),
+                        count(w["users_max"]),
+                    ]
+                    for w in h["workers"]
+                ],
+            )
+        )
+    if h is not None:
+        notes.append(f"Was the load generator the bottleneck? {h['verdict']}")
+    else:
+        notes.append("Was the load generator the bottleneck? unknown: the run has no health.jsonl")
+    return Report(f"Summary of run {run['run_id']}", d, tables, notes, list(data.warnings))
+
+
+__all__ = ["RATE_NAMES", "RESPONSE_COLUMNS", "SESSION_COLUMNS", "build_summary", "summary_data"]

@@ -1,0 +1,130 @@
+"""`rtload report summary`: every figure against numpy on the synthetic rows."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from loadtest.records.schema import HealthRecord, ResponseRecord
+from tests.report.synth import T0, ramp_run, write_run
+
+P = (50, 90, 95, 99)
+
+
+def _check_pct(got: dict, values: np.ndarray) -> None:
+    assert got["n"] == values.size
+    for p in P:
+        assert got[f"p{p}"] == pytest.approx(np.percentile(values, p), rel=1e-9)
+    assert got["max"] == pytest.approx(values.max())
+
+
+def test_outcomes_reasons_and_latency_match_numpy(ramp, cli) -> None:
+    d = cli.json("summary", ramp.path)
+    n = len(ramp.responses)
+    counts = Counter(r.outcome for r in ramp.responses)
+    for outcome in ("completed", "failed", "truncated", "throttled", "cancelled"):
+        assert d["outcomes"][outcome]["count"] == counts[outcome]
+        assert d["outcomes"][outcome]["rate_pct"] == pytest.approx(100 * counts[outcome] / n)
+    assert d["outcomes"]["non_completed"]["count"] == n - counts["completed"]
+    reasons = Counter((r.outcome, r.reason) for r in ramp.responses if r.outcome != "completed")
+    assert {(x["outcome"], x["reason"]): x["count"] for x in d["reasons"]} == dict(reasons)
+    assert [x["count"] for x in d["reasons"]] == sorted((x["count"] for x in d["reasons"]), reverse=True)
+    for label, col in (("created", "created_ms"), ("ttfa", "ttfa_ms"), ("ttft", "ttft_ms"), ("done", "done_ms")):
+        _check_pct(d["latency_ms"][label], ramp.values(col))
+    handshake = np.array([s.handshake_ms for s in ramp.sessions], dtype=float)
+    _check_pct(d["latency_ms"]["handshake"], handshake)
+    assert d["run"]["responses"] == n and d["run"]["sessions"] == len(ramp.sessions)
+    assert d["run"]["in_progress"] is False
+
+
+def test_audio_tokens_and_groups_match_numpy(ramp, cli) -> None:
+    d = cli.json("summary", ramp.path)
+    audio = ramp.values("audio_ms")
+    with_audio = audio[audio > 0]
+    a = d["audio"]
+    assert a["responses_with_audio"] == with_audio.size
+    assert a["audio_ms_mean"] == pytest.approx(with_audio.mean())
+    assert a["audio_ms_p95"] == pytest.approx(np.percentile(with_audio, 95))
+    assert a["stalls"] == sum(r.reason == "audio_stall" for r in ramp.responses)
+    under = ramp.values("underrun_ms")
+    assert a["responses_with_underrun"] == int((under > 0).sum())
+    assert a["underrun_ms_total"] == pytest.approx(under.sum())
+    gaps = np.array([r.max_delta_gap_ms for r in ramp.responses if r.audio_ms > 0])
+    assert a["max_delta_gap_ms_p95"] == pytest.approx(np.percentile(gaps, 95))
+    t = d["tokens"]
+    assert t["input"] == sum(r.input_tokens for r in ramp.responses)
+    assert t["total"] == sum(r.total_tokens for r in ramp.responses)
+    minutes = (ramp.run["t_end"] - ramp.run["t_start"]) / 60
+    assert t["per_minute"] == pytest.approx(sum(r.total_tokens for r in ramp.responses) / minutes)
+    by_target = {row["target"]: row for row in d["by_target"]}
+    assert set(by_target) == {"mock", "mock-b"}
+    for name, row in by_target.items():
+        rows = [r for r in ramp.responses if r.target == name]
+        assert row["responses"] == len(rows)
+        assert row["failed_pct"] == pytest.approx(100 * sum(r.outcome == "failed" for r in rows) / len(rows))
+        ttfa = np.array([r.ttfa_ms for r in rows if r.ttfa_ms is not None])
+        assert row["ttfa_p95"] == pytest.approx(np.percentile(ttfa, 95))
+    by_scenario = {row["scenario"]: row for row in d["by_scenario"]}
+    assert by_scenario["two_turns"]["responses"] == sum(r.scenario == "two_turns" for r in ramp.responses)
+
+
+def test_table_and_markdown_print_the_same_figures(ramp, cli) -> None:
+    text = cli("summary", ramp.path).stdout
+    n = len(ramp.responses)
+    failed = sum(r.outcome == "failed" for r in ramp.responses)
+    assert f"{100 * failed / n:.2f}%" in text
+    assert f"{np.percentile(ramp.values('ttfa_ms'), 95):.1f}" in text
+    assert f"{np.percentile(ramp.values('done_ms'), 99):.1f}" in text
+    md = cli("summary", ramp.path, "--format", "md").stdout
+    assert md.startswith("# Summary of run ramp-run")
+    assert "| completed |" in md and f"| {failed} | {100 * failed / n:.2f}% |" in md
+    assert "unknown: the run has no health.jsonl" in text
+
+
+def test_write_puts_summary_md_and_json_in_the_run_dir(tmp_path, cli) -> None:
+    run = ramp_run(tmp_path / "w")
+    cli("summary", run.path, "--write")
+    data = json.loads((run.path / "summary.json").read_text())
+    assert data["run"]["responses"] == len(run.responses)
+    assert (run.path / "summary.md").read_text().startswith("# Summary of run w")
+
+
+def test_health_verdict_names_the_worker_that_saturated(tmp_path, cli) -> None:
+    responses = [ResponseRecord(run_id="h", outcome="completed", t_trigger=T0 + i, ttfa_ms=500.0) for i in range(10)]
+    calm = [
+        HealthRecord(
+            t=T0 + i,
+            worker_id="w1",
+            cpu_percent=40.0 + i,
+            rss_mb=200,
+            clock_lag_p99_ms=3,
+            frames_late_pct=0.0,
+            users=10,
+        )
+        for i in range(20)
+    ]
+    run = write_run(tmp_path / "calm", responses, health=calm)
+    d = cli.json("summary", run.path)
+    assert d["health"]["bottleneck"] is False
+    assert d["health"]["workers"][0]["cpu_percent_p95"] == pytest.approx(np.percentile(40.0 + np.arange(20), 95))
+    assert "Was the load generator the bottleneck? no" in cli("summary", run.path).stdout
+    hot = calm + [
+        HealthRecord(
+            t=T0 + i, worker_id="w2", cpu_percent=99.0, rss_mb=300, clock_lag_p99_ms=250, frames_late_pct=4.0, users=50
+        )
+        for i in range(20)
+    ]
+    run = write_run(tmp_path / "hot", responses, health=hot)
+    d = cli.json("summary", run.path)
+    assert d["health"]["bottleneck"] is True
+    assert all("worker w2" in reason for reason in d["health"]["reasons"]) and len(d["health"]["reasons"]) == 3
+    assert "yes, the load generator may have been the bottleneck" in cli("summary", run.path).stdout
+
+
+def test_bad_format_is_one_clear_line(ramp, cli) -> None:
+    result = cli("summary", ramp.path, "--format", "xml", code=2)
+    assert "unknown format 'xml'" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
