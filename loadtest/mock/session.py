@@ -34,6 +34,13 @@ MIN_COMMIT_MS = 100.0
 EAGERNESS_SILENCE_MS = {"low": 1500, "medium": 700, "auto": 700, "high": 300}
 
 
+def expiry_message(max_duration_s: float) -> str:
+    """The services' words; a cap under a minute (tests) is given in seconds."""
+    if max_duration_s < 60:
+        return f"Your session hit the maximum duration of {max_duration_s:g} seconds."
+    return f"Your session hit the maximum duration of {max_duration_s / 60:g} minutes."
+
+
 def _new_id(rng: random.Random, prefix: str) -> str:
     return f"{prefix}_{rng.getrandbits(96):024x}"
 
@@ -206,9 +213,7 @@ class MockSession:
                 resp.task.cancel()
             if not resp.truth_written:
                 self._truth(resp, "session_expired", {"planned_fault": resp.plan.fault})
-        minutes = self.max_duration_s / 60.0
-        text = f"{minutes:g}" if minutes != int(minutes) else str(int(minutes))
-        reason = f"Your session hit the maximum duration of {text} minutes."
+        reason = expiry_message(self.max_duration_s)
         style = self.profile["session"]["expiry_style"]
         if style == "auto":
             style = "close" if self.dialect.is_ga else "error"

@@ -32,8 +32,9 @@ class Client:
     """Connect, send events, collect every server event with its arrival time."""
 
     def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
-        self._cm = connect(url, additional_headers=headers or {"Authorization": f"Bearer {KEY}"}, max_size=None,
-                           open_timeout=10)  # fmt: skip
+        if headers is None:
+            headers = {"Authorization": f"Bearer {KEY}"}
+        self._cm = connect(url, additional_headers=headers, max_size=None, open_timeout=10)
         self.ws: ClientConnection = self._cm.__enter__()
         self.events: list[dict[str, Any]] = []
         self.arrivals: list[float] = []
