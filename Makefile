@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint demo bench fixtures clean
+.PHONY: install test lint demo bench fixtures clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,14 @@ install: $(STAMP)
 lint: install
 	$(BIN)/ruff check .
 
-test: install lint
+# Headless Chromium for the HTML report test (Debian package `chromium`), installed when absent and root.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium); \
+	else echo "make browser: install Chromium (Debian: sudo apt-get install -y chromium) for the HTML report test" >&2; fi
+
+test: install lint browser
 	$(BIN)/python -m pytest -q
 
 demo: install

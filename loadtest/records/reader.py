@@ -45,7 +45,8 @@ CACHE_MIN_BYTES = 32 * 1024 * 1024  # JSONL files at least this big get a Parque
 CACHE_FORMAT = "1"
 MAX_LINE_WARNINGS = 5  # per file; the rest are counted
 SAMPLE_LINES = 200  # lines inspected for fields this version does not know
-RUN_END_KEYS = ("t_end", "end", "ended_at", "finished_at")
+RUN_END_KEYS = ("t_end", "end", "ended_at", "finished_at")  # run.json keys that say the run ended
+RUN_END_STATUSES = ("stopped", "finished", "completed", "failed")  # run.json "status" values likewise
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "str": pa.string(),
@@ -392,7 +393,7 @@ def read_run(
     health = None
     if with_health and (run_dir / HEALTH_FILE).exists():
         health, _ = read_frame(run_dir / HEALTH_FILE, HealthRecord, None, warnings)
-    ended = any(run.get(k) for k in RUN_END_KEYS)
+    ended = any(run.get(k) for k in RUN_END_KEYS) or run.get("status") in RUN_END_STATUSES
     in_progress = torn_r or torn_s or torn_l or (bool(run) and not ended)
     if bool(run) and not ended:
         warnings.append(f"{RUN_FILE}: no end time yet (the run is still going or was killed); reporting what is there")

@@ -119,7 +119,7 @@ def compare_data(a: RunData, b: RunData) -> dict[str, Any]:
 def p_text(p: float | None) -> str:
     if p is None:
         return "-"
-    return f"{p:.2g}" if p >= 1e-4 else "<0.0001"
+    return f"{p:.2g}"
 
 
 def _ci(ci: tuple[float, float] | None) -> str:

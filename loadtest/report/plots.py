@@ -105,6 +105,7 @@ def outcomes_over_time(responses: pd.DataFrame, start: float | None) -> str:
                 x, counts, width=width / 60 * 0.9, bottom=bottom, align="edge", color=OUTCOME_COLOURS[name], label=name
             )
             bottom += counts
+    ax.set_ylim(0, max(bottom.max(), 1) * 1.3)  # room for the legend above the bars
     ax.set_xlabel("minutes since start")
     ax.set_ylabel(f"responses per {int(width)} s")
     ax.legend(loc="upper left", ncols=3)
@@ -249,12 +250,11 @@ def audio_gaps(responses: pd.DataFrame) -> str:
         return to_svg(fig)
     top = max(float(np.percentile(gaps, 99.5)), float(under.max()) if under.size else 0.0, 1.0)
     bins = np.linspace(0, top, 40)
-    ax.hist(np.clip(gaps, 0, top), bins=bins, color=GAP_COLOUR, alpha=0.85, label="largest gap between deltas")
+    ax.hist(np.clip(gaps, 0, top), bins=bins, color=GAP_COLOUR, label="largest gap between deltas")
     if under.size:
-        ax.hist(
-            np.clip(under, 0, top), bins=bins, color=UNDERRUN_COLOUR, alpha=0.75, label="longest playback underrun (>0)"
-        )
-    ax.set_xlabel("ms")
-    ax.set_ylabel("responses")
+        ax.hist(np.clip(under, 0, top), bins=bins, color=UNDERRUN_COLOUR, alpha=0.8, label="longest underrun (>0)")
+    ax.set_yscale("log")  # the rare long gaps are the interesting ones
+    ax.set_xlabel("ms (longer values are counted in the last bar)")
+    ax.set_ylabel("responses (log scale)")
     ax.legend(loc="upper right")
     return to_svg(fig)

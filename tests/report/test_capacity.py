@@ -1,0 +1,119 @@
+"""`rtload report capacity`: per-step figures, the SLO grammar, the knee and why."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from loadtest.report.slo import SloError, parse_slo
+from tests.report.synth import RAMP_STEP_S, ramp_run
+
+
+def _expected_steps(ramp):
+    steps = {}
+    for step in range(5):
+        rows = [r for r in ramp.responses if r.step == step]
+        n = len(rows)
+        trig = np.array([r.t_trigger for r in rows])
+        ttfa = np.array([r.ttfa_ms for r in rows if r.ttfa_ms is not None])
+        hs = np.array([s.handshake_ms for s in ramp.sessions if s.step == step])
+        steps[step] = {
+            "users": 10 * (step + 1),
+            "responses": n,
+            "rpm": n / ((trig.max() - trig.min()) / 60),
+            "failed_pct": 100 * sum(r.outcome == "failed" for r in rows) / n,
+            "non_completed_pct": 100 * sum(r.outcome != "completed" for r in rows) / n,
+            "ttfa_p95": np.percentile(ttfa, 95),
+            "ttfa_p50": np.percentile(ttfa, 50),
+            "done_p95": np.percentile([r.done_ms for r in rows], 95),
+            "handshake_p95": np.percentile(hs, 95),
+        }
+    return steps
+
+
+def test_per_step_rows_knee_and_reason(ramp, cli) -> None:
+    expected = _expected_steps(ramp)
+    slo = "failed<3%,ttfa_p95<1200ms"
+    d = cli.json("capacity", ramp.path, "--slo", slo)
+    assert d["grouping"] == "step"
+    assert [r["users"] for r in d["rows"]] == [10, 20, 30, 40, 50]
+    first_broken = None
+    for row, step in zip(d["rows"], range(5), strict=True):
+        e = expected[step]
+        assert row["responses"] == e["responses"]
+        assert row["responses_per_min"] == pytest.approx(e["rpm"])
+        assert row["failed_pct"] == pytest.approx(e["failed_pct"])
+        assert row["non_completed_pct"] == pytest.approx(e["non_completed_pct"])
+        assert row["ttfa"]["p95"] == pytest.approx(e["ttfa_p95"])
+        assert row["done"]["p95"] == pytest.approx(e["done_p95"])
+        assert row["handshake"]["p95"] == pytest.approx(e["handshake_p95"])
+        met = bool(e["failed_pct"] < 3 and e["ttfa_p95"] < 1200)
+        assert row["slo_met"] is met
+        if not met and first_broken is None:
+            first_broken = step
+    # computed independently above: which step is the knee and why
+    assert first_broken is not None and first_broken > 0
+    assert d["knee"]["group"] == f"step {first_broken}"
+    assert d["max_ok"]["group"] == f"step {first_broken - 1}"
+    e = expected[first_broken]
+    reasons = d["knee"]["violations"]
+    assert (f"ttfa_p95 = {e['ttfa_p95']:.1f} ms, SLO ttfa_p95 < 1200 ms" in reasons) == (e["ttfa_p95"] >= 1200)
+    assert (f"failed = {e['failed_pct']:.2f}%, SLO failed < 3%" in reasons) == (e["failed_pct"] >= 3)
+    text = cli("capacity", ramp.path, "--slo", slo).stdout
+    assert f"Highest load that met the SLO: step {first_broken - 1} ({10 * first_broken} users)." in text
+    assert f"Knee: step {first_broken} ({10 * (first_broken + 1)} users) broke the SLO: {reasons[0]}" in text
+    assert f"{e['ttfa_p95']:.1f}" in text and f"{expected[0]['rpm']:.1f}" in text
+
+
+def test_rate_only_slo_moves_the_knee(ramp, cli) -> None:
+    expected = _expected_steps(ramp)
+    d = cli.json("capacity", ramp.path, "--slo", "non_completed<=2%")
+    knee = next(s for s in range(5) if not expected[s]["non_completed_pct"] <= 2)
+    assert d["knee"]["group"] == f"step {knee}"
+    loose = cli.json("capacity", ramp.path, "--slo", "failed<50%,done_p99<60s")
+    assert loose["knee"] is None and loose["max_ok"]["users"] == 50
+    assert "Knee: not reached" in cli("capacity", ramp.path, "--slo", "failed<50%").stdout
+
+
+def test_concurrency_buckets_without_steps(tmp_path, cli) -> None:
+    run = ramp_run(tmp_path / "nosteps", with_step=False)
+    d = cli.json("capacity", run.path)
+    assert d["grouping"] == "concurrency"
+    assert [r["users"] for r in d["rows"]] == [10, 20, 30, 40, 50]
+    rows = [r for r in run.responses if r.concurrency == 30]
+    ttfa = np.array([r.ttfa_ms for r in rows if r.ttfa_ms is not None])
+    assert d["rows"][2]["ttfa"]["p95"] == pytest.approx(np.percentile(ttfa, 95))
+    bucketed = cli.json("capacity", run.path, "--buckets", "2")
+    assert len(bucketed["rows"]) == 2
+    assert sum(r["responses"] for r in bucketed["rows"]) == len(run.responses)
+
+
+def test_slo_grammar() -> None:
+    clauses = parse_slo("failed<1%, ttfa_p95<1.2s,done_p99<=8000ms,completed>=95")
+    assert [(c.metric, c.op, c.threshold) for c in clauses] == [
+        ("failed", "<", 1.0),
+        ("ttfa_p95", "<", 1200.0),
+        ("done_p99", "<=", 8000.0),
+        ("completed", ">=", 95.0),
+    ]
+    for bad, words in (
+        ("ttfa_p97<100ms", "unknown SLO metric 'ttfa_p97'"),
+        ("failed<1ms", "failed is a rate"),
+        ("ttfa_p95<5%", "ttfa_p95 is a latency"),
+        ("failed 1%", "cannot read SLO clause 'failed 1%'"),
+        ("", "empty SLO"),
+    ):
+        with pytest.raises(SloError, match=words):
+            parse_slo(bad)
+
+
+def test_bad_slo_is_one_line_exit_2(ramp, cli) -> None:
+    result = cli("capacity", ramp.path, "--slo", "latency<fast", code=2)
+    assert "cannot read SLO clause 'latency<fast'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_step_span_is_the_trigger_span(ramp) -> None:
+    # guard on the synthetic data itself: each step spans just under RAMP_STEP_S seconds
+    trig = [r.t_trigger for r in ramp.responses if r.step == 0]
+    assert 0.9 * RAMP_STEP_S < max(trig) - min(trig) < RAMP_STEP_S

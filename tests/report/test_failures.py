@@ -1,0 +1,66 @@
+"""`rtload report failures` and the support bundle."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+
+import orjson
+
+from loadtest.report.failures import scrub
+from tests.report.synth import ramp_run
+
+
+def test_every_non_completed_response_is_listed_in_time_order(ramp, cli) -> None:
+    d = cli.json("failures", ramp.path)
+    bad = sorted((r for r in ramp.responses if r.outcome != "completed"), key=lambda r: r.t_trigger)
+    assert d["failures"] == len(bad)
+    assert [r["response_id"] for r in d["rows"]] == [r.response_id for r in bad]
+    assert [r["error_event_id"] for r in d["rows"]] == [r.error_event_id for r in bad]
+    text = cli("failures", ramp.path).stdout
+    assert f"({len(bad)} of {len(ramp.responses)})" in text
+    first_failed = next(r for r in bad if r.outcome == "failed")
+    assert first_failed.session_id in text and first_failed.error_event_id in text and first_failed.request_id in text
+
+
+def test_bundle_has_rows_traces_run_json_and_no_secrets(tmp_path, cli) -> None:
+    run = ramp_run(tmp_path / "bundled")
+    run_json = json.loads((run.path / "run.json").read_text())
+    run_json["target"] = {"url": "wss://x.openai.azure.com/openai/realtime?api-key=abcdef0123456789&deployment=d"}
+    run_json["note"] = "Authorization: Bearer sk-proj-SECRETSECRET123"
+    (run.path / "run.json").write_text(json.dumps(run_json))
+    out = tmp_path / "case" / "bundle.zip"
+    result = cli("failures", run.path, "--bundle", out)
+    bad = [r for r in run.responses if r.outcome != "completed"]
+    traced = [r.trace_file for r in bad if (run.path / r.trace_file).exists()]
+    assert f"wrote {out}: {len(bad)} responses, 4 failed sessions, {len(traced)} traces" in result.stderr
+    with zipfile.ZipFile(out) as zf:
+        names = set(zf.namelist())
+        assert {"failures.csv", "failures.jsonl", "failed_sessions.csv", "run.json", "README.txt"} <= names
+        assert set(traced) <= names and len(traced) > 0
+        rows = [orjson.loads(line) for line in zf.read("failures.jsonl").splitlines()]
+        assert [r["response_id"] for r in rows] == [r.response_id for r in sorted(bad, key=lambda r: r.t_trigger)]
+        table = list(csv.DictReader(io.StringIO(zf.read("failures.csv").decode())))
+        assert len(table) == len(bad) and table[0]["outcome"] != "completed"
+        sessions = list(csv.DictReader(io.StringIO(zf.read("failed_sessions.csv").decode())))
+        assert sorted(s["handshake_status"] for s in sessions) == ["401", "429", "429", "503"]
+        everything = b"".join(zf.read(n) for n in names).decode()
+        assert "sk-abc123SECRET456xyz" not in everything  # in every trace file on disk
+        assert "sk-proj-SECRETSECRET123" not in everything
+        assert "abcdef0123456789" not in everything
+        assert "api-key=***" in zf.read("run.json").decode()
+        assert "every response that did not complete" in zf.read("README.txt").decode()
+
+
+def test_scrub_patterns() -> None:
+    assert scrub("Authorization: Bearer abc.def-ghi") == "Authorization: Bearer ***"
+    assert scrub('{"api_key": "sk-live-1234567890"}') == '{"api_key": "***"}'
+    assert scrub("key sk-proj-abcdefghijkl used") == "key *** used"
+    assert (
+        scrub("wss://h/openai/realtime?api-version=1&api-key=s3cr3t")
+        == "wss://h/openai/realtime?api-version=1&api-key=***"
+    )
+    assert scrub("token eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0NTY3.sig_part-1") == "token ***"
+    assert scrub("resp_123 sess_456 event_789") == "resp_123 sess_456 event_789"
