@@ -252,7 +252,7 @@ def audio_gaps(responses: pd.DataFrame) -> str:
     bins = np.linspace(0, top, 40)
     ax.hist(np.clip(gaps, 0, top), bins=bins, color=GAP_COLOUR, label="largest gap between deltas")
     if under.size:
-        ax.hist(np.clip(under, 0, top), bins=bins, color=UNDERRUN_COLOUR, alpha=0.8, label="longest underrun (>0)")
+        ax.hist(np.clip(under, 0, top), bins=bins, color=UNDERRUN_COLOUR, label="longest underrun (>0)")
     ax.set_yscale("log")  # the rare long gaps are the interesting ones
     ax.set_xlabel("ms (longer values are counted in the last bar)")
     ax.set_ylabel("responses (log scale)")
