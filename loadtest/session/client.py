@@ -441,7 +441,9 @@ class RealtimeSession:
             if tracker is not None and tracker.finished and tracker.ended != "done":
                 # the session was rejected or failed before the turn could start (already recorded)
                 return self._ending(conn), None
-            if conn.closed.is_set():
+            if not conn.transport.open and not conn.closed.is_set():
+                conn.closed.wait(self.config.close_timeout_s)  # the server is closing: let the receiver finish
+            if conn.closed.is_set() or not conn.transport.open:
                 if tracker is not None and not tracker.finished:
                     with conn.lock:
                         conn.router.close(conn.close_info.code if conn.close_info else None, "", time.time())
@@ -465,6 +467,7 @@ class RealtimeSession:
                 self._barge_in(conn, upcoming[1])
             else:
                 self._wait(conn, lambda tr=tracker: tr.finished, cfg.response_deadline_s + 5.0)
+                self._cancel_if_hung(conn, tracker)
                 if upcoming is not None and not upcoming[1].barge_in:
                     self._think()
             current, tracker = upcoming, None
@@ -519,6 +522,12 @@ class RealtimeSession:
         # server VAD: the server ends the turn; t_trigger is the last append before its commit
         self._stream(conn, self._frames(turn, trailing_silence=True), tracker)
         tracker.t_armed = time.time()
+
+    def _cancel_if_hung(self, conn: _Connection, tracker: ResponseTracker) -> None:
+        """A response that timed out may still hold the conversation: cancel it so the next turn can
+        start (its late ``response.done`` is ignored; the outcome is already recorded)."""
+        if tracker.ended == "timeout" and tracker.response_id and not tracker.out_of_band and transport_open(conn):
+            self._send(conn, {"type": "response.cancel", "response_id": tracker.response_id}, None)
 
     def _think(self) -> None:
         lo, hi = self.config.think_time_s
@@ -887,3 +896,7 @@ def _float(value: Any) -> float | None:
 
 def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120]
+
+
+def transport_open(conn: _Connection) -> bool:
+    return conn.transport.open and not conn.closed.is_set()

@@ -87,6 +87,7 @@ class ResponseTracker:
         self.modalities = list(modalities or (["audio"] if wants_audio else ["text"]))
         self.audio_format = audio_format
         self.context = context or {}
+        self.jitter_buffer_ms = jitter_buffer_ms
         self.tag = f"t{turn_index}"  # out-of-band metadata tag
         # ids
         self.response_id: str | None = None
@@ -191,8 +192,18 @@ class ResponseTracker:
             return None
         end = start + response_deadline_s
         if self.started and self.t_last_event is not None:
-            end = min(end, self.t_last_event + response_idle_s)
+            # idle is judged on the playback clock: audio still buffered for the listener is not idle
+            quiet_from = max(self.t_last_event, self.playback_end or 0.0)
+            end = min(end, quiet_from + response_idle_s)
         return end
+
+    @property
+    def playback_end(self) -> float | None:
+        """When a real-time player would finish the audio received so far (Unix s)."""
+        a = self.analyzer
+        if a is None or self.t_first_audio is None:
+            return None
+        return self.t_first_audio + (self.jitter_buffer_ms + float(a.audio_ms) + float(a.underrun_ms)) / 1000.0
 
     # -- events (called by the router) ---------------------------------------------------------
     def _touch(self, t: float) -> None:

@@ -1,0 +1,98 @@
+"""A tiny raw WebSocket server on loopback that misbehaves on purpose (garbage frames, odd upgrades).
+
+The mock speaks the protocol correctly; these cases need a peer that does not: after the upgrade
+it sends ``script`` (raw bytes, or ("sleep", s)), then closes the TCP connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+import threading
+from typing import Any
+
+import orjson
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
+
+
+def frame(payload: bytes, opcode: int = 0x1, fin: bool = True) -> bytes:
+    """An unmasked server frame."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([n])
+    elif n < 65536:
+        head += bytes([126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([127]) + n.to_bytes(8, "big")
+    return head + payload
+
+
+def event(obj: dict[str, Any]) -> bytes:
+    return frame(orjson.dumps(obj))
+
+
+SESSION_CREATED = event(
+    {"type": "session.created", "event_id": "e1", "session": {"id": "sess_raw", "type": "realtime"}}
+)
+SESSION_UPDATED = event({"type": "session.updated", "event_id": "e2", "session": {"id": "sess_raw"}})
+
+
+class RawServer:
+    def __init__(self, script: list[Any], status_line: bytes | None = None, extra: bytes = b"") -> None:
+        self.script = script
+        self.status_line = status_line  # e.g. b"HTTP/1.1 503 Service Unavailable" instead of the 101
+        self.extra = extra
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"ws://127.0.0.1:{self.port}"
+        self.received = b""
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import time
+
+        conn, _ = self.sock.accept()
+        conn.settimeout(5)
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in data.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key")
+            )
+            accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+            if self.status_line:
+                conn.sendall(self.status_line + b"\r\nContent-Length: 0\r\n" + self.extra + b"\r\n")
+            else:
+                conn.sendall(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    b"Sec-WebSocket-Accept: " + accept + b"\r\n" + self.extra + b"\r\n"
+                )
+            for step in self.script:
+                if isinstance(step, tuple) and step[0] == "sleep":
+                    time.sleep(step[1])
+                else:
+                    conn.sendall(step)
+            conn.settimeout(0.5)
+            try:
+                while True:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    self.received += chunk
+            except OSError:
+                pass
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            self.sock.close()
+
+    def join(self, timeout: float = 5) -> None:
+        self._thread.join(timeout)

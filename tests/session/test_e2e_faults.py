@@ -1,0 +1,126 @@
+"""End to end against the real mock process: every injected fault is recorded as the mock's truth says.
+
+One mock per fault (rate 1.0), each serving a GA session on the OpenAI URL shape and a preview
+session on the Azure preview shape at the same time; all mocks run concurrently so the whole
+matrix takes about as long as its slowest fault. The agreement between the truth log and the
+recorded outcomes is computed over every response and must be 100%.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from loadtest.records.schema import FAULT_EXPECTATIONS
+from loadtest.session.scenario import Scenario, Turn
+from tests.session.helpers import STALL_GAP, Agreement, agreement, run_session
+
+PREVIEW_TARGET = {"provider": "azure", "dialect": "preview", "api_version": "2025-04-01-preview"}
+TWO_TEXT = Scenario("two_text", [Turn("text"), Turn("text")])
+ONE_TEXT = Scenario("one_text", [Turn("text")])
+
+# fault -> (mock overrides, scenario)
+CASES: dict[str, tuple[dict[str, Any], Scenario]] = {
+    "none": ({}, TWO_TEXT),
+    "server_error": ({"faults.server_error.rate": 1.0}, TWO_TEXT),
+    "stall": ({"faults.stall.rate": 1.0, "faults.stall.gap_s": STALL_GAP}, ONE_TEXT),
+    "silence": ({"faults.silence.rate": 1.0, "faults.silence.gap_s": STALL_GAP}, ONE_TEXT),
+    "hang": ({"faults.hang.rate": 1.0}, TWO_TEXT),
+    "missing_audio": ({"faults.missing_audio.rate": 1.0}, TWO_TEXT),
+    "text_only": ({"faults.text_only.rate": 1.0}, TWO_TEXT),
+    "drop": ({"faults.drop.rate": 1.0}, TWO_TEXT),
+    "incomplete": ({"faults.incomplete.rate": 1.0}, TWO_TEXT),
+    "rate_limited": ({"rate_limits.tokens_per_minute": 40}, TWO_TEXT),
+}
+
+
+@pytest.mark.e2e
+def test_every_response_fault_agrees_with_the_truth_log(mock_server, capsys) -> None:
+    mocks = {fault: mock_server(overrides={"audio.speed": 8.0, **ov}, seed=7) for fault, (ov, _s) in CASES.items()}
+    results: dict[tuple[str, str], Any] = {}
+    errors: list[BaseException] = []
+
+    def one(fault: str, dialect: str) -> None:
+        try:
+            kw = PREVIEW_TARGET if dialect == "preview" else {}
+            sink, _ = run_session(mocks[fault].url, CASES[fault][1], target_kw=kw)
+            results[(fault, dialect)] = sink
+        except BaseException as exc:  # surfaced below: nothing may raise out of run()
+            errors.append(exc)
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=one, args=(f, d)) for f in CASES for d in ("ga", "preview")]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    elapsed = time.monotonic() - t0
+    assert not errors, errors
+    assert len(results) == 2 * len(CASES)
+
+    total = Agreement()
+    lines = []
+    for fault, mock in mocks.items():
+        truth = mock.truth()
+        for dialect in ("ga", "preview"):
+            sink = results[(fault, dialect)]
+            sessions = {r.session_id for r in sink.sessions}
+            mine = agreement(sink, [row for row in truth if row.get("session_id") in sessions])
+            lines.append(f"{fault:14s} {dialect:8s} {mine.agree}/{mine.total} {sorted(mine.faults.items())}")
+            total.agree += mine.agree
+            total.total += mine.total
+            total.mismatches += [f"{fault}/{dialect}: {m}" for m in mine.mismatches]
+            for name, n in mine.faults.items():
+                total.faults[name] = total.faults.get(name, 0) + n
+    with capsys.disabled():
+        print(f"\nagreement {total.agree}/{total.total} = {100 * total.rate:.1f}% in {elapsed:.1f}s")
+        print("\n".join(lines))
+    assert not total.mismatches, total.mismatches
+    assert total.rate == 1.0
+    # every response fault was really injected (in both dialects) and checked
+    expected_faults = {"none", "server_error", "stall", "silence", "hang", "missing_audio", "text_only", "drop",
+                       "incomplete", "rate_limited"}  # fmt: skip
+    assert expected_faults <= set(total.faults), total.faults
+    for fault in expected_faults:
+        assert total.faults[fault] >= 2
+    # drops end the session as dropped; the others close normally
+    for dialect in ("ga", "preview"):
+        assert results[("drop", dialect)].sessions[0].ended_by == "dropped"
+        assert results[("drop", dialect)].responses[0].close_code == 1006
+        assert results[("none", dialect)].sessions[0].ended_by == "client_closed"
+    # rate limits are recorded and stamped
+    assert results[("none", "ga")].rate_limits and results[("none", "ga")].responses[-1].rl_tokens_remaining is not None
+    # non-completed responses keep a trace with their events (payloads elided)
+    stalled = results[("stall", "ga")]
+    trace = stalled.traces[stalled.responses[0].trace_file]
+    assert any(e["type"] == "response.output_audio.delta" and "payload_bytes" in e for e in trace)
+    assert trace[-1]["type"] == "outcome" and trace[-1]["reason"] == "audio_stall"
+
+
+@pytest.mark.e2e
+def test_session_expiry_mid_response_in_both_dialects(mock_server) -> None:
+    """GA: close 1001 with the cap's reason; preview: an error session_expired, then close 1001."""
+    mock = mock_server(overrides={"session.max_duration_s": 1, "audio.speed": 2.0})
+    loop = Scenario("text_loop", [Turn("text")], repeat=True)
+    sinks: dict[str, Any] = {}
+
+    def one(dialect: str) -> None:
+        sinks[dialect] = run_session(mock.url, loop, target_kw=PREVIEW_TARGET if dialect == "preview" else {})[0]
+
+    threads = [threading.Thread(target=one, args=(d,)) for d in ("ga", "preview")]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    truth = mock.truth()
+    for dialect, sink in sinks.items():
+        session = sink.sessions[-1]
+        assert session.ended_by == "session_expired" and session.close_code == 1001, dialect
+        result = agreement(sink, [row for row in truth if row.get("session_id") == session.session_id])
+        assert not result.mismatches and result.rate == 1.0, (dialect, result)
+        assert result.faults.get("session_expired") == 1
+        assert (sink.responses[-1].outcome, sink.responses[-1].reason) == FAULT_EXPECTATIONS["session_expired"]
+    assert set(sinks) == {"ga", "preview"}
