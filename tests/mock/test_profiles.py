@@ -1,0 +1,64 @@
+"""Profiles and `--set` overrides; bad input gets one clear line and exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from loadtest.mock.profile import ProfileError, format_override, load_profile, parse_override, profile_names
+
+
+def test_shipped_profiles_load_and_differ() -> None:
+    assert {"healthy", "flaky", "overloaded"} <= set(profile_names())
+    healthy, flaky, overloaded = (load_profile(n) for n in ("healthy", "flaky", "overloaded"))
+    assert all(v["rate"] == 0.0 for v in healthy["faults"].values())
+    assert all(0 < v["rate"] <= 0.05 for v in flaky["faults"].values())
+    assert overloaded["capacity"]["max_sessions"] > 0 and overloaded["capacity"]["knee_sessions"] > 0
+    assert overloaded["rate_limits"]["tokens_per_minute"] < healthy["rate_limits"]["tokens_per_minute"]
+
+
+def test_set_overrides_are_toml_values() -> None:
+    assert parse_override("faults.stall.rate=1.0") == ("faults.stall.rate", 1.0)
+    assert parse_override("faults.stall.gap_s=[2, 3]") == ("faults.stall.gap_s", [2, 3])
+    assert parse_override("session.expiry_style=close") == ("session.expiry_style", "close")
+    assert parse_override("api.allow_beta=true") == ("api.allow_beta", True)
+    profile = load_profile("flaky", ["faults.stall.rate=1", "session.max_duration_s=3"])
+    assert profile["faults"]["stall"]["rate"] == 1.0 and profile["session"]["max_duration_s"] == 3
+    for key, value in (("a.b", 1.5), ("a.b", True), ("a.b", "x y"), ("a.b", [1, "z"])):
+        assert parse_override(format_override(key, value)) == (key, value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["faults.stal.rate=1"], ["faults.stall=1"], ["faults.stall.rate=high"], ["nonsense"], ["api.allow_beta=1"]],
+)
+def test_bad_overrides_are_refused(overrides) -> None:
+    with pytest.raises(ProfileError):
+        load_profile("healthy", overrides)
+
+
+def test_profile_file_with_unknown_knob_names_it(tmp_path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text("[faults.stall]\nrate = 0.5\n[capacity]\nmax_session = 3\n")
+    with pytest.raises(ProfileError, match=r"capacity\.max_session"):
+        load_profile(str(path))
+    path.write_text("[faults.stall]\nrate = 0.5\n")
+    assert load_profile(str(path))["faults"]["stall"]["rate"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--profile", "nope"], "unknown mock profile 'nope'"),
+        (["--set", "faults.stal.rate=1"], "unknown knob"),
+        (["--profile", "/no/such.toml"], "no such profile file"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2(args, needle) -> None:
+    proc = subprocess.run([sys.executable, "-m", "loadtest", "mock", "--port", "0", *args],
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
