@@ -1,7 +1,8 @@
 """Reconnect backoff between sessions of one user (soak): exponential with jitter, honours retry-after.
 
-A session that opened resets the backoff (recycling at its lifetime, or the server ending it at
-its maximum duration, reconnects at once). A refused or failed upgrade waits
+A session that ended normally resets the backoff (the scenario finished, it was recycled at its
+lifetime, or the server ended it at its maximum duration: reconnect at once). A refused or failed
+upgrade, a server close for another reason (a rejected key), a drop or a protocol error waits
 ``max(retry_after, base * 2**(failures-1))`` capped at ``cap`` (``retry_after`` wins over the cap:
 the service asked for it), with up to 20% jitter so users do not reconnect in lockstep.
 Every attempt still writes its own session and response rows: the backoff never hides a failure.
@@ -12,6 +13,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from typing import Any
+
+# endings after which the user reconnects at once; any other (a refused or failed upgrade, the
+# server closing for another reason, a dropped connection, a protocol error) backs off
+NORMAL_ENDINGS = frozenset({"client_closed", "lifetime", "session_expired"})
 
 
 @dataclass(slots=True)
@@ -25,9 +30,7 @@ class Backoff:
         """Seconds to wait before the next session, given the last session's row."""
         if session is None:
             return 0.0
-        status = session.get("handshake_status")
-        opened = status == 101 or (status is None and session.get("t_open") is not None)
-        if opened and session.get("ended_by") not in ("dropped", "error"):
+        if session.get("ended_by") in NORMAL_ENDINGS:
             self.failures = 0
             return 0.0
         self.failures += 1

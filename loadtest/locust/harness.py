@@ -68,6 +68,7 @@ class HarnessState:
         self.user_seq = 0
         self.drained: set[str] = set()
         self.t_start: float | None = None
+        self.finished = False  # the run directory is closed (quitting)
 
     # ---- the load context stamped on every record ------------------------------------------
     def context(self) -> dict[str, Any]:
@@ -90,7 +91,15 @@ class HarnessState:
 
     # ---- options --------------------------------------------------------------------------
     def load_options(self, parsed: Any) -> HarnessOptions:
+        if self.role != "worker":  # -u/-r/-t (maybe changed in the web UI form) are the truth here
+            for name in ("rt_plan_users", "rt_plan_spawn_rate", "rt_plan_run_time"):
+                if hasattr(parsed, name):
+                    delattr(parsed, name)
         self.options = HarnessOptions.from_namespace(parsed)
+        if self.role != "worker":  # travel to the workers with every spawn message
+            parsed.rt_plan_users = self.options.plan.users
+            parsed.rt_plan_spawn_rate = self.options.plan.spawn_rate
+            parsed.rt_plan_run_time = self.options.plan.duration
         start = getattr(parsed, "rt_run_start", None)
         if start:
             self.set_run_start(float(start))
@@ -157,8 +166,15 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         _emit_health,
         users=lambda: 0 if state.role == "master" else environment.runner.user_count,
         interval_s=(state.options.health_interval_s if state.options else 1.0),
+        frame_source=_audio_clock,
     )
     state.sampler.start()
+
+
+def _audio_clock() -> dict[str, float]:
+    from loadtest.session.client import AUDIO_CLOCK
+
+    return AUDIO_CLOCK.take()
 
 
 def _open_run_dir(environment: Any, options: HarnessOptions) -> None:
@@ -300,7 +316,7 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
             gevent.sleep(0.1)
         if len(state.drained) < len(expected):
             log.warning("rtload: %d worker(s) did not send their last records", len(expected) - len(state.drained))
-    if state.writer is not None and state.run_dir is not None:
+    if state.writer is not None and state.run_dir is not None and not state.finished:
         state.writer.flush()
         update_run_json(
             state.run_dir,
@@ -313,6 +329,12 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
 
 def _on_quitting(environment: Any, **_kw: Any) -> None:
     state = STATE
+    runner = environment.runner
+    if state.role != "worker" and runner is not None and runner.state in ("spawning", "running"):
+        # Locust quits (SIGTERM, Ctrl-C) before stopping the users: stop them first so the
+        # responses in flight and the workers' last batches still reach the run directory
+        with contextlib.suppress(Exception):
+            runner.stop()
     if state.sampler is not None:
         state.sampler.stop()
     if state.batcher is not None:
@@ -320,6 +342,7 @@ def _on_quitting(environment: Any, **_kw: Any) -> None:
         with contextlib.suppress(Exception):
             state.batcher.flush()
     if state.writer is not None:
+        state.finished = True
         state.writer.close()
         if state.run_dir is not None:
             update_run_json(state.run_dir, status="finished", rows=dict(state.writer.counts))

@@ -7,8 +7,10 @@ Locust process samples itself:
   late each wake-up is: the scheduling lag every paced audio frame suffers in this process.
   ``clock_lag_p99_ms`` is the p99 of those lags over the sample window.
 - ``frames_late_pct``: the share of audio frames sent later than ``LATE_MS`` after their
-  real-time slot. Sessions report their frames through :meth:`FrameStats.add`; when no session
-  reports any (e.g. text-only scenarios), the probe's own wake-ups stand in for frames.
+  real-time slot, from the session client's audio clock (``frame_source``, e.g.
+  ``loadtest.session.client.AUDIO_CLOCK.take``); when no frame went out in the window (text-only
+  scenarios, idle), the probe's own wake-ups stand in for frames. ``clock_lag_p99_ms`` is then
+  the worse of the frames' p99 lag and the probe's.
 - CPU percent of this process (100 = one core) and resident memory from ``psutil``.
 
 Runs as a greenlet under Locust (gevent) and as a thread elsewhere.
@@ -27,26 +29,6 @@ import numpy as np
 import psutil
 
 LATE_MS = 20.0  # a frame sent more than this after its slot is late (a fifth of a 100 ms frame)
-
-
-class FrameStats:
-    """Counts of paced audio frames (on time / late) reported by sessions in this process."""
-
-    def __init__(self) -> None:
-        self.sent = 0
-        self.late = 0
-
-    def add(self, sent: int, late: int) -> None:
-        self.sent += sent
-        self.late += late
-
-    def take(self) -> tuple[int, int]:
-        out = (self.sent, self.late)
-        self.sent = self.late = 0
-        return out
-
-
-FRAMES = FrameStats()
 
 
 class ClockProbe:
@@ -96,13 +78,13 @@ class HealthSampler:
         emit: Callable[[dict[str, Any]], None],
         users: Callable[[], int],
         interval_s: float = 1.0,
-        frames: FrameStats = FRAMES,
+        frame_source: Callable[[], dict[str, float]] | None = None,
     ) -> None:
         self.worker_id = worker_id
         self.emit = emit
         self.users = users
         self.interval_s = interval_s
-        self.frames = frames
+        self.frame_source = frame_source
         self.probe = ClockProbe()
         self._process = psutil.Process(os.getpid())
         self._stop = threading.Event()
@@ -121,9 +103,12 @@ class HealthSampler:
         self.probe.stop()
 
     def sample(self) -> dict[str, Any]:
-        lag_p99, probe_late = self.probe.take()
-        sent, late = self.frames.take()
-        frames_late = 100.0 * late / sent if sent else probe_late
+        lag_p99, frames_late = self.probe.take()
+        frames = self.frame_source() if self.frame_source is not None else {}
+        if frames.get("frames"):
+            frames_late = float(frames.get("late_pct", 0.0))
+            frame_p99 = float(frames.get("p99_lag_ms", 0.0))
+            lag_p99 = frame_p99 if lag_p99 is None else max(lag_p99, frame_p99)
         try:
             users = int(self.users())
         except Exception:

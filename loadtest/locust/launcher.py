@@ -109,7 +109,7 @@ class RunRequest:
             "--rt-spike-duration": self.spike_duration,
             "--rt-out": self.out,
             "--rt-mock-profile": self.mock_profile,
-            "--rt-mock-set": ",".join(self.mock_set),
+            "--rt-mock-set": ";".join(self.mock_set),
         }
         args: list[str] = []
         for flag, value in pairs.items():

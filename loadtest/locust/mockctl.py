@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -9,12 +10,15 @@ from loadtest.locust.options import HarnessOptions
 from loadtest.records.schema import MOCK_TRUTH_FILE
 
 
-def parse_overrides(items: list[str]) -> dict[str, str]:
-    """``["a.b=1", "c=x"]`` -> ``{"a.b": "1", "c": "x"}`` (values stay TOML-ish text for the mock)."""
-    out: dict[str, str] = {}
+def parse_overrides(items: list[str]) -> dict[str, object]:
+    """``["a.b=1.5", "c=x", "d=[1,2]"]`` -> ``{"a.b": 1.5, "c": "x", "d": [1, 2]}`` (TOML values, else text)."""
+    out: dict[str, object] = {}
     for item in items:
         key, _, value = item.partition("=")
-        out[key.strip()] = value.strip()
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value.strip()
     return out
 
 

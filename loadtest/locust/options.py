@@ -155,13 +155,16 @@ class HarnessOptions:
             except ValueError as exc:
                 raise OptionError(f"{flag}: {exc}") from None
 
-        run_time = duration("run_time", "--duration")
+        # Locust does not pass -u/-r/-t on to workers; the master copies them into rt_plan_* (below)
+        users = get("rt_plan_users", get("num_users", 1))
+        rate = get("rt_plan_spawn_rate", get("spawn_rate", 1.0))
+        run_time = duration("rt_plan_run_time" if get("rt_plan_users") is not None else "run_time", "--duration")
         lifetime = duration("rt_session_lifetime", "--session-lifetime")
         try:
             plan = ShapePlan(
                 shape=shape,
-                users=int(get("num_users", 1)),
-                spawn_rate=float(get("spawn_rate", 1.0)),
+                users=int(users),
+                spawn_rate=float(rate),
                 duration=run_time,
                 step_users=int(get("rt_step_users", 0)),
                 step_duration=duration("rt_step_duration", "--step-duration", "30s") or 30.0,
@@ -174,7 +177,7 @@ class HarnessOptions:
             raise OptionError(f"load shape: {exc}") from None
         mock_set = get("rt_mock_set", [])
         if isinstance(mock_set, str):
-            mock_set = [s for s in mock_set.split(",") if s.strip()]
+            mock_set = [s.strip() for s in mock_set.split(";") if s.strip()]
         for item in mock_set:
             if "=" not in item:
                 raise OptionError(f"--mock-set {item!r}: use key=value, e.g. session.max_duration_s=3")
@@ -237,7 +240,7 @@ LOCUST_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--rt-run-dir", "", "exact run directory (default: <out>/<run id>)"),
     ("--rt-run-id", "", "run id (default: time-based)"),
     ("--rt-mock-profile", "healthy", "mock profile when --rt-target mock"),
-    ("--rt-mock-set", "", "mock profile overrides, comma-separated key=value"),
+    ("--rt-mock-set", "", "mock profile overrides: key=value, several separated by ';'"),
     ("--rt-mock-url", "", "with --rt-target mock: the URL of a mock already running (rtload run starts one)"),
     ("--rt-health-interval", "1", "seconds between harness health samples"),
 )

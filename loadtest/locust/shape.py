@@ -7,11 +7,13 @@ spawn message, so every process stamps the same step index and target users on i
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from locust import LoadTestShape
 
 from loadtest.locust.harness import STATE
+from loadtest.locust.options import OptionError
 
 
 class RealtimeShape(LoadTestShape):
@@ -27,8 +29,11 @@ class RealtimeShape(LoadTestShape):
             return None
         elapsed = self.get_run_time()
         if state.run_start is None:
-            state.set_run_start(time.time() - elapsed)
             parsed = self.runner.environment.parsed_options if self.runner else None
+            if parsed is not None:
+                with contextlib.suppress(OptionError):  # the web UI form may have changed -u/-r/-t
+                    state.load_options(parsed)
+            state.set_run_start(time.time() - elapsed)
             if parsed is not None:
                 parsed.rt_run_start = state.run_start
         at = state.options.plan.at(elapsed)

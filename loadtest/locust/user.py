@@ -55,10 +55,7 @@ class RealtimeUser(User):
             {"run_id": state.run_id, "worker_id": state.worker_id, "user_id": self.user_number},
             state.context,
         )
-        deadline = state.run_end
-        lifetime = state.options.session_lifetime_s if state.options else None
-        if lifetime:
-            deadline = min(deadline or float("inf"), time.time() + lifetime)
+        deadline = state.run_end  # the session recycles itself at config.lifetime_s
         session = RealtimeSession(
             inputs.target,
             inputs.scenario,

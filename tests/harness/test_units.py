@@ -202,11 +202,13 @@ def test_user_sink_fires_one_locust_request_per_response(tmp_path: Path) -> None
 def test_backoff_honours_retry_after_and_resets() -> None:
     b = Backoff(base=0.5, cap=4)
     assert b.after({"handshake_status": 101, "ended_by": "lifetime"}) == 0
-    first = b.after({"handshake_status": 429, "retry_after": 3})
+    first = b.after({"handshake_status": 429, "retry_after": 3, "ended_by": "handshake_failed"})
     assert first >= 3
-    waits = [b.after({"handshake_status": 503}) for _ in range(5)]
+    waits = [b.after({"handshake_status": 503, "ended_by": "handshake_failed"}) for _ in range(5)]
     assert waits[0] < waits[-1] <= 4 * 1.2
-    assert b.after({"handshake_status": 503, "retry_after": 10}) >= 10  # retry-after beats the cap
+    refused = {"handshake_status": 503, "retry_after": 10, "ended_by": "handshake_failed"}
+    assert b.after(refused) >= 10  # retry-after beats the cap
+    assert b.after({"handshake_status": 101, "ended_by": "server_closed", "close_code": 3000}) > 0  # bad key
     assert b.after({"handshake_status": 101, "ended_by": "session_expired"}) == 0 and b.failures == 0
 
 

@@ -1,0 +1,174 @@
+"""Crash safety, secrets, the web UI tab, plain `locust -f`, and bad input (real processes, loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+from typer.testing import CliRunner
+
+from loadtest.cli import app
+from loadtest.locust.harness_paths import LOCUSTFILE
+from loadtest.records.writer import read_rows
+
+from .conftest import FAST_MOCK, mock_args, responses, rtload_run, run_dir
+
+FAKE_KEY = "sk-rtload-FAKE-9d1c7e44b2a04f0d8e6b3c5a7f1e2d90"
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    limit = time.monotonic() + timeout
+    while time.monotonic() < limit:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.mark.e2e
+def test_sigkill_mid_run_leaves_a_readable_run_directory(tmp_path: Path, procs: list[subprocess.Popen]) -> None:
+    cmd = [sys.executable, "-m", "loadtest", "run", "--out", str(tmp_path / "reports"), "--run-id", "killed",
+           *mock_args(), "--scenario", "quick_text", "--users", "3", "--spawn-rate", "10", "--duration", "60s",
+           "--progress-every", "1"]  # fmt: skip
+    parent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs.append(parent)
+    path = run_dir(tmp_path, "killed")
+    _wait_for(lambda: len(responses(path)) >= 5, 40, "five response rows")
+    locust = [p for p in psutil.Process(parent.pid).children() if "locust" in " ".join(p.cmdline())]
+    assert len(locust) == 1
+    time.sleep(1.2)
+    rows_before = len(responses(path))  # rows on disk over a second before the kill
+    os.kill(locust[0].pid, signal.SIGKILL)
+    out, err = parent.communicate(timeout=60)
+    # the parent notices, still prints the summary from what was recorded, and fails the run
+    assert parent.returncode == 1
+    assert "Locust exited with code -9" in err
+    rows = responses(path)  # a torn last line would be skipped; everything else parses
+    assert len(rows) >= rows_before >= 5
+    assert all(r["outcome"] for r in rows)
+    run = json.loads((path / "run.json").read_text())
+    assert run["status"] == "running"  # never reached its end, and says so
+    assert read_rows(path / "sessions.jsonl")
+    assert str(len(rows)) in out  # the summary counted the rows that survived
+
+
+@pytest.mark.e2e
+def test_api_key_never_written(tmp_path: Path, mock_server) -> None:  # type: ignore[no-untyped-def]
+    """A distinctive fake key, used for real against a mock that requires it, appears nowhere."""
+    mock = mock_server(api_key=FAKE_KEY, truth_path=tmp_path / "truth.jsonl")
+    done = rtload_run(
+        tmp_path, "--target", mock.url, "--api-key-env", "RTLOAD_TEST_KEY", "--scenario", "quick_text",
+        "--users", "2", "--duration", "3s", "--run-id", "secret",
+        env={"RTLOAD_TEST_KEY": FAKE_KEY},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    path = run_dir(tmp_path, "secret")
+    rows = responses(path)
+    assert rows and all(r["outcome"] == "completed" for r in rows)  # the key was really used
+    run = json.loads((path / "run.json").read_text())
+    assert run["options"]["api_key_env"] == "RTLOAD_TEST_KEY"
+    leaks = [p for p in path.rglob("*") if p.is_file() and FAKE_KEY.encode() in p.read_bytes()]
+    assert leaks == []
+    assert FAKE_KEY not in done.stdout + done.stderr
+    # a wrong key is refused by the mock and recorded as such, still without the key in any file
+    bad = "sk-rtload-WRONG-5b0c1d2e3f"
+    done = rtload_run(
+        tmp_path, "--target", mock.url, "--api-key-env", "RTLOAD_TEST_KEY", "--scenario", "quick_text",
+        "--users", "1", "--duration", "2s", "--run-id", "wrong", "--reconnect-max", "1s",
+        env={"RTLOAD_TEST_KEY": bad},
+    )  # fmt: skip
+    path = run_dir(tmp_path, "wrong")
+    rows = responses(path)
+    assert rows and {r["outcome"] for r in rows} == {"failed"}
+    assert "auth_rejected" in {r["reason"] for r in rows}
+    assert len(rows) <= 6  # the rejected user backed off instead of hammering the service
+    assert [p for p in path.rglob("*") if p.is_file() and bad.encode() in p.read_bytes()] == []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return resp.read()
+
+
+@pytest.mark.e2e
+def test_plain_locust_web_ui_shows_outcomes_per_step(tmp_path: Path, procs: list[subprocess.Popen]) -> None:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--web-host", "127.0.0.1", "--web-port", str(port),
+           "--rt-target", "mock", "--rt-scenario", "quick_text",
+           "--rt-mock-set", ";".join([*FAST_MOCK, "faults.server_error.rate=0.3"]),
+           "--rt-out", str(tmp_path / "reports"), "--rt-run-id", "webui"]  # fmt: skip
+    log = open(tmp_path / "locust.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    procs.append(proc)
+    base = f"http://127.0.0.1:{port}"
+
+    def swarm() -> bool:  # what the start form of the web UI posts
+        try:
+            data = urllib.parse.urlencode({"user_count": 2, "spawn_rate": 10}).encode()
+            with urllib.request.urlopen(base + "/swarm", data=data, timeout=5) as resp:
+                return json.loads(resp.read())["success"]
+        except OSError:
+            return False
+
+    _wait_for(swarm, 30, "the web UI to start the swarm")
+
+    def outcomes() -> dict:
+        try:
+            return json.loads(_get(base + "/realtime/outcomes"))
+        except OSError:
+            return {}
+
+    _wait_for(lambda: outcomes().get("responses", 0) >= 6 and "failed" in outcomes().get("outcomes", {}), 40, "UI")
+    snap = outcomes()
+    assert snap["steps"][0]["step"] == 0 and snap["steps"][0]["users"] == 2
+    stats = json.loads(_get(base + "/stats/requests"))
+    tab = next(e for e in stats["extended_stats"] if e["key"] == "realtime-outcomes")
+    assert {row["outcome"] for row in tab["data"]} >= {"completed", "failed"}
+    assert any(row["reason"] == "server_error" for row in tab["data"])
+    assert next(s for s in stats["stats"] if s["name"] == "quick_text")["num_failures"] > 0
+    index = _get(base + "/").decode()
+    assert "Realtime outcomes" in index and "realtime-outcomes" in index
+    page = _get(base + "/realtime").decode()
+    assert "server_error" in page and "completed" in page
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    log.close()
+    run = json.loads((tmp_path / "reports" / "webui" / "run.json").read_text())
+    assert run["status"] == "finished"
+    assert len(responses(tmp_path / "reports" / "webui")) >= 6
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--scenario", "nope"], {}, "unknown scenario 'nope'"),
+        (["--target", "wss://example.invalid", "--api-key-env", "RTLOAD_UNSET_VAR"], {}, "RTLOAD_UNSET_VAR is not set"),
+        (["--target", "example.com/realtime"], {}, "is not a URL"),
+        (["--duration", "ten minutes"], {}, "bad duration"),
+        (["--shape", "ramp"], {}, "--shape 'ramp' is not known"),
+        (["--fail-on", "failed>>1"], {}, "bad --fail-on"),
+        (["--fixture", "no_such_fixture"], {}, "not in the fixture manifest"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], env: dict[str, str], message: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["run", "--out", str(tmp_path), *args], env=env)
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("rtload: ")
+    assert not list(tmp_path.iterdir())  # nothing started, nothing written

@@ -1,0 +1,132 @@
+"""End-to-end: `rtload run` drives real Locust processes against the real mock on loopback.
+
+Each run is bounded (a few seconds of load, a hard subprocess timeout) and checks what the
+harness recorded against the mock's ground-truth log in the run directory.
+"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import orjson
+import pytest
+
+from loadtest.records.schema import FAULT_EXPECTATIONS
+from loadtest.records.writer import read_rows
+
+from .conftest import mock_args, responses, rtload_run, run_dir
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+FAULTS = [
+    "faults.server_error.rate=0.2",
+    "faults.text_only.rate=0.1",
+    "faults.missing_audio.rate=0.1",
+]
+
+
+def assert_agrees_with_truth(path: Path) -> list[dict]:
+    """One row per response the mock planned, with the outcome its fault implies.
+
+    A response the client saw created is matched by its id; one the mock planned but never
+    announced (``t_created`` null, e.g. the session hit its cap first) is matched, by session, with
+    a row that has no response id.
+    """
+    truth = [r for r in read_rows(path / "mock_truth.jsonl") if r.get("kind") == "response"]
+    rows = responses(path)
+    assert len(truth) > 0
+    assert len(rows) == len(truth), f"{len(rows)} response rows, {len(truth)} in the mock's truth log"
+    by_id = collections.Counter(r["response_id"] for r in rows if r.get("response_id"))
+    seen = [t for t in truth if t.get("t_created") is not None]
+    assert sorted(by_id) == sorted(t["response_id"] for t in seen), "response ids differ from the truth log"
+    assert set(by_id.values()) <= {1}, "a response was recorded twice"
+    got = {r["response_id"]: (r["outcome"], r["reason"]) for r in rows if r.get("response_id")}
+    expected = {t["response_id"]: FAULT_EXPECTATIONS[t["fault"]] for t in seen}
+    wrong = [(expected[rid], got[rid]) for rid in expected if got[rid] != expected[rid]]
+    unseen = sorted((t["session_id"], FAULT_EXPECTATIONS[t["fault"]]) for t in truth if t.get("t_created") is None)
+    anonymous = sorted((r["session_id"], (r["outcome"], r["reason"])) for r in rows if not r.get("response_id"))
+    assert anonymous == unseen, "responses the mock never announced do not match the rows without an id"
+    assert not wrong, f"outcomes disagree with the truth log: {wrong[:5]}"
+    return rows
+
+
+def test_local_run_agrees_with_truth_and_fail_on_sets_exit_code(tmp_path: Path) -> None:
+    done = rtload_run(
+        tmp_path,
+        *mock_args(*FAULTS),
+        "--scenario", "quick_text", "--users", "3", "--spawn-rate", "10", "--duration", "6s",
+        "--deadline", "8s", "--run-id", "local",
+        "--fail-on", "completed<1%,server_error>0",
+    )  # fmt: skip
+    path = run_dir(tmp_path, "local")
+    rows = assert_agrees_with_truth(path)
+    faults = collections.Counter(r["reason"] for r in rows)
+    assert faults[""] > 0 and faults["server_error"] > 0  # the run produced both kinds
+    # --fail-on: exit 1 and one line naming the crossed threshold (and only that one)
+    assert done.returncode == 1, done.stderr
+    crossed = [line for line in done.stderr.splitlines() if "--fail-on crossed" in line]
+    assert len(crossed) == 1 and "server_error" in crossed[0] and "completed" not in crossed[0]
+    # progress lines, the summary, and Locust's own statistics
+    assert "step 0 users" in done.stdout and "responses" in done.stdout
+    run = orjson.loads((path / "run.json").read_bytes())
+    assert run["status"] == "finished" and run["scenario"] == "quick_text"
+    assert run["target"]["url"].startswith("ws://127.0.0.1:") and run["mock"]["profile"] == "healthy"
+    stats = (path / "locust_stats.csv").read_text()
+    assert "realtime,quick_text," in stats
+    health = read_rows(path / "health.jsonl")
+    assert health and {"cpu_percent", "rss_mb", "clock_lag_p99_ms", "frames_late_pct", "users"} <= set(health[0])
+
+
+def test_same_run_passes_when_no_threshold_is_crossed(tmp_path: Path) -> None:
+    done = rtload_run(
+        tmp_path, *mock_args(), "--scenario", "quick_text", "--users", "2", "--duration", "3s",
+        "--run-id", "ok", "--fail-on", "failed>0,ttfa_p95>5s",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "rtload run: done" in done.stdout
+    assert all(r["outcome"] == "completed" for r in responses(run_dir(tmp_path, "ok")))
+
+
+def test_master_and_two_workers_step_shape(tmp_path: Path) -> None:
+    """Distributed: workers ship records to the master, which alone writes the run directory."""
+    done = rtload_run(
+        tmp_path,
+        *mock_args(*FAULTS),
+        "--scenario", "quick_text", "--workers", "2", "--shape", "step",
+        "--users", "4", "--step-users", "2", "--step-duration", "5s", "--duration", "",
+        "--spawn-rate", "20", "--deadline", "8s", "--run-id", "dist",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    path = run_dir(tmp_path, "dist")
+    rows = assert_agrees_with_truth(path)
+    assert {r["worker_id"] for r in rows} == {"w0", "w1"}
+    # the step shape: step 0 holds 2 users, step 1 holds 4; every record says which
+    assert {(r["step"], r["users"]) for r in rows} == {(0, 2), (1, 4)}
+    sessions = read_rows(path / "sessions.jsonl")
+    assert {s["worker_id"] for s in sessions} == {"w0", "w1"}
+    assert max(s["concurrency"] or 0 for s in sessions) <= 4
+    health_workers = {h["worker_id"] for h in read_rows(path / "health.jsonl")}
+    assert {"w0", "w1", "master"} <= health_workers
+    run = orjson.loads((path / "run.json").read_bytes())
+    assert run["workers"] == 2 and run["shape"]["steps"] == [2, 4]
+    assert not (path / "worker-0.log").read_text().count("Traceback")
+
+
+def test_soak_sessions_expire_and_reconnect(tmp_path: Path) -> None:
+    done = rtload_run(
+        tmp_path,
+        *mock_args("session.max_duration_s=2"),
+        "--scenario", "text_loop", "--shape", "soak", "--users", "2", "--spawn-rate", "10",
+        "--duration", "7s", "--deadline", "5s", "--run-id", "soak",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    path = run_dir(tmp_path, "soak")
+    sessions = read_rows(path / "sessions.jsonl")
+    expired = [s for s in sessions if s["ended_by"] == "session_expired"]
+    assert len(expired) >= 4, collections.Counter(s["ended_by"] for s in sessions)
+    per_user = collections.Counter(s["user_id"] for s in sessions)
+    assert len(per_user) == 2 and min(per_user.values()) >= 2  # each user reconnected
+    truth_sessions = [t for t in read_rows(path / "mock_truth.jsonl") if t.get("kind") == "session"]
+    assert len(truth_sessions) == len(sessions)
+    assert_agrees_with_truth(path)
