@@ -48,6 +48,7 @@ CLOSE_REJECTED = 4000  # OpenAI: invalid_model, missing_model, beta_api_shape_di
 _THROTTLE_CODES = {"rate_limit_exceeded": "rate_limit_exceeded", "insufficient_quota": "insufficient_quota"}
 _AUTH_CODES = frozenset({"invalid_api_key", "invalid_authentication", "unauthorized"})
 _MODEL_CODES = frozenset({"invalid_model", "missing_model", "model_not_found", "DeploymentNotFound"})
+_SHAPE_CODES = frozenset({"beta_api_shape_disabled"})  # the service refuses this protocol shape
 
 
 @dataclass(slots=True)
@@ -120,6 +121,8 @@ def failure_reason(error_type: str | None, error_code: str | None, *, default: s
             return "auth_rejected"
         if code in _MODEL_CODES:
             return "invalid_model"
+        if code in _SHAPE_CODES:
+            return "protocol_rejected"
     return default
 
 

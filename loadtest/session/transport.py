@@ -188,7 +188,8 @@ class WebSocketTransport:
             value = response.headers.get(name)
             if value is not None:
                 hs.headers[name] = value
-        if proto.handshake_exc is not None or proto.state is not State.OPEN:
+        # (the state may already be CLOSING when frames, even a close, came in the 101's segment)
+        if proto.handshake_exc is not None or response.status_code != 101:
             body = bytes(response.body or b"")[:200].decode("utf-8", "replace").strip()
             detail = f"HTTP {response.status_code} {response.reason_phrase}".strip()
             if response.status_code == 101:

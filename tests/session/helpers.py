@@ -89,6 +89,18 @@ def agreement(sink: MemorySink, truth: list[dict[str, Any]]) -> Agreement:
             result.agree += 1
         else:
             result.mismatches.append(f"session truth {row['fault']} ({row.get('status')}) has no matching record")
+    # a turn cut by the session cap before its response.created has no response row in the truth;
+    # the session row says the cap was hit
+    expired = {
+        row.get("session_id") for row in truth if row.get("kind") == "session" and row.get("fault") == "session_expired"
+    }
+    for rec in list(refused):
+        if rec.session_id in expired and (rec.outcome, rec.reason) == FAULT_EXPECTATIONS["session_expired"]:
+            refused.remove(rec)
+            expired.discard(rec.session_id)
+            result.total += 1
+            result.agree += 1
+            result.faults["session_expired"] = result.faults.get("session_expired", 0) + 1
     for rec in refused:
         result.total += 1
         result.mismatches.append(f"turn {rec.turn_index}: recorded {rec.outcome}/{rec.reason} without a truth row")

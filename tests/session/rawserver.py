@@ -13,8 +13,9 @@ import threading
 from typing import Any
 
 import orjson
+from websockets.utils import GUID as _GUID
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
+GUID = _GUID.encode()
 
 
 def frame(payload: bytes, opcode: int = 0x1, fin: bool = True) -> bytes:

@@ -180,6 +180,7 @@ def test_session_expired_error_then_close(dialect) -> None:
         (("invalid_request_error", "invalid_model"), (4000, "invalid_request_error.invalid_model"), "invalid_model"),
         (("invalid_request_error", "missing_model"), (4000, "invalid_request_error.missing_model"), "invalid_model"),
         (None, (4000, "invalid_request_error.beta_api_shape_disabled"), "protocol_rejected"),
+        (("invalid_request_error", "beta_api_shape_disabled"), (4000, "x"), "protocol_rejected"),
         (None, (1000, ""), "connection_dropped"),
     ],
 )
@@ -214,8 +215,10 @@ def test_deadlines_with_the_socket_open(dialect) -> None:
 def test_hang_after_audio_started_is_no_audio_done(dialect) -> None:
     seq = Seq(dialect)
     seq.turn(t_trigger=0.0)
-    seq.speak(0.2, [tone(200)] * 5)
-    seq.router.expire(6.0)
+    seq.speak(0.2, [tone(200)] * 5)  # 1 s of audio from 0.21: the listener hears it until ~1.21
+    seq.router.expire(6.0)  # 5.8 s since the last event, but the idle clock starts when playback ends
+    assert not seq.finished
+    seq.router.expire(6.3)
     expect(seq, "truncated", "no_audio_done")
 
 

@@ -103,7 +103,7 @@ def test_every_response_fault_agrees_with_the_truth_log(mock_server, capsys) -> 
 @pytest.mark.e2e
 def test_session_expiry_mid_response_in_both_dialects(mock_server) -> None:
     """GA: close 1001 with the cap's reason; preview: an error session_expired, then close 1001."""
-    mock = mock_server(overrides={"session.max_duration_s": 1, "audio.speed": 2.0})
+    mock = mock_server(overrides={"session.max_duration_s": 2, "audio.speed": 2.0})
     loop = Scenario("text_loop", [Turn("text")], repeat=True)
     sinks: dict[str, Any] = {}
 
