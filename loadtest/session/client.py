@@ -157,6 +157,9 @@ class RealtimeSession:
         self._secrets: tuple[str, ...] = tuple(s for s in (target.api_key,) if s)
         self.sessions_opened = 0
         self.responses = 0
+        self.garbage_messages = 0  # frames that were not a JSON object
+        self.unknown_events = 0  # event types neither dialect table knows (or the other dialect's)
+        self.internal_errors = 0
         self.last_session: SessionRecord | None = None
 
     # -- public --------------------------------------------------------------------------------
@@ -813,6 +816,9 @@ class RealtimeSession:
         info = conn.close_info
         if ending in ("client_closed", "error") and info is not None and info.by_server and not conn.client_stop:
             ending = self._ending(conn)
+        self.garbage_messages += conn.garbage
+        self.unknown_events += conn.router.unknown_events
+        self.internal_errors += conn.internal_errors
         srec = conn.record
         srec.session_id = srec.session_id or conn.router.session_id
         srec.t_end = time.time()

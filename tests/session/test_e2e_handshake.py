@@ -49,6 +49,7 @@ def test_capacity_429_while_another_session_holds_the_slot(mock_server) -> None:
     sink, _ = run_session(mock.url, QUICK)
     session, response = only(sink)
     assert (response.outcome, response.reason) == ("throttled", "handshake_429")
+    assert session.retry_after is not None
     th.join(30)
     truth = mock.truth()
     assert any(row["fault"] == "capacity_429" for row in truth)
@@ -101,7 +102,7 @@ def test_secrets_never_reach_the_records() -> None:
         target_kw={"api_key": "sk-very-secret", "url_override": server.url + "/x?api-key=sk-very-secret"},
     )
     session, response = only(sink)
-    assert response.reason == "handshake_401"
+    assert response.reason == "handshake_401" and "***" in session.url
     assert "sk-very-secret" not in repr(sink.sessions) + repr(sink.responses)
 
 
@@ -120,6 +121,7 @@ def test_garbage_text_frames_are_counted_and_the_answer_still_classified() -> No
     server = RawServer(answer)
     sink, session = run_session(server.url, QUICK, target_kw={"url_override": server.url})
     assert [(r.outcome, r.reason) for r in sink.responses] == [("failed", "server_error")]
+    assert session.garbage_messages == 3 and session.internal_errors == 0
     assert sink.responses[0].error_message == "boom" and sink.responses[0].session_id == "sess_raw"
     assert sink.sessions[0].ended_by in ("dropped", "client_closed")
 
