@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -138,17 +137,29 @@ def write_synthetic_run(run_dir: Path, n: int = N_RESPONSES, seed: int = 0, step
     )
 
 
+# Runs one `rtload report ...` in a fresh interpreter and prints its own peak RSS on stderr.
+_CHILD = """
+import resource, sys
+from loadtest.cli import app
+code = 0
+try:
+    app(sys.argv[1:], standalone_mode=False)
+except SystemExit as exc:
+    code = exc.code or 0
+sys.stderr.write("PEAK_RSS_KB=%d\\n" % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+sys.exit(code)
+"""
+
+
 def _timed(args: list[str]) -> dict[str, float]:
+    """Wall time and peak resident memory of one report command in its own process."""
     started = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run(args, capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[2:])} failed: {proc.stderr.strip()[-500:]}")
-    # ru_maxrss of children is the max over all children so far; each run is reported only
-    # when it raised that maximum, otherwise the figure is an upper bound.
-    return {"seconds": round(elapsed, 2), "peak_rss_mb": round(max(peak_kb, before) / 1024, 1)}
+        raise RuntimeError(f"{' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
+    peak = [line for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KB=")]
+    return {"seconds": round(elapsed, 2), "peak_rss_mb": round(int(peak[-1].split("=")[1]) / 1024, 1)}
 
 
 def main() -> None:
@@ -163,7 +174,7 @@ def main() -> None:
         results["generate_seconds"] = round(time.perf_counter() - started, 2)
         results["responses_jsonl_mb"] = round((run_dir / RESPONSES_FILE).stat().st_size / 1e6, 1)
         print(f"generated {N_RESPONSES} responses in {results['generate_seconds']} s", flush=True)
-        cli = [sys.executable, "-m", "loadtest", "report"]
+        cli = ["report"]
         timings: dict[str, dict[str, float]] = {}
         for label, args in (
             ("summary_first_read_jsonl", ["summary", str(run_dir), "--format", "json"]),
@@ -173,7 +184,6 @@ def main() -> None:
             timings[label] = _timed([*cli, *args])
             print(f"{label}: {timings[label]}", flush=True)
         (run_dir / RESPONSES_FILE).with_suffix(".parquet").unlink(missing_ok=True)
-        os.environ.pop("RTLOAD_NO_CACHE", None)
         timings["capacity_first_read_jsonl"] = _timed([*cli, "capacity", str(run_dir), "--no-cache"])
         print(f"capacity_first_read_jsonl: {timings['capacity_first_read_jsonl']}", flush=True)
     results["timings"] = timings

@@ -392,7 +392,8 @@ def read_run(
         rate_limits = to_frame(arrow_schema(RateLimitRecord).empty_table())
     health = None
     if with_health and (run_dir / HEALTH_FILE).exists():
-        health, _ = read_frame(run_dir / HEALTH_FILE, HealthRecord, None, warnings)
+        # health rows are the harness's own diagnostics: their version is not worth a warning
+        health, _ = read_frame(run_dir / HEALTH_FILE, HealthRecord, None, [], cache=False)
     ended = any(run.get(k) for k in RUN_END_KEYS) or run.get("status") in RUN_END_STATUSES
     in_progress = torn_r or torn_s or torn_l or (bool(run) and not ended)
     if bool(run) and not ended:

@@ -68,6 +68,14 @@ def _empty(ax: Any, text: str = "no data") -> None:
     ax.set_yticks([])
 
 
+def _headroom(ax: Any) -> None:
+    """Start the y axis at 0 and leave room above the lines for the legend."""
+    top = max(
+        (np.nanmax(line.get_ydata()) for line in ax.get_lines() if np.isfinite(line.get_ydata()).any()), default=1
+    )
+    ax.set_ylim(0, max(float(top), 1.0) * 1.3)
+
+
 def bucket_seconds(span: float, target: int = 40) -> float:
     """A round bucket width giving about ``target`` buckets over ``span`` seconds."""
     raw = max(span / target, 1.0)
@@ -144,7 +152,7 @@ def latency_over_time(responses: pd.DataFrame, start: float | None) -> str:
         return to_svg(fig)
     ax.set_xlabel("minutes since start")
     ax.set_ylabel("ms from trigger")
-    ax.set_ylim(bottom=0)
+    _headroom(ax)
     ax.legend(loc="upper left", ncols=3)
     return to_svg(fig)
 
@@ -166,7 +174,7 @@ def latency_per_step(cap: dict[str, Any]) -> str:
         ax.plot(x, y, style, color=colour, lw=1.6, ms=4, label=f"{key} {stat}")
     ax.set_xlabel("users" if cap["grouping"] == "step" else "open sessions")
     ax.set_ylabel("ms from trigger")
-    ax.set_ylim(bottom=0)
+    _headroom(ax)
     ax.legend(loc="upper left", ncols=3)
     return to_svg(fig)
 

@@ -143,6 +143,12 @@ def health_stats(health: pd.DataFrame | None) -> dict[str, Any] | None:
     }
 
 
+def _distinct(frame: pd.DataFrame, col: str) -> list[str]:
+    if col not in frame:
+        return []
+    return sorted(str(v) for v in frame[col].dropna().unique() if v)
+
+
 def summary_data(data: RunData) -> dict[str, Any]:
     responses, sessions = data.responses, data.sessions
     start, end = time_span(data.run, responses, sessions)
@@ -162,8 +168,8 @@ def summary_data(data: RunData) -> dict[str, Any]:
             "duration_s": duration,
             "responses": len(responses),
             "sessions": len(sessions),
-            "targets": sorted({str(t) for t in responses.get("target", pd.Series(dtype=str)).dropna() if t}),
-            "scenarios": sorted({str(s) for s in responses.get("scenario", pd.Series(dtype=str)).dropna() if s}),
+            "targets": _distinct(responses, "target"),
+            "scenarios": _distinct(responses, "scenario"),
         },
         "outcomes": outcome_rates(responses),
         "reasons": reason_rows(responses),
