@@ -41,6 +41,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "loadtest.locust.command",
     "loadtest.audio.command",
     "loadtest.report.command",
+    "loadtest.preflight.command",
 )
 
 for _module in COMMAND_MODULES:

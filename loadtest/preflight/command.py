@@ -65,6 +65,7 @@ def preflight(
         target = mock.url
         api_key = "mock-key"
         provider = provider or "openai"
+        deployment = deployment or "gpt-realtime"
     try:
         cfg = PreflightConfig(
             target=target,
