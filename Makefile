@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint demo bench fixtures clean browser
+.PHONY: install test lint demo bench fixtures clean browser sysdeps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,14 +19,20 @@ install: $(STAMP)
 lint: install
 	$(BIN)/ruff check .
 
-# Headless Chromium for the HTML report test (Debian package `chromium`), installed when absent and root.
-browser:
-	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then :; \
+# System packages the tests use, installed when absent and we are root (Debian): headless Chromium
+# for the HTML report test, espeak-ng and alsa-utils (its human recordings) to rebuild the fixtures.
+SYSDEPS := chromium:chromium espeak-ng:espeak-ng alsa-utils:/usr/share/sounds/alsa/Front_Center.wav
+sysdeps:
+	@missing=""; for dep in $(SYSDEPS); do pkg=$${dep%%:*}; probe=$${dep#*:}; \
+		if ! command -v $$probe >/dev/null 2>&1 && [ ! -e $$probe ]; then missing="$$missing $$pkg"; fi; done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium); \
-	else echo "make browser: install Chromium (Debian: sudo apt-get install -y chromium) for the HTML report test" >&2; fi
+		apt-get install -y -q $$missing >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null); \
+	else echo "make sysdeps: install$$missing (Debian: sudo apt-get install -y$$missing) for the tests" >&2; fi
 
-test: install lint browser
+browser: sysdeps
+
+test: install lint sysdeps
 	$(BIN)/python -m pytest -q
 
 demo: install
