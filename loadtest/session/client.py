@@ -312,6 +312,7 @@ class RealtimeSession:
             response_idle_s=cfg.response_idle_s,
             on_speech_started=lambda ev, t: self._on_speech_started(conn, ev, t),
             on_rate_limits=lambda entries, t, rid: self._on_rate_limits(conn, entries, t, rid),
+            on_session=lambda event, t: conn.wake.set(),
         )
         self._conn = conn
         if self._stopping:
@@ -540,6 +541,7 @@ class RealtimeSession:
     # -- barge-in ------------------------------------------------------------------------------
     def _wait_barge_in_point(self, conn: _Connection, tracker: ResponseTracker) -> None:
         """Wait until the answer has played ``barge_in_after_ms`` (or ended)."""
+        conn.playing = tracker
         after = self.config.barge_in_after_ms
         limit = time.time() + self.config.response_deadline_s + 5.0
         while not (tracker.finished and tracker.t_first_audio is None):
@@ -558,7 +560,6 @@ class RealtimeSession:
             conn.wake.clear()
             with conn.lock:
                 conn.router.expire(time.time())
-        conn.playing = tracker
 
     def _barge_in(self, conn: _Connection, turn: Turn) -> None:
         """Interrupt the answer that is playing: VAD turns let the server cancel it (its speech_started
@@ -610,6 +611,8 @@ class RealtimeSession:
                 if observer is not None:
                     self._note("in", "garbage", {"bytes": len(data)}, t)
                 return
+            if observer is not None:
+                self._observe(event, t)
             try:
                 with lock:
                     router.feed(event, t)
@@ -617,8 +620,6 @@ class RealtimeSession:
                 conn.internal_errors += 1
                 if conn.internal_errors == 1:
                     log.exception("event handling failed for %s", event.get("type"))
-            if observer is not None:
-                self._observe(event, t)
 
         info: CloseInfo
         try:

@@ -16,7 +16,7 @@ import pytest
 
 from loadtest.records.schema import FAULT_EXPECTATIONS
 from loadtest.session.scenario import Scenario, Turn
-from tests.session.helpers import STALL_GAP, Agreement, agreement, run_session
+from tests.session.helpers import FAST_MOCK, STALL_GAP, Agreement, agreement, run_session
 
 PREVIEW_TARGET = {"provider": "azure", "dialect": "preview", "api_version": "2025-04-01-preview"}
 TWO_TEXT = Scenario("two_text", [Turn("text"), Turn("text")])
@@ -39,7 +39,7 @@ CASES: dict[str, tuple[dict[str, Any], Scenario]] = {
 
 @pytest.mark.e2e
 def test_every_response_fault_agrees_with_the_truth_log(mock_server, capsys) -> None:
-    mocks = {fault: mock_server(overrides={"audio.speed": 8.0, **ov}, seed=7) for fault, (ov, _s) in CASES.items()}
+    mocks = {fault: mock_server(overrides={**FAST_MOCK, **ov}, seed=7) for fault, (ov, _s) in CASES.items()}
     results: dict[tuple[str, str], Any] = {}
     errors: list[BaseException] = []
 

@@ -9,8 +9,11 @@ import time
 
 import pytest
 
+from loadtest.session.client import RealtimeSession
+from loadtest.session.config import SessionConfig
 from loadtest.session.scenario import get_scenario
-from tests.session.helpers import agreement, run_session
+from loadtest.session.sink import MemorySink
+from tests.session.helpers import FAST, agreement, run_session, target
 from tests.session.rawserver import SESSION_CREATED, SESSION_UPDATED, RawServer, event, frame
 
 QUICK = get_scenario("quick_text")
@@ -42,20 +45,22 @@ def test_refused_upgrade_from_fault_injection(mock_server, fault, outcome, reaso
 @pytest.mark.e2e
 def test_capacity_429_while_another_session_holds_the_slot(mock_server) -> None:
     mock = mock_server(overrides={"capacity.max_sessions": 1, "audio.speed": 1.0})
-    holder: dict[str, object] = {}
-    th = threading.Thread(target=lambda: holder.update(sink=run_session(mock.url, QUICK)[0]))
+    holder_sink = MemorySink()
+    holder = RealtimeSession(target(mock.url), QUICK, SessionConfig(**FAST), holder_sink)
+    th = threading.Thread(target=holder.run)
     th.start()
-    time.sleep(0.8)  # the holder is mid-answer (one real-time answer lasts seconds)
+    time.sleep(0.8)  # the holder is mid-answer (a real-time answer lasts seconds)
     sink, _ = run_session(mock.url, QUICK)
+    holder.stop()
+    th.join(10)
     session, response = only(sink)
     assert (response.outcome, response.reason) == ("throttled", "handshake_429")
     assert session.retry_after is not None
-    th.join(30)
     truth = mock.truth()
     assert any(row["fault"] == "capacity_429" for row in truth)
     result = agreement(sink, [row for row in truth if row.get("kind") == "session" and row.get("status") == 429])
     assert result.rate == 1.0 and not result.mismatches
-    assert holder["sink"].responses[0].outcome == "completed"  # type: ignore[attr-defined]
+    assert [(r.outcome, r.reason) for r in holder_sink.responses] == [("cancelled", "client_cancelled")]
 
 
 @pytest.mark.e2e
