@@ -19,6 +19,9 @@ def mock(
     seed: int = typer.Option(0, "--seed", help="Seed of every random draw (faults, answers, ids)."),
     truth: Path | None = typer.Option(None, "--truth", help="Write the ground-truth log (JSONL) here."),
     api_key: str = typer.Option("mock-key", "--api-key", help="The API key accepted (unless the profile lists keys)."),
+    exit_with_parent: bool = typer.Option(
+        False, "--exit-with-parent", hidden=True, help="Stop when stdin closes (start_mock uses it)."
+    ),
     set_: list[str] = typer.Option(
         [], "--set", help="Override one profile knob: --set faults.stall.rate=1.0 (repeatable)."
     ),
@@ -37,7 +40,15 @@ def mock(
     from loadtest.mock.server import run
 
     try:
-        run(merged, host=host, port=port, seed=seed, api_key=api_key, truth_path=truth)
+        run(
+            merged,
+            host=host,
+            port=port,
+            seed=seed,
+            api_key=api_key,
+            truth_path=truth,
+            exit_with_parent=exit_with_parent,
+        )
     except OSError as exc:
         print(f"rtload mock: cannot listen on {host}:{port} ({exc.strerror or exc})", file=sys.stderr)
         raise typer.Exit(2) from None

@@ -72,14 +72,15 @@ def start_mock(
 ) -> MockProcess:
     """Run ``python -m loadtest mock`` and return once it prints its ready line."""
     cmd = [sys.executable, "-m", "loadtest", "mock", "--host", host, "--port", str(port), "--profile", profile,
-           "--seed", str(seed), "--api-key", api_key]  # fmt: skip
+           "--seed", str(seed), "--api-key", api_key, "--exit-with-parent"]  # fmt: skip
     if truth_path is not None:
         cmd += ["--truth", str(truth_path)]
     for key, value in (overrides or {}).items():
         cmd += ["--set", format_override(key, value)]
     err = open(log_path, "a") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+    # stdin stays open while this process lives: the mock stops by itself if we die without stop()
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
     if log_path:
         err.close()  # type: ignore[union-attr]
     lines: queue.Queue[str | None] = queue.Queue()

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 import signal
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ from loadtest.mock.faults import plan_handshake
 from loadtest.mock.limits import Limits
 from loadtest.mock.routing import Refusal, Route, resolve
 from loadtest.mock.session import MockSession
-from loadtest.mock.speech import AudioBank
+from loadtest.mock.speech import load_bank
 from loadtest.mock.truth import TruthLog
 from loadtest.protocol.dialects import Dialect, get_dialect
 
@@ -115,7 +117,7 @@ class MockServer:
         self.profile = profile
         self.seed = seed
         audio = profile["audio"]
-        self.bank = AudioBank(float(audio["chars_per_second"]), tuple(audio["delta_ms"]), seed=seed)
+        self.bank = load_bank(float(audio["chars_per_second"]), tuple(audio["delta_ms"]), seed=seed)
         self.limits = Limits(profile)
         self.truth = TruthLog(truth_path)
         self.stats = Stats()
@@ -264,12 +266,26 @@ class MockServer:
             if late > self.stats.loop_lag_max:
                 self.stats.loop_lag_max = late
 
-    async def serve_forever(self, host: str, port: int, ready: Any = None) -> None:
-        stop = asyncio.get_running_loop().create_future()
+    async def serve_forever(self, host: str, port: int, ready: Any = None, exit_with_parent: bool = False) -> None:
         loop = asyncio.get_running_loop()
+        stop = loop.create_future()
+
+        def finish() -> None:
+            if not stop.done():
+                stop.set_result(None)
+
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+                loop.add_signal_handler(sig, finish)
+        if exit_with_parent:
+            # the parent holds our stdin open; EOF means it is gone (even killed): stop with it
+            def watch() -> None:
+                with contextlib.suppress(OSError, ValueError):
+                    while sys.stdin.buffer.read(4096):
+                        pass
+                loop.call_soon_threadsafe(finish)
+
+            threading.Thread(target=watch, daemon=True, name="parent-watch").start()
         monitor = loop.create_task(self._monitor_loop())
         async with serve(
             self.handler,
@@ -280,6 +296,7 @@ class MockServer:
             compression=None,
             max_size=16 * 1024 * 1024,
             max_queue=64,
+            write_limit=1 << 20,  # a client reading a little late must not stall the mock's schedule
             ping_interval=None,
         ) as server:
             bound = next(iter(server.sockets)).getsockname()
@@ -294,14 +311,20 @@ class MockServer:
         self.truth.close()
 
 
-def run(profile: dict[str, Any], *, host: str, port: int, seed: int, api_key: str, truth_path: Path | None) -> None:
+def run(profile: dict[str, Any], *, host: str, port: int, seed: int, api_key: str, truth_path: Path | None,
+        exit_with_parent: bool = False) -> None:  # fmt: skip
     """Run the mock until SIGTERM/SIGINT; prints the ready line once listening."""
     server = MockServer(profile, seed=seed, api_key=api_key, truth_path=truth_path)
+    # The pre-encoded audio and imported modules live forever: keep them out of every GC pass, and
+    # collect the young generation less often (hundreds of sessions make many short-lived dicts).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20000, 20, 50)
 
     def ready(url: str) -> None:
         print(READY_PREFIX + url, flush=True)
 
-    coro = server.serve_forever(host, port, ready)
+    coro = server.serve_forever(host, port, ready, exit_with_parent)
     try:
         import uvloop
 

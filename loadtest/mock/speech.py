@@ -12,14 +12,21 @@ sending a delta is then only a bytes concatenation.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
 import random
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import orjson
 import pybase64
 
 from loadtest.audio.convert import to_wire
+
+CACHE_VERSION = 1
 
 RATE = 24000
 FORMATS = ("pcm16", "g711_ulaw", "g711_alaw")
@@ -200,3 +207,40 @@ class AudioBank:
         for fmt in FORMATS:
             chunk = bytes(WIRE_BYTES_PER_MS[fmt] * 100) if fmt == "pcm16" else to_wire(np.zeros(2400, np.int16), fmt)
             self.silence[fmt] = Delta(0.0, 100.0, pybase64.b64encode(chunk), len(chunk), b"")
+
+
+def _cache_dir() -> Path | None:
+    root = os.environ.get("RTLOAD_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "rtload"
+    )
+    return Path(root)
+
+
+def load_bank(chars_per_second: float = 14.0, delta_ms: tuple[float, float] = (100, 500), seed: int = 0) -> AudioBank:
+    """An :class:`AudioBank`, from the on-disk cache when one was built with the same inputs.
+
+    Synthesis takes a few hundred ms; tests start many mocks. The cache key covers the inputs and
+    this module's source and the audio codec's, so any change rebuilds it. Unwritable cache: no cache.
+    """
+    sources = b"".join(Path(m).read_bytes() for m in (__file__, to_wire.__code__.co_filename))
+    key = hashlib.sha256(repr((CACHE_VERSION, chars_per_second, tuple(delta_ms), seed)).encode() + sources)
+    root = _cache_dir()
+    path = root / f"mock-bank-{key.hexdigest()[:24]}.pickle" if root else None
+    if path is not None:
+        try:
+            with path.open("rb") as fh:
+                bank = pickle.load(fh)
+            if isinstance(bank, AudioBank):
+                return bank
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+            pass
+    bank = AudioBank(chars_per_second, delta_ms, seed)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as tmp:
+                pickle.dump(bank, tmp, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp.name, path)
+        except OSError:
+            pass
+    return bank
