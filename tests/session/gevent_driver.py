@@ -1,0 +1,75 @@
+"""Run in a subprocess by test_gevent.py: the session client under gevent's monkey-patching, as Locust
+runs it. Prints one JSON line with what happened."""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import json  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import gevent  # noqa: E402
+
+from loadtest.protocol.targets import Target  # noqa: E402
+from loadtest.session import concurrency  # noqa: E402
+from loadtest.session.client import RealtimeSession  # noqa: E402
+from loadtest.session.config import SessionConfig  # noqa: E402
+from loadtest.session.scenario import SCENARIOS, Scenario, Turn  # noqa: E402
+from loadtest.session.sink import MemorySink  # noqa: E402
+
+
+def main() -> None:
+    url = sys.argv[1]
+    users = int(sys.argv[2])
+    target = Target(base_url=url, api_key="mock-key", label="mock")
+    config = SessionConfig(pacing="realtime", response_deadline_s=12, response_idle_s=3, trailing_silence_ms=600)
+    sink = MemorySink()
+    scenario = Scenario("g", [Turn("server_vad", "short_yes"), Turn("text")])
+    sessions = [RealtimeSession(target, scenario, config, sink, user_id=i) for i in range(users)]
+    receivers: list[str] = []
+
+    def watch() -> None:  # what kind of receiver each session spawned
+        gevent.sleep(0.3)
+        for s in sessions:
+            conn = s._conn
+            if conn is not None and conn.receiver is not None:
+                receivers.append("greenlet" if conn.receiver._greenlet is not None else "thread")
+
+    t0 = time.time()
+    greenlets = [gevent.spawn(s.run) for s in sessions] + [gevent.spawn(watch)]
+    gevent.joinall(greenlets, timeout=40)
+    elapsed = time.time() - t0
+
+    # stop() from another greenlet while a looping session is mid-answer
+    stop_sink = MemorySink()
+    looping = RealtimeSession(target, SCENARIOS["text_loop"], SessionConfig(pacing="fast"), stop_sink)
+    runner = gevent.spawn(looping.run)
+    gevent.sleep(0.6)
+    receiver = looping._conn.receiver if looping._conn else None
+    t1 = time.time()
+    gevent.spawn(looping.stop).join()
+    runner.join(timeout=5)
+    print(
+        json.dumps(
+            {
+                "gevent_active": concurrency.gevent_active(),
+                "elapsed": elapsed,
+                "outcomes": sorted((r.user_id, r.turn_index, r.outcome, r.reason) for r in sink.responses),
+                "sessions": [s.ended_by for s in sink.sessions],
+                "receivers": receivers,
+                "clock": sessions[0].clock.take(),
+                "stop_s": time.time() - t1,
+                "runner_dead": runner.dead,
+                "receiver_dead": receiver is not None and not receiver.alive,
+                "stop_outcomes": [(r.outcome, r.reason) for r in stop_sink.responses],
+                "stop_sessions": [s.ended_by for s in stop_sink.sessions],
+                "threads": [t.name for t in threading.enumerate() if t.name.startswith("rtload")],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""The client under gevent, as Locust runs it: greenlet receivers, cooperative sockets, realtime
+pacing for many sessions in one process, and stop() from another greenlet."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.session.helpers import FAST_MOCK
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.e2e
+def test_sessions_as_greenlets_under_monkey_patching(mock_server) -> None:
+    mock = mock_server(overrides=FAST_MOCK)
+    users = 20
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.session.gevent_driver", mock.url, str(users)],
+        cwd=ROOT, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["gevent_active"] is True
+    assert out["receivers"] and set(out["receivers"]) == {"greenlet"}
+    expected = sorted([[u, 0, "completed", ""] for u in range(users)] + [[u, 1, "completed", ""] for u in range(users)])
+    assert out["outcomes"] == expected
+    assert out["sessions"] == ["client_closed"] * users
+    # 20 realtime streams of 2.5 s + 0.6 s shared one process and stayed on their audio clock
+    assert out["clock"]["frames"] >= 25 and out["clock"]["p99_lag_ms"] < 100, out["clock"]
+    assert out["elapsed"] < 20
+    # stop() from another greenlet: prompt, the receiver greenlet is gone, the open answer is recorded
+    assert out["stop_s"] < 3 and out["runner_dead"] and out["receiver_dead"]
+    *before, last = out["stop_outcomes"]
+    assert last == ["cancelled", "client_cancelled"] and all(o == ["completed", ""] for o in before)
+    assert out["stop_sessions"] == ["client_closed"]
+    assert out["threads"] == []
