@@ -7,6 +7,7 @@ with two decimals, counts as integers, missing values as ``-``.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,14 +60,23 @@ def count(value: Any) -> str:
     return "-" if missing(value) else str(int(value))
 
 
+_NUMERIC = re.compile(r"^[+-]?[0-9][0-9.,e+-]*(%| ms| s)?( \[.*\])?$|^-$|^<[0-9.]+$")
+
+
+def _numeric_column(cells: list[str]) -> bool:
+    real = [c for c in cells if c != "-"]
+    return bool(real) and all(_NUMERIC.match(c) for c in real)
+
+
 def _text_table(table: Table) -> str:
     widths = [len(c) for c in table.columns]
     for row in table.rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    right = [i > 0 and _numeric_column([row[i] for row in table.rows]) for i in range(len(table.columns))]
 
     def line(cells: list[str]) -> str:
         return "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
+            cell.rjust(w) if r else cell.ljust(w) for cell, w, r in zip(cells, widths, right, strict=True)
         ).rstrip()
 
     out = [table.title, line(table.columns), line(["-" * w for w in widths])]
@@ -86,7 +96,8 @@ def _md_table(table: Table) -> str:
     out = [f"## {table.title}", ""]
     if table.rows:
         out.append("| " + " | ".join(_md_cell(c) for c in table.columns) + " |")
-        out.append("|" + "|".join(" --- " if i == 0 else " ---: " for i in range(len(table.columns))) + "|")
+        right = [i > 0 and _numeric_column([row[i] for row in table.rows]) for i in range(len(table.columns))]
+        out.append("|" + "|".join(" ---: " if r else " --- " for r in right) + "|")
         out.extend("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows)
     else:
         out.append("(none)")
