@@ -1,0 +1,418 @@
+"""How many real-time-paced sessions does one harness worker process sustain on one core?
+
+Stream shape (the same for every client measured): a 100 ms PCM16 ``input_audio_buffer.append``
+every 100 ms, one 100 ms audio delta back per append. The peer is ``bench/harness_server.js``
+(Node + ws, pre-built messages, pinned to the other core); its own CPU is recorded per step to
+show it is not the bottleneck. Loopback only; every phase is bounded in time.
+
+1. **harness**: the shipped Locust harness (``RealtimeUser``, session client, records, health) in one
+   Locust process pinned to core 0, step load. A step is sustained while >= 95% of audio frames
+   went out within 20 ms of their slot on the audio clock (``frames_late_pct`` <= 5) and the
+   clock's p99 lag is under 5 ms (``health.jsonl``), and every session stayed connected.
+2. **naive**: a Locust user written the common way (websocket-client defaults, stdlib json,
+   ``send`` then ``sleep(0.1)``), same pinning, step load.
+3. **artillery**: Artillery's WebSocket engine (npm ``artillery``, installed into bench/.node),
+   a loop of ``send`` + ``think: "100ms"``, pinned to core 0, step load.
+   For the peers (which keep no audio clock) a step is sustained while <= 5% of appends reach the
+   server more than 120 ms after the previous one and every session stayed connected.
+4. **ttfa**: the harness at 80% of its sustained load; its time to first audio is compared with the
+   server's own send time of each response's first delta (``ttfa_error_p99_ms``).
+
+Writes bench/results/harness.json. ``python -m bench harness`` (about 10 minutes) or
+``python -m bench.bench_harness --quick`` (smaller steps, for a smoke check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results" / "harness.json"
+NODE_DIR = HERE / ".node"
+SERVER_JS = HERE / "harness_server.js"
+CLIENT_CORE = 0
+SERVER_CORE = 1
+LATE_PCT_MAX = 5.0
+LAG_P99_MAX_MS = 5.0
+SETTLE_S = 4.0  # seconds skipped after a step is fully connected
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _pin(core: int):  # type: ignore[no-untyped-def]
+    def preexec() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            os.sched_setaffinity(0, {core})
+
+    return preexec
+
+
+def ensure_node_packages(timeout: float = 900) -> Path | None:
+    """artillery and ws in bench/.node (installed once; None when npm is missing or fails)."""
+    modules = NODE_DIR / "node_modules"
+    if (modules / "artillery").exists() and (modules / "ws").exists():
+        return modules
+    npm = shutil.which("npm")
+    if npm is None:
+        print("bench harness: npm not found; the Node peer and Artillery are skipped", flush=True)
+        return None
+    NODE_DIR.mkdir(parents=True, exist_ok=True)
+    print("bench harness: npm install artillery ws into bench/.node (once)", flush=True)
+    try:
+        subprocess.run(
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(NODE_DIR),
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "artillery@2",
+                "ws@8",
+            ],
+            check=True,
+            timeout=timeout,
+            # no browser download (Artillery's Playwright engine is not used)
+            env={**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"},
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        print(f"bench harness: npm install failed: {exc}", flush=True)
+        return None
+    return modules
+
+
+class Server:
+    """bench/harness_server.js pinned to SERVER_CORE; collects its per-second counter lines."""
+
+    def __init__(self, modules: Path, truth: Path | None = None) -> None:
+        env = {**os.environ, "NODE_PATH": str(modules)}
+        if truth is not None:
+            env["TRUTH"] = str(truth)
+        self.proc = subprocess.Popen(
+            ["node", str(SERVER_JS), "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            preexec_fn=_pin(SERVER_CORE),
+        )
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline().strip()
+        if "listening on" not in first:
+            self.proc.kill()
+            raise RuntimeError(f"harness_server.js did not start: {first}")
+        self.url = first.rsplit(" ", 1)[1]
+        self.lines: list[dict[str, Any]] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with contextlib.suppress(ValueError):
+                self.lines.append(json.loads(line))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def window(self, users: int) -> dict[str, Any] | None:
+        """Server counters over the steady part of the step holding ``users`` sessions."""
+        lines = [ln for ln in self.lines if ln["conns"] == users]
+        if len(lines) < SETTLE_S + 2:
+            return None
+        first, last = lines[int(SETTLE_S)], lines[-1]
+        if last["t"] - first["t"] < 2:
+            return None
+        gaps = last["gaps"] - first["gaps"]
+        late = last["late"] - first["late"]
+        span = last["t"] - first["t"]
+        return {
+            "seconds": round(span, 1),
+            "appends_per_s": round((last["appends"] - first["appends"]) / span, 1),
+            "expected_per_s": users * 10,
+            "server_late_pct": round(100.0 * late / gaps, 3) if gaps else None,
+            "server_cpu_percent": round(statistics.mean(ln["cpu_percent"] for ln in lines[int(SETTLE_S) :]), 1),
+            "t0": first["t"],
+            "t1": last["t"],
+        }
+
+
+def steps_of(start: int, step: int, top: int) -> list[int]:
+    return list(range(start, top + 1, step))
+
+
+def _peer_verdict(win: dict[str, Any] | None, users: int) -> bool:
+    if win is None or win["server_late_pct"] is None:
+        return False
+    return win["server_late_pct"] <= LATE_PCT_MAX and win["appends_per_s"] >= 0.95 * users * 10
+
+
+# ---- 1 and 4: the harness -------------------------------------------------------------------
+def run_harness(server: Server, steps: list[int], step_s: float, work: Path, run_id: str) -> Path:
+    step = steps[1] - steps[0] if len(steps) > 1 else steps[0]
+    cmd = [
+        sys.executable, "-m", "locust", "-f", str(HERE / "harness" / "harness_locustfile.py"),
+        "--headless", "-u", str(steps[-1]), "-r", "100", "--only-summary", "--exit-code-on-error", "0",
+        "--stop-timeout", "2", "--rt-target", server.url, "--rt-api-key-env", "RTLOAD_BENCH_KEY",
+        "--rt-scenario", "bench_stream", "--rt-shape", "step", "--rt-start-users", str(steps[0]),
+        "--rt-step-users", str(step), "--rt-step-duration", f"{step_s}s", "--rt-deadline", "60s",
+        "--rt-out", str(work), "--rt-run-id", run_id,
+    ]  # fmt: skip
+    env = {**os.environ, "RTLOAD_BENCH_KEY": "bench-key", "PYTHONUNBUFFERED": "1"}
+    with open(work / f"{run_id}.log", "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_pin(CLIENT_CORE))
+        try:
+            proc.wait(timeout=len(steps) * step_s + 90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return work / run_id
+
+
+def harness_steps(server: Server, run_dir: Path, steps: list[int]) -> list[dict[str, Any]]:
+    health = [orjson.loads(x) for x in (run_dir / "health.jsonl").read_bytes().splitlines() if x.strip()]
+    out = []
+    for users in steps:
+        win = server.window(users)
+        row: dict[str, Any] = {"users": users, "server": win}
+        if win is not None:
+            samples = [h for h in health if win["t0"] <= h["t"] <= win["t1"] and h.get("users") == users]
+            lags = [h["clock_lag_p99_ms"] for h in samples if h.get("clock_lag_p99_ms") is not None]
+            late = [h["frames_late_pct"] for h in samples if h.get("frames_late_pct") is not None]
+            cpu = [h["cpu_percent"] for h in samples if h.get("cpu_percent") is not None]
+            row.update(
+                samples=len(samples),
+                frames_late_pct=round(statistics.mean(late), 3) if late else None,
+                lag_p99_ms=round(statistics.median(lags), 3) if lags else None,
+                lag_p99_worst_ms=round(max(lags), 3) if lags else None,
+                cpu_percent=round(statistics.mean(cpu), 1) if cpu else None,
+            )
+            row["sustained"] = bool(
+                late and lags and row["frames_late_pct"] <= LATE_PCT_MAX and row["lag_p99_ms"] < LAG_P99_MAX_MS
+            )
+        else:
+            row["sustained"] = False
+        out.append(row)
+        print(f"bench harness: harness {users} sessions: {row}", flush=True)
+    return out
+
+
+def ttfa_error(run_dir: Path, truth: Path) -> dict[str, Any]:
+    sent = {}
+    for line in truth.read_bytes().splitlines():
+        with contextlib.suppress(ValueError):
+            row = orjson.loads(line)
+            sent[row["response_id"]] = row["t_first_delta"]
+    errors = []
+    for line in (run_dir / "responses.jsonl").read_bytes().splitlines():
+        with contextlib.suppress(ValueError):
+            row = orjson.loads(line)
+            t_send = sent.get(row.get("response_id"))
+            if t_send is not None and row.get("t_first_audio") is not None:
+                errors.append((row["t_first_audio"] - t_send) * 1000.0)
+    errors.sort()
+    if not errors:
+        return {"responses": 0}
+    p = lambda q: errors[min(len(errors) - 1, int(q * len(errors)))]  # noqa: E731
+    return {
+        "responses": len(errors),
+        "p50_ms": round(p(0.5), 3),
+        "p99_ms": round(p(0.99), 3),
+        "max_ms": round(errors[-1], 3),
+    }
+
+
+# ---- 2: the naive Locust user ----------------------------------------------------------------
+def run_naive(server: Server, steps: list[int], step_s: float, work: Path) -> list[dict[str, Any]]:
+    cmd = [sys.executable, "-m", "locust", "-f", str(HERE / "harness" / "naive_locustfile.py"), "--headless",
+           "--host", server.url, "--only-summary", "--exit-code-on-error", "0", "--stop-timeout", "1"]  # fmt: skip
+    env = {**os.environ, "NAIVE_STEPS": ",".join(map(str, steps)), "NAIVE_STEP_S": str(step_s)}
+    with open(work / "naive.log", "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_pin(CLIENT_CORE))
+        try:
+            proc.wait(timeout=len(steps) * step_s + 60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return _peer_steps(server, steps, "naive")
+
+
+def _peer_steps(server: Server, steps: list[int], name: str) -> list[dict[str, Any]]:
+    out = []
+    for users in steps:
+        win = server.window(users)
+        row = {"users": users, "server": win, "sustained": _peer_verdict(win, users)}
+        out.append(row)
+        print(f"bench harness: {name} {users} sessions: {row}", flush=True)
+    return out
+
+
+# ---- 3: Artillery ----------------------------------------------------------------------------
+def run_artillery(server: Server, modules: Path, steps: list[int], step_s: float, work: Path) -> list[dict[str, Any]]:
+    audio = json.dumps({"type": "input_audio_buffer.append", "audio": "A" * 6400})
+    phases = []
+    previous = 0
+    ramp = 4
+    for users in steps:
+        phases.append({"duration": ramp, "arrivalCount": users - previous, "name": f"to {users}"})
+        phases.append({"pause": step_s - ramp})
+        previous = users
+    loops = int(len(steps) * step_s * 10) + 50
+    script = {
+        "config": {"target": server.url, "phases": phases},
+        "scenarios": [
+            {
+                "engine": "ws",
+                "flow": [{"loop": [{"send": audio}, {"think": "100ms"}], "count": loops}],
+            }
+        ],
+    }
+    path = work / "artillery.json"
+    path.write_text(json.dumps(script))
+    binary = modules / ".bin" / "artillery"
+    env = {**os.environ, "ARTILLERY_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+    with open(work / "artillery.log", "wb") as log:
+        proc = subprocess.Popen(
+            [str(binary), "run", "--quiet", str(path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=_pin(CLIENT_CORE),
+        )
+        try:
+            proc.wait(timeout=len(steps) * step_s + 30)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(10)
+                if proc.poll() is None:
+                    proc.kill()
+    return _peer_steps(server, steps, "artillery")
+
+
+def best(rows: list[dict[str, Any]]) -> int:
+    """The largest step sustained with every smaller step sustained too."""
+    top = 0
+    for row in rows:
+        if not row["sustained"]:
+            break
+        top = row["users"]
+    return top
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench_harness")
+    parser.add_argument("--quick", action="store_true", help="small steps, short holds (a smoke check)")
+    parser.add_argument("--step-s", type=float, default=20.0)
+    parser.add_argument("--skip", default="", help="comma-separated phases to skip: harness,naive,artillery,ttfa")
+    args = parser.parse_args(argv if argv is not None else [])
+    step_s = 12.0 if args.quick else args.step_s
+    skip = set(filter(None, args.skip.split(",")))
+    harness_plan = steps_of(100, 100, 300) if args.quick else steps_of(250, 250, 2000)
+    naive_plan = steps_of(25, 25, 75) if args.quick else steps_of(50, 50, 300)
+    art_plan = steps_of(100, 100, 300) if args.quick else steps_of(200, 200, 1400)
+    if os.cpu_count() and os.cpu_count() < 2:
+        print("bench harness: needs two cores (client and server pinned apart)", flush=True)
+    modules = ensure_node_packages()
+    if modules is None or shutil.which("node") is None:
+        raise RuntimeError("bench harness needs node and npm (for the lean peer and Artillery)")
+    work = Path(tempfile.mkdtemp(prefix="rtload-bench-harness-"))
+    result: dict[str, Any] = {
+        "cpu_model": cpu_model(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "stream_shape": "100 ms PCM16 append every 100 ms, one 100 ms audio delta back per append",
+        "criteria": {
+            "harness": f"frames_late_pct <= {LATE_PCT_MAX} (late = > 20 ms after its slot), audio-clock p99 lag "
+            f"< {LAG_P99_MAX_MS} ms (median of per-second p99), all sessions connected",
+            "peers": f"<= {LATE_PCT_MAX}% of appends arrive > 120 ms after the previous one, >= 95% of the "
+            "nominal append rate, all sessions connected",
+        },
+        "peer_server": "bench/harness_server.js (Node ws) pinned to core 1",
+        "quick": args.quick,
+        "step_s": step_s,
+    }
+    try:
+        if "harness" not in skip:
+            server = Server(modules)
+            try:
+                run_dir = run_harness(server, harness_plan, step_s, work, "harness")
+                time.sleep(1.5)
+                rows = harness_steps(server, run_dir, harness_plan)
+            finally:
+                server.stop()
+            result["harness_steps"] = rows
+            result["sessions_sustained"] = best(rows)
+            sustained = [r for r in rows if r["users"] == result["sessions_sustained"]]
+            result["lag_p99_ms"] = sustained[0]["lag_p99_ms"] if sustained else None
+            result["frames_late_pct"] = sustained[0]["frames_late_pct"] if sustained else None
+        if "naive" not in skip:
+            server = Server(modules)
+            try:
+                rows = run_naive(server, naive_plan, step_s, work)
+            finally:
+                server.stop()
+            result["naive_steps"] = rows
+            result["baseline_sessions_sustained"] = best(rows)
+        if "artillery" not in skip:
+            server = Server(modules)
+            try:
+                rows = run_artillery(server, modules, art_plan, step_s, work)
+            finally:
+                server.stop()
+            result["artillery_steps"] = rows
+            result["artillery_sessions_sustained"] = best(rows)
+        if "ttfa" not in skip and result.get("sessions_sustained"):
+            load = max(1, int(0.8 * result["sessions_sustained"]))
+            truth = work / "server_truth.jsonl"
+            server = Server(modules, truth=truth)
+            try:
+                run_dir = run_harness(server, [load], max(step_s, 20.0), work, "ttfa")
+            finally:
+                server.stop()
+            result["ttfa"] = {"sessions": load, **ttfa_error(run_dir, truth)}
+            result["ttfa_error_p99_ms"] = result["ttfa"].get("p99_ms")
+    finally:
+        result["work_dir"] = str(work)
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"bench harness: wrote {RESULTS}", flush=True)
+    s, b, a = (
+        result.get(k) for k in ("sessions_sustained", "baseline_sessions_sustained", "artillery_sessions_sustained")
+    )
+    print(f"bench harness: harness {s} sessions (lag p99 {result.get('lag_p99_ms')} ms), naive {b}, artillery {a}, "
+          f"ttfa error p99 {result.get('ttfa_error_p99_ms')} ms", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Locust files and helpers of bench/bench_harness.py (not part of the package)."""
