@@ -147,6 +147,10 @@ def test_session_expires_like_the_service(mock_server, dialect: str) -> None:
     else:
         assert [e["error"]["code"] for e in errors] == ["session_expired"]
         validate(errors[0], "preview")
+    deadline = time.monotonic() + 5
+    while not any(r["kind"] == "session" for r in mock.truth()):  # written once the server sees the close
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     rows = mock.truth()
     session = next(r for r in rows if r["kind"] == "session")
     assert session["fault"] == "session_expired" and session["close_code"] == 1001
