@@ -165,7 +165,11 @@ def _timed(args: list[str]) -> dict[str, float]:
 def main() -> None:
     results: dict[str, object] = {
         "responses": N_RESPONSES,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
     }
     with tempfile.TemporaryDirectory(prefix="rtload-bench-report-") as tmp:
         run_dir = Path(tmp) / "bench-run"
@@ -187,6 +191,7 @@ def main() -> None:
         timings["capacity_first_read_jsonl"] = _timed([*cli, "capacity", str(run_dir), "--no-cache"])
         print(f"capacity_first_read_jsonl: {timings['capacity_first_read_jsonl']}", flush=True)
     results["timings"] = timings
+    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["aim"] = {"seconds": 10, "peak_rss_mb": 2048}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -150,7 +150,7 @@ def _fast_read_caching(path: Path, full: pa.Schema, wanted: pa.Schema) -> pa.Tab
         for batch in pajson.open_json(str(path), read_options=read, parse_options=parse):
             if writer is None:
                 schema = batch.schema.with_metadata(_stamp(path))
-                writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+                writer = pq.ParquetWriter(tmp, schema, compression="snappy")  # fastest to write
             writer.write_batch(batch)
             kept.append(batch.select(wanted.names))
         if writer is not None:

@@ -61,6 +61,8 @@ def rate_limit_rows(rl: pd.DataFrame, start: float | None) -> list[dict[str, Any
         rem = remaining[valid]
         resets = int((np.diff(rem) > 0).sum()) if rem.size > 1 else 0
         first_zero = float(times[zero][0]) if zero.any() else None
+        # time spent at zero: from each zero sample to the next sample (the last one counts nothing)
+        at_zero = float(np.diff(times)[zero[:-1]].sum()) if times.size > 1 else 0.0
         rows.append(
             {
                 "name": name or "(none)",
@@ -69,6 +71,7 @@ def rate_limit_rows(rl: pd.DataFrame, start: float | None) -> list[dict[str, Any
                 "lowest_remaining": float(rem.min()) if rem.size else None,
                 "first_zero_s": (first_zero - start) if first_zero is not None and start is not None else first_zero,
                 "zero_samples": int(zero.sum()),
+                "time_at_zero_s": at_zero,
                 "resets": resets,
                 "reset_seconds_p50": _spread(frame["reset_seconds"])["p50"],
             }
@@ -193,6 +196,7 @@ def build_limits(data: RunData) -> Report:
                 "limit value",
                 "lowest remaining",
                 "first at zero (s)",
+                "time at zero (s)",
                 "samples at zero",
                 "resets",
                 "reset p50 (s)",
@@ -204,13 +208,14 @@ def build_limits(data: RunData) -> Report:
                     num(r["limit"]),
                     num(r["lowest_remaining"]),
                     num(r["first_zero_s"]),
+                    num(r["time_at_zero_s"]),
                     count(r["zero_samples"]),
                     count(r["resets"]),
                     num(r["reset_seconds_p50"], 2),
                 ]
                 for r in d["rate_limits"]
             ],
-            note="first at zero: seconds after the run started",
+            note="first at zero: seconds after the run started; time at zero: from each sample at zero to the next",
         )
     ]
     th = d["throttling"]

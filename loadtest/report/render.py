@@ -65,7 +65,7 @@ _NUMERIC = re.compile(r"^[+-]?[0-9][0-9.,e+-]*(%| ms| s)?( \[.*\])?$|^-$|^<[0-9.
 
 def _numeric_column(cells: list[str]) -> bool:
     real = [c for c in cells if c != "-"]
-    return bool(real) and all(_NUMERIC.match(c) for c in real)
+    return all(_NUMERIC.match(c) for c in real)
 
 
 def _text_table(table: Table) -> str:

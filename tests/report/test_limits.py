@@ -22,6 +22,9 @@ def test_rate_limit_series_and_throttling(ramp, cli) -> None:
     first_zero = next(r.t for r in tokens if r.remaining == 0)
     assert series["tokens"]["first_zero_s"] == pytest.approx(first_zero - ramp.run["t_start"])
     assert series["tokens"]["zero_samples"] == int((remaining == 0).sum())
+    times = np.array([r.t for r in tokens])
+    at_zero = sum(times[i + 1] - times[i] for i in range(len(tokens) - 1) if remaining[i] == 0)
+    assert series["tokens"]["time_at_zero_s"] == pytest.approx(at_zero) == 200.0
     assert series["tokens"]["resets"] == int((np.diff(remaining) > 0).sum())
     assert series["requests"]["lowest_remaining"] == 985 and series["requests"]["resets"] == 1
     th = d["throttling"]
