@@ -161,14 +161,14 @@ def html(
     no_cache: bool = NO_CACHE,
 ) -> None:
     """One self-contained HTML report (inline SVG plots, no network needed to view it)."""
-    from loadtest.report.html import write_html
+    from loadtest.report.html import RESPONSE_COLUMNS, write_html
     from loadtest.report.slo import SloError, parse_slo
 
     try:
         clauses = parse_slo(slo)
     except SloError as exc:
         raise typer.BadParameter(str(exc), param_hint="--slo") from None
-    data = _load(run, no_cache)
+    data = _load(run, no_cache, response_columns=RESPONSE_COLUMNS)
     for warning in data.warnings:
         typer.echo(f"warning: {warning}", err=True)
     target = output if output is not None else data.path / "report.html"

@@ -9,13 +9,30 @@ from pathlib import Path
 from loadtest import __version__
 from loadtest.records.reader import RunData
 from loadtest.report import plots
+from loadtest.report.capacity import RESPONSE_COLUMNS as CAPACITY_COLUMNS
 from loadtest.report.capacity import build_capacity
+from loadtest.report.limits import RESPONSE_COLUMNS as LIMITS_COLUMNS
 from loadtest.report.limits import build_limits
 from loadtest.report.render import Report, Table
 from loadtest.report.slo import Clause
+from loadtest.report.soak import RESPONSE_COLUMNS as SOAK_COLUMNS
 from loadtest.report.soak import build_soak
 from loadtest.report.stats import time_span
+from loadtest.report.summary import RESPONSE_COLUMNS as SUMMARY_COLUMNS
 from loadtest.report.summary import build_summary
+
+# The response columns the page needs (summary, capacity, limits, soak and the plots).
+RESPONSE_COLUMNS = sorted(
+    {
+        *SUMMARY_COLUMNS,
+        *CAPACITY_COLUMNS,
+        *LIMITS_COLUMNS,
+        *SOAK_COLUMNS,
+        "audio_ms",
+        "max_delta_gap_ms",
+        "longest_underrun_ms",
+    }
+)
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 0;
