@@ -213,3 +213,19 @@ def test_events_are_json_text_frames(shared_mock) -> None:
         c.ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
         raw = c.ws.recv(timeout=5)
         assert isinstance(raw, str) and json.loads(raw)["type"] == "input_audio_buffer.cleared"
+
+
+@pytest.mark.parametrize("dialect", ["ga", "preview"])
+def test_input_transcription_arrives_after_the_commit(shared_mock, dialect: str) -> None:
+    d = GA if dialect == "ga" else PREVIEW
+    with _ga(shared_mock.url) if dialect == "ga" else _preview(shared_mock.url) as c:
+        c.send(d.session_update(turn_detection=None, transcription_model="whisper-1"))
+        updated = c.until("session.updated")
+        validate(updated, dialect)
+        for event in append_events(speechlike(0.5)):
+            c.send(event)
+        c.send({"type": "input_audio_buffer.commit"})
+        committed = c.until("input_audio_buffer.committed")
+        done = c.until("conversation.item.input_audio_transcription.completed")
+        validate(done, dialect)
+        assert done["item_id"] == committed["item_id"] and done["transcript"]
