@@ -121,3 +121,21 @@ def get_scenario(name: str) -> Scenario:
         return SCENARIOS[name]
     except KeyError:
         raise ValueError(f"unknown scenario {name!r}: use one of {', '.join(SCENARIOS)}") from None
+
+
+def check_fixtures(scenario: Scenario, root: object = None) -> None:
+    """Raise ValueError (one line) when an audio turn names a fixture the manifest does not have.
+
+    Call once before starting sessions (a missing fixture inside a running session is a bug report,
+    not an outcome). ``root`` is a fixtures directory (default: the repository's or $RTLOAD_FIXTURES).
+    """
+    from pathlib import Path
+
+    from loadtest.audio.fixtures import Manifest
+
+    manifest = Manifest.load(Path(str(root)) if root else None)
+    names = set(manifest.names())
+    for turn in scenario.turns:
+        if turn.trigger != "text" and turn.fixture not in names and not Path(str(turn.fixture)).is_file():
+            known = ", ".join(sorted(names)[:8])
+            raise ValueError(f"scenario {scenario.name!r}: unknown fixture {turn.fixture!r} (known: {known}, ...)")

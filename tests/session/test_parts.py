@@ -202,3 +202,12 @@ def test_run_once_returns_records_and_the_timeline(fast_mock) -> None:
     assert done["status"] == "completed" and done["response_id"].startswith("resp_")
     bad = run_once(Target(base_url=fast_mock.url, api_key="nope", provider="azure"), "quick_text")
     assert not bad.ok and bad.responses[0].reason == "handshake_401"
+
+
+def test_check_fixtures_names_the_missing_one() -> None:
+    from loadtest.session.scenario import check_fixtures
+
+    for scenario in SCENARIOS.values():
+        check_fixtures(scenario)
+    with pytest.raises(ValueError, match="unknown fixture 'no_such_clip'"):
+        check_fixtures(Scenario("x", [Turn("manual", "no_such_clip")]))
