@@ -69,6 +69,7 @@ class MockResponse:
     transcript: list[str] = field(default_factory=list)
     truth_written: bool = False
     status: str | None = None
+    previous_item_id: str | None = None
 
 
 class MockSession:
@@ -459,8 +460,8 @@ class MockSession:
             input_tokens=(input_text, input_audio),
         )
         resp.kind = "text" if modalities == ["text"] or plan.fault == "text_only" else "audio"
-        if plan.fault == "text_only" and modalities == ["text"]:
-            plan.fault = "none"  # text was asked for: nothing to fault
+        if modalities == ["text"] and plan.fault in ("text_only", "stall", "silence", "missing_audio"):
+            plan.fault = "none"  # text was asked for: an audio fault has nothing to act on
             plan.params = {}
         # a max_output_tokens below the answer's size cuts it short (incomplete)
         full = self._output_tokens(resp, resp.answer.duration_ms, len(answer.transcript))
@@ -601,10 +602,10 @@ class MockSession:
         if not resp.out_of_band:
             stored = ev.assistant_item(dialect, resp.item_id, "in_progress", [])
             self.items[resp.item_id] = stored
-            previous = self.last_item_id
+            resp.previous_item_id = self.last_item_id
             self.last_item_id = resp.item_id
             name = "conversation.item.added" if dialect.is_ga else "conversation.item.created"
-            await self.send({"type": name, "previous_item_id": previous, "item": item})
+            await self.send({"type": name, "previous_item_id": resp.previous_item_id, "item": item})
         resp.item_open = True
         where = {**base, "item_id": resp.item_id, "output_index": 0, "content_index": 0}
         await self.send({"type": "response.content_part.added", **where, "part": ev.part(resp.kind, "")})
@@ -763,7 +764,8 @@ class MockSession:
             self.items[resp.item_id] = item
             self.item_audio_ms[resp.item_id] = resp.audio_ms
             if self.dialect.is_ga:
-                await self.send({"type": "conversation.item.done", "previous_item_id": None, "item": item})
+                done = {"type": "conversation.item.done", "previous_item_id": resp.previous_item_id, "item": item}
+                await self.send(done)
         await self.send({"type": "response.output_item.done", "response_id": resp.id, "output_index": 0, "item": item})
 
     async def cancel(self, resp: MockResponse, reason: str) -> None:

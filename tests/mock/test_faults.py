@@ -89,3 +89,16 @@ def test_faults_are_deterministic_under_seed(mock_server) -> None:
     first, again, other = faults(5), faults(5), faults(6)
     assert first == again
     assert first != other
+
+
+def test_audio_faults_do_not_apply_to_text_responses(mock_server) -> None:
+    from tests.mock.wsclient import Client, openai_url
+
+    mock = mock_server(overrides={**FAST, "faults.stall.rate": 0.5, "faults.missing_audio.rate": 0.5})
+    with Client(openai_url(mock.url)) as c:
+        c.recv()
+        for _ in range(4):
+            c.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
+            done = c.until("response.done")
+            assert done["response"]["status"] == "completed"
+    assert {r["fault"] for r in mock.truth() if r["kind"] == "response"} == {"none"}

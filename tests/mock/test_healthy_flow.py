@@ -41,6 +41,11 @@ def test_ready_line_and_text_turn_streams_paced_speech(mock_server) -> None:
         assert types[:2] == ["conversation.item.added", "conversation.item.done"]
         body = [t for t in types[2:] if not t.endswith(".delta")]
         assert body == GA_TEXT_TURN + GA_TAIL
+        user_item = next(e for e in c.events if e["type"] == "conversation.item.added")["item"]
+        added = [e for e in c.events if e["type"] == "conversation.item.added"][1]
+        assert added["previous_item_id"] == user_item["id"] and added["item"]["role"] == "assistant"
+        item_done = [e for e in c.events if e["type"] == "conversation.item.done"][1]
+        assert item_done["previous_item_id"] == user_item["id"] and item_done["item"]["status"] == "completed"
         resp = next(e for e in c.events if e["type"] == "response.done")["response"]
         assert resp["status"] == "completed" and resp["usage"]["output_tokens"] > 0
         assert {r["name"] for r in done["rate_limits"]} == {"requests", "tokens"}
