@@ -137,6 +137,14 @@ def write_synthetic_run(run_dir: Path, n: int = N_RESPONSES, seed: int = 0, step
     )
 
 
+def corrupt_line_in_middle(path: Path) -> None:
+    """Overwrite the opening brace of the line at the middle of the file (in place)."""
+    with open(path, "r+b") as f:
+        f.seek(path.stat().st_size // 2)
+        f.readline()  # to the start of the next line
+        f.write(b"#")
+
+
 # Runs one `rtload report ...` in a fresh interpreter and prints its own peak RSS on stderr.
 _CHILD = """
 import resource, sys
@@ -190,6 +198,10 @@ def main() -> None:
         (run_dir / RESPONSES_FILE).with_suffix(".parquet").unlink(missing_ok=True)
         timings["capacity_first_read_jsonl"] = _timed([*cli, "capacity", str(run_dir), "--no-cache"])
         print(f"capacity_first_read_jsonl: {timings['capacity_first_read_jsonl']}", flush=True)
+        # one corrupt line in the middle: the tolerant path isolates it by halving blocks
+        corrupt_line_in_middle(run_dir / RESPONSES_FILE)
+        timings["summary_one_corrupt_line_no_cache"] = _timed([*cli, "summary", str(run_dir), "--no-cache"])
+        print(f"summary_one_corrupt_line_no_cache: {timings['summary_one_corrupt_line_no_cache']}", flush=True)
     results["timings"] = timings
     results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["aim"] = {"seconds": 10, "peak_rss_mb": 2048}

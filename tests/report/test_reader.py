@@ -135,3 +135,23 @@ def test_parquet_cache_is_written_for_big_files_and_invalidated_by_appends(tmp_p
     os.utime(run.path / RESPONSES_FILE, ns=(cache.stat().st_mtime_ns + 10**9,) * 2)
     third = read_run(run.path, response_columns=["outcome"])
     assert len(third.responses) == 51 and (third.responses["outcome"] == "failed").sum() == 11
+
+
+def test_tolerant_path_keeps_order_across_blocks(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(reader, "TOLERANT_BLOCK_BYTES", 700)
+    run = write_run(tmp_path / "blocks", _responses(100, bad_every=9))
+    lines = (run.path / RESPONSES_FILE).read_bytes().splitlines(keepends=True)
+    broken = {3, 10, 11, 50, 60, 70, 99}
+    for i in broken:
+        lines[i] = b"{not json\n"
+    lines[20] = lines[20].replace(b'"ttfa_ms":120.0', b'"ttfa_ms":"slow"')
+    (run.path / RESPONSES_FILE).write_bytes(b"".join(lines))
+    data = read_run(run.path)
+    kept = [r for i, r in enumerate(run.responses) if i not in broken]
+    assert data.responses["t_trigger"].tolist() == [r.t_trigger for r in kept]
+    assert (data.responses["outcome"] == "failed").sum() == sum(r.outcome == "failed" for r in kept)
+    assert np.isnan(data.responses.loc[data.responses["t_trigger"] == T0 + 20, "ttfa_ms"]).all()
+    lines_named = [w for w in data.warnings if "not valid JSON" in w]
+    assert lines_named == [f"responses.jsonl line {i + 1}: not valid JSON; skipped it" for i in sorted(broken)[:5]]
+    assert "responses.jsonl: 2 more unreadable lines skipped" in data.warnings
+    assert "responses.jsonl: 1 values of the wrong type were read as empty" in data.warnings
