@@ -15,6 +15,7 @@ million-response run reads only the columns it needs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import typing
@@ -141,30 +142,47 @@ def _fast_read(source: pa.Buffer | Path, schema: pa.Schema) -> pa.Table:
 
 
 def _fast_read_caching(path: Path, full: pa.Schema, wanted: pa.Schema) -> pa.Table:
-    """Stream the file once: every column goes to the Parquet cache, only ``wanted`` stays in memory."""
+    """Stream the file once: every column goes to the Parquet cache, only ``wanted`` stays in memory.
+
+    A cache that cannot be written (read-only run directory, full disk) is given up quietly;
+    the rows are read all the same.
+    """
     read, parse = _options(full)
     cache = _cache_path(path)
     tmp = cache.with_name(cache.name + ".tmp")
     kept: list[pa.RecordBatch] = []
     writer = None
+    writing = True
     try:
         for batch in pajson.open_json(str(path), read_options=read, parse_options=parse):
-            if writer is None:
-                schema = batch.schema.with_metadata(_stamp(path))
-                writer = pq.ParquetWriter(tmp, schema, compression="snappy")  # fastest to write
-            writer.write_batch(batch)
+            if writing:
+                try:
+                    if writer is None:
+                        schema = batch.schema.with_metadata(_stamp(path))
+                        writer = pq.ParquetWriter(tmp, schema, compression="snappy")  # fastest to write
+                    writer.write_batch(batch)
+                except OSError:
+                    writing = False
+                    _abandon(writer, tmp)
+                    writer = None
             kept.append(batch.select(wanted.names))
         if writer is not None:
             writer.close()
             os.replace(tmp, cache)
     except OSError:
-        tmp.unlink(missing_ok=True)  # a read-only run directory: no cache, same answer
+        _abandon(writer, tmp)
     except BaseException:
-        if writer is not None:
-            writer.close()
-        tmp.unlink(missing_ok=True)
+        _abandon(writer, tmp)
         raise
     return pa.Table.from_batches(kept, schema=wanted) if kept else wanted.empty_table()
+
+
+def _abandon(writer: pq.ParquetWriter | None, tmp: Path) -> None:
+    if writer is not None:
+        with contextlib.suppress(Exception):
+            writer.close()
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
 
 
 def _coerce(value: Any, kind: pa.DataType) -> Any:

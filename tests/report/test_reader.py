@@ -155,3 +155,16 @@ def test_tolerant_path_keeps_order_across_blocks(tmp_path, monkeypatch) -> None:
     assert lines_named == [f"responses.jsonl line {i + 1}: not valid JSON; skipped it" for i in sorted(broken)[:5]]
     assert "responses.jsonl: 2 more unreadable lines skipped" in data.warnings
     assert "responses.jsonl: 1 values of the wrong type were read as empty" in data.warnings
+
+
+def test_a_cache_that_cannot_be_written_loses_no_rows(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(reader, "CACHE_MIN_BYTES", 1)
+
+    def refuse(*_a, **_k):
+        raise PermissionError(13, "Read-only file system")
+
+    monkeypatch.setattr(reader.pq, "ParquetWriter", refuse)
+    run = write_run(tmp_path / "readonly", _responses(30, bad_every=6))
+    data = read_run(run.path, response_columns=["outcome"])
+    assert len(data.responses) == 30 and (data.responses["outcome"] == "failed").sum() == 5
+    assert not list(run.path.glob("*.parquet*"))
