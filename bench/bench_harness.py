@@ -145,7 +145,13 @@ class Server:
 
     def window(self, users: int) -> dict[str, Any] | None:
         """Server counters over the steady part of the step holding ``users`` sessions."""
-        lines = [ln for ln in self.lines if ln["conns"] == users]
+        runs: list[list[dict[str, Any]]] = [[]]
+        for ln in self.lines:  # the longest stretch of consecutive seconds holding exactly `users`
+            if ln["conns"] == users:
+                runs[-1].append(ln)
+            elif runs[-1]:
+                runs.append([])
+        lines = max(runs, key=len)
         if len(lines) < SETTLE_S + 2:
             return None
         first, last = lines[int(SETTLE_S)], lines[-1]
@@ -350,6 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="rtload-bench-harness-"))
     result: dict[str, Any] = {
         "cpu_model": cpu_model(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "stream_shape": "100 ms PCM16 append every 100 ms, one 100 ms audio delta back per append",
         "criteria": {

@@ -268,6 +268,9 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         except OptionError as exc:
             log.error("rtload: %s", exc)
             _fail(str(exc))
+        if state.batcher is not None:  # a test restarted from the web UI: one batcher at a time
+            state.batcher.stop()
+            state.batcher.flush()
         state.batcher = RecordBatcher(lambda t, d: runner.send_message(t, d), state.worker_id)
         state.sink = BatchSink(state.batcher)
         state.batcher.start()
