@@ -28,12 +28,18 @@ def target(url: str, **kw: Any) -> Target:
 
 
 def run_session(
-    url: str, scenario: Scenario, *, target_kw: dict[str, Any] | None = None, observer: Any = None, **cfg: Any
+    url: str,
+    scenario: Scenario,
+    *,
+    target_kw: dict[str, Any] | None = None,
+    observer: Any = None,
+    deadline: float | None = None,
+    **cfg: Any,
 ) -> tuple[MemorySink, RealtimeSession]:
     sink = MemorySink()
     config = SessionConfig(**{**FAST, **cfg})
     session = RealtimeSession(target(url, **(target_kw or {})), scenario, config, sink, run_id="t", observer=observer)
-    session.run(deadline=None)
+    session.run(deadline=deadline)
     return sink, session
 
 

@@ -17,7 +17,7 @@ import pytest
 from loadtest.mock.process import MockProcess, start_mock
 from loadtest.records.schema import FAULT_EXPECTATIONS
 from loadtest.session.scenario import Scenario, Turn
-from tests.session.helpers import FAST_MOCK, STALL_GAP, Agreement, agreement, run_session
+from tests.session.helpers import FAST_MOCK, SESSION_FAULTS, STALL_GAP, Agreement, agreement, run_session
 
 PREVIEW_TARGET = {"provider": "azure", "dialect": "preview", "api_version": "2025-04-01-preview"}
 TWO_TEXT = Scenario("two_text", [Turn("text"), Turn("text")])
@@ -148,3 +148,73 @@ def test_session_expiry_mid_response_in_both_dialects(mock_server) -> None:
         assert result.faults.get("session_expired") == 1
         assert (sink.responses[-1].outcome, sink.responses[-1].reason) == FAULT_EXPECTATIONS["session_expired"]
     assert set(sinks) == {"ga", "preview"}
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_flaky_profile_mixed_faults_agree_with_the_truth_log(mock_server, capsys) -> None:
+    """The flaky profile (every fault at a few percent, higher rates here, fixed seed): sessions loop like
+    Locust users for a few seconds; faults follow one another inside sessions and across reconnects."""
+    rates = {
+        f"faults.{name}.rate": rate
+        for name, rate in (
+            ("server_error", 0.08), ("stall", 0.05), ("silence", 0.05), ("hang", 0.02), ("missing_audio", 0.05),
+            ("text_only", 0.05), ("drop", 0.04), ("incomplete", 0.05), ("handshake_5xx", 0.2),
+            ("handshake_429", 0.2),
+        )
+    }  # fmt: skip
+    overrides = {**FAST_MOCK, **rates, "faults.stall.gap_s": STALL_GAP, "faults.silence.gap_s": STALL_GAP}
+    mock = mock_server(profile="flaky", seed=3, overrides=overrides)
+    loop = Scenario("text_loop", [Turn("text")], repeat=True)
+    sinks: list[Any] = []
+    end = time.time() + 7.0
+
+    def user(dialect: str) -> None:
+        while time.time() < end:  # like a Locust user: a new session whenever one ends
+            kw = PREVIEW_TARGET if dialect == "preview" else {}
+            sink, _ = run_session(mock.url, loop, target_kw=kw, response_idle_s=2.5, deadline=end, lifetime_s=0.8)
+            sinks.append(sink)
+
+    threads = [threading.Thread(target=user, args=(d,)) for d in ("ga", "preview", "ga")]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(40)
+    truth = mock.truth()
+    total = Agreement()
+    for sink in sinks:
+        ids = {r.session_id for r in sink.sessions if r.session_id}
+        accepted = [r for r in sink.responses if r.handshake_status is None or r.response_id]
+        mine = agreement(_Sink(accepted), [row for row in truth if row.get("session_id") in ids])
+        total.agree += mine.agree
+        total.total += mine.total
+        for name, n in mine.faults.items():
+            total.faults[name] = total.faults.get(name, 0) + n
+        total.mismatches += mine.mismatches
+    # refused upgrades carry no session id: compare them as a whole (expected outcome and status)
+    refused_truth = sorted(
+        (*FAULT_EXPECTATIONS[row["fault"]], row.get("status"))
+        for row in truth
+        if row.get("kind") == "session" and row.get("fault") in SESSION_FAULTS
+    )
+    refused_mine = sorted(
+        (r.outcome, r.reason, r.handshake_status)
+        for sink in sinks
+        for r in sink.responses
+        if r.response_id is None and r.handshake_status is not None
+    )
+    with capsys.disabled():
+        sessions = sum(len(sink.sessions) for sink in sinks)
+        print(f"\nflaky: {sessions} sessions, {total.agree}/{total.total} responses agree, "
+              f"{len(refused_mine)} refused upgrades, faults {sorted(total.faults.items())}")  # fmt: skip
+    assert refused_truth == refused_mine
+    assert not total.mismatches, total.mismatches
+    assert total.rate == 1.0
+    injected = {name for name in total.faults if name != "none"}
+    assert len(injected) >= 4, total.faults  # a real mix, not one fault
+    assert total.faults.get("none", 0) >= 3 and refused_mine
+
+
+class _Sink:
+    def __init__(self, responses: list[Any]) -> None:
+        self.responses = responses
