@@ -1,0 +1,129 @@
+"""The session client's receive hot path: cost per audio delta, with and without the socket.
+
+1. ``router``: parse (orjson) + dispatch + base64 decode (pybase64) + AudioAnalyzer, per 100 ms delta,
+   pcm16 and g711_ulaw, no I/O.
+2. ``socket``: the same through a real loopback WebSocket (websockets Sans-I/O ClientProtocol over a
+   plain socket): a local peer blasts N deltas as fast as it can; deltas/s the client absorbs.
+
+Writes bench/results/session.json. Loopback only; bounded in count.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import platform
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pybase64
+
+from loadtest.audio.convert import to_wire
+from loadtest.protocol.dialects import GA
+from loadtest.session.tracker import EventRouter, ResponseTracker
+from loadtest.session.transport import WebSocketTransport
+
+RESULTS = Path(__file__).parent / "results" / "session.json"
+N_ROUTER = 20_000
+N_SOCKET = 20_000
+
+
+def _delta_message(i: int, b64: str) -> bytes:
+    return orjson.dumps(
+        {"type": "response.output_audio.delta", "response_id": "resp_1", "item_id": "item_1", "output_index": 0,
+         "content_index": 0, "event_id": f"event_{i}", "delta": b64}
+    )  # fmt: skip
+
+
+def _speech_like(ms: int) -> np.ndarray:
+    t = np.arange(24 * ms) / 24000
+    return (6000 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.int16)
+
+
+def _router(audio_format: str) -> float:
+    wire = to_wire(_speech_like(100), audio_format)
+    b64 = pybase64.b64encode(wire).decode()
+    messages = [_delta_message(i, b64) for i in range(N_ROUTER)]
+    router = EventRouter(GA, on_finished=lambda tr: None)
+    tracker = ResponseTracker(audio_format=audio_format)
+    tracker.t_trigger = 0.0
+    router.expect(tracker)
+    router.feed({"type": "response.created", "response": {"id": "resp_1"}}, 0.0)
+    loads, feed = orjson.loads, router.feed
+    t0 = time.perf_counter()
+    for i, message in enumerate(messages):
+        feed(loads(message), i * 0.1)
+    elapsed = time.perf_counter() - t0
+    assert tracker.audio_deltas == N_ROUTER
+    return elapsed / N_ROUTER * 1e6
+
+
+def _frame(payload: bytes) -> bytes:
+    n = len(payload)
+    head = b"\x81" + (bytes([n]) if n < 126 else b"\x7e" + n.to_bytes(2, "big") if n < 65536 else
+                      b"\x7f" + n.to_bytes(8, "big"))  # fmt: skip
+    return head + payload
+
+
+def _socket() -> dict[str, float]:
+    b64 = pybase64.b64encode(to_wire(_speech_like(100), "pcm16")).decode()
+    blob = b"".join(_frame(_delta_message(i, b64)) for i in range(N_SOCKET))
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        key = next(line.split(b":", 1)[1].strip() for line in data.split(b"\r\n")
+                   if line.lower().startswith(b"sec-websocket-key"))  # fmt: skip
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")  # fmt: skip
+        conn.sendall(blob)
+        conn.sendall(b"\x88\x02\x03\xe8")  # close 1000
+        time.sleep(0.2)
+        conn.close()
+        server.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    router = EventRouter(GA, on_finished=lambda tr: None)
+    tracker = ResponseTracker()
+    tracker.t_trigger = 0.0
+    router.expect(tracker)
+    transport = WebSocketTransport()
+    assert transport.connect(f"ws://127.0.0.1:{port}", [], timeout=5).ok
+    loads, feed = orjson.loads, router.feed
+    t0 = time.perf_counter()
+    transport.receive_loop(lambda data, t: feed(loads(data), t))
+    elapsed = time.perf_counter() - t0
+    transport.abort()
+    assert tracker.audio_deltas == N_SOCKET, tracker.audio_deltas
+    return {
+        "deltas": N_SOCKET,
+        "mb": round(len(blob) / 1e6, 1),
+        "us_per_delta": round(elapsed / N_SOCKET * 1e6, 1),
+        "deltas_per_s": round(N_SOCKET / elapsed),
+        "realtime_streams_per_core": round(N_SOCKET / elapsed / 10),  # a stream = 10 deltas of 100 ms per s
+    }
+
+
+def main() -> None:
+    results = {
+        "python": platform.python_version(),
+        "router_us_per_100ms_delta": {fmt: round(_router(fmt), 1) for fmt in ("pcm16", "g711_ulaw")},
+        "socket_pcm16": _socket(),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
