@@ -444,6 +444,8 @@ class RealtimeSession:
         while current is not None:
             if tracker is not None and tracker.finished and tracker.ended != "done":
                 # the session was rejected or failed before the turn could start (already recorded)
+                if tracker.ended == "error" and conn.transport.open:
+                    return "error", None  # e.g. session.update refused: the client gives up
                 return self._ending(conn), None
             if not conn.transport.open and not conn.closed.is_set():
                 conn.closed.wait(self.config.close_timeout_s)  # the server is closing: let the receiver finish

@@ -161,3 +161,12 @@ def test_bad_accept_header_is_a_handshake_failure() -> None:
     session, response = only(sink)
     assert (response.outcome, response.reason) == ("failed", "handshake_other")
     assert session.ended_by == "handshake_failed" and "Sec-WebSocket-Accept" in (session.handshake_error or "")
+
+
+@pytest.mark.e2e
+def test_refused_session_update_is_an_error_event_for_the_first_turn(fast_mock) -> None:
+    sink, _ = run_session(fast_mock.url, QUICK, voice="nonexistent")
+    session, response = only(sink)
+    assert (response.outcome, response.reason, response.error_code) == ("failed", "error_event", "invalid_value")
+    assert "nonexistent" in (response.error_message or "") and response.trace_file
+    assert session.ended_by == "error" and session.session_id and session.session_id.startswith("sess_")
