@@ -530,6 +530,7 @@ class EventRouter:
         usage = response.get("usage")
         if isinstance(usage, dict):
             tracker.usage = usage
+        parts_seen = bool(tracker.content_types)  # item content types only when no content part came
         for item in response.get("output") or ():
             if not isinstance(item, dict):
                 continue
@@ -541,7 +542,7 @@ class EventRouter:
                 if not isinstance(part, dict):
                     continue
                 kind = part.get("type")
-                if isinstance(kind, str) and kind not in tracker.content_types:
+                if not parts_seen and isinstance(kind, str) and kind not in tracker.content_types:
                     tracker.content_types.append(kind)
                 transcript = part.get("transcript")
                 if isinstance(transcript, str) and transcript and tracker.transcript is None:
