@@ -37,7 +37,7 @@ from loadtest.session.classifier import ENDED_HANDSHAKE, classify
 from loadtest.session.config import SessionConfig
 from loadtest.session.scenario import Scenario, Turn
 from loadtest.session.sink import RecordSink
-from loadtest.session.tracker import OOB_TAG, EventRouter, ResponseTracker
+from loadtest.session.tracker import OOB_TAG, SESSION_FATAL, EventRouter, ResponseTracker
 from loadtest.session.transport import CloseInfo, Handshake, WebSocketTransport
 
 log = logging.getLogger("loadtest.session")
@@ -444,8 +444,10 @@ class RealtimeSession:
         while current is not None:
             if tracker is not None and tracker.finished and tracker.ended != "done":
                 # the session was rejected or failed before the turn could start (already recorded)
-                if tracker.ended == "error" and conn.transport.open:
+                code = tracker.error_event_code or tracker.error_event_type
+                if tracker.ended == "error" and code not in SESSION_FATAL and conn.transport.open:
                     return "error", None  # e.g. session.update refused: the client gives up
+                conn.closed.wait(self.config.close_timeout_s)  # the server is closing (auth, model, shape)
                 return self._ending(conn), None
             if not conn.transport.open and not conn.closed.is_set():
                 conn.closed.wait(self.config.close_timeout_s)  # the server is closing: let the receiver finish

@@ -50,7 +50,9 @@ FATAL_ERRORS = frozenset(
     }
 )
 # errors that end every open response (the session is going away)
-SESSION_FATAL = frozenset({"session_expired", "invalid_api_key", "invalid_model", "missing_model"})
+SESSION_FATAL = frozenset(
+    {"session_expired", "invalid_api_key", "invalid_model", "missing_model", "beta_api_shape_disabled"}
+)
 
 
 def _make_analyzer(audio_format: str, jitter_buffer_ms: float) -> Any:
