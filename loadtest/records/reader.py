@@ -44,6 +44,24 @@ from loadtest.records.schema import (
 )
 
 CACHE_MIN_BYTES = 32 * 1024 * 1024  # JSONL files at least this big get a Parquet cache
+# Columns left out of the cache: ids and free text only `report failures` reads (it parses the
+# JSONL). Everything the aggregate reports use is cached, and it is much cheaper to build.
+CACHE_EXCLUDE: dict[str, frozenset[str]] = {
+    "ResponseRecord": frozenset(
+        {
+            "session_id",
+            "response_id",
+            "item_id",
+            "error_message",
+            "error_event_id",
+            "done_event_id",
+            "request_id",
+            "trace_file",
+            "modalities",
+            "content_types",
+        }
+    ),
+}
 CACHE_FORMAT = "1"
 MAX_LINE_WARNINGS = 5  # per file; the rest are counted
 SAMPLE_LINES = 200  # lines inspected for fields this version does not know
@@ -347,14 +365,18 @@ def _stamp(path: Path) -> dict[bytes, bytes]:
     }
 
 
-def _read_cache(path: Path, columns: list[str] | None) -> pa.Table | None:
+def _read_cache(path: Path, columns: list[str]) -> pa.Table | None:
+    """The cached columns when the cache is current and holds all of them, else None."""
     cache = _cache_path(path)
     if not cache.exists():
         return None
     try:
-        meta = pq.read_schema(cache).metadata or {}
+        cached_schema = pq.read_schema(cache)
+        meta = cached_schema.metadata or {}
         stamp = _stamp(path)
         if any(meta.get(k) != v for k, v in stamp.items()):
+            return None
+        if not set(columns) <= set(cached_schema.names):
             return None
         return pq.read_table(cache, columns=columns)
     except (OSError, pa.ArrowException, KeyError):
@@ -379,20 +401,22 @@ def read_table(
     if not path.exists():
         return schema.empty_table(), False
     if cache:
-        cached = _read_cache(path, wanted)
+        cached = _read_cache(path, schema.names)
         if cached is not None:
             return cached, False
     buf, torn = _complete_bytes(path)
     if torn:
         warnings.append(f"{path.name}: the last line is incomplete (the run is still being written?); skipped it")
     full = arrow_schema(record_type)
+    exclude = CACHE_EXCLUDE.get(record_type.__name__, frozenset())
+    cacheable = arrow_schema(record_type, [n for n in full.names if n not in exclude])
     try:
         if buf.size == 0:
             table = schema.empty_table()
         elif torn:
             table = _fast_read(buf, schema)
-        elif cache and buf.size >= CACHE_MIN_BYTES:
-            table = _fast_read_caching(path, full, schema)
+        elif cache and buf.size >= CACHE_MIN_BYTES and set(schema.names) <= set(cacheable.names):
+            table = _fast_read_caching(path, cacheable, schema)
         else:
             table = _fast_read(path, schema)
     except pa.ArrowInvalid:

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import orjson
+import pyarrow.parquet as pq
 import pytest
 
 from loadtest.records import reader
@@ -168,3 +169,13 @@ def test_a_cache_that_cannot_be_written_loses_no_rows(tmp_path, monkeypatch) -> 
     data = read_run(run.path, response_columns=["outcome"])
     assert len(data.responses) == 30 and (data.responses["outcome"] == "failed").sum() == 5
     assert not list(run.path.glob("*.parquet*"))
+
+
+def test_cache_leaves_ids_out_and_failures_still_get_them(tmp_path, monkeypatch, cli) -> None:
+    monkeypatch.setattr(reader, "CACHE_MIN_BYTES", 1)
+    run = write_run(tmp_path / "ids", _responses(20, bad_every=4))
+    read_run(run.path, response_columns=["outcome", "ttfa_ms"])
+    cached = pq.read_schema(run.path / "responses.parquet").names
+    assert "outcome" in cached and "ttfa_ms" in cached and "response_id" not in cached
+    d = cli.json("failures", run.path)  # needs the ids: read from the JSONL
+    assert [r["response_id"] for r in d["rows"]] == [f"resp_{i}" for i in range(0, 20, 4)]
