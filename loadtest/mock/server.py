@@ -111,6 +111,34 @@ class Stats:
         }
 
 
+class MockConnection(ServerConnection):
+    """A server connection that writes all frames queued by one send as ONE transport write.
+
+    ``send_many`` queues several text frames (a transcript delta and its audio delta) inside one
+    ``send_context``; coalescing them halves the socket writes on the audio path.
+    """
+
+    def send_data(self) -> None:
+        chunks = self.protocol.data_to_send()
+        if len(chunks) > 1 and all(chunks):
+            self.transport.write(b"".join(chunks))
+            return
+        for data in chunks:
+            if data:
+                self.transport.write(data)
+            elif self.transport.can_write_eof():
+                with contextlib.suppress(Exception):
+                    self.transport.write_eof()
+            else:
+                self.transport.close()
+
+    async def send_many(self, frames: list[bytes]) -> None:
+        """Send UTF-8 JSON ``frames`` as text messages, in order, in one write."""
+        async with self.send_context():
+            for frame in frames:
+                self.protocol.send_text(frame)
+
+
 class MockServer:
     def __init__(self, profile: dict[str, Any], *, seed: int = 0, api_key: str = "mock-key",
                  truth_path: Path | None = None) -> None:  # fmt: skip
@@ -293,6 +321,7 @@ class MockServer:
             port,
             process_request=self.process_request,
             process_response=self.process_response,
+            create_connection=MockConnection,
             compression=None,
             max_size=16 * 1024 * 1024,
             max_queue=64,

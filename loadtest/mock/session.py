@@ -134,6 +134,15 @@ class MockSession:
         await self.ws.send(orjson.dumps(event), text=True)
         self.server.stats.events += 1
 
+    async def _send_frames(self, frames: list[bytes]) -> None:
+        send_many = getattr(self.ws, "send_many", None)
+        if send_many is not None:
+            await send_many(frames)
+        else:
+            for frame in frames:
+                await self.ws.send(frame, text=True)
+        self.server.stats.events += len(frames)
+
     async def send_error(self, exc: Invalid, client_event_id: str | None = None) -> None:
         await self.send(
             {"type": "error", "error": ev.error_body(exc.code, exc.message, exc.param, client_event_id, exc.error_type)}
@@ -721,14 +730,16 @@ class MockSession:
             when = base_t + (delta.start_ms + inserted_ms - base_ms) / 1000.0 / speed
             lag = await self._sleep_until(when)
             stats.lag(lag)
+            frames = []
             if delta.transcript_json:
-                await ws.send(
-                    text_head + self._event_id().encode() + b'","delta":' + delta.transcript_json + b"}", text=True
-                )
+                frames.append(text_head + self._event_id().encode() + b'","delta":' + delta.transcript_json + b"}")
                 resp.transcript.append(orjson.loads(delta.transcript_json))
             if send_audio:
-                await ws.send(audio_head + self._event_id().encode() + b'","delta":"' + delta.b64 + b'"}', text=True)
+                frames.append(audio_head + self._event_id().encode() + b'","delta":"' + delta.b64 + b'"}')
                 stats.deltas += 1
+            if frames:
+                await self._send_frames(frames)
+            if send_audio:
                 if first_send is None:
                     first_send = self.loop.time()
                     resp.t_first_audio = time.time()
