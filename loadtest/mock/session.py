@@ -70,6 +70,7 @@ class MockResponse:
     truth_written: bool = False
     status: str | None = None
     previous_item_id: str | None = None
+    first_send: float | None = None  # loop time of the first audio delta
 
 
 class MockSession:
@@ -123,6 +124,8 @@ class MockSession:
         self._event_n = 0
         self._event_prefix = "event_" + self.id[5:17]
         self._expiry: asyncio.TimerHandle | None = None
+        self._idle: asyncio.TimerHandle | None = None
+        self._idle_from_ms = 0.0
 
     # ---- sending ------------------------------------------------------------------------
     def _event_id(self) -> str:
@@ -160,6 +163,8 @@ class MockSession:
         finally:
             if self._expiry:
                 self._expiry.cancel()
+            if self._idle:
+                self._idle.cancel()
             for resp in [r for r in (self.active, *self.out_of_band) if r is not None]:
                 if resp.task and not resp.task.done():
                     resp.task.cancel()
@@ -290,6 +295,9 @@ class MockSession:
         pcm = self.server.decode_input(data, fmt)
         for vad_event in self.vad.feed(pcm, AUDIO_FORMATS[fmt][2], clock):
             if vad_event.kind == "started":
+                if self._idle is not None:
+                    self._idle.cancel()
+                    self._idle = None
                 self.speech_item_id = _new_id(self.rng, "item")
                 await self.send(
                     {
@@ -541,7 +549,41 @@ class MockSession:
     def _finish(self, resp: MockResponse) -> None:
         if self.active is resp:
             self.active = None
+            self._arm_idle_timeout(resp)
         self.out_of_band.discard(resp)
+
+    def _arm_idle_timeout(self, resp: MockResponse) -> None:
+        """GA server VAD ``idle_timeout_ms``: no speech that long after the answer's playback ends
+        -> ``input_audio_buffer.timeout_triggered``, a commit and a new response."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        td = self.cfg["turn_detection"] or {}
+        idle_ms = td.get("idle_timeout_ms")
+        if not self.dialect.is_ga or td.get("type") != "server_vad" or not idle_ms or self.closing:
+            return
+        played_until = (resp.first_send + resp.audio_ms / 1000.0) if resp.first_send is not None else self.loop.time()
+        when = max(self.loop.time(), played_until) + float(idle_ms) / 1000.0
+        self._idle_from_ms = self.audio_clock_ms
+        self._idle = self.loop.call_at(when, lambda: self.loop.create_task(self._idle_timeout()))
+
+    async def _idle_timeout(self) -> None:
+        self._idle = None
+        if self.active is not None or (self.vad is not None and self.vad.in_speech) or self.closing:
+            return
+        item_id = _new_id(self.rng, "item")
+        with contextlib.suppress(ConnectionClosed):
+            await self.send(
+                {
+                    "type": "input_audio_buffer.timeout_triggered",
+                    "audio_start_ms": int(self._idle_from_ms),
+                    "audio_end_ms": int(self.audio_clock_ms),
+                    "item_id": item_id,
+                }
+            )
+            await self._commit(item_id)
+            if (self.cfg["turn_detection"] or {}).get("create_response", True) and self.active is None:
+                self.start_response({}, trigger=self.loop.time())
 
     async def _sleep_until(self, when: float) -> float:
         """Sleep until loop time ``when``; returns how late the wake-up was (s)."""
@@ -742,6 +784,7 @@ class MockSession:
             if send_audio:
                 if first_send is None:
                     first_send = self.loop.time()
+                    resp.first_send = first_send
                     resp.t_first_audio = time.time()
                 resp.audio_ms += delta.dur_ms
         return False

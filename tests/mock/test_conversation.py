@@ -229,3 +229,20 @@ def test_input_transcription_arrives_after_the_commit(shared_mock, dialect: str)
         done = c.until("conversation.item.input_audio_transcription.completed")
         validate(done, dialect)
         assert done["item_id"] == committed["item_id"] and done["transcript"]
+
+
+def test_idle_timeout_triggers_a_commit_and_a_response(shared_mock) -> None:
+    with _ga(shared_mock.url) as c:
+        c.send(
+            GA.session_update(output_modalities=["text"], turn_detection={"type": "server_vad", "idle_timeout_ms": 300})
+        )
+        c.until("session.updated")
+        c.send(GA.user_text_item("hello"))
+        c.send(GA.response_create())
+        first = c.until("response.done")
+        triggered = c.until("input_audio_buffer.timeout_triggered", timeout=5)
+        validate(triggered, "ga")
+        committed = c.until("input_audio_buffer.committed")
+        assert committed["item_id"] == triggered["item_id"]
+        second = c.until("response.done")
+        assert second["response"]["id"] != first["response"]["id"]
