@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import random
 import signal
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -307,13 +307,18 @@ class MockServer:
                 loop.add_signal_handler(sig, finish)
         if exit_with_parent:
             # the parent holds our stdin open; EOF means it is gone (even killed): stop with it
-            def watch() -> None:
-                with contextlib.suppress(OSError, ValueError):
-                    while sys.stdin.buffer.read(4096):
-                        pass
-                loop.call_soon_threadsafe(finish)
+            fd = sys.stdin.fileno()
 
-            threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+            def on_stdin() -> None:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    data = b""
+                if not data:
+                    loop.remove_reader(fd)
+                    finish()
+
+            loop.add_reader(fd, on_stdin)
         monitor = loop.create_task(self._monitor_loop())
         async with serve(
             self.handler,
