@@ -72,3 +72,16 @@ def test_ready_line_and_text_turn_streams_paced_speech(mock_server) -> None:
     responses = [r for r in truth if r["kind"] == "response"]
     assert len(responses) == 1 and responses[0]["fault"] == "none" and responses[0]["response_id"] == resp["id"]
     assert responses[0]["t_created"] <= responses[0]["t_first_audio"]
+
+
+def test_stats_endpoint_counts_what_the_mock_did(mock_server) -> None:
+    mock = mock_server(overrides={"audio.speed": 20.0, "latency.created_ms": [1, 2], "latency.first_delta_ms": [1, 2]})
+    with Client(openai_url(mock.url)) as c:
+        c.recv()
+        c.send({"type": "response.create"})
+        c.until("rate_limits.updated")
+        deltas = sum(1 for e in c.events if e["type"] == "response.output_audio.delta")
+        stats = mock.stats()
+    assert stats["sessions_active"] == 1 and stats["responses"] == 1
+    assert stats["audio_deltas"] == deltas and stats["schedule_lag_ms"]["count"] >= deltas
+    assert stats["schedule_lag_ms"]["max"] < 1000
