@@ -179,3 +179,11 @@ def test_cache_leaves_ids_out_and_failures_still_get_them(tmp_path, monkeypatch,
     assert "outcome" in cached and "ttfa_ms" in cached and "response_id" not in cached
     d = cli.json("failures", run.path)  # needs the ids: read from the JSONL
     assert [r["response_id"] for r in d["rows"]] == [f"resp_{i}" for i in range(0, 20, 4)]
+
+
+def test_the_cache_serves_every_aggregate_report() -> None:
+    from loadtest.report import capacity, html, limits, soak, summary
+
+    cached = set(reader.arrow_schema(ResponseRecord).names) - reader.CACHE_EXCLUDE["ResponseRecord"]
+    for module in (summary, capacity, limits, soak, html):
+        assert set(module.RESPONSE_COLUMNS) <= cached, module.__name__
