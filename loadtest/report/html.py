@@ -13,7 +13,7 @@ from loadtest.report.capacity import RESPONSE_COLUMNS as CAPACITY_COLUMNS
 from loadtest.report.capacity import build_capacity
 from loadtest.report.limits import RESPONSE_COLUMNS as LIMITS_COLUMNS
 from loadtest.report.limits import build_limits
-from loadtest.report.render import Report, Table
+from loadtest.report.render import Report, Table, numeric_column
 from loadtest.report.slo import Clause
 from loadtest.report.soak import RESPONSE_COLUMNS as SOAK_COLUMNS
 from loadtest.report.soak import build_soak
@@ -49,22 +49,37 @@ main { padding: 16px 24px; }
 .plot { background: #fff; border: 1px solid #e3e3e3; border-radius: 6px; padding: 6px; }
 .plot svg { width: 100%; height: auto; display: block; }
 section { margin-top: 18px; }
-h2 { font-size: 16px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+h2 { font-size: 17px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
 table { border-collapse: collapse; background: #fff; margin: 8px 0 4px; font-size: 12px; }
 th, td { border: 1px solid #e0e0e0; padding: 3px 8px; text-align: right; }
 th { background: #f0f3f6; }
-td:first-child, th:first-child { text-align: left; }
+td.l, th.l { text-align: left; }
+td.bad { color: #b71c1c; font-weight: bold; }
+h3 { font-size: 13px; margin: 14px 0 2px; color: #333; }
 .note { color: #666; font-size: 12px; margin: 2px 0 10px; }
 .warn { background: #fff4e5; border: 1px solid #ffcc80; padding: 6px 12px; border-radius: 6px; font-size: 13px; }
 .verdict { font-size: 13px; margin: 4px 0; }
 """
 
 
+def _cell(text: str, numeric: bool) -> str:
+    classes = [] if numeric else ["l"]
+    if text == "BROKEN":
+        classes.append("bad")
+    attr = f' class="{" ".join(classes)}"' if classes else ""
+    return f"<td{attr}>{html.escape(text)}</td>"
+
+
 def table_html(table: Table) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table.rows)
+    numeric = [i > 0 and numeric_column([row[i] for row in table.rows]) for i in range(len(table.columns))]
+    head = "".join(
+        f"<th{'' if n else ' class=l'}>{html.escape(c)}</th>" for c, n in zip(table.columns, numeric, strict=True)
+    )
+    body = "".join(
+        "<tr>" + "".join(_cell(c, n) for c, n in zip(row, numeric, strict=True)) + "</tr>" for row in table.rows
+    )
     if not table.rows:
-        body = f'<tr><td colspan="{len(table.columns)}">(none)</td></tr>'
+        body = f'<tr><td class="l" colspan="{len(table.columns)}">(none)</td></tr>'
     note = f'<p class="note">{html.escape(table.note)}</p>' if table.note else ""
     return (
         f"<h3>{html.escape(table.title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"

@@ -63,7 +63,7 @@ def count(value: Any) -> str:
 _NUMERIC = re.compile(r"^[+-]?[0-9][0-9.,e+-]*(%| ms| s)?( \[.*\])?$|^-$|^<[0-9.]+$")
 
 
-def _numeric_column(cells: list[str]) -> bool:
+def numeric_column(cells: list[str]) -> bool:
     real = [c for c in cells if c != "-"]
     return all(_NUMERIC.match(c) for c in real)
 
@@ -72,7 +72,7 @@ def _text_table(table: Table) -> str:
     widths = [len(c) for c in table.columns]
     for row in table.rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-    right = [i > 0 and _numeric_column([row[i] for row in table.rows]) for i in range(len(table.columns))]
+    right = [i > 0 and numeric_column([row[i] for row in table.rows]) for i in range(len(table.columns))]
 
     def line(cells: list[str]) -> str:
         return "  ".join(
@@ -96,7 +96,7 @@ def _md_table(table: Table) -> str:
     out = [f"## {table.title}", ""]
     if table.rows:
         out.append("| " + " | ".join(_md_cell(c) for c in table.columns) + " |")
-        right = [i > 0 and _numeric_column([row[i] for row in table.rows]) for i in range(len(table.columns))]
+        right = [i > 0 and numeric_column([row[i] for row in table.rows]) for i in range(len(table.columns))]
         out.append("|" + "|".join(" ---: " if r else " --- " for r in right) + "|")
         out.extend("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows)
     else:
