@@ -232,6 +232,12 @@ class RealtimeSession:
             context=self._context(),
         )
 
+    def _unsolicited_tracker(self, conn: _Connection) -> ResponseTracker:
+        """A response the server started on its own (its VAD heard a second turn in one utterance...)."""
+        tracker = self._new_tracker(self._current_index, None)
+        tracker.trigger = "server_vad" if conn.turn_detection == "server_vad" else "server"
+        return tracker
+
     def _context(self) -> dict[str, Any]:
         ctx: dict[str, Any] = {}
         if self.context is not None:
@@ -307,7 +313,7 @@ class RealtimeSession:
         conn.router = EventRouter(
             self.dialect,
             on_finished=lambda tr: self._emit(conn, tr),
-            new_tracker=lambda: self._new_tracker(self._current_index, None),
+            new_tracker=lambda: self._unsolicited_tracker(conn),
             response_deadline_s=cfg.response_deadline_s,
             response_idle_s=cfg.response_idle_s,
             on_speech_started=lambda ev, t: self._on_speech_started(conn, ev, t),
