@@ -164,3 +164,15 @@ def test_deadline_ends_a_repeating_scenario(fast_mock) -> None:
     assert time.time() - t0 < 2.5 + 13  # at most one response deadline past the run deadline
     assert len(sink.responses) >= 2 and all(r.outcome == "completed" for r in sink.responses)
     assert [r.turn_index for r in sink.responses] == list(range(len(sink.responses)))
+
+
+def test_barge_in_after_the_answer_arrived_truncates_what_was_not_heard(fast_mock) -> None:
+    """Audio 20x faster than real time: response.done is in before the user interrupts, so the server
+    has nothing to cancel (completed), but the listener had heard only ~600 ms: the item is truncated."""
+    timeline: list[dict] = []
+    sink, _ = run_session(fast_mock.url, get_scenario("barge_in"), observer=timeline.append)
+    assert outcomes(sink) == [(0, "completed", ""), (1, "completed", "")]
+    first = min(sink.responses, key=lambda r: r.turn_index)
+    (truncate,) = [e for e in timeline if e["type"] == "conversation.item.truncated"]
+    assert 600 <= truncate["audio_end_ms"] < first.audio_ms
+    assert truncate["item_id"] == first.item_id
