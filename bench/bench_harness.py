@@ -340,14 +340,22 @@ def best(rows: list[dict[str, Any]]) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench_harness")
     parser.add_argument("--quick", action="store_true", help="small steps, short holds (a smoke check)")
-    parser.add_argument("--step-s", type=float, default=20.0)
+    parser.add_argument("--step-s", type=float, default=15.0)
     parser.add_argument("--skip", default="", help="comma-separated phases to skip: harness,naive,artillery,ttfa")
+    parser.add_argument("--harness-steps", default="100,100,1500", help="start,step,top sessions")
+    parser.add_argument("--naive-steps", default="10,10,150", help="start,step,top sessions")
+    parser.add_argument("--artillery-steps", default="100,100,1500", help="start,step,top sessions")
     args = parser.parse_args(argv if argv is not None else [])
     step_s = 12.0 if args.quick else args.step_s
     skip = set(filter(None, args.skip.split(",")))
-    harness_plan = steps_of(100, 100, 300) if args.quick else steps_of(250, 250, 2000)
-    naive_plan = steps_of(25, 25, 75) if args.quick else steps_of(50, 50, 300)
-    art_plan = steps_of(100, 100, 300) if args.quick else steps_of(200, 200, 1400)
+
+    def plan(text: str) -> list[int]:
+        start, step, top = (int(x) for x in text.split(","))
+        return steps_of(start, step, top)
+
+    harness_plan = steps_of(100, 100, 300) if args.quick else plan(args.harness_steps)
+    naive_plan = steps_of(25, 25, 75) if args.quick else plan(args.naive_steps)
+    art_plan = steps_of(100, 100, 300) if args.quick else plan(args.artillery_steps)
     if os.cpu_count() and os.cpu_count() < 2:
         print("bench harness: needs two cores (client and server pinned apart)", flush=True)
     modules = ensure_node_packages()
@@ -380,6 +388,14 @@ def main(argv: list[str] | None = None) -> None:
                 server.stop()
             result["harness_steps"] = rows
             result["sessions_sustained"] = best(rows)
+            # context for a busy machine: the same ladder judged on late frames alone
+            frames_only = [
+                {**r, "sustained": r.get("frames_late_pct") is not None and r["frames_late_pct"] <= LATE_PCT_MAX}
+                for r in rows
+            ]
+            result["sessions_sustained_frames_only"] = best(frames_only)
+            at = [r for r in rows if r["users"] == result["sessions_sustained_frames_only"]]
+            result["lag_p99_ms_at_frames_only"] = at[0]["lag_p99_ms"] if at else None
             sustained = [r for r in rows if r["users"] == result["sessions_sustained"]]
             result["lag_p99_ms"] = sustained[0]["lag_p99_ms"] if sustained else None
             result["frames_late_pct"] = sustained[0]["frames_late_pct"] if sustained else None
@@ -399,8 +415,15 @@ def main(argv: list[str] | None = None) -> None:
                 server.stop()
             result["artillery_steps"] = rows
             result["artillery_sessions_sustained"] = best(rows)
-        if "ttfa" not in skip and result.get("sessions_sustained"):
-            load = max(1, int(0.8 * result["sessions_sustained"]))
+        if skip and RESULTS.exists():  # a partial rerun keeps the other phases' figures
+            previous = json.loads(RESULTS.read_text())
+            for key, value in previous.items():
+                if key not in result and not key.startswith("ttfa"):
+                    result[key] = value
+        base = result.get("sessions_sustained") or result.get("sessions_sustained_frames_only")
+        if "ttfa" not in skip and base:
+            load = max(1, int(0.8 * base))
+            result["ttfa_load_basis"] = "sessions_sustained" if result.get("sessions_sustained") else "frames_only"
             truth = work / "server_truth.jsonl"
             server = Server(modules, truth=truth)
             try:
