@@ -61,7 +61,10 @@ class RawServer:
         try:
             data = b""
             while b"\r\n\r\n" not in data:
-                data += conn.recv(65536)
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
             key = next(
                 line.split(b":", 1)[1].strip()
                 for line in data.split(b"\r\n")

@@ -170,3 +170,12 @@ def test_refused_session_update_is_an_error_event_for_the_first_turn(fast_mock) 
     assert (response.outcome, response.reason, response.error_code) == ("failed", "error_event", "invalid_value")
     assert "nonexistent" in (response.error_message or "") and response.trace_file
     assert session.ended_by == "error" and session.session_id and session.session_id.startswith("sess_")
+
+
+def test_tls_to_a_plain_tcp_peer_is_a_connect_error() -> None:
+    server = RawServer([])
+    url = f"wss://127.0.0.1:{server.port}"
+    sink, _ = run_session(url, QUICK, target_kw={"url_override": url}, connect_timeout_s=2.0)
+    session, response = only(sink)
+    assert (response.outcome, response.reason) == ("failed", "connect_error")
+    assert session.handshake_error and session.handshake_status is None
