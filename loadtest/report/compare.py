@@ -126,9 +126,12 @@ def _ci(ci: tuple[float, float] | None) -> str:
     return "-" if ci is None else f"[{ci[0]:+.1f}, {ci[1]:+.1f}]"
 
 
+def sig(flag: bool) -> str:
+    return "*" if flag else ""
+
+
 def build_compare(a: RunData, b: RunData) -> Report:
     d = compare_data(a, b)
-    sig = lambda flag: "*" if flag else ""  # noqa: E731
     tables = [
         Table(
             "Runs",

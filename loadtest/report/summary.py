@@ -13,7 +13,6 @@ from loadtest.report.stats import (
     LATENCIES,
     LATENCY_TITLES,
     PERCENTILES,
-    RATE_NAMES,
     finite,
     group_rows,
     outcome_rates,
@@ -329,6 +328,3 @@ def build_summary(data: RunData) -> Report:
     else:
         notes.append("Was the load generator the bottleneck? unknown: the run has no health.jsonl")
     return Report(f"Summary of run {run['run_id']}", d, tables, notes, list(data.warnings))
-
-
-__all__ = ["RATE_NAMES", "RESPONSE_COLUMNS", "SESSION_COLUMNS", "build_summary", "summary_data"]
