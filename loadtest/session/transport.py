@@ -111,6 +111,7 @@ class WebSocketTransport:
         self._lock = new_lock()
         self._pending: list = []  # frames that arrived with the 101
         self._closing_by_client = False
+        self._stage = "TCP connect"  # where a handshake timeout happened
         self.bytes_sent = 0
         self.bytes_received = 0
 
@@ -124,7 +125,7 @@ class WebSocketTransport:
         except InvalidURI as exc:
             hs.error = f"bad URL: {exc}"
         except TimeoutError:
-            hs.error = f"timed out after {timeout:g}s" + (" waiting for the upgrade response" if self._sock else "")
+            hs.error = f"timed out after {timeout:g}s in the {self._stage}"
         except ssl.SSLError as exc:
             hs.error = f"TLS error: {exc}"
         except OSError as exc:
@@ -154,9 +155,11 @@ class WebSocketTransport:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if uri.secure:
+            self._stage = "TLS handshake"
             ctx = self._ssl or shared_ssl_context()
             sock = ctx.wrap_socket(sock, server_hostname=uri.host)
             self._sock = sock
+        self._stage = "HTTP upgrade"
         request = proto.connect()
         request.headers["User-Agent"] = USER_AGENT
         for name, value in headers:

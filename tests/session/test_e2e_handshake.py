@@ -178,4 +178,4 @@ def test_tls_to_a_plain_tcp_peer_is_a_connect_error() -> None:
     sink, _ = run_session(url, QUICK, target_kw={"url_override": url}, connect_timeout_s=2.0)
     session, response = only(sink)
     assert (response.outcome, response.reason) == ("failed", "connect_error")
-    assert session.handshake_error and session.handshake_status is None
+    assert session.handshake_error == "timed out after 2s in the TLS handshake" and session.handshake_status is None
