@@ -45,6 +45,8 @@ def test_corrupt_lines_are_skipped_with_file_and_line_named(tmp_path, cli) -> No
     assert d["outcomes"]["failed"]["count"] == sum(r.outcome == "failed" for r in kept)
     assert d["latency_ms"]["ttfa"]["p50"] == pytest.approx(np.percentile([r.ttfa_ms for r in kept], 50))
     assert any("line 5" in w for w in d["warnings"])
+    md = cli("summary", run.path, "--format", "md").stdout
+    assert "> **Warnings**" in md and "> - responses.jsonl line 21: not valid JSON; skipped it" in md
 
 
 def test_wrong_type_value_falls_back_and_is_reported(tmp_path) -> None:
