@@ -58,6 +58,8 @@ class Stats:
     lag_max: float = 0.0
     lag_hist: list[int] = field(default_factory=lambda: [0] * (len(LAG_BUCKETS_MS) + 1))
     loop_lag_max: float = 0.0
+    playback_checked: int = 0  # audio deltas checked against a real-time player's need
+    playback_late: int = 0  # ... that left after the player needed them (the mock fell behind)
     faults: dict[str, int] = field(default_factory=dict)
 
     def lag(self, seconds: float) -> None:
@@ -108,6 +110,7 @@ class Stats:
                 "histogram": list(self.lag_hist),
             },
             "loop_lag_max_ms": round(self.loop_lag_max * 1000.0, 3),
+            "playback": {"deltas_checked": self.playback_checked, "late_for_player": self.playback_late},
         }
 
 

@@ -772,6 +772,11 @@ class MockSession:
             when = base_t + (delta.start_ms + inserted_ms - base_ms) / 1000.0 / speed
             lag = await self._sleep_until(when)
             stats.lag(lag)
+            if first_send is not None and fault != "stall":  # (a stall starves the player on purpose)
+                # would a real-time player that started at the first delta already need this audio?
+                stats.playback_checked += 1
+                if self.loop.time() > first_send + (delta.start_ms + inserted_ms) / 1000.0:
+                    stats.playback_late += 1
             frames = []
             if delta.transcript_json:
                 frames.append(text_head + self._event_id().encode() + b'","delta":' + delta.transcript_json + b"}")
