@@ -97,9 +97,9 @@ class Seen:
             return "text_only"
         if not self.of("response.output_audio.delta"):
             return "missing_audio"
-        if self.longest_zero_run_ms() >= 250:
+        if self.longest_zero_run_ms() >= 400:
             return "silence"
-        if max(self.playback_underruns(), default=0.0) >= 0.25:
+        if max(self.playback_underruns(), default=0.0) >= 0.4:
             return "stall"
         return "none"
 
