@@ -42,8 +42,10 @@ def _merge(base: dict[str, Any], extra: dict[str, Any], where: str, prefix: str 
             if not isinstance(value, dict):
                 raise ProfileError(f"{where}: {dotted!r} must be a table")
             _merge(base[key], value, where, dotted + ".")
+        elif _family(base[key]) != _family(value):
+            raise ProfileError(f"{where}: {dotted!r} = {value!r}: expected a value like {base[key]!r}")
         else:
-            base[key] = value
+            base[key] = float(value) if isinstance(base[key], float) and isinstance(value, int) else value
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -60,6 +62,16 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def _family(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list | tuple):
+        return "list"
+    return type(value).__name__
+
+
 def apply_override(profile: dict[str, Any], key: str, value: Any) -> None:
     node: Any = profile
     parts = key.split(".")
@@ -71,9 +83,7 @@ def apply_override(profile: dict[str, Any], key: str, value: Any) -> None:
     if leaf not in node or isinstance(node[leaf], dict):
         raise ProfileError(f"--set {key}: unknown knob (see loadtest/mock/profiles/healthy.toml)")
     old = node[leaf]
-    if isinstance(old, bool) != isinstance(value, bool) or (
-        isinstance(old, int | float) and not isinstance(value, int | float)
-    ):
+    if _family(old) != _family(value):
         raise ProfileError(f"--set {key}={value!r}: expected a value like {old!r}")
     if isinstance(old, float) and isinstance(value, int):
         value = float(value)

@@ -32,7 +32,15 @@ def test_set_overrides_are_toml_values() -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [["faults.stal.rate=1"], ["faults.stall=1"], ["faults.stall.rate=high"], ["nonsense"], ["api.allow_beta=1"]],
+    [
+        ["faults.stal.rate=1"],
+        ["faults.stall=1"],
+        ["faults.stall.rate=high"],
+        ["nonsense"],
+        ["api.allow_beta=1"],
+        ["audio.delta_ms=300"],
+        ["session.expiry_style=3"],
+    ],
 )
 def test_bad_overrides_are_refused(overrides) -> None:
     with pytest.raises(ProfileError):
