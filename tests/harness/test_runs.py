@@ -130,3 +130,18 @@ def test_soak_sessions_expire_and_reconnect(tmp_path: Path) -> None:
     truth_sessions = [t for t in read_rows(path / "mock_truth.jsonl") if t.get("kind") == "session"]
     assert len(truth_sessions) == len(sessions)
     assert_agrees_with_truth(path)
+
+
+def test_soak_sessions_recycled_at_their_lifetime(tmp_path: Path) -> None:
+    done = rtload_run(
+        tmp_path,
+        *mock_args(),
+        "--scenario", "text_loop", "--shape", "soak", "--users", "1", "--duration", "4s",
+        "--session-lifetime", "1s", "--deadline", "5s", "--run-id", "recycle",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    path = run_dir(tmp_path, "recycle")
+    sessions = read_rows(path / "sessions.jsonl")
+    assert sum(s["ended_by"] == "lifetime" for s in sessions) >= 2
+    assert all(s["duration_s"] < 3 for s in sessions)
+    assert_agrees_with_truth(path)
