@@ -246,3 +246,18 @@ def test_idle_timeout_triggers_a_commit_and_a_response(shared_mock) -> None:
         assert committed["item_id"] == triggered["item_id"]
         second = c.until("response.done")
         assert second["response"]["id"] != first["response"]["id"]
+
+
+def test_item_retrieve_and_delete(shared_mock) -> None:
+    with _ga(shared_mock.url) as c:
+        c.send(GA.user_text_item("hello"))
+        item_id = c.until("conversation.item.done")["item"]["id"]
+        c.send({"type": "conversation.item.retrieve", "item_id": item_id})
+        retrieved = c.until("conversation.item.retrieved")
+        validate(retrieved, "ga")
+        assert retrieved["item"]["content"][0]["text"] == "hello"
+        c.send({"type": "conversation.item.delete", "item_id": item_id})
+        deleted = c.until("conversation.item.deleted")
+        validate(deleted, "ga")
+        c.send({"type": "conversation.item.retrieve", "item_id": item_id})
+        assert _error(c)["code"] == "item_not_found"
