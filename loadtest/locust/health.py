@@ -9,8 +9,9 @@ Locust process samples itself:
 - ``frames_late_pct``: the share of audio frames sent later than ``LATE_MS`` after their
   real-time slot, from the session client's audio clock (``frame_source``, e.g.
   ``loadtest.session.client.AUDIO_CLOCK.take``); when no frame went out in the window (text-only
-  scenarios, idle), the probe's own wake-ups stand in for frames. ``clock_lag_p99_ms`` is then
-  the worse of the frames' p99 lag and the probe's.
+  scenarios, idle), the probe's own wake-ups stand in for frames. When frames went out,
+  ``clock_lag_p99_ms`` is their p99 lag (the probe's 50 wake-ups a second would make its p99 a
+  per-second maximum); otherwise the probe's.
 - CPU percent of this process (100 = one core) and resident memory from ``psutil``.
 
 Runs as a greenlet under Locust (gevent) and as a thread elsewhere.
@@ -108,7 +109,9 @@ class HealthSampler:
         if frames.get("frames"):
             frames_late = float(frames.get("late_pct", 0.0))
             frame_p99 = float(frames.get("p99_lag_ms", 0.0))
-            lag_p99 = frame_p99 if lag_p99 is None else max(lag_p99, frame_p99)
+            # the frames are the audio clock itself, and there are hundreds to thousands of them
+            # per window; the probe's 50 wake-ups a second make its "p99" a per-second maximum
+            lag_p99 = frame_p99
         try:
             users = int(self.users())
         except Exception:
