@@ -90,7 +90,7 @@ def test_api_key_never_written(tmp_path: Path, mock_server) -> None:  # type: ig
     path = run_dir(tmp_path, "wrong")
     rows = responses(path)
     assert rows and {r["outcome"] for r in rows} == {"failed"}
-    assert "auth_rejected" in {r["reason"] for r in rows}
+    assert {r["reason"] for r in rows} == {"auth_rejected"}  # 101, then error invalid_api_key and close 3000
     assert len(rows) <= 6  # the rejected user backed off instead of hammering the service
     assert [p for p in path.rglob("*") if p.is_file() and bad.encode() in p.read_bytes()] == []
 
