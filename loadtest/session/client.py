@@ -35,6 +35,7 @@ from loadtest.records.schema import (
 from loadtest.session import concurrency
 from loadtest.session.classifier import ENDED_HANDSHAKE, classify
 from loadtest.session.config import SessionConfig
+from loadtest.session.pacer import PACER, PacedStream
 from loadtest.session.scenario import Scenario, Turn
 from loadtest.session.sink import RecordSink
 from loadtest.session.tracker import OOB_TAG, SESSION_FATAL, EventRouter, ResponseTracker
@@ -401,6 +402,8 @@ class RealtimeSession:
     def _stream(self, conn: _Connection, frames_list: list[Any], tracker: ResponseTracker) -> bool:
         """Send append frames on the audio clock (absolute deadlines) or as fast as allowed."""
         realtime = self.config.pacing == "realtime"
+        if realtime and concurrency.gevent_active() and PACER.enabled:
+            return self._stream_paced(conn, frames_list, tracker)
         send = conn.transport.send
         router = conn.router
         clock = self.clock
@@ -428,6 +431,40 @@ class RealtimeSession:
                 sent_ms += frames.frame_duration_ms(i)
                 n += 1
         return True
+
+    def _stream_paced(self, conn: _Connection, frames_list: list[Any], tracker: ResponseTracker) -> bool:
+        """The same frames and deadlines as :meth:`_stream`, sent by the process's shared clock."""
+        messages: list[bytes] = []
+        durations: list[float] = []
+        for frames in frames_list:
+            messages.extend(frames.messages)
+            durations.extend(frames.frame_duration_ms(i) for i in range(len(frames.messages)))
+        if not messages:
+            return True
+        if self._stopping or conn.closed.is_set():
+            return False
+        router = conn.router
+        add_payload = tracker.trace.add_payload
+        closed = conn.closed
+
+        def alive() -> bool:
+            return not self._stopping and not closed.is_set()
+
+        def on_sent(t: float, nbytes: int) -> None:
+            router.last_append_t = t
+            add_payload(t, "input_audio_buffer.append", nbytes, None, "out")
+
+        stream = PacedStream(
+            messages,
+            durations,
+            time.monotonic(),
+            conn.transport.send_paced,
+            alive,
+            on_sent,
+            self.clock.record,
+            concurrency.new_event(),
+        )
+        return PACER.run_stream(stream)
 
     def _frames(self, turn: Turn, trailing_silence: bool) -> list[Any]:
         from loadtest.audio.frames import frames_for, silence_appends

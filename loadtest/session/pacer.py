@@ -1,0 +1,166 @@
+"""One audio clock per process: a single greenlet sends every paced session's due append frames.
+
+With one gevent timer and two greenlet switches per frame per session, hundreds of sessions
+spend most of the process's time in the event loop's timer and switch machinery rather than
+in sending audio. The :class:`Pacer` keeps every paced stream of the process in one heap of
+absolute deadlines and, on each wake-up, sends all frames that are due, oldest deadline first.
+Per-session semantics are unchanged: each frame has its absolute deadline on its own stream's
+clock (``t0 + audio sent so far``), its lag (send time minus deadline) is recorded per frame,
+and a stream ends early when its session stops or its connection closes.
+
+Sends never block the clock: :meth:`WebSocketTransport.send_paced` hands whatever the socket
+cannot take right away to a helper of that connection. Used only under gevent (Locust); with
+threads each session paces itself (see ``RealtimeSession._stream``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("loadtest.session")
+
+
+class PacedStream:
+    """One session's run of append frames on its own audio clock."""
+
+    __slots__ = (
+        "alive",
+        "cancelled",
+        "done",
+        "durations_ms",
+        "index",
+        "messages",
+        "ok",
+        "on_sent",
+        "record_lag",
+        "send",
+        "sent_ms",
+        "t0",
+    )
+
+    def __init__(
+        self,
+        messages: list[bytes],
+        durations_ms: list[float],
+        t0: float,
+        send: Callable[[bytes], bool],
+        alive: Callable[[], bool],
+        on_sent: Callable[[float, int], None],
+        record_lag: Callable[[float], None],
+        done: Any,
+    ) -> None:
+        self.messages = messages
+        self.durations_ms = durations_ms
+        self.index = 0
+        self.t0 = t0
+        self.sent_ms = 0.0
+        self.send = send  # non-blocking send of one message; False when the connection is gone
+        self.alive = alive  # False once the session stops or the connection closed
+        self.on_sent = on_sent  # (wall time, bytes) after each frame
+        self.record_lag = record_lag  # lag ms of each frame
+        self.done = done  # an Event set when the stream ended
+        self.ok = True
+        self.cancelled = False  # the session's greenlet went away while waiting
+
+    @property
+    def due(self) -> float:
+        return self.t0 + self.sent_ms / 1000.0
+
+
+class Pacer:
+    """The process's shared audio clock (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, PacedStream]] = []
+        self._seq = itertools.count()
+        self._wake: Any = None
+        self._greenlet: Any = None
+        self._sleep_until = float("inf")
+        self.ticks = 0
+        self.enabled = os.environ.get("RTLOAD_SHARED_CLOCK", "1") != "0"
+        self.frames = 0
+
+    def run_stream(self, stream: PacedStream) -> bool:
+        """Queue ``stream`` on the clock and wait (this greenlet) until it ends; True when every
+        frame went out."""
+        import gevent
+        from gevent.event import Event
+
+        if self._greenlet is None or self._greenlet.dead:
+            self._wake = Event()
+            self._greenlet = gevent.spawn(self._run)
+        due = stream.due
+        heapq.heappush(self._heap, (due, next(self._seq), stream))
+        if due < self._sleep_until:
+            self._wake.set()
+        try:
+            stream.done.wait()
+        finally:
+            if not stream.done.is_set():  # killed while waiting: the clock drops it at its deadline
+                stream.cancelled = True
+        return stream.ok
+
+    def _run(self) -> None:
+        heap = self._heap
+        wake = self._wake
+        monotonic = time.monotonic
+        wall = time.time
+        pop, push = heapq.heappop, heapq.heappush
+        seq = self._seq
+        while True:
+            if not heap:
+                self._sleep_until = float("inf")
+                wake.wait()
+                wake.clear()
+                continue
+            now = monotonic()
+            delay = heap[0][0] - now
+            if delay > 0:
+                self._sleep_until = heap[0][0]
+                wake.wait(delay)
+                wake.clear()
+                continue
+            self._sleep_until = -1.0  # sending: a new stream never needs to wake us
+            self.ticks += 1
+            offset = wall() - now  # wall clock = monotonic + offset, for this batch
+            while heap and heap[0][0] <= now:
+                due, _, stream = pop(heap)
+                if stream.cancelled:
+                    continue
+                if not stream.alive():
+                    self._end(stream, False)
+                    continue
+                i = stream.index
+                message = stream.messages[i]
+                now = monotonic()
+                try:
+                    stream.record_lag((now - due) * 1000.0 if now > due else 0.0)
+                    if not stream.send(message):
+                        self._end(stream, False)
+                        continue
+                    stream.on_sent(now + offset, len(message))
+                except Exception:  # one session's trouble must never stop the clock for all others
+                    log.exception("paced send failed")
+                    self._end(stream, False)
+                    continue
+                self.frames += 1
+                stream.sent_ms += stream.durations_ms[i]
+                stream.index = i + 1
+                if stream.index >= len(stream.messages):
+                    self._end(stream, True)
+                else:
+                    push(heap, (stream.t0 + stream.sent_ms / 1000.0, next(seq), stream))
+
+    @staticmethod
+    def _end(stream: PacedStream, ok: bool) -> None:
+        stream.ok = ok
+        stream.done.set()
+
+
+PACER = Pacer()
