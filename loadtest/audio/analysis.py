@@ -159,7 +159,8 @@ class AudioAnalyzer:
                 self._scratch = np.empty(max(usable, 2 * len(self._scratch)), dtype=np.float32)
             sq = self._scratch[:usable]
             np.multiply(body, body, out=sq, dtype=np.float32)
-            self._push(sq.reshape(-1, win).mean(axis=1, dtype=np.float32))
+            means = np.add.reduce(sq.reshape(-1, win), axis=1)  # ndarray.mean's Python layer, without it
+            self._push(np.true_divide(means, win, out=means))
         rest = len(x) - start - usable
         if rest:
             self._carry[:rest] = x[start + usable :]
