@@ -351,6 +351,11 @@ def best(rows: list[dict[str, Any]]) -> int:
     return top
 
 
+def highest(rows: list[dict[str, Any]]) -> int:
+    """The largest step sustained at all (a ladder that fails low and recovers, e.g. a peer's warm-up)."""
+    return max((row["users"] for row in rows if row["sustained"]), default=0)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench_harness")
     parser.add_argument("--quick", action="store_true", help="small steps, short holds (a smoke check)")
@@ -405,6 +410,7 @@ def main(argv: list[str] | None = None) -> None:
             result["harness_steps"] = rows
             result.setdefault("load_average_after", {})["harness"] = [round(x, 2) for x in os.getloadavg()]
             result["sessions_sustained"] = best(rows)
+            result["harness_highest_sustained_step"] = highest(rows)
             # context for a busy machine: the same ladder judged on late frames alone
             frames_only = [
                 {**r, "sustained": r.get("frames_late_pct") is not None and r["frames_late_pct"] <= LATE_PCT_MAX}
@@ -425,6 +431,7 @@ def main(argv: list[str] | None = None) -> None:
             result["naive_steps"] = rows
             result.setdefault("load_average_after", {})["naive"] = [round(x, 2) for x in os.getloadavg()]
             result["baseline_sessions_sustained"] = best(rows)
+            result["naive_highest_sustained_step"] = highest(rows)
         if "artillery" not in skip:
             server = Server(modules)
             try:
@@ -434,6 +441,7 @@ def main(argv: list[str] | None = None) -> None:
             result["artillery_steps"] = rows
             result.setdefault("load_average_after", {})["artillery"] = [round(x, 2) for x in os.getloadavg()]
             result["artillery_sessions_sustained"] = best(rows)
+            result["artillery_highest_sustained_step"] = highest(rows)
         if skip and RESULTS.exists():  # a partial rerun keeps the other phases' figures
             previous = json.loads(RESULTS.read_text())
             for key, value in previous.items():
