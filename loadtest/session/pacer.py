@@ -10,7 +10,8 @@ and a stream ends early when its session stops or its connection closes.
 
 Sends never block the clock: :meth:`WebSocketTransport.send_paced` hands whatever the socket
 cannot take right away to a helper of that connection. Used only under gevent (Locust); with
-threads each session paces itself (see ``RealtimeSession._stream``).
+threads each session paces itself (see ``RealtimeSession._stream``), and so does every session
+when ``RTLOAD_SHARED_CLOCK=0`` is set (for A/B comparisons of the two).
 """
 
 from __future__ import annotations
