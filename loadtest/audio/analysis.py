@@ -4,7 +4,8 @@ One :class:`AudioAnalyzer` per response. :meth:`AudioAnalyzer.feed` takes the de
 audio delta with its arrival time and does O(len) numpy work with no per-sample Python loop, so it
 can run on every delta of hundreds of sessions in one process. It never keeps the audio: per
 ``silence_window_ms`` window it keeps one float (the window's mean square), i.e. about 0.4% of the
-pcm16 bytes, plus a fixed carry-over buffer for a window split across deltas.
+pcm16 bytes, plus a fixed carry-over buffer for a window split across deltas and the last half
+second of deltas not analysed yet (analysed together, so numpy's per-call cost is paid per run).
 
 Two families of numbers come out:
 
@@ -80,7 +81,9 @@ class AudioAnalyzer:
         self._carry_n = 0
         self._ms = np.zeros(256, dtype=np.float32)  # mean square per complete window
         self._n_win = 0
-        self._scratch = np.zeros(0, dtype=np.float32)
+        self._pending: list[bytes] = []  # deltas not analysed yet (at most ~0.5 s of audio)
+        self._pending_bytes = 0
+        self._flush_bytes = int(0.5 * self.rate * self._sample_bytes)
         self._dirty = True
         self._silence: tuple[float, float, float, float, float, int] = (0.0, 0.0, 0.0, 0.0, -math.inf, 0)
         # delivery state (seconds)
@@ -105,7 +108,22 @@ class AudioAnalyzer:
         self.deltas += 1
         self._clock(n_bytes, arrival)
         if n_bytes:
-            self._content(delta)
+            # content is analysed in runs of about half a second: numpy's per-call cost is then
+            # paid once per run instead of once per delta (same windows, same numbers)
+            self._pending.append(delta)
+            self._pending_bytes += n_bytes
+            self._dirty = True
+            if self._pending_bytes >= self._flush_bytes:
+                self._flush()
+
+    def _flush(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        self._pending = []
+        self._pending_bytes = 0
+        self._content(data)
 
     def _clock(self, n_bytes: int, arrival: float) -> None:
         seconds = n_bytes / (self.rate * self._sample_bytes)
@@ -155,10 +173,7 @@ class AudioAnalyzer:
         usable = (len(x) - start) // win * win
         if usable:
             body = x[start : start + usable]
-            if len(self._scratch) < usable:
-                self._scratch = np.empty(max(usable, 2 * len(self._scratch)), dtype=np.float32)
-            sq = self._scratch[:usable]
-            np.multiply(body, body, out=sq, dtype=np.float32)
+            sq = np.multiply(body, body, dtype=np.float32)  # one allocation per half second of audio
             means = np.add.reduce(sq.reshape(-1, win), axis=1)  # ndarray.mean's Python layer, without it
             self._push(np.true_divide(means, win, out=means))
         rest = len(x) - start - usable
@@ -178,6 +193,7 @@ class AudioAnalyzer:
 
     def finish(self, at: float | None = None) -> None:
         """End of the response (``response.done`` / audio done at ``at``): flush a partial window."""
+        self._flush()
         if self._carry_n >= max(1, self._win // 4):
             c = self._carry[: self._carry_n].astype(np.float32)
             self._push(np.array([np.dot(c, c) / self._carry_n], dtype=np.float32))
@@ -190,6 +206,7 @@ class AudioAnalyzer:
         """(longest inner, total inner, leading, trailing silence ms, speech level dBFS, long silences)."""
         if not self._dirty:
             return self._silence
+        self._flush()
         n = self._n_win
         w = self.silence_window_ms
         if n == 0:

@@ -151,7 +151,9 @@ def test_streaming_is_independent_of_delta_sizes() -> None:
     for name in ("audio_ms", "longest_silence_ms", "silence_ms", "leading_silence_ms", "trailing_silence_ms"):
         assert getattr(pieces, name) == pytest.approx(getattr(whole, name), abs=1e-6), name
     # state kept per response: one float per 20 ms window (plus slack), never the audio itself
-    kept = pieces._ms.nbytes + pieces._carry.nbytes + pieces._scratch.nbytes
+    # (deltas wait to be analysed in runs of at most half a second; none are left after finish)
+    assert pieces._pending_bytes == 0 and not pieces._pending
+    kept = pieces._ms.nbytes + pieces._carry.nbytes
     assert kept < len(wire) / 20
 
 
@@ -196,3 +198,20 @@ def test_brief_speech_around_a_long_hole() -> None:
     assert analyzer.longest_silence_ms == pytest.approx(expected, abs=150)
     assert analyzer.long_silences == 1
     assert analyzer.trailing_silence_ms > 6000
+
+
+def test_reading_mid_response_includes_deltas_not_analysed_yet() -> None:
+    """Deltas are analysed in runs of about half a second; a read between runs still sees them all,
+    and the unanalysed tail never grows past that half second."""
+    pcm = _with_holes(load_pcm(SPEECH), [1.5]).tobytes()
+    cut = len(pcm) // 2 + 4800 * 3 + 1000  # mid-run, mid-window
+    streamed = AudioAnalyzer()
+    for offset in range(0, cut, 4800):
+        streamed.feed(pcm[offset : min(offset + 4800, cut)], offset / 48000)
+        assert streamed._pending_bytes < streamed._flush_bytes
+    assert streamed._pending_bytes > 0  # the read below has to flush
+    whole = AudioAnalyzer()
+    whole.feed(pcm[:cut], 0.0)
+    for name in ("audio_ms", "longest_silence_ms", "silence_ms", "leading_silence_ms", "speech_level_dbfs"):
+        assert getattr(streamed, name) == pytest.approx(getattr(whole, name), abs=1e-6), name
+    assert streamed.longest_silence_ms >= 1400  # the 1.5 s hole is inside what was read
