@@ -51,6 +51,10 @@ def main() -> None:
     t1 = time.time()
     gevent.spawn(looping.stop).join()
     runner.join(timeout=5)
+    from loadtest.session.reactor import REACTOR
+
+    shared = {"enabled": REACTOR.enabled, "reads": REACTOR.reads, "watching": len(REACTOR._watches)}
+    abort = _abort_wakes_the_receiver(url)
     print(
         json.dumps(
             {
@@ -66,9 +70,35 @@ def main() -> None:
                 "stop_outcomes": [(r.outcome, r.reason) for r in stop_sink.responses],
                 "stop_sessions": [s.ended_by for s in stop_sink.sessions],
                 "threads": [t.name for t in threading.enumerate() if t.name.startswith("rtload")],
+                "shared_receiver": shared,
+                "abort": abort,
             }
         )
     )
+
+
+def _abort_wakes_the_receiver(url: str) -> dict:
+    """A receiver parked on an open, quiet connection ends by itself when the transport is aborted."""
+    from loadtest.protocol.targets import Target as _Target
+    from loadtest.session.transport import WebSocketTransport
+
+    target = _Target(base_url=url, api_key="mock-key", label="mock")
+    transport = WebSocketTransport()
+    hs = transport.connect(target.url(), target.headers(), timeout=5)
+    got: list = []
+    receiver = gevent.spawn(transport.receive_loop, lambda data, t: got.append(len(data)))
+    gevent.sleep(0.5)  # session.created arrives, then the connection goes quiet
+    t0 = time.time()
+    transport.abort()
+    receiver.join(timeout=3)
+    info = receiver.value
+    return {
+        "handshake": hs.ok,
+        "messages": len(got),
+        "ended": receiver.dead,
+        "s": time.time() - t0,
+        "code": info.code if info is not None else None,
+    }
 
 
 if __name__ == "__main__":

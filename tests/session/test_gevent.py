@@ -4,6 +4,7 @@ pacing for many sessions in one process, and stop() from another greenlet."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +17,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.e2e
-def test_sessions_as_greenlets_under_monkey_patching(mock_server) -> None:
+@pytest.mark.parametrize("shared_receiver", ["1", "0"])
+def test_sessions_as_greenlets_under_monkey_patching(mock_server, shared_receiver: str) -> None:
+    """The same sessions give the same records whether the process's shared receiver reads every
+    connection (the default) or each receiver greenlet reads its own (RTLOAD_SHARED_RECEIVER=0)."""
     mock = mock_server(overrides=FAST_MOCK)
     users = 20
     proc = subprocess.run(
         [sys.executable, "-m", "tests.session.gevent_driver", mock.url, str(users)],
         cwd=ROOT, capture_output=True, text=True, timeout=90,
+        env={**os.environ, "RTLOAD_SHARED_RECEIVER": shared_receiver},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -39,3 +44,12 @@ def test_sessions_as_greenlets_under_monkey_patching(mock_server) -> None:
     assert last == ["cancelled", "client_cancelled"] and all(o == ["completed", ""] for o in before)
     assert out["stop_sessions"] == ["client_closed"]
     assert out["threads"] == []
+    shared = out["shared_receiver"]
+    if shared_receiver == "1":  # every connection was read by the shared loop, none is left watched
+        assert shared["enabled"] and shared["reads"] >= users * 20 and shared["watching"] == 0, shared
+    else:
+        assert not shared["enabled"] and shared["reads"] == 0, shared
+    # abort() ends a receiver waiting on a quiet connection, without killing it
+    abort = out["abort"]
+    assert abort["handshake"] and abort["messages"] >= 1 and abort["ended"], abort
+    assert abort["code"] == 1006 and abort["s"] < 1.0, abort
