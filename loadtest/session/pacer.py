@@ -93,6 +93,9 @@ class Pacer:
         import gevent
         from gevent.event import Event
 
+        if not stream.messages:  # nothing to send: done at once (never queued on the clock)
+            stream.done.set()
+            return True
         if self._greenlet is None or self._greenlet.dead:
             self._wake = Event()
             self._greenlet = gevent.spawn(self._run)
@@ -111,52 +114,66 @@ class Pacer:
         heap = self._heap
         wake = self._wake
         monotonic = time.monotonic
-        wall = time.time
-        pop, push = heapq.heappop, heapq.heappush
-        seq = self._seq
         while True:
             if not heap:
                 self._sleep_until = float("inf")
                 wake.wait()
                 wake.clear()
                 continue
-            now = monotonic()
-            delay = heap[0][0] - now
+            delay = heap[0][0] - monotonic()
             if delay > 0:
                 self._sleep_until = heap[0][0]
                 wake.wait(delay)
                 wake.clear()
                 continue
             self._sleep_until = -1.0  # sending: a new stream never needs to wake us
-            self.ticks += 1
-            offset = wall() - now  # wall clock = monotonic + offset, for this batch
-            while heap and heap[0][0] <= now:
-                due, _, stream = pop(heap)
-                if stream.cancelled:
-                    continue
+            self.send_due()
+
+    def next_due(self) -> float:
+        """The earliest deadline on the clock (monotonic seconds; inf when no stream is queued)."""
+        heap = self._heap
+        return heap[0][0] if heap else float("inf")
+
+    def send_due(self) -> None:
+        """Send every frame whose deadline has passed, oldest deadline first. Never yields, so the
+        process's shared receiver may call it between connections it serves (the clock then keeps
+        its deadlines while the receiver works through a burst)."""
+        heap = self._heap
+        monotonic = time.monotonic
+        pop, push = heapq.heappop, heapq.heappush
+        seq = self._seq
+        now = monotonic()
+        if not heap or heap[0][0] > now:
+            return
+        self.ticks += 1
+        offset = time.time() - now  # wall clock = monotonic + offset, for this batch
+        while heap and heap[0][0] <= now:
+            due, _, stream = pop(heap)
+            if stream.cancelled:
+                continue
+            try:
                 if not stream.alive():
                     self._end(stream, False)
                     continue
                 i = stream.index
                 message = stream.messages[i]
                 now = monotonic()
-                try:
-                    stream.record_lag((now - due) * 1000.0 if now > due else 0.0)
-                    if not stream.send(message):
-                        self._end(stream, False)
-                        continue
-                    stream.on_sent(now + offset, len(message))
-                except Exception:  # one session's trouble must never stop the clock for all others
-                    log.exception("paced send failed")
+                stream.record_lag((now - due) * 1000.0 if now > due else 0.0)
+                if not stream.send(message):
                     self._end(stream, False)
                     continue
-                self.frames += 1
+                stream.on_sent(now + offset, len(message))
                 stream.sent_ms += stream.durations_ms[i]
-                stream.index = i + 1
-                if stream.index >= len(stream.messages):
-                    self._end(stream, True)
-                else:
-                    push(heap, (stream.t0 + stream.sent_ms / 1000.0, next(seq), stream))
+            except Exception:  # one session's trouble must never stop the clock for all others
+                log.exception("paced send failed")
+                self._end(stream, False)
+                continue
+            self.frames += 1
+            stream.index = i + 1
+            if stream.index >= len(stream.messages):
+                self._end(stream, True)
+            else:
+                push(heap, (stream.t0 + stream.sent_ms / 1000.0, next(seq), stream))
 
     @staticmethod
     def _end(stream: PacedStream, ok: bool) -> None:

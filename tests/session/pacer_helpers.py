@@ -41,6 +41,7 @@ class Rec:
         raise_at: int | None = None,
         alive_for: int | None = None,
         after_send: Callable[[int], None] | None = None,
+        alive_raises_at: int | None = None,
     ) -> None:
         self.name = name
         self.durations_ms = durations_ms
@@ -54,6 +55,7 @@ class Rec:
         self.raise_at = raise_at
         self.alive_for = alive_for  # alive() turns False once this many frames were sent
         self.after_send = after_send
+        self.alive_raises_at = alive_raises_at  # alive() raises once this many frames were sent
         self.result: bool | None = None
         self.ended: float | None = None  # monotonic time run_stream returned
         self.exit: str | None = None  # how the waiting greenlet ended when it did not return
@@ -71,6 +73,8 @@ class Rec:
         return index != self.send_false_at
 
     def alive(self) -> bool:
+        if self.alive_raises_at is not None and len(self.on_sent) >= self.alive_raises_at:
+            raise RuntimeError(f"{self.name}: alive() blew up")
         return self.alive_for is None or len(self.on_sent) < self.alive_for
 
     def record_on_sent(self, t: float, nbytes: int) -> None:
@@ -155,6 +159,18 @@ def send_fail() -> dict[str, Any]:
     ]
     gevent.joinall(run_all(pacer, recs), raise_error=True)
     return out(recs, logged=logged)
+
+
+def odd_streams() -> dict[str, Any]:
+    """alive() raising, and a stream with nothing to send, next to a normal stream."""
+    logger = logging.getLogger("loadtest.session")
+    logger.propagate = False
+    logger.addHandler(logging.NullHandler())
+    pacer = Pacer()
+    base = time.monotonic() + 0.02
+    recs = [Rec("a", [20] * 10, base), Rec("b", [20] * 10, base + 0.002, alive_raises_at=2), Rec("c", [], base)]
+    gevent.joinall(run_all(pacer, recs), raise_error=True)
+    return out(recs, frames=pacer.frames)
 
 
 def kill() -> dict[str, Any]:
@@ -308,7 +324,7 @@ def backlog() -> dict[str, Any]:
 
 
 SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
-    f.__name__: f for f in (order, interleave, alive, send_fail, kill, wake_earlier, idle, lag, backlog)
+    f.__name__: f for f in (order, interleave, alive, send_fail, odd_streams, kill, wake_earlier, idle, lag, backlog)
 }
 
 

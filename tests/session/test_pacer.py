@@ -122,6 +122,16 @@ def test_a_failing_send_ends_only_its_stream_and_the_clock_keeps_going() -> None
     assert_on_time(a)
 
 
+def test_alive_raising_ends_only_its_stream_and_an_empty_stream_is_done_at_once() -> None:
+    out = run_scenario("odd_streams")
+    a, b, c = (out["streams"][k] for k in "abc")
+    assert b["result"] is False and b["done"] is True and len(b["sends"]) == 2  # ended, not stuck
+    assert c["result"] is True and c["done"] is True and c["sends"] == []
+    assert a["result"] is True and len(a["sends"]) == 10  # the clock kept serving the others
+    assert_on_time(a)
+    assert out["frames"] == 12
+
+
 def test_a_killed_waiting_greenlet_cancels_its_stream() -> None:
     out = run_scenario("kill")
     a, b, c = (out["streams"][k] for k in "abc")
