@@ -490,10 +490,10 @@ class RealtimeSession:
                 code = tracker.error_event_code or tracker.error_event_type
                 if tracker.ended == "error" and code not in SESSION_FATAL and conn.transport.open:
                     return "error", None  # e.g. session.update refused: the client gives up
-                conn.closed.wait(self.config.close_timeout_s)  # the server is closing (auth, model, shape)
+                concurrency.wait(conn.closed, self.config.close_timeout_s)  # the server is closing (auth, model, shape)
                 return self._ending(conn), None
             if not conn.transport.open and not conn.closed.is_set():
-                conn.closed.wait(self.config.close_timeout_s)  # the server is closing: let the receiver finish
+                concurrency.wait(conn.closed, self.config.close_timeout_s)  # the server is closing: let it finish
             if conn.closed.is_set() or not conn.transport.open:
                 if tracker is not None and not tracker.finished:
                     with conn.lock:
@@ -583,7 +583,7 @@ class RealtimeSession:
     def _think(self) -> None:
         lo, hi = self.config.think_time_s
         if hi > 0:
-            self._stop_event.wait(self.rng.uniform(lo, hi))
+            concurrency.wait(self._stop_event, self.rng.uniform(lo, hi))
 
     # -- barge-in ------------------------------------------------------------------------------
     def _wait_barge_in_point(self, conn: _Connection, tracker: ResponseTracker) -> None:
@@ -603,7 +603,7 @@ class RealtimeSession:
                 and tracker.played_ms(time.time()) >= min(after, float(tracker.analyzer.audio_ms))
             ):
                 return
-            conn.wake.wait(0.02)
+            concurrency.wait(conn.wake, 0.02)
             conn.wake.clear()
             with conn.lock:
                 conn.router.expire(time.time())
@@ -707,7 +707,7 @@ class RealtimeSession:
             if conn.closed.is_set() or self._stopping or now >= limit:
                 return False
             wait_until = limit if next_deadline is None else min(limit, next_deadline)
-            conn.wake.wait(max(0.005, min(1.0, wait_until - now)))
+            concurrency.wait(conn.wake, max(0.005, min(1.0, wait_until - now)))
             conn.wake.clear()
 
     # -- records -------------------------------------------------------------------------------

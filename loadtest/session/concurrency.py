@@ -8,11 +8,13 @@ module imported before patching still does the right thing afterwards.
 
 Only what the session uses is here: :func:`spawn` returns a :class:`Task` that can be joined and
 killed; :func:`new_event` and :func:`new_lock` return objects with the ``threading`` API (gevent's
-own under gevent); :func:`sleep` yields to other greenlets under gevent.
+own under gevent); :func:`wait` waits for an event with a timeout (without gevent's garbage);
+:func:`sleep` yields to other greenlets under gevent.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -101,10 +103,72 @@ def new_lock() -> Any:
     return threading.RLock()
 
 
+_resume_hook: Callable[[], None] | None = None
+
+
+def set_resume_hook(hook: Callable[[], None] | None) -> None:
+    """Run ``hook`` whenever a greenlet resumes from :func:`wait` or :func:`sleep` (the shared audio
+    clock catches up there: when many sessions wake at once, gevent runs them back to back
+    without servicing timers in between, so each resuming session first sends the frames that
+    fell due while the others ran)."""
+    global _resume_hook
+    _resume_hook = hook
+
+
+def _resumed() -> None:
+    hook = _resume_hook
+    if hook is not None:
+        with contextlib.suppress(Exception):  # the clock logs its own trouble; never fail a session for it
+            hook()
+
+
+def wait(event: EventLike, timeout: float) -> bool:
+    """``event.wait(timeout)`` that leaves no garbage behind under gevent; True when it is set.
+
+    gevent's own ``Event.wait(timeout)`` ends an expired wait by throwing a ``Timeout`` into the
+    waiting greenlet; the exception, its traceback and the frames form a reference cycle (about
+    13 objects) that only the cyclic garbage collector frees. Hundreds of sessions and the audio
+    clock waiting like this thousands of times a second make that collector pause the whole
+    process for tens of milliseconds. Here a timer and the event's link both wake the waiter
+    through a :class:`gevent.hub.Waiter`: nothing is thrown.
+    """
+    if not gevent_active():
+        return event.wait(timeout)
+    if event.is_set():
+        return True
+    from gevent.hub import Waiter, get_hub
+
+    hub = get_hub()
+    waiter = Waiter(hub)
+    woken = [False]
+
+    def wake(value: bool) -> None:
+        if not woken[0]:
+            woken[0] = True
+            waiter.switch(value)
+
+    def on_set(_event: Any) -> None:
+        wake(True)
+
+    timer = hub.loop.timer(max(0.0, timeout))
+    timer.start(wake, False)
+    event.rawlink(on_set)  # type: ignore[attr-defined]
+    try:
+        result = bool(waiter.get())
+    finally:
+        woken[0] = True
+        timer.stop()
+        timer.close()
+        event.unlink(on_set)  # type: ignore[attr-defined]
+    _resumed()
+    return result
+
+
 def sleep(seconds: float) -> None:
     if gevent_active():
         import gevent
 
         gevent.sleep(max(0.0, seconds))
+        _resumed()
     else:
         time.sleep(max(0.0, seconds))

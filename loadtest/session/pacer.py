@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from loadtest.session import concurrency
+
 log = logging.getLogger("loadtest.session")
 
 
@@ -108,6 +110,7 @@ class Pacer:
         finally:
             if not stream.done.is_set():  # killed while waiting: the clock drops it at its deadline
                 stream.cancelled = True
+        self.catch_up()  # (this session resumes: see concurrency.set_resume_hook)
         return stream.ok
 
     def _run(self) -> None:
@@ -123,10 +126,16 @@ class Pacer:
             delay = heap[0][0] - monotonic()
             if delay > 0:
                 self._sleep_until = heap[0][0]
-                wake.wait(delay)
+                concurrency.wait(wake, delay)  # (gevent's own timed wait leaves garbage at every tick)
                 wake.clear()
                 continue
             self._sleep_until = -1.0  # sending: a new stream never needs to wake us
+            self.send_due()
+
+    def catch_up(self) -> None:
+        """Send what is due, if anything (cheap when nothing is: one clock read)."""
+        heap = self._heap
+        if heap and heap[0][0] <= time.monotonic():
             self.send_due()
 
     def next_due(self) -> float:
@@ -182,3 +191,4 @@ class Pacer:
 
 
 PACER = Pacer()
+concurrency.set_resume_hook(PACER.catch_up)

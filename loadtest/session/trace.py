@@ -8,7 +8,6 @@ complete and its trace is written.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 # keys whose values are bulk payloads, replaced by a length note in traces
@@ -17,46 +16,78 @@ _PAYLOAD_TYPES_SUFFIX = ("audio.delta", ".append")
 
 
 class TraceRing:
-    __slots__ = ("_ring", "dropped")
+    """The last ``maxlen`` events of one response, oldest overwritten first.
+
+    Kept in parallel fixed-size lists, not as a tuple per event: a ring entry then allocates no
+    object the cyclic garbage collector tracks (floats, ints and strings are not tracked), so
+    hundreds of sessions' rings do not fill the collector's young generation with medium-lived
+    tuples whose collection pauses the whole process (the audio clock with it).
+    """
+
+    __slots__ = ("_dir", "_eid", "_event", "_kind", "_n", "_nbytes", "_size", "_t", "dropped")
 
     def __init__(self, maxlen: int) -> None:
-        self._ring: deque[tuple[float, str, Any]] | None = deque(maxlen=maxlen) if maxlen > 0 else None
+        self._size = max(0, maxlen)
+        self._n = 0  # events added in all
+        self._t = [0.0] * self._size
+        self._dir = [""] * self._size
+        self._event: list[dict[str, Any] | None] = [None] * self._size  # a whole event, or None for a payload
+        self._kind = [""] * self._size  # a payload's event type
+        self._nbytes = [0] * self._size
+        self._eid: list[str | None] = [None] * self._size
         self.dropped = 0
 
     def __len__(self) -> int:
-        return len(self._ring) if self._ring is not None else 0
+        return min(self._n, self._size)
 
     def add(self, t: float, event: dict[str, Any], direction: str = "in") -> None:
-        ring = self._ring
-        if ring is not None:
-            if len(ring) == ring.maxlen:
+        size = self._size
+        if size:
+            n = self._n
+            if n >= size:
                 self.dropped += 1
-            ring.append((t, direction, event))
+            i = n % size
+            self._t[i] = t
+            self._dir[i] = direction
+            self._event[i] = event
+            self._n = n + 1
 
     def add_payload(self, t: float, event_type: str, nbytes: int, event_id: str | None, direction: str = "in") -> None:
         """An audio delta (or an append) without its payload: only its size is kept."""
-        ring = self._ring
-        if ring is not None:
-            if len(ring) == ring.maxlen:
+        size = self._size
+        if size:
+            n = self._n
+            if n >= size:
                 self.dropped += 1
-            ring.append((t, direction, (event_type, nbytes, event_id)))
+            i = n % size
+            self._t[i] = t
+            self._dir[i] = direction
+            self._event[i] = None
+            self._kind[i] = event_type
+            self._nbytes[i] = nbytes
+            self._eid[i] = event_id
+            self._n = n + 1
 
     def events(self) -> list[dict[str, Any]]:
         """The ring as JSON-ready dicts, oldest first, bulk payloads elided."""
         out: list[dict[str, Any]] = []
-        if self._ring is None:
+        size, n = self._size, self._n
+        if not size or not n:
             return out
+        first = max(0, n - size)
         if self.dropped:
-            out.append({"t": self._ring[0][0], "dir": "note", "type": "trace.truncated", "dropped": self.dropped})
-        for t, direction, item in self._ring:
-            if isinstance(item, tuple):
-                event_type, nbytes, event_id = item
-                row: dict[str, Any] = {"t": t, "dir": direction, "type": event_type, "payload_bytes": nbytes}
-                if event_id:
-                    row["event_id"] = event_id
+            out.append({"t": self._t[first % size], "dir": "note", "type": "trace.truncated", "dropped": self.dropped})
+        for j in range(first, n):
+            i = j % size
+            t, direction, event = self._t[i], self._dir[i], self._event[i]
+            if event is None:
+                row: dict[str, Any] = {"t": t, "dir": direction, "type": self._kind[i]}
+                row["payload_bytes"] = self._nbytes[i]
+                if self._eid[i]:
+                    row["event_id"] = self._eid[i]
                 out.append(row)
             else:
-                out.append({"t": t, "dir": direction, **elide(item)})
+                out.append({"t": t, "dir": direction, **elide(event)})
         return out
 
 

@@ -176,6 +176,40 @@ def test_trace_ring_elides_payloads() -> None:
     assert TraceRing(0).events() == []
 
 
+def test_trace_ring_keeps_the_newest_in_order_across_many_wraps() -> None:
+    ring = TraceRing(4)
+    for k in range(11):
+        if k % 3 == 0:
+            ring.add(float(k), {"type": "response.created", "k": k})
+        else:
+            ring.add_payload(float(k), "response.output_audio.delta", k, f"ev{k}" if k % 2 else None, "in")
+    events = ring.events()
+    assert len(ring) == 4 and ring.dropped == 7
+    assert events[0] == {"t": 7.0, "dir": "note", "type": "trace.truncated", "dropped": 7}
+    assert [e["t"] for e in events[1:]] == [7.0, 8.0, 9.0, 10.0]
+    assert events[2] == {"t": 8.0, "dir": "in", "type": "response.output_audio.delta", "payload_bytes": 8}
+    assert events[3] == {"t": 9.0, "dir": "in", "type": "response.created", "k": 9}
+
+
+def test_trace_ring_entries_allocate_nothing_the_garbage_collector_tracks() -> None:
+    """Hundreds of sessions add ~20 entries a second each: a tracked object per entry filled the
+    collector's young generation and paused the process for up to ~100 ms."""
+    import gc
+
+    ring = TraceRing(200)
+    event_ids = [f"event_{k}" for k in range(5000)]
+    gc.disable()
+    try:
+        gc.collect()
+        before = len(gc.get_objects())
+        for k in range(5000):
+            ring.add_payload(float(k), "response.output_audio.delta", 4800, event_ids[k])
+        after = len(gc.get_objects())
+    finally:
+        gc.enable()
+    assert after - before < 50, after - before
+
+
 def test_audio_clock_stats() -> None:
     clock = AudioClockStats()
     for lag in [0.0] * 98 + [30.0, 120.0]:
