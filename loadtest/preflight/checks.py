@@ -24,6 +24,7 @@ from loadtest.preflight.config import (
 )
 from loadtest.preflight.findings import Finding, Severity
 from loadtest.protocol.dialects import GA, PREVIEW, RENAMED_EVENTS, DialectName
+from loadtest.protocol.targets import redact_url
 
 E, W, INFO, OK = Severity.ERROR, Severity.WARNING, Severity.INFO, Severity.OK
 
@@ -39,7 +40,7 @@ def check_url(cfg: PreflightConfig) -> list[Finding]:
             Finding(
                 "url.invalid",
                 E,
-                f"{cfg.target!r} is not a WebSocket URL",
+                f"{redact_url(cfg.target)!r} is not a WebSocket URL",
                 "give a URL such as wss://<resource>.openai.azure.com/openai/v1/realtime?model=<deployment>",
             )
         ]

@@ -40,6 +40,7 @@ def preflight(
     from loadtest.preflight.checks import run_static
     from loadtest.preflight.config import PreflightConfig
     from loadtest.preflight.findings import failed
+    from loadtest.protocol.targets import redact_text, secrets_of
 
     if output_format not in ("table", "json"):
         raise typer.BadParameter("use table or json", param_hint="--format")
@@ -99,9 +100,11 @@ def preflight(
         bad = failed(findings, strict=strict)
         verdict = "preflight: FAILED (fix the FAIL lines above)" if bad else "preflight: passed"
         if output_format == "json":
-            typer.echo(render.as_json(findings, timeline_rows, not bad, probe_result))
+            text = render.as_json(findings, timeline_rows, not bad, probe_result)
         else:
-            typer.echo(render.table(findings, timeline_text, verdict))
+            text = render.table(findings, timeline_text, verdict)
+        # whatever a finding quotes (a URL, a header, a server's message), no secret is printed
+        typer.echo(redact_text(text, secrets_of(target, headers, (cfg.api_key,))))
         sys.stdout.flush()
         raise typer.Exit(1 if bad else 0)
     finally:

@@ -103,6 +103,21 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="*"), parts.fragment))
 
 
+SECRET_HEADERS = frozenset({"api-key", "authorization", "ocp-apim-subscription-key", "x-api-key"})
+
+
+def secrets_of(url: str, headers: dict[str, str] | None = None, keys: tuple[str | None, ...] = ()) -> list[str]:
+    """The secret values a configuration holds (keys, secret query parameters, auth header values),
+    for :func:`redact_text` over anything printed from it."""
+    found = [k for k in keys if k]
+    found += [v for k, v in parse_qsl(urlsplit(url).query, True) if k.lower() in SECRET_QUERY_KEYS and v]
+    for name, value in (headers or {}).items():
+        if name.lower() in SECRET_HEADERS and value:
+            found.append(value)
+            found.append(value.split(None, 1)[-1])  # the token of "Bearer <token>"
+    return [s for s in found if len(s) >= 4]  # a one-letter "secret" would blank the output
+
+
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from loadtest.mock.process import MockProcess, start_mock
+from tests.session.rawserver import SESSION_CREATED, SESSION_UPDATED, RawServer, event
 
 SECRET = "pf-SECRET-7f3a9c51d2"
 FAST = {"audio.speed": 60.0, "latency.created_ms": [5, 10], "latency.first_delta_ms": [5, 10]}
@@ -164,3 +165,65 @@ def test_unreachable_target_is_a_finding() -> None:
     assert code == 1 and doc is not None
     handshake = by_check(doc)["live.handshake"][0]
     assert handshake["severity"] == "error" and "upgrade refused" in handshake["message"]
+
+
+def test_each_client_side_mistake_fails_through_the_command_line(mock: MockProcess, tmp_path) -> None:
+    """The live session passes (the mock is right), but the client's own shape is wrong: exit 1."""
+    ga = f"{mock.url}/openai/v1/realtime?model=gpt-realtime"
+    preview_session = tmp_path / "session.json"
+    preview_session.write_text(json.dumps({"type": "session.update", "session": {"modalities": ["audio"]}}))
+    handler = tmp_path / "agent.py"
+    handler.write_text('if event["type"] == "response.audio.delta":\n    play(event)\n')
+    cases = [
+        (("--session-file", str(preview_session)), "session.missing_type"),
+        (("--client-source", str(handler)), "client.preview_event"),
+        (("--sample-rate", "44100", "--channels", "2"), "audio.sample_rate"),
+        (("--sample-rate", "44100", "--channels", "2"), "audio.channels"),
+    ]
+    for extra, check in cases:
+        code, out, doc = preflight("--target", ga, "--format", "json", "--no-probe", *extra)
+        assert code == 1 and doc is not None, (check, out)
+        assert severities(doc, check) == {"error"}, check
+        assert severities(doc, "live.audio_response") == {"ok"}, check  # the service itself was fine
+    code, _, doc = preflight("--target", f"{mock.url}/v1/realtime?model=gpt-realtime", "--auth", "api-key",
+                             "--format", "json", "--no-live")  # fmt: skip
+    assert code == 1 and doc is not None and severities(doc, "auth.kind") == {"error"}
+
+
+def test_secrets_in_a_malformed_url_or_a_header_are_never_printed(mock: MockProcess) -> None:
+    code, out, _ = preflight("--target", f"wss//{mock.url[5:]}/openai/v1/realtime?api-key={SECRET}")
+    assert code == 1 and "is not a WebSocket URL" in out  # preflight() itself asserts the key is absent
+    # the key given as a gateway-style header authenticates the live session, and is not echoed
+    target = f"{mock.url}/openai/v1/realtime?model=gpt-realtime"
+    cmd = [sys.executable, "-m", "loadtest", "preflight", "--target", target, "--header", f"api-key: {SECRET}",
+           "--no-probe", "--timeout", "15"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS  live.handshake" in proc.stdout
+    assert SECRET not in proc.stdout + proc.stderr
+
+
+def test_events_of_the_other_dialect_are_named_live() -> None:
+    """A GA-configured client meets a server that sends preview (and unknown) event names."""
+    script = [
+        SESSION_CREATED,
+        SESSION_UPDATED,
+        event({"type": "response.created", "event_id": "e3", "response": {"id": "resp_1", "status": "in_progress"}}),
+        event({"type": "response.audio.delta", "event_id": "e4", "response_id": "resp_1", "delta": "AAAA"}),
+        event({"type": "response.sparkle", "event_id": "e5"}),
+        ("sleep", 0.5),
+    ]
+    server = RawServer(script)
+    try:
+        code, out, doc = preflight(
+            "--target", f"{server.url}/v1/realtime?model=gpt-realtime", "--format", "json", "--no-probe",
+            "--timeout", "5",
+        )  # fmt: skip
+    finally:
+        server.join()
+    assert code == 1 and doc is not None, out
+    dialect = by_check(doc)["live.event_dialect"]
+    assert len(dialect) == 1 and dialect[0]["severity"] == "error"
+    assert "response.audio.delta" in dialect[0]["message"] and "response.output_audio.delta" in dialect[0]["message"]
+    unknown = by_check(doc)["live.unknown_event"]
+    assert [f["severity"] for f in unknown] == ["warning"] and "response.sparkle" in unknown[0]["message"]
