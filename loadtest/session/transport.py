@@ -1,5 +1,6 @@
-"""One WebSocket connection: a plain (gevent-patched under Locust) socket driven by the
-``websockets`` Sans-I/O :class:`~websockets.client.ClientProtocol`.
+"""One WebSocket connection: a plain (gevent-patched under Locust) socket; the ``websockets``
+Sans-I/O :class:`~websockets.client.ClientProtocol` does the upgrade, control frames, fragments and
+protocol errors, while whole unmasked data frames are cut out directly (see :meth:`data_received`).
 
 No event loop and no extra thread: the caller's greenlet/thread does the handshake and sends,
 one receiver greenlet/thread runs :meth:`WebSocketTransport.receive_loop`. Sends are serialised
