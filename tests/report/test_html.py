@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,36 +10,13 @@ import pytest
 from matplotlib import image
 
 from loadtest.report import plots
+from tests.browser import screenshot
 
 WIDTH, HEIGHT = 1400, 1400
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert path, "headless Chromium is needed: run `make browser` (apt-get install -y chromium)"
-    return path
-
-
 def _screenshot(html: Path, png: Path) -> np.ndarray:
-    with tempfile.TemporaryDirectory(prefix="rtload-chromium-") as profile:
-        args = [
-            _chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            f"--screenshot={png}",
-            f"--window-size={WIDTH},{HEIGHT}",
-            "--hide-scrollbars",
-            html.as_uri(),
-        ]
-        subprocess.run(args, capture_output=True, timeout=60, check=False)
-    assert png.exists(), "Chromium wrote no screenshot"
+    screenshot(html.as_uri(), png, WIDTH, HEIGHT)
     return (image.imread(png)[:, :, :3] * 255).astype(int)
 
 
