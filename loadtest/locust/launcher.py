@@ -191,6 +191,12 @@ def launch(request: RunRequest) -> int:
                 return _die(f"could not start the mock (profile {request.mock_profile!r}): {exc}")
             extra += ["--rt-mock-url", mock.url]
             print(f"rtload run: mock ({request.mock_profile}) on {mock.url}", flush=True)
+            if request.master:
+                sys.stderr.write(
+                    f"rtload run: warning: the mock listens on {mock.url} (loopback), so only workers on this "
+                    "machine can reach it; workers on other machines need a reachable --target\n"
+                )
+                sys.stderr.flush()
         common = [
             "--headless",
             "-u",

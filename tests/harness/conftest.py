@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,12 +21,23 @@ FAST_MOCK = [
 ]
 
 
+def rtload_cmd(*args: str) -> list[str]:
+    """The ``rtload run`` command line (for tests that start the process themselves)."""
+    return [sys.executable, "-m", "loadtest", "run", "--progress-every", "2", *args]
+
+
 def rtload_run(
     tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90
 ) -> subprocess.CompletedProcess[str]:
     """``rtload run`` as a child process (its own Locust children), output captured."""
-    cmd = [sys.executable, "-m", "loadtest", "run", "--out", str(tmp_path / "reports"), "--progress-every", "2", *args]
+    cmd = rtload_cmd("--out", str(tmp_path / "reports"), *args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def mock_args(*sets: str, profile: str = "healthy") -> list[str]:

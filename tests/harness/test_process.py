@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from loadtest.cli import app
 from loadtest.locust.harness_paths import LOCUSTFILE
 from loadtest.records.writer import read_rows
 
-from .conftest import FAST_MOCK, mock_args, responses, rtload_run, run_dir
+from .conftest import FAST_MOCK, free_port, mock_args, responses, rtload_run, run_dir
 
 FAKE_KEY = "sk-rtload-FAKE-9d1c7e44b2a04f0d8e6b3c5a7f1e2d90"
 
@@ -95,12 +94,6 @@ def test_api_key_never_written(tmp_path: Path, mock_server) -> None:  # type: ig
     assert [p for p in path.rglob("*") if p.is_file() and bad.encode() in p.read_bytes()] == []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=5) as resp:
         return resp.read()
@@ -108,7 +101,7 @@ def _get(url: str) -> bytes:
 
 @pytest.mark.e2e
 def test_plain_locust_web_ui_shows_outcomes_per_step(tmp_path: Path, procs: list[subprocess.Popen]) -> None:
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--web-host", "127.0.0.1", "--web-port", str(port),
            "--rt-target", "mock", "--rt-scenario", "quick_text",
            "--rt-mock-set", ";".join([*FAST_MOCK, "faults.server_error.rate=0.3"]),

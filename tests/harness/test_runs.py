@@ -7,6 +7,8 @@ harness recorded against the mock's ground-truth log in the run directory.
 from __future__ import annotations
 
 import collections
+import os
+import subprocess
 from pathlib import Path
 
 import orjson
@@ -15,7 +17,7 @@ import pytest
 from loadtest.records.schema import FAULT_EXPECTATIONS
 from loadtest.records.writer import read_rows
 
-from .conftest import mock_args, responses, rtload_run, run_dir
+from .conftest import free_port, mock_args, responses, rtload_cmd, rtload_run, run_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -111,6 +113,86 @@ def test_master_and_two_workers_step_shape(tmp_path: Path) -> None:
     run = orjson.loads((path / "run.json").read_bytes())
     assert run["workers"] == 2 and run["shape"]["steps"] == [2, 4]
     assert not (path / "worker-0.log").read_text().count("Traceback")
+
+
+def test_master_and_worker_as_separate_commands_on_loopback(tmp_path: Path, procs: list[subprocess.Popen]) -> None:
+    """Cross-machine mode, both ends on this machine: `rtload run --master` and `rtload run --worker`.
+
+    Each process runs in its own empty folder and the master's paths are relative, so a row the
+    worker wrote itself would land in the worker's folder instead of reaching the master's.
+    """
+    port = str(free_port())
+    master_dir, worker_dir = tmp_path / "master", tmp_path / "worker"
+    master_dir.mkdir()
+    worker_dir.mkdir()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    master = subprocess.Popen(
+        rtload_cmd(
+            "--master", "--expect-workers", "1", "--master-port", port, "--out", "reports", "--run-id", "xm",
+            *mock_args(*FAULTS), "--scenario", "quick_text", "--users", "4", "--spawn-rate", "20",
+            "--duration", "8s", "--deadline", "8s",
+        ),
+        cwd=master_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    procs.append(master)
+    worker_log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed below
+    worker = subprocess.Popen(
+        rtload_cmd("--worker", "--master-host", "127.0.0.1", "--master-port", port, "--out", "reports"),
+        cwd=worker_dir, stdout=worker_log, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    procs.append(worker)
+    out, err = master.communicate(timeout=75)  # the master ends the run by itself...
+    worker.wait(timeout=20)  # ...and its worker goes with it
+    worker_log.close()
+    worker_out = (tmp_path / "worker.log").read_text()
+    assert master.returncode == 0, err + out
+    assert worker.returncode == 0, worker_out
+    assert f"worker of 127.0.0.1:{port}" in worker_out
+    assert "Traceback" not in worker_out
+    # the mock is on loopback: the master says once that workers elsewhere cannot reach it
+    warning = [line for line in err.splitlines() if "reachable --target" in line]
+    assert len(warning) == 1 and "127.0.0.1" in warning[0]
+    assert f"master on port {port}, 0 local worker(s), expecting 1" in out
+    # only the master writes the run directory
+    assert list(worker_dir.iterdir()) == []
+    assert [p.name for p in (master_dir / "reports").iterdir()] == ["xm"]
+    path = master_dir / "reports" / "xm"
+    rows = assert_agrees_with_truth(path)
+    assert {r["worker_id"] for r in rows} == {"w0"}
+    assert collections.Counter(r["reason"] for r in rows)["server_error"] > 0
+    assert {s["worker_id"] for s in read_rows(path / "sessions.jsonl")} == {"w0"}
+    assert {"w0", "master"} <= {h["worker_id"] for h in read_rows(path / "health.jsonl")}
+    run = orjson.loads((path / "run.json").read_bytes())
+    assert run["status"] == "finished" and run["mode"] == "master" and run["workers"] == 1
+    assert "realtime,quick_text," in (path / "locust_stats.csv").read_text()
+
+
+def test_spike_shape_records_base_spike_base(tmp_path: Path) -> None:
+    """2 users, 6 from 4 s to 8 s, 2 again until 12 s: every record says which part of the spike it saw."""
+    done = rtload_run(
+        tmp_path,
+        *mock_args(),
+        "--scenario", "quick_text", "--shape", "spike", "--users", "2", "--spike-users", "6",
+        "--spike-at", "4s", "--spike-duration", "4s", "--duration", "12s", "--spawn-rate", "50",
+        "--deadline", "5s", "--run-id", "spike",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    path = run_dir(tmp_path, "spike")
+    run = orjson.loads((path / "run.json").read_bytes())
+    assert run["shape"]["spike_users"] == 6 and run["shape"]["spike_at_s"] == 4 and run["shape"]["duration_s"] == 12
+    rows = assert_agrees_with_truth(path)
+    assert {(r["step"], r["users"]) for r in rows} == {(0, 2), (1, 6), (2, 2)}
+    users_in = collections.defaultdict(set)
+    for r in rows:
+        users_in[r["step"]].add(r["user_id"])
+    assert len(users_in[0]) == 2  # before the spike only the base users ran...
+    assert len(users_in[1]) == 6  # ...the spike added four...
+    # ...and after it the extra users were stopped (their last responses may start just after)
+    late = {r["user_id"] for r in rows if r["step"] == 2 and (r.get("t_trigger") or 0) >= run["t_start"] + 10}
+    assert len(late) == 2, late
+    # the process's own user count follows the same shape
+    running = [h["users"] for h in read_rows(path / "health.jsonl") if h.get("users") is not None]
+    assert 2 in running and 6 in running and max(running) == 6
 
 
 def test_soak_sessions_expire_and_reconnect(tmp_path: Path) -> None:
