@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 from loadtest.cli import app
 from loadtest.locust.harness_paths import LOCUSTFILE
 from loadtest.records.writer import read_rows
+from tests.browser import rendered_dom
 
 from .conftest import FAST_MOCK, free_port, mock_args, responses, rtload_run, run_dir
 
@@ -100,6 +102,7 @@ def _get(url: str) -> bytes:
 
 
 @pytest.mark.e2e
+@pytest.mark.browser
 def test_plain_locust_web_ui_shows_outcomes_per_step(tmp_path: Path, procs: list[subprocess.Popen]) -> None:
     port = free_port()
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--web-host", "127.0.0.1", "--web-port", str(port),
@@ -139,6 +142,11 @@ def test_plain_locust_web_ui_shows_outcomes_per_step(tmp_path: Path, procs: list
     assert "Realtime outcomes" in index and "realtime-outcomes" in index
     page = _get(base + "/realtime").decode()
     assert "server_error" in page and "completed" in page
+    # what a person sees: Locust's React UI, rendered by Chromium, on the Realtime outcomes tab
+    dom = rendered_dom(base + "/?tab=realtime-outcomes")
+    assert "Realtime outcomes" in dom
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", dom)
+    assert "server_error" in cells and "completed" in cells and "failed" in cells, cells
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
     log.close()
