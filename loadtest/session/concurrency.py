@@ -123,14 +123,14 @@ def _resumed() -> None:
 
 
 def wait(event: EventLike, timeout: float) -> bool:
-    """``event.wait(timeout)`` that leaves no garbage behind under gevent; True when it is set.
+    """``event.wait(timeout)`` without gevent's thrown ``Timeout``; True when the event is set.
 
     gevent's own ``Event.wait(timeout)`` ends an expired wait by throwing a ``Timeout`` into the
-    waiting greenlet; the exception, its traceback and the frames form a reference cycle (about
-    13 objects) that only the cyclic garbage collector frees. Hundreds of sessions and the audio
-    clock waiting like this thousands of times a second make that collector pause the whole
-    process for tens of milliseconds. Here a timer and the event's link both wake the waiter
-    through a :class:`gevent.hub.Waiter`: nothing is thrown.
+    waiting greenlet: about 10 us per expired wait here (compiled gevent), and in pure-Python gevent
+    a reference cycle of ~14 objects each time that only the cyclic garbage collector frees. Here a
+    timer and the event's link both wake the waiter through a :class:`gevent.hub.Waiter`: nothing is
+    thrown (~4.4 us). The timer counts from now, not from the loop's cached time, so a wait after
+    busy work is not cut short.
     """
     if not gevent_active():
         return event.wait(timeout)
@@ -151,7 +151,7 @@ def wait(event: EventLike, timeout: float) -> bool:
         wake(True)
 
     timer = hub.loop.timer(max(0.0, timeout))
-    timer.start(wake, False)
+    timer.start(wake, False, update=True)  # from now, not from the loop's cached time (busy greenlets)
     event.rawlink(on_set)  # type: ignore[attr-defined]
     try:
         result = bool(waiter.get())
