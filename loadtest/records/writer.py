@@ -4,7 +4,7 @@ One :class:`RunWriter` per run directory, owned by the only process that writes 
 master, or the standalone process). Every JSONL file is opened in append mode; a row is one
 ``orjson`` line. Rows go to the operating system at least every ``flush_interval`` seconds (by
 the next write or the background flusher), so a SIGKILL loses at most the rows younger than that
-and can tear only the last line (readers skip a torn last line with a warning).
+and can tear only the last line (readers skip a torn last line, and any corrupt line, with a warning).
 
 ``run.json`` is replaced atomically (write to a temporary file, then ``os.replace``), so it is
 always either the previous or the new complete document.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -44,6 +45,7 @@ KINDS: dict[str, str] = {
     "health": HEALTH_FILE,
 }
 MAX_TRACES = 500  # traces kept per run; later ones are counted, not written
+MAX_LINE_WARNINGS = 5  # per file, as loadtest.records.reader; the rest are counted
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -206,19 +208,44 @@ def update_run_json(run_dir: Path | str, **changes: Any) -> Path:
     return write_run_json(run_dir, info)
 
 
-def read_rows(path: Path | str) -> list[dict[str, Any]]:
-    """The rows of a JSONL file; a torn (unparseable) last line is skipped."""
+def read_rows(path: Path | str, warnings: list[str] | None = None) -> list[dict[str, Any]]:
+    """The rows of a JSONL file. A line that is not a JSON object (corrupt, or a torn last line
+    left by a killed writer) is skipped with one warning naming the file and line, and the rest of
+    the file is still read. Warnings go to ``warnings`` when a list is given, else to stderr
+    (``warning: ...``, one line each), worded as :mod:`loadtest.records.reader` words them."""
     path = Path(path)
     if not path.exists():
         return []
     rows: list[dict[str, Any]] = []
+    bad: list[str] = []
+    torn = False
     lines = path.read_bytes().split(b"\n")
+    last = len(lines) - 1  # the text after the last newline: empty unless the last line is torn
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            rows.append(orjson.loads(line))
+            row = orjson.loads(line)
         except orjson.JSONDecodeError:
-            if i < len(lines) - 1 and any(x.strip() for x in lines[i + 1 :]):
-                raise
+            if i == last:
+                torn = True
+            else:
+                bad.append(f"{path} line {i + 1}: not valid JSON; skipped it")
+            continue
+        if not isinstance(row, dict):
+            bad.append(f"{path} line {i + 1}: not a JSON object; skipped it")
+            continue
+        rows.append(row)
+    notes = bad[:MAX_LINE_WARNINGS]
+    if len(bad) > MAX_LINE_WARNINGS:
+        notes.append(f"{path}: {len(bad) - MAX_LINE_WARNINGS} more unreadable lines skipped")
+    if torn:
+        notes.append(f"{path}: the last line is incomplete (the run is still being written?); skipped it")
+    if warnings is not None:
+        warnings.extend(notes)
+    else:
+        for note in notes:
+            sys.stderr.write(f"warning: {note}\n")
+        if notes:
+            sys.stderr.flush()
     return rows

@@ -45,13 +45,73 @@ def test_writer_appends_rows_and_run_json(tmp_path: Path) -> None:
     assert read_run_json(run) == {"schema_version": 1, "run_id": "r1", "status": "stopped"}
 
 
-def test_torn_last_line_is_skipped_but_inner_damage_is_not(tmp_path: Path) -> None:
+def test_torn_last_line_is_skipped_with_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "responses.jsonl"
     path.write_bytes(b'{"a": 1}\n{"a": 2}\n{"a": ')
+    warnings: list[str] = []
+    assert read_rows(path, warnings) == [{"a": 1}, {"a": 2}]
+    assert warnings == [f"{path}: the last line is incomplete (the run is still being written?); skipped it"]
+    # without a list the one warning line goes to stderr, and nothing to stdout
     assert read_rows(path) == [{"a": 1}, {"a": 2}]
-    path.write_bytes(b'{"a": 1}\n{"a": \n{"a": 3}\n')
-    with pytest.raises(orjson.JSONDecodeError):
-        read_rows(path)
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"warning: {warnings[0]}\n"
+    # a complete last row that only lacks its newline is kept, without a warning
+    path.write_bytes(b'{"a": 1}\n{"a": 2}')
+    warnings.clear()
+    assert read_rows(path, warnings) == [{"a": 1}, {"a": 2}]
+    assert warnings == []
+
+
+def test_a_corrupt_inner_line_is_skipped_with_a_warning_and_the_rest_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "responses.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"a": \n\n[1, 2]\n{"a": 3}\n\xff\xfe\n{"a": 4}\n')
+    warnings: list[str] = []
+    assert read_rows(path, warnings) == [{"a": 1}, {"a": 3}, {"a": 4}]
+    assert warnings == [  # line numbers count every line, blank ones too, from 1
+        f"{path} line 2: not valid JSON; skipped it",
+        f"{path} line 4: not a JSON object; skipped it",
+        f"{path} line 6: not valid JSON; skipped it",
+    ]
+    assert read_rows(path) == [{"a": 1}, {"a": 3}, {"a": 4}]
+    assert capsys.readouterr().err.splitlines() == [f"warning: {w}" for w in warnings]
+
+
+def test_many_corrupt_lines_give_a_bounded_number_of_warnings(tmp_path: Path) -> None:
+    path = tmp_path / "responses.jsonl"
+    path.write_bytes(b"".join(b'{"i": %d}\n' % i if i % 2 else b"garbage\n" for i in range(20)) + b'{"i": ')
+    warnings: list[str] = []
+    assert [r["i"] for r in read_rows(path, warnings)] == list(range(1, 20, 2))
+    assert warnings[:5] == [f"{path} line {n}: not valid JSON; skipped it" for n in (1, 3, 5, 7, 9)]
+    assert warnings[5:] == [
+        f"{path}: 5 more unreadable lines skipped",
+        f"{path}: the last line is incomplete (the run is still being written?); skipped it",
+    ]
+
+
+def test_run_end_summary_and_fail_on_survive_a_corrupt_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`rtload run`'s end (read_rows' caller): the rows around a corrupt line still count for the
+    summary and --fail-on, and the damage is one warning line, not a traceback."""
+    from loadtest.locust.launcher import RunRequest, _finish
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = [orjson.dumps(r) for r in ROWS]
+    lines.insert(2, b'{"outcome": "compl')  # a corrupt line in the middle
+    (run / "responses.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    write_run_json(run, {"run_id": "r1"})
+    request = RunRequest(summary=False, fail_on="failed>=2")
+    assert _finish(run, 0, parse_fail_on(request.fail_on), request) == 0
+    out, err = capsys.readouterr()
+    assert err == f"warning: {run / 'responses.jsonl'} line 3: not valid JSON; skipped it\n"
+    assert f"done, {len(ROWS)} responses" in out
+    request = RunRequest(summary=False, fail_on="failed>=1")
+    assert _finish(run, 0, parse_fail_on(request.fail_on), request) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("warning: ") and "line 3: not valid JSON" in err[0]
+    assert err[1:] == ["rtload: --fail-on crossed: failed = 1 (threshold failed>=1)"]
+    assert read_run_json(run)["fail_on_crossed"] == ["failed = 1 (threshold failed>=1)"]
 
 
 def test_sigkill_keeps_rows_older_than_a_second(tmp_path: Path) -> None:
