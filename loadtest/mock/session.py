@@ -12,6 +12,7 @@ import contextlib
 import math
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -695,10 +696,26 @@ class MockSession:
             raise ConnectionClosed(None, None)
         return False  # incomplete: the caller finishes the response short
 
+    def _fit_limit(self, resp: MockResponse, pieces: Iterable[tuple[float, bytes]]) -> int:
+        """How many leading pieces ``(audio ms, transcript JSON)`` fit in the client's max_output_tokens
+        (at least one). The service stops generating when that budget is spent, so what a response cut
+        by the client's limit sends, and bills in ``usage``, stays within it."""
+        limit = int(resp.plan.params["max_output_tokens"])
+        audio_ms, chars, fit = 0.0, 0, 0
+        for dur_ms, text_json in pieces:
+            audio_ms += dur_ms
+            chars += len(orjson.loads(text_json)) if text_json else 0
+            if sum(self._output_tokens(resp, audio_ms, chars)) > limit:
+                break
+            fit += 1
+        return max(1, fit)
+
     async def _stream_text(self, resp: MockResponse, where: dict[str, Any], first_at: float) -> bool:
         pieces = resp.answer.text_pieces
         cut = len(pieces)
-        if resp.plan.fault in ("server_error", "hang", "drop", "incomplete"):
+        if resp.plan.params.get("cause") == "client_limit":
+            cut = self._fit_limit(resp, ((0.0, piece) for piece in pieces))
+        elif resp.plan.fault in ("server_error", "hang", "drop", "incomplete"):
             cut = max(1, int(len(pieces) * resp.plan.at))
         step = float(self.profile["latency"]["text_delta_ms"]) / 1000.0
         name = self.dialect.output_text_delta.encode()
@@ -721,9 +738,12 @@ class MockSession:
         if fault in ("stall", "silence", "hang", "drop", "incomplete") or (
             fault == "server_error" and plan.params.get("after_output")
         ):
-            cut_ms = plan.at * answer.duration_ms
-            cut_index = next((i for i, d in enumerate(deltas) if d.start_ms >= cut_ms), len(deltas) - 1)
-            cut_index = max(1, cut_index)
+            if plan.params.get("cause") == "client_limit":
+                cut_index = self._fit_limit(resp, ((d.dur_ms, d.transcript_json) for d in deltas))
+            else:
+                cut_ms = plan.at * answer.duration_ms
+                cut_index = next((i for i, d in enumerate(deltas) if d.start_ms >= cut_ms), len(deltas) - 1)
+                cut_index = max(1, cut_index)
             plan.params["at_ms"] = round(
                 deltas[cut_index].start_ms if cut_index < len(deltas) else answer.duration_ms, 1
             )

@@ -4,12 +4,15 @@ the truth log with the same name; plus the stall's playback-clock gap and the si
 from __future__ import annotations
 
 import collections
+import math
+from typing import Any
 
 import pytest
 from scipy.stats import binom
 
 from loadtest.records.schema import FAULT_EXPECTATIONS
 from tests.mock.observe import run_many
+from tests.mock.schema_check import validate
 
 RESPONSE_FAULTS = ("server_error", "stall", "silence", "hang", "missing_audio", "text_only", "drop", "incomplete")
 FAST = {
@@ -103,3 +106,132 @@ def test_audio_faults_do_not_apply_to_text_responses(mock_server) -> None:
             done = c.until("response.done")
             assert done["response"]["status"] == "completed"
     assert {r["fault"] for r in mock.truth() if r["kind"] == "response"} == {"none"}
+
+
+@pytest.mark.slow
+def test_server_error_before_and_after_partial_output(mock_server) -> None:
+    """Both variants of server_error at the default mix (after_output 0.5): before any output the
+    client sees only response.created and the failed response.done; after partial output it sees
+    audio deltas (up to the truth's at_ms) before the failed response.done."""
+    mock = mock_server(seed=13, overrides={**FAST, "faults.server_error.rate": 1.0})
+    seen = run_many(mock.url + "/v1/realtime?model=gpt-realtime", sessions=4, per_session=15)
+    truth = {r["response_id"]: r for r in mock.truth() if r["kind"] == "response"}
+    assert len(seen) == 60
+    variants = collections.Counter()
+    for s in seen:
+        row = truth[s.response_id]
+        assert row["fault"] == "server_error" and s.looks_like() == "server_error", row
+        assert s.done["status"] == "failed"
+        assert s.done["status_details"]["error"]["code"] == "server_error"
+        types = [e["type"] for e in s.events]
+        done_at = types.index("response.done")
+        deltas = [i for i, t in enumerate(types) if t == "response.output_audio.delta"]
+        after = row["params"]["after_output"]
+        variants[after] += 1
+        if after:
+            # partial audio, all of it before the failed response.done, as much as the truth says
+            assert deltas and max(deltas) < done_at, types
+            assert "response.output_item.added" in types[:done_at]
+            assert "response.output_audio.done" not in types  # the audio never finished
+            received_ms = s.audio().size / 24
+            assert abs(received_ms - row["params"]["at_ms"]) <= 0.1, (received_ms, row["params"])
+            assert abs(row["audio_ms"] - received_ms) <= 0.1
+            assert 0.2 <= row["params"]["at_fraction"] <= 0.7
+        else:
+            # right after response.created: no audio, no transcript, no item
+            assert types == ["response.created", "response.done", "rate_limits.updated"], types
+            assert not deltas and row["audio_ms"] == 0 and "at_fraction" not in row["params"]
+            assert s.done["output"] == []
+    lo, hi = _bounds(len(seen), 0.5)
+    assert lo <= variants[True] <= hi and lo <= variants[False] <= hi, variants
+
+
+def test_incomplete_fault_reports_max_output_tokens(mock_server) -> None:
+    mock = mock_server(seed=3, overrides={**FAST, "faults.incomplete.rate": 1.0})
+    seen = run_many(mock.url + "/v1/realtime?model=gpt-realtime", sessions=1, per_session=6)
+    truth = {r["response_id"]: r for r in mock.truth() if r["kind"] == "response"}
+    assert len(seen) == 6
+    for s in seen:
+        row = truth[s.response_id]
+        assert row["fault"] == "incomplete" and s.looks_like() == "incomplete"
+        validate(s.of("response.done")[0], "ga")
+        assert s.done["status"] == "incomplete"
+        assert s.done["status_details"] == {"type": "incomplete", "reason": "max_output_tokens"}
+        assert FAULT_EXPECTATIONS[row["fault"]] == ("truncated", "incomplete_max_output_tokens")
+        # cut short where the truth says, and the audio part is closed properly
+        received_ms = s.audio().size / 24
+        assert abs(received_ms - row["params"]["at_ms"]) <= 0.1 and 0.3 <= row["params"]["at_fraction"] <= 0.7
+        assert s.of("response.output_audio.done") and s.done["output"][0]["status"] == "incomplete"
+        heard = "".join(e["delta"] for e in s.of("response.output_audio_transcript.delta"))
+        assert s.of("response.output_audio_transcript.done")[0]["transcript"] == heard
+        assert len(heard) < len(row["transcript"])
+
+
+def _full_tokens(transcript: str, audio: bool = True) -> int:
+    """What the whole answer costs in output tokens (healthy.toml's token rates)."""
+    text = math.ceil(len(transcript) * 0.25)
+    return text + (math.ceil(max(0.6, len(transcript) / 14.0) * 10.0) if audio else 0)
+
+
+@pytest.mark.parametrize("dialect", ["ga", "preview"])
+def test_a_small_max_output_tokens_ends_the_response_incomplete(mock_server, dialect: str) -> None:
+    """response.create with a low max_output_tokens (preview: max_response_output_tokens) cuts the
+    answer short: incomplete / max_output_tokens, fault `incomplete` with cause client_limit; a
+    limit above the answer's size (or none) completes it; a session-level limit works the same."""
+    from loadtest.protocol.dialects import GA, PREVIEW
+    from tests.mock.wsclient import KEY, Client, azure_preview_url, openai_url
+
+    mock = mock_server(seed=9, overrides=FAST)
+    d = GA if dialect == "ga" else PREVIEW
+    field = "max_output_tokens" if dialect == "ga" else "max_response_output_tokens"
+    delta = "response.output_audio.delta" if dialect == "ga" else "response.audio.delta"
+    url, headers = (openai_url(mock.url), None) if dialect == "ga" else (azure_preview_url(mock.url), {"api-key": KEY})
+    limit = 12
+    done: list[dict[str, Any]] = []
+    audio_deltas: list[int] = []
+    with Client(url, headers) as c:
+        c.until("session.created")
+        c.send(d.session_update(turn_detection=None))
+        c.until("session.updated")
+
+        def ask(response: dict[str, Any] | None) -> None:
+            c.send(d.user_text_item("Where is my order?"))
+            start = len(c.events)
+            c.send({"type": "response.create", **({"response": response} if response is not None else {})})
+            done.append(c.until("response.done"))
+            c.until("rate_limits.updated")
+            audio_deltas.append(sum(1 for e in c.events[start:] if e["type"] == delta))
+
+        ask({field: limit})  # capped
+        ask({field: 4096})  # above any answer
+        ask(None)  # "inf"
+        c.send(d.session_update(turn_detection=None, max_output_tokens=limit))
+        c.until("session.updated")
+        ask(None)  # the session's limit applies
+        ask({field: limit, ("output_modalities" if dialect == "ga" else "modalities"): ["text"]})  # text only
+    for event in done:
+        validate(event, dialect)
+    bodies = [event["response"] for event in done]
+    truth = {r["response_id"]: r for r in mock.truth() if r["kind"] == "response"}
+    for body in (bodies[0], bodies[3], bodies[4]):
+        row = truth[body["id"]]
+        audio = body is not bodies[4]
+        assert body["status"] == "incomplete", body["status_details"]
+        assert body["status_details"] == {"type": "incomplete", "reason": "max_output_tokens"}
+        assert body["max_output_tokens"] == limit
+        assert row["fault"] == "incomplete"
+        assert row["params"]["cause"] == "client_limit" and row["params"]["max_output_tokens"] == limit
+        full = _full_tokens(row["transcript"], audio)
+        assert limit < full and abs(row["params"]["at_fraction"] - limit / full) < 0.01
+        if audio:
+            assert row["audio_ms"] < 0.5 * max(600.0, len(row["transcript"]) / 14.0 * 1000)  # cut well short
+        else:
+            (text,) = body["output"][0]["content"]
+            assert row["audio_ms"] == 0 and 0 < len(text["text"]) < 0.6 * len(row["transcript"])
+        # the service stops at the limit: what it sends and bills is within it (short of it by less
+        # than one more delta and its transcript piece)
+        assert limit - 8 <= body["usage"]["output_tokens"] <= limit, (body["usage"], limit)
+    assert audio_deltas[0] >= 1 and audio_deltas[3] >= 1  # cut short, not silent
+    for body in bodies[1:3]:
+        assert body["status"] == "completed" and truth[body["id"]]["fault"] == "none"
+        assert abs(body["usage"]["output_tokens"] - _full_tokens(truth[body["id"]]["transcript"])) <= 1

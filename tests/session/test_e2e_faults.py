@@ -218,3 +218,121 @@ def test_flaky_profile_mixed_faults_agree_with_the_truth_log(mock_server, capsys
 class _Sink:
     def __init__(self, responses: list[Any]) -> None:
         self.responses = responses
+
+
+# The shipped `overloaded` profile (max_sessions 20 and a knee at 8 on each deployment, load-driven
+# latency and server errors past it). Its token budget is halved (20 000 to 10 000 a minute) so that
+# the bucket runs dry about halfway through this test's 8 s instead of after a minute of load; audio and
+# the base latencies are fast (FAST_MOCK), the load-driven latency is the profile's own.
+OVERLOADED_USERS = 24  # on one deployment: 4 past max_sessions, up to 12 past the knee
+OVERLOADED_SET: dict[str, Any] = {**FAST_MOCK, "rate_limits.tokens_per_minute": 10000, "capacity.retry_after_s": 1}
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_overloaded_profile_agrees_with_the_truth_log(mock_server, capsys) -> None:
+    """More users than the profile's capacity loop like Locust users (both dialects, one deployment):
+    capacity 429s at the upgrade, load-driven server errors past the knee and a token bucket running
+    dry are each recorded as the mock's truth says, response by response and session by session."""
+    mock = mock_server(profile="overloaded", seed=5, overrides=OVERLOADED_SET)
+    loop = Scenario("text_loop", [Turn("text")], repeat=True)
+    sinks: list[Any] = []
+    errors: list[BaseException] = []
+    end = time.time() + 8.0
+    preview_same_deployment = {**PREVIEW_TARGET, "deployment": "gpt-realtime"}  # one capacity pool for all
+
+    def user(dialect: str) -> None:
+        try:
+            while time.time() < end:  # like a Locust user: a new session whenever one ends
+                kw = preview_same_deployment if dialect == "preview" else {}
+                sink, _ = run_session(mock.url, loop, target_kw=kw, response_idle_s=2.5, deadline=end, lifetime_s=1.5)
+                sinks.append(sink)
+                if sink.sessions and sink.sessions[-1].handshake_status == 429:
+                    time.sleep(0.3)  # a short backoff (the harness honours retry-after, capped)
+        except BaseException as exc:  # surfaced below: nothing may raise out of run()
+            errors.append(exc)
+
+    threads = [threading.Thread(target=user, args=(("ga", "preview")[i % 2],)) for i in range(OVERLOADED_USERS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(40)
+    assert not errors, errors
+    sessions = [s for sink in sinks for s in sink.sessions]
+    opened = {s.session_id for s in sessions if s.handshake_status == 101 and s.session_id}
+    truth = mock.truth()
+    wait_until = time.monotonic() + 10  # a session's truth row is written once the mock sees its close
+    while not opened <= {r["session_id"] for r in truth if r.get("kind") == "session" and r.get("status") == 101}:
+        assert time.monotonic() < wait_until, "the mock did not log every session"
+        time.sleep(0.1)
+        truth = mock.truth()
+
+    # every response: the recorded outcome and reason are those FAULT_EXPECTATIONS gives the truth's fault
+    total = Agreement()
+    per_dialect: dict[str, int] = {}
+    for sink in sinks:
+        ids = {r.session_id for r in sink.sessions if r.session_id}
+        accepted = [r for r in sink.responses if r.handshake_status is None or r.response_id]
+        mine = agreement(_Sink(accepted), [row for row in truth if row.get("session_id") in ids])
+        total.agree += mine.agree
+        total.total += mine.total
+        for name, n in mine.faults.items():
+            total.faults[name] = total.faults.get(name, 0) + n
+        total.mismatches += mine.mismatches
+        for rec in accepted:
+            per_dialect[rec.dialect] = per_dialect.get(rec.dialect, 0) + 1
+    # every session: refused upgrades (no session id) as a whole, opened ones one by one
+    refused_truth = sorted(
+        (*FAULT_EXPECTATIONS[row["fault"]], row.get("status"))
+        for row in truth
+        if row.get("kind") == "session" and row.get("fault") in SESSION_FAULTS
+    )
+    refused_mine = sorted(
+        (r.outcome, r.reason, r.handshake_status)
+        for sink in sinks
+        for r in sink.responses
+        if r.response_id is None and r.handshake_status is not None
+    )
+    session_truth = {r["session_id"]: r for r in truth if r.get("kind") == "session" and r.get("status") == 101}
+    recorded_per_session: dict[str, int] = {}
+    for sink in sinks:
+        for rec in sink.responses:
+            if rec.session_id:
+                recorded_per_session[rec.session_id] = recorded_per_session.get(rec.session_id, 0) + 1
+    responses = {r["response_id"]: r for r in truth if r.get("kind") == "response"}
+    records = {r.response_id: r for sink in sinks for r in sink.responses if r.response_id}
+    overload = [r for r in responses.values() if r["fault"] == "server_error"]
+    capacity = [r for r in truth if r.get("kind") == "session" and r.get("fault") == "capacity_429"]
+    with capsys.disabled():
+        print(f"\noverloaded: {len(sessions)} sessions ({len(opened)} opened, {len(capacity)} capacity 429s), "
+              f"{total.agree}/{total.total} responses agree, "
+              f"faults {sorted(total.faults.items())}, per dialect {sorted(per_dialect.items())}, "
+              f"server errors after output {sum(bool(r['params'].get('after_output')) for r in overload)}"
+              f"/{len(overload)}")  # fmt: skip
+
+    assert not total.mismatches, total.mismatches[:20]
+    assert total.rate == 1.0
+    assert refused_truth == refused_mine
+    assert {row["fault"] for row in truth if row.get("kind") == "session"} <= {"none", "capacity_429"}
+    assert set(session_truth) == opened  # every opened session is in the truth log and vice versa
+    for sid, row in session_truth.items():
+        assert row["fault"] == "none" and row["responses"] == recorded_per_session.get(sid, 0), (row, sid)
+    refusals = [s for s in sessions if s.handshake_status == 429]
+    assert all(s.ended_by == "handshake_failed" and s.retry_after == 1 for s in refusals)
+    # the overload really happened, in both dialects: capacity 429s, load-driven server errors, a dry bucket
+    assert capacity and len(refusals) == len(capacity)
+    assert all(r["params"] == {"max_sessions": 20, "retry_after_s": 1} for r in capacity)
+    assert total.faults.get("server_error", 0) >= 1 and total.faults.get("rate_limited", 0) >= 1
+    assert total.faults.get("none", 0) >= 5
+    assert set(total.faults) <= {"none", "server_error", "rate_limited"}, total.faults
+    assert per_dialect.get("ga", 0) >= 5 and per_dialect.get("preview", 0) >= 5
+    for row in overload:  # server errors come from load alone (the profile injects none): past the knee
+        assert row["params"]["cause"] == "overload" and row["params"]["probability"] > 0
+        rec = records[row["response_id"]]
+        # before partial output the client got no audio; after it, some (then the failed response.done)
+        assert (rec.audio_deltas > 0) == bool(row["params"]["after_output"]), (row["params"], rec.audio_deltas)
+    limited = [records[r["response_id"]] for r in responses.values() if r["fault"] == "rate_limited"]
+    assert all(rec.error_code == "rate_limit_exceeded" and rec.audio_deltas == 0 for rec in limited)
+    # load-driven latency: past the knee every extra session adds 60 ms before response.created
+    created = sorted(r.created_ms for r in records.values() if r.created_ms is not None)
+    assert created and created[len(created) // 2] > 200, created[:: max(1, len(created) // 10)]
