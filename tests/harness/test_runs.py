@@ -7,6 +7,8 @@ harness recorded against the mock's ground-truth log in the run directory.
 from __future__ import annotations
 
 import collections
+import csv
+import io
 import os
 import subprocess
 from pathlib import Path
@@ -74,8 +76,17 @@ def test_local_run_agrees_with_truth_and_fail_on_sets_exit_code(tmp_path: Path) 
     run = orjson.loads((path / "run.json").read_bytes())
     assert run["status"] == "finished" and run["scenario"] == "quick_text"
     assert run["target"]["url"].startswith("ws://127.0.0.1:") and run["mock"]["profile"] == "healthy"
-    stats = (path / "locust_stats.csv").read_text()
-    assert "realtime,quick_text," in stats
+    # Locust's own statistics count what the records count: one request per response, failures
+    # for everything but completed/cancelled, named "<outcome>: <reason>"
+    stats = {row["Name"]: row for row in csv.DictReader(io.StringIO((path / "locust_stats.csv").read_text()))}
+    assert stats["quick_text"]["Type"] == "realtime"
+    assert int(stats["quick_text"]["Request Count"]) == len(rows)
+    failed = [r for r in rows if r["outcome"] not in ("completed", "cancelled")]
+    assert int(stats["quick_text"]["Failure Count"]) == len(failed) > 0
+    failures = list(csv.DictReader(io.StringIO((path / "locust_failures.csv").read_text())))
+    assert sum(int(f["Occurrences"]) for f in failures) == len(failed)
+    page = (path / "locust.html").read_text()
+    assert "quick_text" in page and "failed: server_error" in page
     health = read_rows(path / "health.jsonl")
     assert health and {"cpu_percent", "rss_mb", "clock_lag_p99_ms", "frames_late_pct", "users"} <= set(health[0])
 
