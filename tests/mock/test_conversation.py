@@ -104,13 +104,19 @@ def test_preview_rejects_ga_names(shared_mock, event, code, param) -> None:
         _still_open(c)
 
 
-def test_binary_and_non_json_frames_do_not_close(shared_mock) -> None:
-    with _ga(shared_mock.url) as c:
+@pytest.mark.parametrize("dialect", ["ga", "preview"])
+def test_binary_and_non_json_frames_do_not_close(shared_mock, dialect: str) -> None:
+    with _ga(shared_mock.url) if dialect == "ga" else _preview(shared_mock.url) as c:
         c.ws.send(b"\x00\x01binary")
-        assert _error(c)["code"] == "invalid_event"
+        error = _error(c, dialect)
+        assert (error["code"], error["type"]) == ("invalid_event", "invalid_request_error")
         c.ws.send("{not json")
-        assert _error(c)["code"] == "invalid_json"
+        error = _error(c, dialect)
+        assert (error["code"], error["type"]) == ("invalid_json", "invalid_request_error")
+        c.ws.send("[1, 2]")  # JSON, but not an object
+        assert _error(c, dialect)["code"] == "invalid_event"
         _still_open(c)
+        assert c.ws.close_code is None
 
 
 def test_commit_under_100ms_is_empty(shared_mock) -> None:
@@ -161,22 +167,49 @@ def test_second_response_while_active_is_refused_and_cancel_works(shared_mock) -
     assert rows[done["response"]["id"]]["fault"] == "client_cancelled"
 
 
-def test_barge_in_cancels_with_turn_detected(shared_mock) -> None:
-    with _ga(shared_mock.url) as c:
-        c.send(GA.session_update(turn_detection="server_vad"))
+@pytest.mark.parametrize("dialect", ["ga", "preview"])
+def test_barge_in_cancels_with_turn_detected(shared_mock, dialect: str) -> None:
+    d = GA if dialect == "ga" else PREVIEW
+    with _ga(shared_mock.url) if dialect == "ga" else _preview(shared_mock.url) as c:
+        c.send(d.session_update(turn_detection="server_vad"))
         c.until("session.updated")
-        c.send(GA.user_text_item("hello"))
-        c.send(GA.response_create())
-        c.until("response.output_audio.delta")
+        c.send(d.user_text_item("hello"))
+        c.send(d.response_create())
+        first = c.until(d.output_audio_delta)
+        start = len(c.events) - 1
         for event in append_events(speechlike(0.3)):
             c.send(event)
         c.until("input_audio_buffer.speech_started")
         done = c.until("response.done")
-        validate(done, "ga")
-        assert done["response"]["status"] == "cancelled"
-        assert done["response"]["status_details"]["reason"] == "turn_detected"
+        for event in c.events:
+            validate(event, dialect)
+        response = done["response"]
+        assert response["id"] == first["response_id"]
+        assert response["status"] == "cancelled"
+        assert response["status_details"] == {"type": "cancelled", "reason": "turn_detected"}
+        assert response["output"][0]["status"] == "incomplete"
+        # the in-flight part and item are flushed before response.done, nothing of it after
+        after = [t for t in c.types()[start:] if not t.endswith(".delta")]
+        tail = [d.output_audio_done, d.output_audio_transcript_done, "response.content_part.done"]
+        tail += (["conversation.item.done"] if d.is_ga else []) + ["response.output_item.done", "response.done"]
+        assert after[after.index("input_audio_buffer.speech_started") + 1 :] == tail
+        # the interrupting turn ends with its own response
+        for event in append_events(np.zeros(24000, np.int16)):
+            c.send(event)
+        started = next(e for e in c.events if e["type"] == "input_audio_buffer.speech_started")
+        stopped = c.until("input_audio_buffer.speech_stopped")
+        assert stopped["item_id"] == started["item_id"]
+        created = c.until("response.created")
+        assert created["response"]["id"] != response["id"]
+        second = c.until(lambda e: e["type"] == "response.done" and e["response"]["id"] == created["response"]["id"])
+        assert second["response"]["status"] == "completed"
+        for event in c.events:
+            validate(event, dialect)
+        own = [i for i, e in enumerate(c.events) if e.get("response_id") == response["id"]]
+        assert own[-1] < c.events.index(done)  # nothing of the cancelled response after its response.done
     rows = {r["response_id"]: r for r in shared_mock.truth() if r["kind"] == "response"}
-    assert rows[done["response"]["id"]]["fault"] == "turn_detected"
+    assert rows[response["id"]]["fault"] == "turn_detected"
+    assert rows[response["id"]]["dialect"] == dialect
 
 
 def test_truncate(shared_mock) -> None:
