@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+from pathlib import Path
+
 import pytest
 
-from loadtest.protocol.dialects import GA, PREVIEW, RENAMED_EVENTS, get_dialect, other_dialect_hint
+from loadtest.protocol.dialects import GA, PREVIEW, RENAMED_EVENTS, Dialect, get_dialect, other_dialect_hint
 from loadtest.protocol.targets import Target, redact_text, redact_url
 from loadtest.records.schema import (
     FAULT_EXPECTATIONS,
@@ -91,3 +95,114 @@ def test_auth_headers_and_redaction() -> None:
     assert "SECRET123" not in redact_text("Authorization: Bearer SECRET123 and key SECRET123", ["SECRET123"])
     assert "SECRET123" not in repr(azure)
     assert "SECRET123" not in str(azure.describe())
+
+
+# Dialect fields that are not event names
+_NOT_EVENT_FIELDS = {"name", "content_audio", "content_text", "client_events", "server_events"}
+
+
+def _name_fields(dialect: Dialect) -> dict[str, tuple[str, ...]]:
+    """Every event-name attribute of ``dialect``: field -> its name(s) (``client_*`` go client -> server)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for f in dataclasses.fields(Dialect):
+        if f.name in _NOT_EVENT_FIELDS:
+            continue
+        value = getattr(dialect, f.name)
+        out[f.name] = tuple(value) if isinstance(value, tuple) else ((value,) if value is not None else ())
+    return out
+
+
+@pytest.mark.parametrize("dialect", [GA, PREVIEW], ids=["ga", "preview"])
+def test_every_dialect_name_attribute_is_an_event_of_that_dialect(dialect: Dialect) -> None:
+    for attr, names in _name_fields(dialect).items():
+        side = "client" if attr.startswith("client_") else "server"
+        table = dialect.client_events if side == "client" else dialect.server_events
+        for name in names:
+            assert name in table, f"{dialect.name}.{attr} = {name!r} is not one of its {side} events"
+
+
+def test_dialect_names_differ_only_where_ga_renamed_them() -> None:
+    ga, pv = _name_fields(GA), _name_fields(PREVIEW)
+    assert ga.keys() == pv.keys()
+    for attr in ga:
+        if ga[attr] == pv[attr] or not pv[attr] or not ga[attr]:  # equal, or an event one dialect lacks
+            continue
+        assert {RENAMED_EVENTS.get(name, name) for name in pv[attr]} <= set(ga[attr]), attr
+
+
+# Packages that still spell wire names themselves (the protocol is where they live; the mock server and
+# the report's labels are not moved yet). Everything else must ask a Dialect.
+_OWN_WIRE_NAMES = ("protocol", "mock", "report")
+_DICT_ACCESS = {"get", "pop", "setdefault"}
+
+
+def _type_like(node: ast.expr) -> bool:
+    """``x.get("type")``, ``x["type"]``, ``kind``, ``event_type``, ``row.type``: an event type value."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+        return bool(node.args) and isinstance(node.args[0], ast.Constant) and node.args[0].value == "type"
+    if isinstance(node, ast.Subscript):
+        return isinstance(node.slice, ast.Constant) and node.slice.value == "type"
+    ident = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+    return ident in ("kind", "type") or ident.endswith("_type")
+
+
+def _wire_literals(tree: ast.AST, names: frozenset[str]) -> list[tuple[int, str]]:
+    """String constants of ``tree`` that are event names. A dotted name counts anywhere; a plain word
+    (``error``, which is also a field name) only where it stands for an event type."""
+    found: list[tuple[int, str]] = []
+
+    def hit(node: ast.AST | None) -> None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+            found.append((node.lineno, node.value))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "." in node.value:
+            hit(node)
+        elif isinstance(node, ast.Dict):
+            dispatch = any(k is not None and not isinstance(k, ast.Constant) for k in node.keys)
+            for key, value in zip(node.keys, node.values, strict=True):
+                if isinstance(key, ast.Constant) and key.value == "type":
+                    hit(value)  # {"type": "error"}
+                elif dispatch:
+                    hit(key)  # {d.session_created: ..., "error": ...}
+        elif isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(_type_like(o) for o in operands):
+                for o in operands:
+                    for item in o.elts if isinstance(o, ast.Tuple | ast.List | ast.Set) else (o,):
+                        hit(item)  # kind == "error", kind in ("error", ...)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if name not in _DICT_ACCESS:
+                for arg in node.args:
+                    hit(arg)  # run.received("error")
+    return found
+
+
+def test_no_wire_name_literals_outside_the_protocol() -> None:
+    root = Path(__file__).resolve().parents[1] / "loadtest"
+    names = frozenset().union(*(d.server_events | d.client_events for d in (GA, PREVIEW)))
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in _OWN_WIRE_NAMES:
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        offenders += [f"loadtest/{rel}:{line}: {name!r}" for line, name in sorted(set(_wire_literals(tree, names)))]
+    assert not offenders, "wire names belong to the Dialect (loadtest/protocol/dialects.py):\n" + "\n".join(offenders)
+
+
+def test_the_wire_name_scan_sees_the_literal_forms() -> None:
+    names = frozenset({"error", "response.done"})
+    code = """
+handlers = {d.session_created: h, "error": h}
+ev = {"type": "error"}
+if event.get("type") == "error" or kind != "error" or ev["type"] in ("error",):
+    pass
+run.received("error")
+label = "response.done"
+fine = (event.get("error"), {"error": 1}, ENDED_ERROR == "error", "error")
+"""
+    found = _wire_literals(ast.parse(code), names)
+    assert sorted(line for line, _ in found) == [2, 3, 4, 4, 4, 6, 7], found

@@ -420,13 +420,14 @@ def check_session(cfg: PreflightConfig) -> list[Finding]:
             Finding("session.file", E, f"{path}: no session object", 'give {"type":"session.update","session":{...}}')
         ]
     out: list[Finding] = []
-    if isinstance(doc, dict) and doc.get("type") == "transcription_session.update":
+    legacy = PREVIEW.client_transcription_session_update
+    if isinstance(doc, dict) and legacy and doc.get("type") == legacy:
         out.append(
             Finding(
                 "session.legacy_event",
                 E if cfg.inferred_dialect == DialectName.GA else W,
-                "transcription_session.update is the preview event",
-                'GA uses session.update with session.type "transcription"',
+                f"{legacy} is the preview event",
+                f'GA uses {GA.client_session_update} with session.type "transcription"',
             )
         )
     if cfg.inferred_dialect == DialectName.GA:

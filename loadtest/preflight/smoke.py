@@ -14,7 +14,7 @@ from typing import Any
 
 from loadtest.preflight.config import PreflightConfig
 from loadtest.preflight.findings import Finding, Severity
-from loadtest.protocol.dialects import DialectName, get_dialect, other_dialect_hint
+from loadtest.protocol.dialects import DIALECTS, DialectName, get_dialect, other_dialect_hint
 from loadtest.protocol.targets import redact_text
 from loadtest.records.schema import COMPLETED, ResponseRecord, SessionRecord
 
@@ -22,7 +22,8 @@ E, W, OK = Severity.ERROR, Severity.WARNING, Severity.OK
 
 DEFAULT_FIXTURE = "short_hello"
 TEXT_PROMPT = "Say hello in five words."
-_COLLAPSE = {"input_audio_buffer.append"}
+_COLLAPSE = {d.client_audio_append for d in DIALECTS.values()}  # repeated lines folded into one
+_ERROR_EVENTS = {d.error for d in DIALECTS.values()}
 _HANDSHAKE_FIX = {
     401: "check the key and the URL shape (Azure answers 401 to api-version on a GA URL)",
     403: "the key has no access to this model/deployment",
@@ -123,14 +124,15 @@ def verdicts(run: SmokeRun) -> list[Finding]:
     notes = ", ".join(f"{k}={v}" for k, v in sorted((hs.get("headers") or {}).items()))
     out.append(Finding("live.handshake", OK, f"101 in {hs.get('ms') or 0:.0f} ms" + (f" ({notes})" if notes else "")))
 
-    errors = run.received("error")
+    d = get_dialect(run.dialect)
+    errors = run.received(d.error)
     closes = run.received("close")
     close = closes[0] if closes else {}
-    if run.received("session.updated"):
-        out.append(Finding("live.session", OK, "session.update accepted (session.updated)"))
+    if run.received(d.session_updated):
+        out.append(Finding("live.session", OK, f"{d.client_session_update} accepted ({d.session_updated})"))
     else:
         first = errors[0] if errors else {}
-        why = first.get("error_code") or first.get("error_type") or "no session.updated"
+        why = first.get("error_code") or first.get("error_type") or f"no {d.session_updated}"
         msg = first.get("error_message") or close.get("reason") or ""
         extra = f", then close {close.get('code')}" if close.get("code") not in (None, 1000) else ""
         out.append(
@@ -142,18 +144,18 @@ def verdicts(run: SmokeRun) -> list[Finding]:
             )
         )
 
-    if run.received("input_audio_buffer.committed"):
-        out.append(Finding("live.audio", OK, "audio accepted (input_audio_buffer.committed)"))
-    elif run.received("session.updated"):
+    if run.received(d.input_audio_committed):
+        out.append(Finding("live.audio", OK, f"audio accepted ({d.input_audio_committed})"))
+    elif run.received(d.session_updated):
         codes = [e.get("error_code") for e in errors if e.get("error_code")]
-        why = ", ".join(dict.fromkeys(str(c) for c in codes)) or "no input_audio_buffer.committed"
+        why = ", ".join(dict.fromkeys(str(c) for c in codes)) or f"no {d.input_audio_committed}"
         out.append(Finding("live.audio", E, f"audio not accepted: {why}", "send 24 kHz PCM16 mono (or G.711 at 8 kHz)"))
 
     by_turn = {r.turn_index: r for r in run.responses}
     for index, check, what in ((0, "live.audio_response", "spoken turn"), (1, "live.text_response", "text turn")):
         rec = by_turn.get(index)
         if rec is None:
-            if run.received("session.updated"):
+            if run.received(d.session_updated):
                 out.append(Finding(check, E, f"{what}: no response recorded", "see the timeline above"))
             continue
         if rec.outcome == COMPLETED:
@@ -171,22 +173,21 @@ def verdicts(run: SmokeRun) -> list[Finding]:
                 )
             )
 
-    if run.received("session.updated"):
-        if run.received("rate_limits.updated"):
-            out.append(Finding("live.rate_limits", OK, "rate_limits.updated reported"))
+    if run.received(d.session_updated):
+        if run.received(d.rate_limits_updated):
+            out.append(Finding("live.rate_limits", OK, f"{d.rate_limits_updated} reported"))
         else:
-            out.append(Finding("live.rate_limits", W, "no rate_limits.updated after the responses", ""))
+            out.append(Finding("live.rate_limits", W, f"no {d.rate_limits_updated} after the responses", ""))
 
-    dialect = get_dialect(run.dialect)
     seen: set[str] = set()
     for row in run.timeline:
         kind = str(row.get("type"))
         if row.get("dir") != "in" or kind in seen or kind in ("handshake", "close", "garbage"):
             continue
         seen.add(kind)
-        if kind in dialect.server_events:
+        if kind in d.server_events:
             continue
-        hint = other_dialect_hint(kind, dialect)
+        hint = other_dialect_hint(kind, d)
         if hint:
             out.append(Finding("live.event_dialect", E, f"received {hint}", "the server speaks the other dialect"))
         else:
@@ -232,7 +233,7 @@ def format_timeline(rows: list[dict[str, Any]], secrets: tuple[str, ...] = ()) -
         previous = kind
         fields = []
         for k, v in row.items():
-            if k in skip or v in ("", None) or (k == "event_id" and kind != "error"):
+            if k in skip or v in ("", None) or (k == "event_id" and kind not in _ERROR_EVENTS):
                 continue
             fields.append(f"{k}={round(v, 1) if isinstance(v, float) else v}")
         if row.get("headers"):

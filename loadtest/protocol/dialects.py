@@ -50,6 +50,32 @@ class Dialect:
     output_text_done: str
     # server -> client conversation item events sent for a new item
     item_added: tuple[str, ...]
+    # server -> client events whose names both dialects share (still the dialect's to say)
+    error: str
+    session_created: str
+    session_updated: str
+    response_created: str
+    response_done: str
+    output_item_added: str
+    output_item_done: str
+    content_part_added: str
+    content_part_done: str
+    function_call_arguments_delta: str
+    function_call_arguments_done: str
+    rate_limits_updated: str
+    input_audio_committed: str
+    speech_started: str
+    speech_stopped: str
+    # client -> server events
+    client_session_update: str
+    client_audio_append: str
+    client_audio_commit: str
+    client_audio_clear: str
+    client_item_create: str
+    client_item_truncate: str
+    client_response_create: str
+    client_response_cancel: str
+    client_transcription_session_update: str | None  # preview only (GA: session.update, type "transcription")
     # assistant item content types
     content_audio: str
     content_text: str
@@ -112,7 +138,7 @@ class Dialect:
                 session["max_response_output_tokens"] = max_output_tokens
         if instructions is not None:
             session["instructions"] = instructions
-        return {"type": "session.update", "session": session}
+        return {"type": self.client_session_update, "session": session}
 
     def response_create(
         self,
@@ -139,22 +165,22 @@ class Dialect:
             response["metadata"] = metadata
         if input_items is not None:
             response["input"] = input_items
-        return {"type": "response.create", "response": response} if response else {"type": "response.create"}
+        create = self.client_response_create
+        return {"type": create, "response": response} if response else {"type": create}
 
     def user_text_item(self, text: str) -> dict[str, Any]:
         """A ``conversation.item.create`` event carrying one user text message."""
-        return {"type": "conversation.item.create", "item": self.user_text_message(text)}
+        return {"type": self.client_item_create, "item": self.user_text_message(text)}
 
     @staticmethod
     def user_text_message(text: str) -> dict[str, Any]:
         """A user text message item (for ``conversation.item.create`` or ``response.input``)."""
         return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
 
-    @staticmethod
-    def truncate(item_id: str, audio_end_ms: int, content_index: int = 0) -> dict[str, Any]:
+    def truncate(self, item_id: str, audio_end_ms: int, content_index: int = 0) -> dict[str, Any]:
         """A ``conversation.item.truncate`` event: the listener heard ``audio_end_ms`` of the item."""
         return {
-            "type": "conversation.item.truncate",
+            "type": self.client_item_truncate,
             "item_id": item_id,
             "content_index": content_index,
             "audio_end_ms": int(audio_end_ms),
@@ -164,10 +190,38 @@ class Dialect:
     def append_prefix() -> bytes:
         """The bytes of an ``input_audio_buffer.append`` event up to its base64 payload.
 
-        Same in both dialects; the pre-encoder writes ``prefix + b64 + b'"}'``.
+        Same in both dialects (a static method: :mod:`loadtest.audio.frames` builds its frames before
+        any dialect is chosen); the pre-encoder writes ``prefix + b64 + b'"}'``.
         """
-        return b'{"type":"input_audio_buffer.append","audio":"'
+        return b'{"type":"' + _COMMON_NAMES["client_audio_append"].encode() + b'","audio":"'
 
+
+# Event names both dialects share: given to GA and PREVIEW alike, so every name is a Dialect attribute.
+_COMMON_NAMES: dict[str, str] = {
+    "error": "error",
+    "session_created": "session.created",
+    "session_updated": "session.updated",
+    "response_created": "response.created",
+    "response_done": "response.done",
+    "output_item_added": "response.output_item.added",
+    "output_item_done": "response.output_item.done",
+    "content_part_added": "response.content_part.added",
+    "content_part_done": "response.content_part.done",
+    "function_call_arguments_delta": "response.function_call_arguments.delta",
+    "function_call_arguments_done": "response.function_call_arguments.done",
+    "rate_limits_updated": "rate_limits.updated",
+    "input_audio_committed": "input_audio_buffer.committed",
+    "speech_started": "input_audio_buffer.speech_started",
+    "speech_stopped": "input_audio_buffer.speech_stopped",
+    "client_session_update": "session.update",
+    "client_audio_append": "input_audio_buffer.append",
+    "client_audio_commit": "input_audio_buffer.commit",
+    "client_audio_clear": "input_audio_buffer.clear",
+    "client_item_create": "conversation.item.create",
+    "client_item_truncate": "conversation.item.truncate",
+    "client_response_create": "response.create",
+    "client_response_cancel": "response.cancel",
+}
 
 _COMMON_CLIENT = {
     "session.update",
@@ -218,6 +272,8 @@ GA = Dialect(
     item_added=("conversation.item.added", "conversation.item.done"),
     content_audio="output_audio",
     content_text="output_text",
+    client_transcription_session_update=None,
+    **_COMMON_NAMES,
     client_events=frozenset(_COMMON_CLIENT | {"output_audio_buffer.clear"}),
     server_events=frozenset(
         _COMMON_SERVER
@@ -250,6 +306,8 @@ PREVIEW = Dialect(
     item_added=("conversation.item.created",),
     content_audio="audio",
     content_text="text",
+    client_transcription_session_update="transcription_session.update",
+    **_COMMON_NAMES,
     client_events=frozenset(_COMMON_CLIENT | {"transcription_session.update"}),
     server_events=frozenset(
         _COMMON_SERVER

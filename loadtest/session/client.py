@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from loadtest.protocol.dialects import Dialect, get_dialect
-from loadtest.protocol.targets import Target
+from loadtest.protocol.targets import Target, secrets_of
 from loadtest.records.schema import (
     COMPLETED,
     RateLimitRecord,
@@ -155,7 +155,11 @@ class RealtimeSession:
         self._stopping = False
         self._stop_event = concurrency.new_event()
         self._conn: _Connection | None = None
-        self._secrets: tuple[str, ...] = tuple(s for s in (target.api_key,) if s)
+        # the key and every secret-like gateway header (api-key, Authorization...) or URL parameter:
+        # the transport redacts them from handshake errors (a gateway may echo the request)
+        self._secrets: tuple[str, ...] = tuple(
+            secrets_of(target.url_override or target.base_url, target.extra_headers, (target.api_key,))
+        )
         self.sessions_opened = 0
         self.responses = 0
         self.garbage_messages = 0  # frames that were not a JSON object
@@ -408,6 +412,7 @@ class RealtimeSession:
         router = conn.router
         clock = self.clock
         trace = tracker.trace
+        append_type = self.dialect.client_audio_append
         t0 = time.monotonic()
         sent_ms = 0.0
         n = 0
@@ -427,7 +432,7 @@ class RealtimeSession:
                     return False
                 now = time.time()
                 router.last_append_t = now
-                trace.add_payload(now, "input_audio_buffer.append", len(message), None, "out")
+                trace.add_payload(now, append_type, len(message), None, "out")
                 sent_ms += frames.frame_duration_ms(i)
                 n += 1
         return True
@@ -445,6 +450,7 @@ class RealtimeSession:
             return False
         router = conn.router
         add_payload = tracker.trace.add_payload
+        append_type = self.dialect.client_audio_append
         closed = conn.closed
 
         def alive() -> bool:
@@ -452,7 +458,7 @@ class RealtimeSession:
 
         def on_sent(t: float, nbytes: int) -> None:
             router.last_append_t = t
-            add_payload(t, "input_audio_buffer.append", nbytes, None, "out")
+            add_payload(t, append_type, nbytes, None, "out")
 
         stream = PacedStream(
             messages,
@@ -559,7 +565,7 @@ class RealtimeSession:
         if turn.trigger == "manual":
             if not self._stream(conn, self._frames(turn, trailing_silence=False), tracker):
                 return
-            self._send(conn, {"type": "input_audio_buffer.commit"}, tracker)
+            self._send(conn, {"type": dialect.client_audio_commit}, tracker)
             metadata = {OOB_TAG: tracker.tag} if turn.out_of_band else None
             create = dialect.response_create(
                 output_modalities=cfg.output_modalities,
@@ -578,7 +584,7 @@ class RealtimeSession:
         """A response that timed out may still hold the conversation: cancel it so the next turn can
         start (its late ``response.done`` is ignored; the outcome is already recorded)."""
         if tracker.ended == "timeout" and tracker.response_id and not tracker.out_of_band and transport_open(conn):
-            self._send(conn, {"type": "response.cancel", "response_id": tracker.response_id}, None)
+            self._send(conn, {"type": self.dialect.client_response_cancel, "response_id": tracker.response_id}, None)
 
     def _think(self) -> None:
         lo, hi = self.config.think_time_s
@@ -618,7 +624,7 @@ class RealtimeSession:
             return
         if not playing.finished:
             playing.client_cancelled = True
-            self._send(conn, {"type": "response.cancel"}, None)
+            self._send(conn, {"type": self.dialect.client_response_cancel}, None)
         self._truncate(conn, playing, time.time())
 
     def _on_speech_started(self, conn: _Connection, event: dict[str, Any], t: float) -> None:

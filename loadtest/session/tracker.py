@@ -292,21 +292,24 @@ class EventRouter:
             d.output_audio_done: self._audio_done,
             d.output_audio_transcript_done: self._transcript_done,
             d.output_text_done: self._text_done,
-            "response.created": self._response_created,
-            "response.done": self._response_done,
-            "response.output_item.added": self._output_item,
-            "response.output_item.done": self._output_item,
-            "response.content_part.added": self._content_part,
-            "response.content_part.done": self._content_part,
-            "response.function_call_arguments.delta": self._response_event,
-            "response.function_call_arguments.done": self._response_event,
-            "error": self._error,
-            "rate_limits.updated": self._rate_limits,
-            "session.created": self._session_created,
-            "session.updated": self._session_updated,
-            "input_audio_buffer.committed": self._committed,
-            "input_audio_buffer.speech_started": self._speech_started,
+            d.response_created: self._response_created,
+            d.response_done: self._response_done,
+            d.output_item_added: self._output_item,
+            d.output_item_done: self._output_item,
+            d.content_part_added: self._content_part,
+            d.content_part_done: self._content_part,
+            d.function_call_arguments_delta: self._response_event,
+            d.function_call_arguments_done: self._response_event,
+            d.error: self._error,
+            d.rate_limits_updated: self._rate_limits,
+            d.session_created: self._session_created,
+            d.session_updated: self._session_updated,
+            d.input_audio_committed: self._committed,
+            d.speech_started: self._speech_started,
         }
+        # names two handlers tell apart, bound once (the receive path reads no dialect attribute)
+        self._output_item_added = d.output_item_added
+        self._content_part_done = d.content_part_done
         self._known = dialect.server_events
 
     # -- turns ---------------------------------------------------------------------------------
@@ -452,7 +455,7 @@ class EventRouter:
         if isinstance(item, dict):
             if tracker.item_id is None and item.get("type") == "message":
                 tracker.item_id = item.get("id")
-            if item.get("type") == "function_call" and event.get("type") == "response.output_item.added":
+            if item.get("type") == "function_call" and event.get("type") == self._output_item_added:
                 tracker.function_calls += 1
         tracker.trace.add(t, event)
 
@@ -466,7 +469,7 @@ class EventRouter:
             kind = part.get("type")
             if isinstance(kind, str) and kind not in tracker.content_types:
                 tracker.content_types.append(kind)
-            if event.get("type") == "response.content_part.done":
+            if event.get("type") == self._content_part_done:
                 transcript = part.get("transcript")
                 if isinstance(transcript, str) and transcript and tracker.transcript is None:
                     tracker.transcript = transcript

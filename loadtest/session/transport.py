@@ -199,8 +199,8 @@ class WebSocketTransport:
             hs.error = f"{type(exc).__name__}: {exc}"
         hs.ms = (time.perf_counter() - t0) * 1000.0
         hs.t_end = time.time()
-        if hs.error:
-            hs.error = redact_text(hs.error.replace("\n", " ")[:300], self._secrets)
+        if hs.error:  # redacted before the cut: a cut would leave a piece of a secret unmatched
+            hs.error = redact_text(hs.error.replace("\n", " "), self._secrets)[:300]
         if not hs.ok:
             self.abort()
         return hs
@@ -258,7 +258,7 @@ class WebSocketTransport:
                 hs.headers[name] = value
         # (the state may already be CLOSING when frames, even a close, came in the 101's segment)
         if proto.handshake_exc is not None or response.status_code != 101:
-            body = bytes(response.body or b"")[:200].decode("utf-8", "replace").strip()
+            body = bytes(response.body or b"")[:2000].decode("utf-8", "replace").strip()  # cut after redaction
             detail = f"HTTP {response.status_code} {response.reason_phrase}".strip()
             if response.status_code == 101:
                 detail += f" ({proto.handshake_exc})"

@@ -1,7 +1,9 @@
 """A tiny raw WebSocket server on loopback that misbehaves on purpose (garbage frames, odd upgrades).
 
 The mock speaks the protocol correctly; these cases need a peer that does not: after the upgrade
-it sends ``script`` (raw bytes, or ("sleep", s)), then closes the TCP connection.
+it sends ``script`` (raw bytes, or ("sleep", s)), then closes the TCP connection. ``request`` keeps
+the upgrade request head as received, ``received`` the bytes after it. A refusing ``status_line``
+carries ``body``, or with ``echo`` the request head (a gateway that reflects what it was sent).
 """
 
 from __future__ import annotations
@@ -42,10 +44,20 @@ SESSION_UPDATED = event({"type": "session.updated", "event_id": "e2", "session":
 
 
 class RawServer:
-    def __init__(self, script: list[Any], status_line: bytes | None = None, extra: bytes = b"") -> None:
+    def __init__(
+        self,
+        script: list[Any],
+        status_line: bytes | None = None,
+        extra: bytes = b"",
+        body: bytes = b"",
+        echo: bool = False,
+    ) -> None:
         self.script = script
         self.status_line = status_line  # e.g. b"HTTP/1.1 503 Service Unavailable" instead of the 101
         self.extra = extra
+        self.body = body
+        self.echo = echo
+        self.request = b""  # the upgrade request head (request line and headers)
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"ws://127.0.0.1:{self.port}"
@@ -65,6 +77,7 @@ class RawServer:
                 if not chunk:
                     return
                 data += chunk
+            self.request = data.split(b"\r\n\r\n", 1)[0]
             key = next(
                 line.split(b":", 1)[1].strip()
                 for line in data.split(b"\r\n")
@@ -72,7 +85,9 @@ class RawServer:
             )
             accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
             if self.status_line:
-                conn.sendall(self.status_line + b"\r\nContent-Length: 0\r\n" + self.extra + b"\r\n")
+                body = self.request if self.echo else self.body
+                length = b"\r\nContent-Length: %d\r\n" % len(body)
+                conn.sendall(self.status_line + length + self.extra + b"\r\n" + body)
             else:
                 conn.sendall(
                     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -4,6 +4,7 @@ response row for the turn that could not start plus a session row."""
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 
@@ -13,6 +14,7 @@ from loadtest.session.client import RealtimeSession
 from loadtest.session.config import SessionConfig
 from loadtest.session.scenario import get_scenario
 from loadtest.session.sink import MemorySink
+from loadtest.session.transport import WebSocketTransport, shared_ssl_context
 from tests.session.helpers import FAST, agreement, run_session, target
 from tests.session.rawserver import SESSION_CREATED, SESSION_UPDATED, RawServer, event, frame
 
@@ -179,3 +181,111 @@ def test_tls_to_a_plain_tcp_peer_is_a_connect_error() -> None:
     session, response = only(sink)
     assert (response.outcome, response.reason) == ("failed", "connect_error")
     assert session.handshake_error == "timed out after 2s in the TLS handshake" and session.handshake_status is None
+
+
+class _Token:
+    """A stand-in for the azure-identity token provider (auth "entra")."""
+
+    def __init__(self, token: str) -> None:
+        self.value = token
+
+    def token(self) -> str:
+        return self.value
+
+
+KEY, TOKEN = "AZk9Q7wm2Xr4", "eyTokEn5Hq3Wd"
+GATEWAY = {"X-Gateway-Route": "blue", "Ocp-Apim-Subscription-Key": "APm4Vt8Zq1Lc", "X-Api-Key": "GWx7Rb2Nq9Ke"}
+AUTHS = {
+    "api-key": ({"auth": "api-key", "api_key": KEY}, f"api-key: {KEY}"),
+    "bearer": ({"auth": "bearer", "api_key": KEY}, f"Authorization: Bearer {KEY}"),
+    "entra": ({"auth": "entra", "api_key": None}, f"Authorization: Bearer {TOKEN}"),
+}
+SECRETS = (KEY, TOKEN, GATEWAY["Ocp-Apim-Subscription-Key"], GATEWAY["X-Api-Key"])
+
+
+def _run_gateway(server: RawServer, auth: str) -> MemorySink:
+    target_kw, _ = AUTHS[auth]
+    sink = MemorySink()
+    tgt = target(server.url, url_override=server.url, extra_headers=dict(GATEWAY), **target_kw)
+    session = RealtimeSession(tgt, QUICK, SessionConfig(**FAST), sink, token_provider=_Token(TOKEN))
+    session.run()
+    server.join()
+    return sink
+
+
+def _leaks(sink: MemorySink) -> list[str]:
+    """Any 5-character piece of a secret in the records or traces (a cut secret leaks as well)."""
+    text = repr(sink.sessions) + repr(sink.responses) + repr(sink.rate_limits) + repr(sink.traces)
+    return [s for s in SECRETS for i in range(len(s) - 4) if s[i : i + 5] in text]
+
+
+@pytest.mark.parametrize("auth", sorted(AUTHS))
+def test_gateway_headers_reach_the_upgrade_and_no_secret_reaches_the_records(auth) -> None:
+    answer = [
+        SESSION_CREATED,
+        SESSION_UPDATED,
+        event({"type": "response.created", "response": {"id": "resp_gw", "status": "in_progress"}}),
+        event({"type": "response.done", "response": {"id": "resp_gw", "status": "failed", "status_details": {
+            "type": "failed", "error": {"type": "server_error", "code": None, "message": "boom"}}}}),
+        ("sleep", 0.3),
+    ]  # fmt: skip
+    server = RawServer(answer)
+    sink = _run_gateway(server, auth)
+    head = server.request.decode()
+    lines = head.split("\r\n")
+    assert AUTHS[auth][1] in lines, head
+    for name, value in GATEWAY.items():
+        assert f"{name}: {value}" in lines, head
+    assert sum(line.lower().startswith("authorization:") for line in lines) == (auth != "api-key")
+    assert [(r.outcome, r.reason) for r in sink.responses] == [("failed", "server_error")]
+    assert not _leaks(sink)
+
+
+@pytest.mark.parametrize("auth", sorted(AUTHS))
+def test_a_refusal_that_echoes_the_request_keeps_no_secret_in_the_records(auth) -> None:
+    """A gateway that puts the request it got in its 401 body: the handshake error keeps the body
+    (the route header shows it did) with every auth and gateway secret redacted, whole or cut."""
+    server = RawServer([], status_line=b"HTTP/1.1 401 Unauthorized", echo=True)
+    sink = _run_gateway(server, auth)
+    session, response = only(sink)
+    assert response.reason == "handshake_401" and session.handshake_status == 401
+    assert "X-Gateway-Route: blue" in (session.handshake_error or ""), session.handshake_error
+    assert "***" in (session.handshake_error or "")
+    assert not _leaks(sink), session.handshake_error
+
+
+def test_a_secret_at_the_cut_of_the_handshake_error_is_redacted_whole() -> None:
+    """The error keeps 300 characters: the secret is redacted before the cut, or its start would stay."""
+    prefix = "HTTP 403 Forbidden: "
+    body = b"x" * (296 - len(prefix)) + b" " + SECRETS[2].encode() + b" more"  # the secret spans character 300
+    server = RawServer([], status_line=b"HTTP/1.1 403 Forbidden", body=body)
+    hs = WebSocketTransport(secrets=(SECRETS[2],)).connect(server.url, [], timeout=5)
+    server.join()
+    assert hs.status == 403 and hs.error is not None and hs.error.startswith(prefix + "xxx")
+    assert len(hs.error) == 300 and hs.error.endswith(" ***")
+
+
+def test_every_tls_connection_shares_the_one_ssl_context(monkeypatch) -> None:
+    """Two transports and a session to wss:// targets wrap their sockets with the same SSLContext (no
+    TLS server: the spy records the context and refuses, which must come out as a connect error)."""
+    used: list[ssl.SSLContext] = []
+
+    def spy(self: ssl.SSLContext, sock: socket.socket, *args: object, **kwargs: object) -> ssl.SSLSocket:
+        used.append(self)
+        raise ssl.SSLError("spy: no TLS here")
+
+    monkeypatch.setattr(ssl.SSLContext, "wrap_socket", spy)
+    listener = socket.create_server(("127.0.0.1", 0))  # the TCP connects complete in its backlog
+    url = f"wss://127.0.0.1:{listener.getsockname()[1]}/v1/realtime"
+    try:
+        handshakes = [WebSocketTransport().connect(url, [], timeout=2) for _ in range(2)]
+        sink, _ = run_session(url, QUICK, target_kw={"url_override": url}, connect_timeout_s=2.0)
+        own = ssl.create_default_context()
+        WebSocketTransport(ssl_context=own).connect(url, [], timeout=2)
+    finally:
+        listener.close()
+    assert all((h.error or "").startswith("TLS error:") and "spy: no TLS here" in (h.error or "") for h in handshakes)
+    assert sink.outcomes() == [("failed", "connect_error")]
+    assert len(used) == 4 and used[0] is used[1] is used[2] is shared_ssl_context()
+    assert used[0].verify_mode == ssl.CERT_REQUIRED and used[0].check_hostname
+    assert used[3] is own  # a context given to the transport wins

@@ -176,3 +176,20 @@ def test_barge_in_after_the_answer_arrived_truncates_what_was_not_heard(fast_moc
     (truncate,) = [e for e in timeline if e["type"] == "conversation.item.truncated"]
     assert 600 <= truncate["audio_end_ms"] < first.audio_ms
     assert truncate["item_id"] == first.item_id
+
+
+def test_think_time_between_turns(fast_mock) -> None:
+    """think_time_s=(0.3, 0.3): each next turn's trigger goes out at least 0.3 s after the previous
+    response.done arrived (and not much later)."""
+    timeline: list[dict] = []
+    scenario = Scenario("thinking", [Turn("text"), Turn("text"), Turn("text")])
+    sink, _ = run_session(fast_mock.url, scenario, observer=timeline.append, think_time_s=(0.3, 0.3))
+    assert outcomes(sink) == [(0, "completed", ""), (1, "completed", ""), (2, "completed", "")]
+    records = sorted(sink.responses, key=lambda r: r.turn_index)
+    dones = [e["t"] for e in timeline if e["dir"] == "in" and e["type"] == "response.done"]
+    creates = [e["t"] for e in sent(timeline, "conversation.item.create")]  # a text turn's first event
+    assert len(dones) == len(creates) == 3
+    for i in (1, 2):
+        gap_records = records[i].t_trigger - records[i - 1].t_done
+        gap_wire = creates[i] - dones[i - 1]
+        assert 0.3 <= gap_wire <= gap_records < 0.3 + 2.0, (i, gap_wire, gap_records)
