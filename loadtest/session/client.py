@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from loadtest.protocol.dialects import Dialect, get_dialect
-from loadtest.protocol.targets import Target, secrets_of
+from loadtest.protocol.targets import Target, redact_text, secrets_of
 from loadtest.records.schema import (
     COMPLETED,
     RateLimitRecord,
@@ -764,7 +764,7 @@ class RealtimeSession:
             status_reason=tr.status_reason,
             error_type=tr.error_type or tr.error_event_type,
             error_code=tr.error_code or tr.error_event_code,
-            error_message=tr.error_message or tr.error_event_message,
+            error_message=self._redact(tr.error_message or tr.error_event_message),
             error_event_id=tr.error_event_id,
             done_event_id=tr.done_event_id,
             close_code=tr.close_code,
@@ -786,6 +786,19 @@ class RealtimeSession:
         )
         return rec
 
+    def _redact(self, text: str | None) -> str | None:
+        """A server's text with this session's secrets blanked (a gateway or proxy may echo them)."""
+        return redact_text(text, self._secrets) if text and self._secrets else text
+
+    def _redact_events(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        secrets = self._secrets
+        if not secrets:
+            return events
+        raw = orjson.dumps(events)
+        if not any(s.encode() in raw for s in secrets):
+            return events
+        return orjson.loads(redact_text(raw.decode(), secrets))
+
     def _emit(self, conn: _Connection, tracker: ResponseTracker) -> None:
         """A response finished (called under the connection lock, from either side)."""
         srec = conn.record
@@ -798,7 +811,7 @@ class RealtimeSession:
         rec.rl_tokens_remaining = router.rl_tokens_remaining
         rec.rl_requests_remaining = router.rl_requests_remaining
         if outcome != COMPLETED and self.config.keep_traces and self.config.trace_events > 0:
-            events = tracker.trace.events()
+            events = self._redact_events(tracker.trace.events())
             events.append({"t": tracker.t_end, "dir": "note", "type": "outcome", "outcome": outcome, "reason": reason})
             name = f"{router.session_id or 'nosession'}_{tracker.response_id or f'turn{tracker.turn_index}'}"
             rec.trace_file = self._safe(self.sink.trace, _safe_name(name), events)

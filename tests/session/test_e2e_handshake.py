@@ -113,6 +113,26 @@ def test_secrets_never_reach_the_records() -> None:
     assert "sk-very-secret" not in repr(sink.sessions) + repr(sink.responses)
 
 
+def test_a_server_echoing_the_key_in_an_error_leaves_it_in_no_record_or_trace() -> None:
+    """A proxy that quotes the request back in a failed response.done: the key is blanked."""
+    key = "sk-echoed-9f8e7d6c5b4a"
+    answer = [
+        SESSION_CREATED,
+        SESSION_UPDATED,
+        event({"type": "response.created", "response": {"id": "resp_raw", "status": "in_progress"}}),
+        event({"type": "response.done", "response": {"id": "resp_raw", "status": "failed", "status_details": {
+            "type": "failed", "error": {"type": "server_error", "code": None,
+                                        "message": f"upstream refused Authorization: Bearer {key} (api-key={key})"}}}}),
+        ("sleep", 0.3),
+    ]  # fmt: skip
+    server = RawServer(answer)
+    sink, _ = run_session(server.url, QUICK, target_kw={"url_override": server.url, "api_key": key})
+    assert [(r.outcome, r.reason) for r in sink.responses] == [("failed", "server_error")]
+    assert "upstream refused" in (sink.responses[0].error_message or "")
+    assert sink.traces, "a failed response keeps its trace"
+    assert key not in repr(sink.sessions) + repr(sink.responses) + repr(sink.traces)
+
+
 def test_garbage_text_frames_are_counted_and_the_answer_still_classified() -> None:
     answer = [
         SESSION_CREATED,
