@@ -10,7 +10,7 @@ import pytest
 
 from loadtest.protocol.dialects import get_dialect
 from tests.mock.schema_check import validate
-from tests.mock.wsclient import KEY, Client, append_events, azure_preview_url, openai_url, speechlike
+from tests.mock.wsclient import KEY, Client, append_events, assert_vad_turn, azure_preview_url, openai_url, speechlike
 
 
 def _connect(base: str, dialect: str) -> Client:
@@ -68,13 +68,7 @@ def test_healthy_turn(shared_mock, dialect: str, trigger: str) -> None:
         transcripts = [e for e in c.events if e["type"] == d.output_audio_transcript_delta]
         assert transcripts and transcripts[0]["response_id"] == deltas[0]["response_id"]
         if trigger == "server_vad":
-            started = next(e for e in c.events if e["type"] == "input_audio_buffer.speech_started")
-            stopped = next(e for e in c.events if e["type"] == "input_audio_buffer.speech_stopped")
-            committed = next(e for e in c.events if e["type"] == "input_audio_buffer.committed")
-            # speech from 500 ms to 1500 ms; prefix padding 300 ms; silence_duration 500 ms
-            assert abs(started["audio_start_ms"] - 200) <= 20
-            assert abs(stopped["audio_end_ms"] - 2000) <= 40
-            assert started["item_id"] == stopped["item_id"] == committed["item_id"]
+            assert_vad_turn(c.events)
 
 
 @pytest.mark.parametrize("dialect", ["ga", "preview"])

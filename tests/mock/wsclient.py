@@ -98,3 +98,15 @@ def append_events(pcm: np.ndarray, frame_ms: int = 100, rate: int = 24000) -> li
 
 def audio_bytes(events: list[dict[str, Any]], delta_type: str) -> bytes:
     return b"".join(base64.b64decode(e["delta"]) for e in events if e["type"] == delta_type)
+
+
+def assert_vad_turn(events: list[dict[str, Any]], start_ms: float = 200, end_ms: float = 2000) -> None:
+    """Server VAD on 0.5 s of silence, 1 s of speech, then silence: speech_started at ``start_ms``
+    (speech at 500 ms less the 300 ms prefix padding) and speech_stopped at ``end_ms`` (speech end
+    plus the 500 ms silence duration), one item id for start, stop and commit."""
+    started = next(e for e in events if e["type"] == "input_audio_buffer.speech_started")
+    stopped = next(e for e in events if e["type"] == "input_audio_buffer.speech_stopped")
+    committed = next(e for e in events if e["type"] == "input_audio_buffer.committed")
+    assert abs(started["audio_start_ms"] - start_ms) <= 20, started
+    assert abs(stopped["audio_end_ms"] - end_ms) <= 40, stopped
+    assert started["item_id"] == stopped["item_id"] == committed["item_id"]

@@ -8,6 +8,7 @@ recorded outcomes is computed over every response and must be 100%.
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from typing import Any
@@ -181,28 +182,7 @@ def test_flaky_profile_mixed_faults_agree_with_the_truth_log(mock_server, capsys
     for th in threads:
         th.join(40)
     truth = mock.truth()
-    total = Agreement()
-    for sink in sinks:
-        ids = {r.session_id for r in sink.sessions if r.session_id}
-        accepted = [r for r in sink.responses if r.handshake_status is None or r.response_id]
-        mine = agreement(_Sink(accepted), [row for row in truth if row.get("session_id") in ids])
-        total.agree += mine.agree
-        total.total += mine.total
-        for name, n in mine.faults.items():
-            total.faults[name] = total.faults.get(name, 0) + n
-        total.mismatches += mine.mismatches
-    # refused upgrades carry no session id: compare them as a whole (expected outcome and status)
-    refused_truth = sorted(
-        (*FAULT_EXPECTATIONS[row["fault"]], row.get("status"))
-        for row in truth
-        if row.get("kind") == "session" and row.get("fault") in SESSION_FAULTS
-    )
-    refused_mine = sorted(
-        (r.outcome, r.reason, r.handshake_status)
-        for sink in sinks
-        for r in sink.responses
-        if r.response_id is None and r.handshake_status is not None
-    )
+    total, refused_truth, refused_mine = _agreement_across(sinks, truth)
     with capsys.disabled():
         sessions = sum(len(sink.sessions) for sink in sinks)
         print(f"\nflaky: {sessions} sessions, {total.agree}/{total.total} responses agree, "
@@ -268,31 +248,9 @@ def test_overloaded_profile_agrees_with_the_truth_log(mock_server, capsys) -> No
         truth = mock.truth()
 
     # every response: the recorded outcome and reason are those FAULT_EXPECTATIONS gives the truth's fault
-    total = Agreement()
-    per_dialect: dict[str, int] = {}
-    for sink in sinks:
-        ids = {r.session_id for r in sink.sessions if r.session_id}
-        accepted = [r for r in sink.responses if r.handshake_status is None or r.response_id]
-        mine = agreement(_Sink(accepted), [row for row in truth if row.get("session_id") in ids])
-        total.agree += mine.agree
-        total.total += mine.total
-        for name, n in mine.faults.items():
-            total.faults[name] = total.faults.get(name, 0) + n
-        total.mismatches += mine.mismatches
-        for rec in accepted:
-            per_dialect[rec.dialect] = per_dialect.get(rec.dialect, 0) + 1
-    # every session: refused upgrades (no session id) as a whole, opened ones one by one
-    refused_truth = sorted(
-        (*FAULT_EXPECTATIONS[row["fault"]], row.get("status"))
-        for row in truth
-        if row.get("kind") == "session" and row.get("fault") in SESSION_FAULTS
-    )
-    refused_mine = sorted(
-        (r.outcome, r.reason, r.handshake_status)
-        for sink in sinks
-        for r in sink.responses
-        if r.response_id is None and r.handshake_status is not None
-    )
+    total, refused_truth, refused_mine = _agreement_across(sinks, truth)
+    per_dialect = collections.Counter(r.dialect for sink in sinks for r in _accepted(sink))
+    # every session: refused upgrades (no session id) as a whole (above), opened ones one by one
     session_truth = {r["session_id"]: r for r in truth if r.get("kind") == "session" and r.get("status") == 101}
     recorded_per_session: dict[str, int] = {}
     for sink in sinks:
@@ -336,3 +294,34 @@ def test_overloaded_profile_agrees_with_the_truth_log(mock_server, capsys) -> No
     # load-driven latency: past the knee every extra session adds 60 ms before response.created
     created = sorted(r.created_ms for r in records.values() if r.created_ms is not None)
     assert created and created[len(created) // 2] > 200, created[:: max(1, len(created) // 10)]
+
+
+def _accepted(sink: Any) -> list[Any]:
+    """The response rows of upgrades the server accepted (a refused one has no response id)."""
+    return [r for r in sink.responses if r.handshake_status is None or r.response_id]
+
+
+def _agreement_across(sinks: list[Any], truth: list[dict]) -> tuple[Agreement, list[tuple], list[tuple]]:
+    """Response agreement summed over many sessions' sinks, and the refused upgrades on both sides
+    (they carry no session id, so they are compared as a whole: expected outcome, reason, status)."""
+    total = Agreement()
+    for sink in sinks:
+        ids = {r.session_id for r in sink.sessions if r.session_id}
+        mine = agreement(_Sink(_accepted(sink)), [row for row in truth if row.get("session_id") in ids])
+        total.agree += mine.agree
+        total.total += mine.total
+        for name, n in mine.faults.items():
+            total.faults[name] = total.faults.get(name, 0) + n
+        total.mismatches += mine.mismatches
+    refused_truth = sorted(
+        (*FAULT_EXPECTATIONS[row["fault"]], row.get("status"))
+        for row in truth
+        if row.get("kind") == "session" and row.get("fault") in SESSION_FAULTS
+    )
+    refused_mine = sorted(
+        (r.outcome, r.reason, r.handshake_status)
+        for sink in sinks
+        for r in sink.responses
+        if r.response_id is None and r.handshake_status is not None
+    )
+    return total, refused_truth, refused_mine
