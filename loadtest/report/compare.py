@@ -75,7 +75,10 @@ def compare_data(a: RunData, b: RunData) -> dict[str, Any]:
     reasons = []
     ra_reasons = {(r["outcome"], r["reason"]): r["count"] for r in reason_rows(a.responses)}
     rb_reasons = {(r["outcome"], r["reason"]): r["count"] for r in reason_rows(b.responses)}
-    for key in sorted(set(ra_reasons) | set(rb_reasons), key=lambda k: -(ra_reasons.get(k, 0) + rb_reasons.get(k, 0))):
+    # most frequent (both runs together) first; ties by (outcome, reason), not by set order
+    for key in sorted(
+        set(ra_reasons) | set(rb_reasons), key=lambda k: (-(ra_reasons.get(k, 0) + rb_reasons.get(k, 0)), k)
+    ):
         ka, kb = ra_reasons.get(key, 0), rb_reasons.get(key, 0)
         p = fisher_p(ka, na, kb, nb)
         reasons.append(

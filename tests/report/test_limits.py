@@ -80,3 +80,36 @@ def test_peak_concurrency_edges(tmp_path, cli) -> None:
     d = cli.json("limits", run.path)["sessions"]
     assert d["peak_concurrent"] == 2
     assert d["peak_concurrent_at_s"] == pytest.approx(15.0)
+
+
+def test_reset_seconds_and_responses_per_minute(ramp, cli) -> None:
+    d = cli.json("limits", ramp.path)
+    series = {r["name"]: r for r in d["rate_limits"]}
+    for name in ("tokens", "requests"):
+        resets = np.array([r.reset_seconds for r in ramp.rate_limits if r.name == name])
+        assert series[name]["reset_seconds_p50"] == pytest.approx(np.median(resets))
+    assert series["tokens"]["reset_seconds_p50"] == 9.0  # 6..12 s
+    # responses per minute: attempts bucketed by the whole minute of their trigger since the start
+    minute = np.floor((np.array([r.t_trigger for r in ramp.responses]) - ramp.run["t_start"]) / 60).astype(int)
+    per_min = np.bincount(minute)
+    limit = max(r.limit for r in ramp.rate_limits if r.name == "requests")
+    rpm = d["requests_per_minute"]
+    assert rpm["minutes"] == per_min.size == 10
+    assert rpm["peak"] == per_min.max() and rpm["mean"] == pytest.approx(per_min.mean())
+    assert rpm["limit"] == limit == 1000
+    assert rpm["headroom_pct"] == pytest.approx(100 * (limit - per_min.max()) / limit)
+    text = cli("limits", ramp.path).stdout
+    row = next(line for line in text.splitlines() if line.startswith("responses per minute")).split()[3:]
+    mean = per_min.mean()
+    mean_text = str(int(mean)) if float(mean).is_integer() else f"{mean:.1f}"
+    assert row == [
+        str(per_min.size),
+        str(per_min.max()),
+        mean_text,
+        str(limit),
+        f"{100 * (limit - per_min.max()) / limit:.2f}%",
+    ]
+    tokens_line = next(line for line in text.splitlines() if line.startswith("tokens  "))
+    assert tokens_line.split()[-1] == "9"  # reset p50 (s), printed as a plain number
+    requests_line = next(line for line in text.splitlines() if line.startswith("requests  "))
+    assert requests_line.split()[-1] == "0.06"

@@ -81,3 +81,62 @@ def test_short_run_says_drift_needs_two_windows(tmp_path, cli) -> None:
     assert "at least 2 are needed" in cli("soak", run.path).stdout
     result = cli("soak", run.path, "--window", "soon", code=2)
     assert "cannot read window 'soon'" in result.stderr
+
+
+def _windows(run, n: int) -> list[list]:
+    return [[r for r in run.responses if T0 + w * WINDOW_S <= r.t_trigger < T0 + (w + 1) * WINDOW_S] for w in range(n)]
+
+
+def test_done_drift_and_the_trends(tmp_path, cli) -> None:
+    run = _soak(tmp_path / "drifting", [1, 2, 3, 6, 12, 20], [500, 520, 560, 640, 760, 900])
+    windows = _windows(run, 6)
+    d = cli.json("soak", run.path)
+    for row, rows in zip(d["windows"], windows, strict=True):
+        done = np.array([r.done_ms for r in rows])
+        assert row["done_p50"] == pytest.approx(np.median(done))
+        assert row["done_p95"] == pytest.approx(np.percentile(done, 95))
+        assert row["ttfa_p50"] == pytest.approx(np.median([r.ttfa_ms for r in rows]))
+        assert row["failed_pct"] == pytest.approx(100 * sum(r.outcome == "failed" for r in rows) / len(rows))
+    first = np.array([r.done_ms for r in windows[0]])
+    last = np.array([r.done_ms for r in windows[-1]])
+    done = d["drift"]["done"]
+    assert done["first_p50"] == pytest.approx(np.median(first))
+    assert done["last_p50"] == pytest.approx(np.median(last))
+    mw = stats.mannwhitneyu(first, last, alternative="two-sided").pvalue
+    assert done["mannwhitney_p"] == pytest.approx(mw)
+    assert done["drift"] is bool(mw < 0.01 and np.median(last) >= 1.1 * np.median(first)) is True
+    order = np.arange(6)
+    for label, col in (("ttfa", "ttfa_ms"), ("done", "done_ms")):
+        p95 = [np.percentile([getattr(r, col) for r in rows], 95) for rows in windows]
+        trend = stats.spearmanr(order, p95)
+        assert d["drift"][label]["trend_rho"] == pytest.approx(trend.statistic)
+        assert d["drift"][label]["trend_p"] == pytest.approx(trend.pvalue, abs=1e-12)
+    rates = [100 * sum(r.outcome != "completed" for r in rows) / len(rows) for rows in windows]
+    trend = stats.spearmanr(order, rates)
+    assert d["drift"]["non_completed"]["trend_rho"] == pytest.approx(trend.statistic)
+    assert d["drift"]["non_completed"]["trend_p"] == pytest.approx(trend.pvalue, abs=1e-12)
+    done_p95 = [np.percentile([r.done_ms for r in rows], 95) for rows in windows]
+    assert stats.spearmanr(order, done_p95).statistic == pytest.approx(1.0)  # a whole number prints bare
+    text = cli("soak", run.path).stdout
+    line = next(line for line in text.splitlines() if line.startswith("done latency drift"))
+    assert line == (
+        f"done latency drift: YES (median first {np.median(first):.1f} ms, last {np.median(last):.1f} ms, "
+        f"Mann-Whitney p = {mw:.2g}; p95 trend rho = 1)"
+    )
+
+
+def test_a_flat_failure_rate_has_no_trend(tmp_path, cli) -> None:
+    run = _soak(tmp_path / "stable", [2] * 6, [500] * 6)
+    windows = _windows(run, 6)
+    d = cli.json("soak", run.path)
+    nc = d["drift"]["non_completed"]
+    assert nc["trend_rho"] is None and nc["trend_p"] is None  # every window at 2/120
+    assert "trend rho = -)" in cli("soak", run.path).stdout
+    p95 = [np.percentile([r.done_ms for r in rows], 95) for rows in windows]
+    trend = stats.spearmanr(np.arange(6), p95)
+    assert d["drift"]["done"]["trend_p"] == pytest.approx(trend.pvalue)
+    first, last = (np.array([r.done_ms for r in windows[i]]) for i in (0, -1))
+    assert d["drift"]["done"]["mannwhitney_p"] == pytest.approx(
+        stats.mannwhitneyu(first, last, alternative="two-sided").pvalue
+    )
+    assert d["drift"]["done"]["drift"] is False

@@ -128,3 +128,32 @@ def test_bad_format_is_one_clear_line(ramp, cli) -> None:
     result = cli("summary", ramp.path, "--format", "xml", code=2)
     assert "unknown format 'xml'" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def _row_value(text: str, label: str) -> str:
+    """The last cell of the table row whose first cell is ``label``."""
+    line = next(line for line in text.splitlines() if line.startswith(label + "  "))
+    return line.split()[-1]
+
+
+def test_audio_and_token_figures_the_tables_print(ramp, cli) -> None:
+    rows = ramp.responses
+    audio = np.array([r.audio_ms for r in rows], dtype=float)
+    with_audio = audio[audio > 0]
+    longest = np.array([r.longest_underrun_ms for r in rows], dtype=float)
+    gaps = np.array([r.max_delta_gap_ms for r in rows], dtype=float)
+    output = np.array([r.output_tokens for r in rows])
+    total = np.array([r.total_tokens for r in rows], dtype=float)
+    d = cli.json("summary", ramp.path)
+    a, t = d["audio"], d["tokens"]
+    assert a["audio_ms_p50"] == pytest.approx(np.median(with_audio))
+    assert a["longest_underrun_ms_max"] == pytest.approx(longest.max()) == 2000.0  # the audio_stall rows
+    assert a["max_delta_gap_ms_max"] == pytest.approx(gaps.max())
+    assert t["output"] == int(output.sum()) and t["responses_with_usage"] == len(rows)
+    assert t["per_response_mean"] == pytest.approx(total.mean())
+    text = cli("summary", ramp.path).stdout
+    assert _row_value(text, "audio ms per response (p50)") == f"{np.median(with_audio):.1f}"
+    assert _row_value(text, "longest underrun ms") == "2000.0"
+    assert _row_value(text, "largest delta gap max ms") == f"{gaps.max():.1f}"
+    assert _row_value(text, "output") == str(int(output.sum()))
+    assert _row_value(text, "per response (mean)") == f"{total.mean():.1f}"
