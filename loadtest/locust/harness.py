@@ -147,6 +147,8 @@ def tune_gc() -> None:
     of milliseconds, during which no audio frame goes out. Objects alive at start-up are frozen
     (never scanned again) and the thresholds raised so collections are rare and short.
     """
+    # gevent keeps the spawning stack of every greenlet (debugging aid, ~8 frame objects each)
+    gevent.config.track_greenlet_tree = False
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
@@ -184,6 +186,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         users=lambda: 0 if state.role == "master" else environment.runner.user_count,
         interval_s=(state.options.health_interval_s if state.options else 1.0),
         frame_source=_audio_clock,
+        receive_source=_receive_lag,
     )
     state.sampler.start()
 
@@ -192,6 +195,12 @@ def _audio_clock() -> dict[str, float]:
     from loadtest.session.client import AUDIO_CLOCK
 
     return AUDIO_CLOCK.take()
+
+
+def _receive_lag() -> dict[str, float]:
+    from loadtest.session.transport import RECEIVE_LAG
+
+    return RECEIVE_LAG.take()
 
 
 def _open_run_dir(environment: Any, options: HarnessOptions) -> None:
