@@ -12,6 +12,9 @@ Locust process samples itself:
   scenarios, idle), the probe's own wake-ups stand in for frames. When frames went out,
   ``clock_lag_p99_ms`` is their p99 lag (the probe's 50 wake-ups a second would make its p99 a
   per-second maximum); otherwise the probe's.
+- ``recv_lag_p99_ms``: the p99 of how long the newest bytes of each read had waited in the socket
+  (``receive_source``, ``loadtest.session.transport.RECEIVE_LAG.take``, from the kernel's arrival
+  stamps); None when no read had a stamp (TLS connections, systems without ``SO_TIMESTAMP``).
 - CPU percent of this process (100 = one core) and resident memory from ``psutil``.
 
 Runs as a greenlet under Locust (gevent) and as a thread elsewhere.
@@ -80,8 +83,10 @@ class HealthSampler:
         users: Callable[[], int],
         interval_s: float = 1.0,
         frame_source: Callable[[], dict[str, float]] | None = None,
+        receive_source: Callable[[], dict[str, float]] | None = None,
     ) -> None:
         self.worker_id = worker_id
+        self.receive_source = receive_source
         self.emit = emit
         self.users = users
         self.interval_s = interval_s
@@ -112,6 +117,8 @@ class HealthSampler:
             # the frames are the audio clock itself, and there are hundreds to thousands of them
             # per window; the probe's 50 wake-ups a second make its "p99" a per-second maximum
             lag_p99 = frame_p99
+        received = self.receive_source() if self.receive_source is not None else {}
+        recv_p99 = float(received["p99_lag_ms"]) if received.get("frames") else None
         try:
             users = int(self.users())
         except Exception:
@@ -123,6 +130,7 @@ class HealthSampler:
             "rss_mb": round(self._process.memory_info().rss / 1e6, 1),
             "clock_lag_p99_ms": None if lag_p99 is None else round(lag_p99, 3),
             "frames_late_pct": None if frames_late is None else round(frames_late, 3),
+            "recv_lag_p99_ms": None if recv_p99 is None else round(recv_p99, 3),
             "users": users,
         }
 

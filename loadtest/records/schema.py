@@ -171,6 +171,8 @@ class HealthRecord:
     rss_mb: float | None = None
     clock_lag_p99_ms: float | None = None  # p99 lateness of the event loop / greenlet scheduler
     frames_late_pct: float | None = None  # % of audio frames sent later than their real-time slot
+    # p99 of how long the newest bytes of a read had waited in the socket (kernel stamps; plain sockets)
+    recv_lag_p99_ms: float | None = None
     users: int | None = None  # users running in this process
     schema_version: int = SCHEMA_VERSION
 

@@ -50,6 +50,7 @@ HEALTH_LIMITS = {
     "cpu_percent": 90.0,  # p95 of a worker's CPU samples, % of one core
     "clock_lag_p99_ms": 50.0,  # worst p99 event-loop lag
     "frames_late_pct": 1.0,  # worst share of audio frames sent late
+    "recv_lag_p99_ms": 50.0,  # worst p99 wait of a ready connection for its read (deltas pile up)
 }
 
 
@@ -110,12 +111,16 @@ def health_stats(health: pd.DataFrame | None) -> dict[str, Any] | None:
             "frames_late_pct_max": float(finite(frame["frames_late_pct"]).max())
             if finite(frame["frames_late_pct"]).size
             else None,
+            "recv_lag_p99_ms_max": float(finite(frame["recv_lag_p99_ms"]).max())
+            if "recv_lag_p99_ms" in frame and finite(frame["recv_lag_p99_ms"]).size
+            else None,
             "users_max": float(finite(frame["users"]).max()) if finite(frame["users"]).size else None,
         }
         checks = (
             ("cpu_percent_p95", "cpu_percent", "CPU p95 {v:.0f}% >= {lim:.0f}%"),
             ("clock_lag_p99_ms_max", "clock_lag_p99_ms", "clock lag p99 {v:.0f} ms >= {lim:.0f} ms"),
             ("frames_late_pct_max", "frames_late_pct", "{v:.1f}% of audio frames late >= {lim:.1f}%"),
+            ("recv_lag_p99_ms_max", "recv_lag_p99_ms", "receive lag p99 {v:.0f} ms >= {lim:.0f} ms"),
         )
         for key, limit_key, text in checks:
             value, limit = row[key], HEALTH_LIMITS[limit_key]
@@ -127,8 +132,10 @@ def health_stats(health: pd.DataFrame | None) -> dict[str, Any] | None:
         verdict = "yes, the load generator may have been the bottleneck: " + "; ".join(reasons)
     else:
         verdict = (
-            "no: every worker stayed under CPU p95 {cpu:.0f}%, clock lag p99 {lag:.0f} ms and {late:.1f}% late frames"
+            "no: every worker stayed under CPU p95 {cpu:.0f}%, clock lag p99 {lag:.0f} ms, {late:.1f}% late frames"
+            " and receive lag p99 {recv:.0f} ms"
         ).format(
+            recv=HEALTH_LIMITS["recv_lag_p99_ms"],
             cpu=HEALTH_LIMITS["cpu_percent"],
             lag=HEALTH_LIMITS["clock_lag_p99_ms"],
             late=HEALTH_LIMITS["frames_late_pct"],
@@ -306,6 +313,7 @@ def build_summary(data: RunData) -> Report:
                     "rss max MB",
                     "clock lag p99 ms",
                     "frames late %",
+                    "recv lag p99 ms",
                     "users",
                 ],
                 [
@@ -317,6 +325,7 @@ def build_summary(data: RunData) -> Report:
                         num(w["rss_mb_max"]),
                         ms(w["clock_lag_p99_ms_max"]),
                         num(w["frames_late_pct_max"], 2),
+                        ms(w["recv_lag_p99_ms_max"]),
                         count(w["users_max"]),
                     ]
                     for w in h["workers"]

@@ -35,6 +35,7 @@ from loadtest.records.schema import (
 from loadtest.session import concurrency
 from loadtest.session.classifier import ENDED_HANDSHAKE, classify
 from loadtest.session.config import SessionConfig
+from loadtest.session.lagstats import LagStats
 from loadtest.session.pacer import PACER, PacedStream
 from loadtest.session.scenario import Scenario, Turn
 from loadtest.session.sink import RecordSink
@@ -49,48 +50,9 @@ Observer = Callable[[dict[str, Any]], None]
 _TIMELINE_KEYS = ("event_id", "response_id", "item_id", "audio_start_ms", "audio_end_ms")
 
 
-class AudioClockStats:
-    """Lag of the paced audio clock: how late each realtime frame went out (ms).
-
-    One process-wide instance (:data:`AUDIO_CLOCK`) is shared by every session unless a session is
-    given its own; the harness reads it with :meth:`take` for its health report.
-    """
-
-    def __init__(self) -> None:
-        self.frames = 0
-        self.late_frames = 0  # frames more than LATE_MS behind their due time
-        self.max_lag_ms = 0.0
-        self.sum_lag_ms = 0.0
-        self._lags: list[float] = []
-
-    LATE_MS = 20.0
-    KEEP = 10_000
-
-    def record(self, lag_ms: float) -> None:
-        self.frames += 1
-        self.sum_lag_ms += lag_ms
-        if lag_ms > self.max_lag_ms:
-            self.max_lag_ms = lag_ms
-        if lag_ms > self.LATE_MS:
-            self.late_frames += 1
-        if len(self._lags) < self.KEEP:
-            self._lags.append(lag_ms)
-
-    def take(self) -> dict[str, float]:
-        """Figures since the last take (frames, late %, mean/p99/max lag ms), then reset."""
-        lags, self._lags = self._lags, []
-        frames, late, total, peak = self.frames, self.late_frames, self.sum_lag_ms, self.max_lag_ms
-        self.frames = self.late_frames = 0
-        self.sum_lag_ms = self.max_lag_ms = 0.0
-        p99 = sorted(lags)[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else 0.0
-        return {
-            "frames": frames,
-            "late_pct": 100.0 * late / frames if frames else 0.0,
-            "mean_lag_ms": total / frames if frames else 0.0,
-            "p99_lag_ms": p99,
-            "max_lag_ms": peak,
-        }
-
+# how late each realtime frame went out (ms): one process-wide instance shared by every session
+# unless a session is given its own; the harness reads it with ``take`` for its health report
+AudioClockStats = LagStats
 
 AUDIO_CLOCK = AudioClockStats()
 OPEN_SESSIONS = [0]  # sessions open in this process (the default concurrency stamp)

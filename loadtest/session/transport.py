@@ -33,6 +33,7 @@ from loadtest import __version__
 from loadtest.protocol.targets import redact_text
 from loadtest.session.concurrency import gevent_active as concurrency_gevent_active
 from loadtest.session.concurrency import new_lock, spawn
+from loadtest.session.lagstats import LagStats
 
 try:  # websockets' C extension; the pure-Python fallback gives the same bytes
     from websockets.speedups import apply_mask
@@ -57,6 +58,10 @@ _SSL_CONTEXT: ssl.SSLContext | None = None
 _SO_TIMESTAMP: int | None = getattr(socket, "SO_TIMESTAMP", 29 if sys.platform == "linux" else None)
 _TIMEVAL = struct.Struct("@qq")
 _ANC_BYTES = socket.CMSG_SPACE(_TIMEVAL.size) if hasattr(socket, "CMSG_SPACE") else 64
+# how long the newest bytes of a read had waited in the socket (ms, from the kernel's arrival stamp;
+# plain sockets only): a receiver that falls behind reads deltas late and together, and their
+# timings with them. Read once a second into the harness's health rows.
+RECEIVE_LAG = LagStats()
 
 
 def _kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> float | None:
@@ -423,6 +428,8 @@ class WebSocketTransport:
                     data = sock.recv(RECV_BYTES)
             except Exception:
                 data = b""
+            if stamp is not None:
+                RECEIVE_LAG.record((time.time() - stamp) * 1000.0)
             info = self.data_received(data, time.time() if stamp is None else stamp, on_message)
         return info
 
@@ -452,6 +459,8 @@ class WebSocketTransport:
             return None
         except Exception:
             data = b""
+        if stamp is not None:
+            RECEIVE_LAG.record((time.time() - stamp) * 1000.0)
         return self.data_received(data, time.time() if stamp is None else stamp, on_message)
 
     def data_received(self, data: bytes, now: float, on_message: Callable[[bytes, float], None]) -> CloseInfo | None:

@@ -282,3 +282,17 @@ def test_tail_and_outcome_table(tmp_path: Path) -> None:
     assert tail.read() == [{"outcome": "failed"}]
     table = outcome_table(ROWS)
     assert "4 responses" in table and "failed" in table and "server_error 1" in table
+
+
+def test_health_sample_carries_the_clock_the_frames_and_the_receive_lag() -> None:
+    from loadtest.locust.health import HealthSampler
+
+    frames = {"frames": 500, "late_pct": 1.5, "p99_lag_ms": 4.25}
+    received = [{"frames": 900, "p99_lag_ms": 12.5}, {"frames": 0, "p99_lag_ms": 0.0}]
+    sampler = HealthSampler("w7", lambda row: None, users=lambda: 33, frame_source=lambda: frames,
+                            receive_source=lambda: received.pop(0))  # fmt: skip
+    row = sampler.sample()
+    assert (row["worker_id"], row["users"]) == ("w7", 33)
+    assert (row["frames_late_pct"], row["clock_lag_p99_ms"], row["recv_lag_p99_ms"]) == (1.5, 4.25, 12.5)
+    assert row["cpu_percent"] is not None and row["rss_mb"] > 0
+    assert sampler.sample()["recv_lag_p99_ms"] is None  # no stamped read in the window: unknown, not 0

@@ -122,6 +122,18 @@ def test_health_verdict_names_the_worker_that_saturated(tmp_path, cli) -> None:
     assert d["health"]["bottleneck"] is True
     assert all("worker w2" in reason for reason in d["health"]["reasons"]) and len(d["health"]["reasons"]) == 3
     assert "yes, the load generator may have been the bottleneck" in cli("summary", run.path).stdout
+    # only the receive side fell behind (CPU and the audio clock fine): still a bottleneck, named
+    behind = calm + [
+        HealthRecord(t=T0 + i, worker_id="w3", cpu_percent=60.0, rss_mb=300, clock_lag_p99_ms=2,
+                     frames_late_pct=0.0, recv_lag_p99_ms=20.0 + 5 * i, users=50)
+        for i in range(10)
+    ]  # fmt: skip
+    run = write_run(tmp_path / "behind", responses, health=behind)
+    d = cli.json("summary", run.path)
+    w3 = next(w for w in d["health"]["workers"] if w["worker_id"] == "w3")
+    assert w3["recv_lag_p99_ms_max"] == 65.0
+    assert d["health"]["bottleneck"] is True and d["health"]["reasons"] == ["worker w3: receive lag p99 65 ms >= 50 ms"]
+    assert next(w for w in d["health"]["workers"] if w["worker_id"] == "w1")["recv_lag_p99_ms_max"] is None
 
 
 def test_bad_format_is_one_clear_line(ramp, cli) -> None:

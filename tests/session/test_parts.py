@@ -3,6 +3,7 @@ the trace ring, the audio clock stats and run_once for preflight."""
 
 from __future__ import annotations
 
+import sys
 import time
 from types import SimpleNamespace
 
@@ -94,6 +95,28 @@ def test_pings_are_answered_and_headers_of_note_captured() -> None:
     mask = server.received[pong + 2 : pong + 6]
     body = bytes(b ^ mask[i % 4] for i, b in enumerate(server.received[pong + 6 : pong + 19]))
     assert body == b"are-you-there"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="kernel arrival stamps (SO_TIMESTAMP) are read on Linux")
+def test_receive_lag_is_measured_from_the_kernels_arrival_stamps() -> None:
+    """A reader that gets round to its socket 0.4 s after the bytes arrived records ~400 ms of lag;
+    the message keeps the kernel's arrival time, not the late read's."""
+    from loadtest.session.transport import RECEIVE_LAG
+
+    server = RawServer([("sleep", 0.1), SESSION_CREATED, ("sleep", 0.9), frame(b"\x03\xe8", opcode=0x8)])
+    transport = WebSocketTransport()
+    assert transport.connect(server.url, [], timeout=5).ok
+    RECEIVE_LAG.take()
+    time.sleep(0.5)  # session.created (sent 0.1 s after the upgrade) waits in the socket
+    arrivals: list[float] = []
+    read_at = time.time()
+    transport.receive_loop(lambda data, t: arrivals.append(t))
+    transport.abort()
+    server.join()
+    lag = RECEIVE_LAG.take()
+    assert lag["frames"] >= 1
+    assert 300 <= lag["max_lag_ms"] <= 2000, lag
+    assert arrivals and read_at - arrivals[0] >= 0.3  # stamped when it arrived, not when it was read
 
 
 def test_fragmented_messages_are_reassembled() -> None:
