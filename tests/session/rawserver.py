@@ -43,6 +43,20 @@ SESSION_CREATED = event(
 SESSION_UPDATED = event({"type": "session.updated", "event_id": "e2", "session": {"id": "sess_raw"}})
 
 
+def failed_response(response_id: str, message: str = "boom") -> list[bytes]:
+    """``response.created`` then ``response.done`` failed with ``server_error`` and ``message``."""
+    return [
+        event({"type": "response.created", "response": {"id": response_id, "status": "in_progress"}}),
+        event({"type": "response.done", "response": {"id": response_id, "status": "failed", "status_details": {
+            "type": "failed", "error": {"type": "server_error", "code": None, "message": message}}}}),
+    ]  # fmt: skip
+
+
+def failed_session(response_id: str, message: str = "boom") -> list[Any]:
+    """A whole script: the session opens, one response fails with ``message``, then a pause."""
+    return [SESSION_CREATED, SESSION_UPDATED, *failed_response(response_id, message), ("sleep", 0.3)]
+
+
 class RawServer:
     def __init__(
         self,

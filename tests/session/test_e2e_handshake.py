@@ -16,7 +16,15 @@ from loadtest.session.scenario import get_scenario
 from loadtest.session.sink import MemorySink
 from loadtest.session.transport import WebSocketTransport, shared_ssl_context
 from tests.session.helpers import FAST, agreement, run_session, target
-from tests.session.rawserver import SESSION_CREATED, SESSION_UPDATED, RawServer, event, frame
+from tests.session.rawserver import (
+    SESSION_CREATED,
+    SESSION_UPDATED,
+    RawServer,
+    event,
+    failed_response,
+    failed_session,
+    frame,
+)
 
 QUICK = get_scenario("quick_text")
 
@@ -116,16 +124,7 @@ def test_secrets_never_reach_the_records() -> None:
 def test_a_server_echoing_the_key_in_an_error_leaves_it_in_no_record_or_trace() -> None:
     """A proxy that quotes the request back in a failed response.done: the key is blanked."""
     key = "sk-echoed-9f8e7d6c5b4a"
-    answer = [
-        SESSION_CREATED,
-        SESSION_UPDATED,
-        event({"type": "response.created", "response": {"id": "resp_raw", "status": "in_progress"}}),
-        event({"type": "response.done", "response": {"id": "resp_raw", "status": "failed", "status_details": {
-            "type": "failed", "error": {"type": "server_error", "code": None,
-                                        "message": f"upstream refused Authorization: Bearer {key} (api-key={key})"}}}}),
-        ("sleep", 0.3),
-    ]  # fmt: skip
-    server = RawServer(answer)
+    server = RawServer(failed_session("resp_raw", f"upstream refused Authorization: Bearer {key} (api-key={key})"))
     sink, _ = run_session(server.url, QUICK, target_kw={"url_override": server.url, "api_key": key})
     assert [(r.outcome, r.reason) for r in sink.responses] == [("failed", "server_error")]
     assert "upstream refused" in (sink.responses[0].error_message or "")
@@ -140,9 +139,7 @@ def test_garbage_text_frames_are_counted_and_the_answer_still_classified() -> No
         frame(b"this is not json"),
         frame(b"[1, 2, 3]"),
         frame(b"\x00\x01binary", opcode=0x2),
-        event({"type": "response.created", "response": {"id": "resp_raw", "status": "in_progress"}}),
-        event({"type": "response.done", "response": {"id": "resp_raw", "status": "failed", "status_details": {
-            "type": "failed", "error": {"type": "server_error", "code": None, "message": "boom"}}}}),
+        *failed_response("resp_raw"),
         ("sleep", 0.3),
     ]  # fmt: skip
     server = RawServer(answer)
@@ -241,15 +238,7 @@ def _leaks(sink: MemorySink) -> list[str]:
 
 @pytest.mark.parametrize("auth", sorted(AUTHS))
 def test_gateway_headers_reach_the_upgrade_and_no_secret_reaches_the_records(auth) -> None:
-    answer = [
-        SESSION_CREATED,
-        SESSION_UPDATED,
-        event({"type": "response.created", "response": {"id": "resp_gw", "status": "in_progress"}}),
-        event({"type": "response.done", "response": {"id": "resp_gw", "status": "failed", "status_details": {
-            "type": "failed", "error": {"type": "server_error", "code": None, "message": "boom"}}}}),
-        ("sleep", 0.3),
-    ]  # fmt: skip
-    server = RawServer(answer)
+    server = RawServer(failed_session("resp_gw"))
     sink = _run_gateway(server, auth)
     head = server.request.decode()
     lines = head.split("\r\n")
