@@ -287,6 +287,7 @@ class RealtimeSession:
             on_rate_limits=lambda entries, t, rid: self._on_rate_limits(conn, entries, t, rid),
             on_session=lambda event, t: conn.wake.set(),
         )
+        conn.router.on_awaiting_output = transport.prioritise
         self._conn = conn
         if self._stopping:
             conn.client_stop = True

@@ -10,6 +10,13 @@ connections it sends whatever audio has fallen due on the shared audio clock
 (:mod:`loadtest.session.pacer`), so a burst of work (hundreds of responses finishing at once)
 does not hold the clock's frames back.
 
+Reads that time a response come first: while a connection's response waits for its first
+audio (:meth:`Reactor.prioritise`, driven by the session's router), the connection is also in
+a second, small epoll set that is polled between every two connections served. Near
+saturation the bulk of reads can fall behind by a delta period or more; the kernel then merges
+the queued deltas and stamps them with the newest arrival, so a first delta read late would get
+the next delta's time. Reading the waiting connections first keeps time to first audio exact.
+
 Each connection's receiver greenlet still exists, parked in :meth:`Reactor.serve` until its
 connection ends, so a session owns and kills its receiver exactly as before. Arrival times are
 unchanged (the kernel's SO_TIMESTAMP where available). Used only under gevent on Linux for
@@ -69,8 +76,11 @@ class Reactor:
         self._epoll: Any = None
         self._watches: dict[int, _Watch] = {}
         self._greenlet: Any = None
+        self._hot: Any = None  # the connections waiting for a first audio delta (polled first)
+        self._hot_fds: set[int] = set()
         self.wakeups = 0
         self.reads = 0
+        self.hot_reads = 0
 
     def serve(self, transport: WebSocketTransport, on_message: Callable[[bytes, float], None]) -> CloseInfo:
         """Read ``transport`` in the shared loop until its connection ends (blocks this greenlet)."""
@@ -89,6 +99,8 @@ class Reactor:
         self._watches[fd] = watch
         transport._reactor_fd = fd
         self._epoll.register(fd, _EPOLLIN)
+        if transport._urgent:
+            self.prioritise(transport, True)
         if self._greenlet is None or self._greenlet.dead:
             self._greenlet = gevent.spawn(self._run)
         try:
@@ -98,10 +110,32 @@ class Reactor:
         assert watch.info is not None
         return watch.info
 
+    def prioritise(self, transport: WebSocketTransport, urgent: bool) -> None:
+        """Read ``transport`` before the others while ``urgent`` (its response waits for a first
+        audio delta); the connection stays in the main set too."""
+        fd = transport._reactor_fd
+        if fd is None or self._watches.get(fd) is None or self._watches[fd].transport is not transport:
+            return
+        if urgent and fd not in self._hot_fds:
+            if self._hot is None:
+                self._hot = _epoll_class()()
+            with contextlib.suppress(OSError):
+                self._hot.register(fd, _EPOLLIN)
+                self._hot_fds.add(fd)
+        elif not urgent and fd in self._hot_fds:
+            self._unhot(fd)
+
+    def _unhot(self, fd: int) -> None:
+        self._hot_fds.discard(fd)
+        with contextlib.suppress(OSError, ValueError):  # closed: the kernel dropped it already
+            self._hot.unregister(fd)
+
     def _forget(self, fd: int, watch: _Watch) -> None:
         if self._watches.get(fd) is watch:
             del self._watches[fd]
             watch.transport._reactor_fd = None
+            if fd in self._hot_fds:
+                self._unhot(fd)
             with contextlib.suppress(OSError, ValueError):  # closed: the kernel dropped it already
                 self._epoll.unregister(fd)
 
@@ -148,22 +182,43 @@ class Reactor:
             except InterruptedError:
                 continue
             self.wakeups += 1
+            hot = self._hot_fds
+            if hot:
+                self._serve_hot()
             for fd, _mask in ready:
                 watch = watches.get(fd)
                 if watch is None:
                     continue
-                self.reads += 1
-                try:
-                    info = watch.transport.read_ready(watch.on_message)
-                except Exception:  # one connection's trouble must never stop the others' reading
-                    log.exception("receiving failed")
-                    from loadtest.session.transport import CLOSE_ABNORMAL, CloseInfo
-
-                    info = CloseInfo(code=CLOSE_ABNORMAL, by_server=False, t=time.time())
-                if info is not None:
-                    self._end(fd, watch, info)
+                self._read(fd, watch)
                 if clock and clock[0][0] <= monotonic():  # audio due while we read: send it now
                     send_due()
+                if hot:
+                    self._serve_hot()
+
+    def _read(self, fd: int, watch: _Watch) -> None:
+        self.reads += 1
+        try:
+            info = watch.transport.read_ready(watch.on_message)
+        except Exception:  # one connection's trouble must never stop the others' reading
+            log.exception("receiving failed")
+            from loadtest.session.transport import CLOSE_ABNORMAL, CloseInfo
+
+            info = CloseInfo(code=CLOSE_ABNORMAL, by_server=False, t=time.time())
+        if info is not None:
+            self._end(fd, watch, info)
+
+    def _serve_hot(self) -> None:
+        """Read the connections waiting for a first audio delta that have something to read."""
+        try:
+            ready = self._hot.poll(0, BATCH)
+        except InterruptedError:
+            return
+        watches = self._watches
+        for fd, _mask in ready:
+            watch = watches.get(fd)
+            if watch is not None:
+                self.hot_reads += 1
+                self._read(fd, watch)
 
 
 REACTOR = Reactor()

@@ -284,6 +284,9 @@ class EventRouter:
         self.events_seen = 0
         self.late_events = 0
         self.session_ring = TraceRing(32)  # recent events no open response took (for context)
+        # called with True while some open response waits for its first output delta, False after
+        self.on_awaiting_output: Callable[[bool], None] | None = None
+        self._awaiting_output = False
         d = dialect
         self.handlers: dict[str, Callable[[dict[str, Any], float], None]] = {
             d.output_audio_delta: self._audio_delta,
@@ -320,6 +323,19 @@ class EventRouter:
         else:
             self.pending.append(tracker)
         self.open.append(tracker)
+        self._review_awaiting()
+
+    def _review_awaiting(self) -> None:
+        """Tell ``on_awaiting_output`` when 'an open response waits for its first output' changes:
+        its first audio delta (its first text delta when it asked for text only). Reviewed at a
+        turn's start, at a first delta and at a response's end, never per delta."""
+        hook = self.on_awaiting_output
+        if hook is None:
+            return
+        awaiting = any((tr.t_first_audio if tr.wants_audio else tr.t_first_text) is None for tr in self.open)
+        if awaiting is not self._awaiting_output:
+            self._awaiting_output = awaiting
+            hook(awaiting)
 
     def sent(self, event_id: str, tracker: ResponseTracker | None) -> None:
         """A client event with ``event_id`` was sent on behalf of ``tracker`` (errors echo it)."""
@@ -384,6 +400,7 @@ class EventRouter:
             tracker = self.new_tracker()  # the server started one on its own
             tracker.trigger = tracker.trigger or "server"
             self.open.append(tracker)
+            self._review_awaiting()
         tracker.response_id = rid
         if tracker.t_trigger is None:
             tracker.t_trigger = self.last_append_t if tracker.trigger == "server_vad" else tracker.t_armed
@@ -399,7 +416,11 @@ class EventRouter:
         if tracker is not None:
             if tracker.item_id is None:
                 tracker.item_id = event.get("item_id")
-            tracker.on_audio_delta(event, t)
+            if tracker.t_first_audio is None:
+                tracker.on_audio_delta(event, t)
+                self._review_awaiting()
+            else:
+                tracker.on_audio_delta(event, t)
 
     def _transcript_delta(self, event: dict[str, Any], t: float) -> None:
         tracker = self._tracker(event.get("response_id"), t)
@@ -409,7 +430,10 @@ class EventRouter:
     def _text_delta(self, event: dict[str, Any], t: float) -> None:
         tracker = self._tracker(event.get("response_id"), t)
         if tracker is not None:
+            first = tracker.t_first_text is None
             tracker.on_text_delta(event, t, transcript=False)
+            if first and not tracker.wants_audio:
+                self._review_awaiting()
 
     def _audio_done(self, event: dict[str, Any], t: float) -> None:
         tracker = self._tracker(event.get("response_id"), t)
@@ -647,6 +671,7 @@ class EventRouter:
             self.open.remove(tracker)
         if tracker.response_id:
             self.last_response_id = tracker.response_id
+        self._review_awaiting()
         self.on_finished(tracker)
 
     def close(self, code: int | None, reason: str, t: float) -> None:

@@ -179,6 +179,7 @@ class WebSocketTransport:
         self._owe = 0  # bytes of a frame websockets' parser has begun that it still needs
         self._parts: list[bytes] | None = None  # a fragmented message being reassembled
         self._reactor_fd: int | None = None  # set while the shared receiver reads this connection
+        self._urgent = False  # a response waits for its first audio: the shared receiver reads us first
         self._closing_by_client = False
         self._kernel_stamps = False  # receive times come from SO_TIMESTAMP (plain sockets on Linux)
         self._stage = "TCP connect"  # where a handshake timeout happened
@@ -432,6 +433,16 @@ class WebSocketTransport:
                 RECEIVE_LAG.record((time.time() - stamp) * 1000.0)
             info = self.data_received(data, time.time() if stamp is None else stamp, on_message)
         return info
+
+    def prioritise(self, urgent: bool) -> None:
+        """Tell the shared receiver (if it reads this connection) to read it before the others
+        while ``urgent``: a response waits for its first audio (or text) delta, the arrival whose
+        time matters most (see :mod:`loadtest.session.reactor`)."""
+        self._urgent = urgent
+        if self._reactor_fd is not None:
+            from loadtest.session.reactor import REACTOR
+
+            REACTOR.prioritise(self, urgent)
 
     def shared_receiver_ok(self) -> bool:
         """True when the process's shared receiver may read this connection (gevent, plain socket)."""

@@ -53,7 +53,13 @@ def main() -> None:
     runner.join(timeout=5)
     from loadtest.session.reactor import REACTOR
 
-    shared = {"enabled": REACTOR.enabled, "reads": REACTOR.reads, "watching": len(REACTOR._watches)}
+    shared = {
+        "enabled": REACTOR.enabled,
+        "reads": REACTOR.reads,
+        "hot_reads": REACTOR.hot_reads,
+        "watching": len(REACTOR._watches),
+        "hot": len(REACTOR._hot_fds),
+    }
     abort = _abort_wakes_the_receiver(url)
     print(
         json.dumps(
