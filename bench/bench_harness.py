@@ -17,18 +17,21 @@ show it is not the bottleneck. Loopback only; every phase is bounded in time.
    For the peers (which keep no audio clock) a step is sustained while <= 5% of appends reach the
    server more than 120 ms after the previous one and every session stayed connected.
 4. **ttfa**: the harness at 80% of its sustained load; its time to first audio is compared with the
-   server's own send time of each response's first delta (``ttfa_error_p99_ms``).
+   server's own send time of each response's first delta (``ttfa_error_p99_ms``). The shared
+   receiver reads a connection whose response waits for its first delta before the others, so
+   this holds even where the bulk of reads lags (see below).
 
 Each harness step also records the receive lag (``recv_lag_p99_ms``: how long the newest bytes of
 each read had waited in the socket, from the kernel's arrival stamps). The issue's criterion judges
-the sending side; near saturation the receive side falls behind first (deltas read late and
-together), so ``sessions_sustained_receive_on_time`` adds ``recv_lag_p99_ms`` < 20 ms and the ttfa
-check is repeated at 80% of that figure (``ttfa_at_receive_on_time``).
+the sending side; near saturation the bulk of reads falls behind first (deltas read late and
+together: their gaps and end times are then off by up to that lag), so
+``sessions_sustained_receive_on_time`` adds ``recv_lag_p99_ms`` < 20 ms and the ttfa check is
+repeated at 80% of that figure (``ttfa_at_receive_on_time``).
 
 The load average before, after each phase and at the end is recorded: the client is pinned to a
 core, but other processes on the machine still share it.
 
-Writes bench/results/harness.json. ``python -m bench harness`` (about 10 minutes) or
+Writes bench/results/harness.json. ``python -m bench harness`` (about 18 minutes) or
 ``python -m bench.bench_harness --quick`` (smaller steps, for a smoke check).
 """
 
@@ -399,9 +402,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small steps, short holds (a smoke check)")
     parser.add_argument("--step-s", type=float, default=15.0)
     parser.add_argument("--skip", default="", help="comma-separated phases to skip: harness,naive,artillery,ttfa")
-    parser.add_argument("--harness-steps", default="100,100,2000", help="start,step,top sessions")
+    parser.add_argument("--harness-steps", default="100,100,2600", help="start,step,top sessions")
     parser.add_argument("--naive-steps", default="10,10,150", help="start,step,top sessions")
-    parser.add_argument("--artillery-steps", default="100,100,1200", help="start,step,top sessions")
+    parser.add_argument("--artillery-steps", default="100,100,1600", help="start,step,top sessions")
     args = parser.parse_args(argv if argv is not None else [])
     step_s = 12.0 if args.quick else args.step_s
     skip = set(filter(None, args.skip.split(",")))
