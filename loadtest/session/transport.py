@@ -179,6 +179,7 @@ class WebSocketTransport:
         self._owe = 0  # bytes of a frame websockets' parser has begun that it still needs
         self._parts: list[bytes] | None = None  # a fragmented message being reassembled
         self._reactor_fd: int | None = None  # set while the shared receiver reads this connection
+        self._tls = False  # wss:// (set by connect)
         self._urgent = False  # a response waits for its first audio: the shared receiver reads us first
         self._closing_by_client = False
         self._kernel_stamps = False  # receive times come from SO_TIMESTAMP (plain sockets on Linux)
@@ -225,6 +226,7 @@ class WebSocketTransport:
         self._sock = sock
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._tls = uri.secure
         if uri.secure:
             self._stage = "TLS handshake"
             ctx = self._ssl or shared_ssl_context()
@@ -347,7 +349,9 @@ class WebSocketTransport:
         if self._backlog is not None:  # a helper is writing: queue behind it
             self._backlog.extend(chunks)
             return True
-        sslobj = getattr(sock, "_sslobj", None)  # gevent's SSL send() would wait: write to TLS directly
+        # gevent's SSL send() would wait: write to TLS directly (a plain socket is not asked for
+        # _sslobj: its wrapper's __getattr__ would raise and catch an AttributeError per frame)
+        sslobj = sock._sslobj if self._tls else None
         raw = sock._sock
         chunks = list(chunks) if not isinstance(chunks, (list, tuple)) else chunks
         for i, chunk in enumerate(chunks):
