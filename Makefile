@@ -20,8 +20,9 @@ lint: install
 	$(BIN)/ruff check .
 
 # System packages the tests use, installed when absent and we are root (Debian): headless Chromium
-# for the HTML report test, espeak-ng and alsa-utils (its human recordings) to rebuild the fixtures.
-SYSDEPS := chromium:chromium espeak-ng:espeak-ng alsa-utils:/usr/share/sounds/alsa/Front_Center.wav
+# for the HTML report test, espeak-ng and alsa-utils (its human recordings) to rebuild the fixtures,
+# openssl for the wss:// test's self-signed certificate.
+SYSDEPS := chromium:chromium espeak-ng:espeak-ng alsa-utils:/usr/share/sounds/alsa/Front_Center.wav openssl:openssl
 sysdeps:
 	@missing=""; for dep in $(SYSDEPS); do pkg=$${dep%%:*}; probe=$${dep#*:}; \
 		if ! command -v $$probe >/dev/null 2>&1 && [ ! -e $$probe ]; then missing="$$missing $$pkg"; fi; done; \
