@@ -11,11 +11,12 @@ connections it sends whatever audio has fallen due on the shared audio clock
 does not hold the clock's frames back.
 
 Reads that time a response come first: while a connection's response waits for its first
-audio (:meth:`Reactor.prioritise`, driven by the session's router), the connection is also in
-a second, small epoll set that is polled between every two connections served. Near
-saturation the bulk of reads can fall behind by a delta period or more; the kernel then merges
-the queued deltas and stamps them with the newest arrival, so a first delta read late would get
-the next delta's time. Reading the waiting connections first keeps time to first audio exact.
+audio delta (text delta, if it asked for text only; :meth:`Reactor.prioritise`, driven by the
+session's router), the connection is also in a second, small epoll set that is polled between
+every two connections served. Near saturation the bulk of reads can fall behind by a delta
+period or more; the kernel then merges the queued deltas and stamps them with the newest
+arrival, so a first delta read late would get the next delta's time. Reading the waiting
+connections first keeps time to first audio exact.
 
 Each connection's receiver greenlet still exists, parked in :meth:`Reactor.serve` until its
 connection ends, so a session owns and kills its receiver exactly as before. Arrival times are
@@ -76,7 +77,7 @@ class Reactor:
         self._epoll: Any = None
         self._watches: dict[int, _Watch] = {}
         self._greenlet: Any = None
-        self._hot: Any = None  # the connections waiting for a first audio delta (polled first)
+        self._hot: Any = None  # the connections waiting for a first output delta (polled first)
         self._hot_fds: set[int] = set()
         self.wakeups = 0
         self.reads = 0
@@ -112,16 +113,20 @@ class Reactor:
 
     def prioritise(self, transport: WebSocketTransport, urgent: bool) -> None:
         """Read ``transport`` before the others while ``urgent`` (its response waits for a first
-        audio delta); the connection stays in the main set too."""
+        output delta); the connection stays in the main set too."""
         fd = transport._reactor_fd
         if fd is None or self._watches.get(fd) is None or self._watches[fd].transport is not transport:
             return
         if urgent and fd not in self._hot_fds:
             if self._hot is None:
                 self._hot = _epoll_class()()
-            with contextlib.suppress(OSError):
+            try:
                 self._hot.register(fd, _EPOLLIN)
-                self._hot_fds.add(fd)
+            except FileExistsError:  # a registration the kernel kept (the fd's file is shared): reuse it
+                pass
+            except OSError:
+                return
+            self._hot_fds.add(fd)
         elif not urgent and fd in self._hot_fds:
             self._unhot(fd)
 
@@ -208,7 +213,7 @@ class Reactor:
             self._end(fd, watch, info)
 
     def _serve_hot(self) -> None:
-        """Read the connections waiting for a first audio delta that have something to read."""
+        """Read the connections waiting for a first output delta that have something to read."""
         try:
             ready = self._hot.poll(0, BATCH)
         except InterruptedError:
