@@ -22,6 +22,22 @@ const AUDIO = Buffer.alloc(4800, 1).toString("base64"); // 100 ms of PCM16 at 24
 
 // TRUTH=file: one JSON line per response with the send time of its first delta (Unix seconds)
 const truth = process.env.TRUTH ? fs.createWriteStream(process.env.TRUTH, { flags: "a" }) : null;
+// Wall clock for the truth lines: performance.now() (sub-ms, monotonic) plus an offset taken at a tick
+// of Date.now() (performance.timeOrigin alone can be off by milliseconds), re-taken every 5 s.
+function wallOffsetMs() {
+  const d0 = Date.now();
+  let d;
+  let p;
+  do {
+    p = performance.now();
+    d = Date.now();
+  } while (d === d0);
+  return d - p;
+}
+let wallOffset = wallOffsetMs();
+setInterval(() => {
+  wallOffset = wallOffsetMs();
+}, 5000);
 let seq = 0;
 const stats = { conns: 0, appends: 0, deltas: 0, gaps: 0, late: 0, responses: 0, opened: 0, closed: 0 };
 
@@ -82,7 +98,7 @@ wss.on("connection", (ws) => {
       ws.send(st.deltaHead + id("event") + `","delta":"${AUDIO}"}`);
       if (truth && !st.truthDone) {
         st.truthDone = true;
-        truth.write(JSON.stringify({ response_id: st.resp, t_first_delta: (performance.timeOrigin + performance.now()) / 1000 }) + "\n");
+        truth.write(JSON.stringify({ response_id: st.resp, t_first_delta: (wallOffset + performance.now()) / 1000 }) + "\n");
       }
       stats.deltas += 1;
       if (st.timer) clearTimeout(st.timer);

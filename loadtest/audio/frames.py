@@ -43,6 +43,11 @@ class EncodedFrames:
     def __len__(self) -> int:
         return len(self.messages)
 
+    @functools.cached_property
+    def durations_ms(self) -> tuple[float, ...]:
+        """Every frame's audio duration, in order (computed once: each paced turn reads them all)."""
+        return tuple(self.frame_duration_ms(i) for i in range(len(self.messages)))
+
     def frame_duration_ms(self, index: int) -> float:
         """Audio duration of frame ``index`` (every frame is ``frame_ms`` except possibly the last)."""
         if index < len(self.messages) - 1:

@@ -406,7 +406,7 @@ class RealtimeSession:
         durations: list[float] = []
         for frames in frames_list:
             messages.extend(frames.messages)
-            durations.extend(frames.frame_duration_ms(i) for i in range(len(frames.messages)))
+            durations.extend(frames.durations_ms)
         if not messages:
             return True
         if self._stopping or conn.closed.is_set():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loadtest.audio.analysis import AudioAnalyzer
+from loadtest.audio.analysis import AudioAnalyzer, percentile
 from loadtest.audio.convert import to_wire
 from loadtest.audio.fixtures import Manifest, load_pcm
 
@@ -215,3 +215,12 @@ def test_reading_mid_response_includes_deltas_not_analysed_yet() -> None:
     for name in ("audio_ms", "longest_silence_ms", "silence_ms", "leading_silence_ms", "speech_level_dbfs"):
         assert getattr(streamed, name) == pytest.approx(getattr(whole, name), abs=1e-6), name
     assert streamed.longest_silence_ms >= 1400  # the 1.5 s hole is inside what was read
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 1351])
+@pytest.mark.parametrize("q", [0.0, 37.5, 50.0, 90.0, 99.0, 100.0])
+def test_percentile_is_numpys_linear_percentile(n: int, q: float) -> None:
+    """The speech level's percentile (a partial sort) gives numpy's default percentile."""
+    rng = np.random.default_rng(n)
+    values = (rng.random(n) * 1e9).astype(np.float32)  # mean squares per window, as the analyzer keeps
+    assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)), rel=1e-6)

@@ -61,6 +61,7 @@ def test_silence_appends() -> None:
     assert frames.decode_appends(silence) == b"\x00" * 48000
     ulaw = frames.silence_appends(250, 100, "g711_ulaw")
     assert [ulaw.frame_duration_ms(i) for i in range(len(ulaw))] == [100, 100, 50]
+    assert ulaw.durations_ms == (100, 100, 50) and sum(ulaw.durations_ms) == ulaw.duration_ms
     assert set(frames.decode_appends(ulaw)) == {0xFF}  # μ-law digital silence
 
 
