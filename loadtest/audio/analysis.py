@@ -56,7 +56,7 @@ def percentile(values: np.ndarray, q: float) -> float:
     h = (n - 1) * q / 100.0
     lo = math.floor(h)
     hi = min(lo + 1, n - 1)
-    part = np.partition(values, (lo, hi)) if hi != lo else np.partition(values, lo)
+    part = np.partition(values, (lo, hi))
     a, b = float(part[lo]), float(part[hi])
     return a + (h - lo) * (b - a)
 

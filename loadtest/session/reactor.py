@@ -36,8 +36,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from loadtest.session.transport import CLOSE_ABNORMAL, CloseInfo
+
 if TYPE_CHECKING:
-    from loadtest.session.transport import CloseInfo, WebSocketTransport
+    from loadtest.session.transport import WebSocketTransport
 
 log = logging.getLogger("loadtest.session")
 
@@ -57,6 +59,11 @@ def _epoll_class() -> Any:
         except AttributeError:
             return None
     return getattr(select, "epoll", None)
+
+
+def _dropped() -> CloseInfo:
+    """How a connection ended when reading it failed on our side."""
+    return CloseInfo(code=CLOSE_ABNORMAL, by_server=False, t=time.time())
 
 
 class _Watch:
@@ -88,8 +95,6 @@ class Reactor:
         import gevent
         from gevent.event import Event
 
-        from loadtest.session.transport import CLOSE_ABNORMAL, CloseInfo
-
         sock = transport._sock
         if sock is None:
             return CloseInfo(code=CLOSE_ABNORMAL, reason="not connected", t=time.time())
@@ -115,7 +120,8 @@ class Reactor:
         """Read ``transport`` before the others while ``urgent`` (its response waits for a first
         output delta); the connection stays in the main set too."""
         fd = transport._reactor_fd
-        if fd is None or self._watches.get(fd) is None or self._watches[fd].transport is not transport:
+        watch = self._watches.get(fd) if fd is not None else None
+        if watch is None or watch.transport is not transport:
             return
         if urgent and fd not in self._hot_fds:
             if self._hot is None:
@@ -160,9 +166,7 @@ class Reactor:
         except Exception:
             info = None
         if info is None:
-            from loadtest.session.transport import CLOSE_ABNORMAL, CloseInfo
-
-            info = CloseInfo(code=CLOSE_ABNORMAL, by_server=False, t=time.time())
+            info = _dropped()
         self._end(fd, watch, info)
 
     def _run(self) -> None:
@@ -206,9 +210,7 @@ class Reactor:
             info = watch.transport.read_ready(watch.on_message)
         except Exception:  # one connection's trouble must never stop the others' reading
             log.exception("receiving failed")
-            from loadtest.session.transport import CLOSE_ABNORMAL, CloseInfo
-
-            info = CloseInfo(code=CLOSE_ABNORMAL, by_server=False, t=time.time())
+            info = _dropped()
         if info is not None:
             self._end(fd, watch, info)
 

@@ -416,11 +416,10 @@ class EventRouter:
         if tracker is not None:
             if tracker.item_id is None:
                 tracker.item_id = event.get("item_id")
-            if tracker.t_first_audio is None:
-                tracker.on_audio_delta(event, t)
+            first = tracker.t_first_audio is None
+            tracker.on_audio_delta(event, t)
+            if first:
                 self._review_awaiting()
-            else:
-                tracker.on_audio_delta(event, t)
 
     def _transcript_delta(self, event: dict[str, Any], t: float) -> None:
         tracker = self._tracker(event.get("response_id"), t)
