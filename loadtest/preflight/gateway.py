@@ -67,7 +67,7 @@ def diagnose(run: Any, model: str | None) -> Finding | None:
         if upstream in (401, 403):
             return _finding(
                 "gateway.backend_auth",
-                f"the gateway took your key, but its backend refused the gateway's own credentials "
+                f"the gateway accepted the session, but its backend refused the gateway's own credentials "
                 f"(upstream HTTP {upstream}) {said}",
                 "fix the backend key in the gateway's configuration (LiteLLM: litellm_params.api_key of the "
                 "model; API Management: the backend's credentials or managed identity)",

@@ -373,7 +373,7 @@ def run_live(cfg: PreflightConfig, *, fixture: str | None, timeout: float, probe
     The probe dials the same host, path prefix, model, key and headers in the other dialect, so the
     two differ in the dialect only; it is skipped when a gateway's own failure explains the first.
     """
-    secrets = tuple(s for s in (cfg.api_key,) if s)
+    secrets = tuple(s for s in (cfg.api_key,) if s and len(s) >= 4)  # a one-letter "key" would blank the timeline
     configured = str(cfg.inferred_dialect)
     run = smoke_session(cfg, configured, fixture, timeout)
     findings = verdicts(run)
