@@ -115,3 +115,12 @@ def test_an_azure_host_means_azure_unless_the_user_says_otherwise(tmp_path: Path
         assert "AZURE_OPENAI_API_KEY is not set" in line, line
     line = _refused(tmp_path, "--target", "wss://res.openai.azure.com", "--provider", "openai", env=env)
     assert "OPENAI_API_KEY is not set" in line and "AZURE" not in line
+
+
+def test_provider_gateway_dials_the_url_as_it_is_with_bearer_auth(mock: MockProcess, tmp_path: Path) -> None:
+    """`--provider gateway` (issue 21): the URL as typed, OpenAI's Bearer auth, rows labelled a gateway."""
+    run, rows, _, out = _run(tmp_path, "gateway", "--target", f"{mock.url}/v1/realtime?model=gpt-realtime-mini",
+                             "--provider", "gateway")  # fmt: skip
+    assert rows and all(r["outcome"] == "completed" for r in rows), out
+    assert {r["provider"] for r in rows} == {"gateway"} and run["target"]["provider"] == "gateway"
+    assert run["options"]["api_key_env"] == "OPENAI_API_KEY"

@@ -154,3 +154,17 @@ def test_an_azure_host_means_azure(host: str) -> None:
     assert code == 1 and doc is not None
     assert "OPENAI_API_KEY is not set" in by_check(doc)["auth.missing"][0]["message"]
     assert by_check(doc)["auth.missing"][0]["severity"] == Severity.ERROR
+
+
+def test_the_probe_dials_the_same_prefix_model_key_and_headers_in_the_other_dialect(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Item 7, like with like: only the dialect's own parts of the URL and headers differ."""
+    monkeypatch.setenv("APIM_KEY", "apim-key-0123456789")
+    cfg = PreflightConfig(target="wss://apim.azure-api.net/myapi/openai/v1/realtime", provider="azure",
+                          deployment="gpt-realtime", api_key_env="APIM_KEY", headers={"X-Team": "voice"})  # fmt: skip
+    ga, preview = cfg.to_target(DialectName.GA), cfg.to_target(DialectName.PREVIEW)
+    assert ga.url() == "wss://apim.azure-api.net/myapi/openai/v1/realtime?model=gpt-realtime"
+    assert preview.url().startswith("wss://apim.azure-api.net/myapi/openai/realtime?api-version=")
+    assert preview.url().endswith("&deployment=gpt-realtime")
+    assert ga.headers() == preview.headers() == [("api-key", "apim-key-0123456789"), ("X-Team", "voice")]
