@@ -23,7 +23,7 @@ from loadtest.preflight.config import (
 )
 from loadtest.preflight.findings import Finding, Severity
 from loadtest.protocol.dialects import GA, PREVIEW, RENAMED_EVENTS, DialectName
-from loadtest.protocol.targets import redact_url, url_problem
+from loadtest.protocol.targets import model_query_key, redact_url, url_problem
 
 E, W, INFO, OK = Severity.ERROR, Severity.WARNING, Severity.INFO, Severity.OK
 
@@ -166,7 +166,7 @@ def check_url(cfg: PreflightConfig) -> list[Finding]:
         )
 
     if shape != SHAPE_BASE and not cfg.url_deployment and cfg.deployment:
-        added = cfg.dial_url[len(cfg.target) :].lstrip("?&")
+        added = f"{model_query_key(cfg.target)}={cfg.deployment}"
         out.append(Finding("url.model_added", INFO, f"the URL names no model; --deployment adds {added}"))
     elif shape not in (SHAPE_BASE, SHAPE_OTHER) and not cfg.url_deployment and shape != SHAPE_AZURE_PREVIEW:
         out.append(
@@ -236,7 +236,7 @@ def check_headers(cfg: PreflightConfig) -> list[Finding]:
     return out
 
 
-LIVE_JUDGES = "a gateway may take it: the live session judges it"
+LIVE_JUDGES = "a gateway may take it; the live session judges"
 
 
 def check_auth(cfg: PreflightConfig) -> list[Finding]:
@@ -258,7 +258,7 @@ def check_auth(cfg: PreflightConfig) -> list[Finding]:
             )
         if provider != "azure":
             if cfg.is_gateway:  # API Management, for one, passes an Entra token on to Azure
-                out.append(Finding("auth.kind", INFO, f"an Entra ID token to a gateway: {LIVE_JUDGES}"))
+                out.append(Finding("auth.kind", INFO, f"an Entra ID token to a gateway ({LIVE_JUDGES})"))
             else:
                 out.append(
                     Finding("auth.kind", E, "Entra ID tokens work only with Azure", "use --auth bearer with an API key")
@@ -276,7 +276,8 @@ def check_auth(cfg: PreflightConfig) -> list[Finding]:
         )
     elif key is not None and not cfg.api_key_literal:
         # key shapes are the providers' own: a gateway's keys (LiteLLM's sk-..., say) look like anything
-        if cfg.is_azure_host and provider == "azure" and key.startswith("sk-"):
+        own_host = not cfg.is_gateway
+        if own_host and cfg.is_azure_host and provider == "azure" and key.startswith("sk-"):
             out.append(
                 Finding(
                     "auth.key_kind",
@@ -285,11 +286,11 @@ def check_auth(cfg: PreflightConfig) -> list[Finding]:
                     "use the Azure resource key",
                 )
             )
-        if cfg.is_openai_host and provider == "openai" and not key.startswith("sk-"):
+        if own_host and cfg.is_openai_host and provider == "openai" and not key.startswith("sk-"):
             out.append(Finding("auth.key_kind", W, "the OpenAI key does not start with sk-", "check the key"))
     if provider == "openai" and cfg.auth == "api-key":
         if cfg.is_gateway:
-            out.append(Finding("auth.kind", INFO, f"an api-key header on the OpenAI URL shape: {LIVE_JUDGES}"))
+            out.append(Finding("auth.kind", INFO, f"an api-key header on the OpenAI URL shape ({LIVE_JUDGES})"))
         else:
             out.append(
                 Finding(

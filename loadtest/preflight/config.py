@@ -132,7 +132,7 @@ class PreflightConfig:
     @property
     def dial_url(self) -> str:
         """The URL as the live session dials it: a full URL with the model it lacks filled from --deployment."""
-        if self.shape in (SHAPE_BASE,) or not self.deployment:
+        if self.shape == SHAPE_BASE or not self.deployment:
             return self.target
         return with_model(self.target, self.deployment)
 

@@ -162,13 +162,18 @@ def url_model(url: str) -> str | None:
     return None
 
 
+def model_query_key(url: str) -> str:
+    """The query key that names the model on this URL's path: ``deployment`` on Azure's preview path."""
+    return "deployment" if urlsplit(url).path.rstrip("/").endswith("/openai/realtime") else "model"
+
+
 def with_model(url: str, name: str) -> str:
     """``url`` with the model or deployment it lacks: ``&deployment=`` on the Azure preview path
     (``/openai/realtime``), ``?model=`` on every other (OpenAI GA, Azure GA, Voice Live, a gateway)."""
     if url_model(url) or not name:
         return url
     parts = urlsplit(url)
-    key = "deployment" if parts.path.rstrip("/").endswith("/openai/realtime") else "model"
+    key = model_query_key(url)
     kept = [q for q in parts.query.split("&") if q and q.split("=", 1)[0] not in MODEL_QUERY_KEYS]  # as typed
     query = "&".join([*kept, urlencode({key: name})])
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))

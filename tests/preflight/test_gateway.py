@@ -56,8 +56,10 @@ def test_key_shape_warnings_only_on_the_providers_own_hosts(monkeypatch: pytest.
     assert "auth.key_kind" not in kinds(f"wss://gw.example.com/openai/v1/realtime?model={MODEL}")
     assert "auth.key_kind" not in kinds(f"ws://127.0.0.1:4000/openai/v1/realtime?model={MODEL}")
     assert "auth.key_kind" in kinds(f"wss://res.openai.azure.com/openai/v1/realtime?model={MODEL}")
-    cfg = PreflightConfig(target=f"wss://res.openai.azure.com/openai/v1/realtime?model={MODEL}", provider="gateway")
-    assert cfg.is_gateway and cfg.inferred_provider == "azure"  # APIM on an Azure name, said so by the user
+    said = PreflightConfig(target=f"wss://res.openai.azure.com/openai/v1/realtime?model={MODEL}", provider="gateway",
+                           api_key_env="GW_KEY")  # fmt: skip
+    assert said.is_gateway and said.inferred_provider == "azure"  # a gateway on an Azure name, said so by the user
+    assert "auth.key_kind" not in {f.check for f in run_static(said)}
 
 
 @pytest.mark.parametrize(
