@@ -242,8 +242,6 @@ LIVE_JUDGES = "a gateway may take it; the live session judges"
 def check_auth(cfg: PreflightConfig) -> list[Finding]:
     out: list[Finding] = []
     provider = cfg.inferred_provider
-    header_auth = any(k.lower() in ("authorization", "api-key") for k in cfg.headers)
-    key_in_url = any(k.lower() in ("api-key", "api_key") for k in cfg.query)
     if cfg.auth == "entra":
         try:
             import azure.identity  # noqa: F401
@@ -265,7 +263,7 @@ def check_auth(cfg: PreflightConfig) -> list[Finding]:
                 )
         return out
     key = cfg.api_key
-    if key is None and not cfg.api_key_literal and (cfg.api_key_env or not (header_auth or key_in_url)):
+    if key is None and not cfg.api_key_literal and (cfg.api_key_env or not cfg.credentials_elsewhere):
         out.append(
             Finding(
                 "auth.missing",

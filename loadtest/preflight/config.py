@@ -142,9 +142,19 @@ class PreflightConfig:
         return self.api_key_env or DEFAULT_KEY_ENV.get(self.inferred_provider, "OPENAI_API_KEY")
 
     @property
+    def credentials_elsewhere(self) -> bool:
+        """An auth header flag or a key in the URL query carries the credentials."""
+        header = any(k.lower() in ("authorization", "api-key") for k in self.headers)
+        return header or any(k.lower() in ("api-key", "api_key") for k in self.query)
+
+    @property
     def api_key(self) -> str | None:
+        """The key: the literal (embedded mock), --api-key-env's variable, or the provider's default
+        variable unless a header flag or the URL already carries credentials."""
         if self.api_key_literal:
             return self.api_key_literal
+        if not self.api_key_env and self.credentials_elsewhere:
+            return None
         value = os.environ.get(self.key_env)
         return value.strip() if value and value.strip() else None
 
