@@ -25,6 +25,8 @@ from loadtest.protocol.targets import (
     Target,
     infer_provider,
     is_full_url,
+    redact_text,
+    secrets_of,
     url_model,
     url_problem,
     with_model,
@@ -133,7 +135,8 @@ class HarnessOptions:
         if target != "mock":
             problem = url_problem(target)
             if problem:
-                raise OptionError(f"--target {target!r} {problem}")
+                shown = redact_text(target, secrets_of(target))  # a key in the query is not echoed
+                raise OptionError(f"--target {shown!r} {problem}")
         # the provider: as given, else the URL's (an Azure host or path means azure)
         provider = str(get("rt_provider", "") or ("openai" if target == "mock" else infer_provider(target))).lower()
         if provider not in PROVIDERS:

@@ -98,6 +98,7 @@ def test_a_url_model_and_a_different_deployment_are_one_line(tmp_path: Path) -> 
         ("ws://127.0.0.1:9/v1/realtime?model=gpt\trealtime", "a tab"),
         ('ws://127.0.0.1:9/v1/realtime?model="gpt"', "'\"'"),
         ("ws://127.0.0.1:9/v1/realtime?model=50%", "a % not followed by two hex digits"),
+        (f"ws://127.0.0.1:9/v1/realtime?api-key={KEY}&model=gpt realtime", "a space"),  # the key is not echoed
     ],
 )
 def test_a_target_with_characters_a_url_cannot_hold_is_refused(tmp_path: Path, target: str, what: str) -> None:
