@@ -136,7 +136,7 @@ class HarnessOptions:
             problem = url_problem(target)
             if problem:
                 shown = redact_text(target, secrets_of(target))  # a key in the query is not echoed
-                raise OptionError(f"--target {shown!r} {problem}")
+                raise OptionError(f"--target {shown!r} {url_problem(shown) or problem}")  # positions as shown
         # the provider: as given, else the URL's (an Azure host or path means azure)
         provider = str(get("rt_provider", "") or ("openai" if target == "mock" else infer_provider(target))).lower()
         if provider not in PROVIDERS:
