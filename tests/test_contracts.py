@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from loadtest.protocol.dialects import GA, PREVIEW, RENAMED_EVENTS, Dialect, get_dialect, other_dialect_hint
-from loadtest.protocol.targets import Target, redact_text, redact_url
+from loadtest.protocol.targets import (
+    Target,
+    infer_provider,
+    redact_text,
+    redact_url,
+    url_model,
+    url_problem,
+    with_model,
+)
 from loadtest.records.schema import (
     FAULT_EXPECTATIONS,
     OUTCOMES,
@@ -95,6 +103,33 @@ def test_auth_headers_and_redaction() -> None:
     assert "SECRET123" not in redact_text("Authorization: Bearer SECRET123 and key SECRET123", ["SECRET123"])
     assert "SECRET123" not in repr(azure)
     assert "SECRET123" not in str(azure.describe())
+
+
+@pytest.mark.parametrize(
+    ("url", "filled"),
+    [
+        ("wss://h/v1/realtime", "wss://h/v1/realtime?model=D"),
+        ("wss://h/openai/v1/realtime?model=", "wss://h/openai/v1/realtime?model=D"),
+        ("wss://h/openai/realtime?api-version=2025-04-01-preview", "wss://h/openai/realtime?api-version=2025-04-01-preview&deployment=D"),
+        ("wss://h/gw/voice?sig=a%2Fb", "wss://h/gw/voice?sig=a%2Fb&model=D"),  # the user's bytes kept
+        ("wss://h/v1/realtime?model=M", "wss://h/v1/realtime?model=M"),  # a URL's own name is never replaced
+    ],
+)  # fmt: skip
+def test_with_model_fills_the_name_a_url_lacks(url: str, filled: str) -> None:
+    assert with_model(url, "D") == filled
+    assert url_model(filled) == ("M" if "model=M" in url else "D")
+
+
+def test_url_problem_and_provider_inference() -> None:
+    assert url_problem("wss://res.openai.azure.com/openai/v1/realtime?model=a%20b") is None
+    assert "a space at character 8" in (url_problem("wss://a b") or "")
+    assert "percent-encode it (%22)" in (url_problem('wss://h/v1/realtime?model="m"') or "")
+    assert "port" in (url_problem("wss://h:12ab/v1/realtime") or "")
+    assert url_problem("h/v1/realtime") is not None
+    for host in ("r.openai.azure.com", "r.cognitiveservices.azure.com", "r.services.ai.azure.com"):
+        assert infer_provider(f"wss://{host}") == "azure"
+    assert infer_provider("ws://127.0.0.1:4000/openai/v1/realtime") == "azure"
+    assert infer_provider("ws://127.0.0.1:4000/v1/realtime") == infer_provider("wss://api.openai.com") == "openai"
 
 
 # Dialect fields that are not event names

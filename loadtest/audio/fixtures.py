@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from loadtest.audio.riff import truncation
+
 SAMPLE_RATE = 24000
 MANIFEST_NAME = "manifest.json"
 KINDS = ("short", "medium", "long", "turn", "barge_in", "noisy", "recording", "imported")
@@ -240,6 +242,9 @@ def check_manifest(manifest: Manifest) -> list[str]:
             problems.append(f"{label}: not a readable audio file ({str(exc).split(':')[-1].strip()}); re-import it")
             continue
         before = len(problems)
+        cut = truncation(path)
+        if cut:
+            problems.append(f"{label}: {cut}; rebuild or re-import it from a complete file")
         if info.format != "WAV" or info.subtype != "PCM_16":
             problems.append(f"{label}: is {info.format}/{info.subtype}, expected WAV/PCM_16; re-import it")
         if info.samplerate != manifest.sample_rate:
@@ -285,6 +290,9 @@ def import_file(
     name = name or fixture_name_from(src)
     if name in manifest.names() and not replace:
         raise FixtureError(f"a fixture named {name!r} already exists; pass --name NEW or --replace")
+    cut = truncation(src) if Path(src).is_file() else None
+    if cut:
+        raise FixtureError(f"{src}: {cut}; re-copy or re-export the complete file")
     data, rate = read_audio(src)
     if data.shape[0] == 0:
         raise FixtureError(f"{src}: contains no audio samples")

@@ -14,9 +14,15 @@ def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
         target: str = typer.Option("mock", help="mock (the embedded mock server) or the service URL."),
-        provider: str = typer.Option("openai", help="openai | azure"),
+        provider: str = typer.Option(
+            "", help="openai | azure | gateway (default: from the URL; an Azure host means azure)."
+        ),
         dialect: str = typer.Option("ga", help="ga | preview"),
-        deployment: str = typer.Option("gpt-realtime", help="Model (OpenAI) or deployment name (Azure)."),
+        deployment: str = typer.Option(
+            "",
+            help="Model (OpenAI) or deployment (Azure): fills a URL that names none; default: the URL's, "
+            "or gpt-realtime on a bare host.",
+        ),
         api_key_env: str = typer.Option(
             "",
             help="NAME of the variable holding the API key (default OPENAI_API_KEY / AZURE_OPENAI_API_KEY).",

@@ -18,10 +18,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from loadtest.locust.shapes import SHAPES, ShapePlan, parse_duration
-from loadtest.protocol.targets import Target
+from loadtest.protocol.targets import (
+    DEFAULT_DEPLOYMENT,
+    DEFAULT_KEY_ENV,
+    PROVIDERS,
+    Target,
+    infer_provider,
+    is_full_url,
+    redact_text,
+    secrets_of,
+    url_model,
+    url_problem,
+    with_model,
+)
 
 MOCK_API_KEY = "mock-key"
-DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -34,7 +45,7 @@ class HarnessOptions:
     target: str = "mock"  # "mock" or a ws(s)/http(s) URL
     provider: str = "openai"
     dialect: str = "ga"
-    deployment: str = "gpt-realtime"
+    deployment: str = DEFAULT_DEPLOYMENT  # resolved: see resolve_deployment ("" = a full URL that names none)
     api_key_env: str = ""  # the NAME of the variable holding the key ("" = provider default)
     auth: str = "auto"
     api_version: str | None = None
@@ -87,8 +98,10 @@ class HarnessOptions:
         url = base_url or self.target
         override = None
         parts = urlsplit(url)
-        if parts.path not in ("", "/") and not self.is_mock:
-            override = url  # a full URL (a gateway, or an explicit realtime path) is used as it is
+        if is_full_url(url) and not self.is_mock:
+            # a full URL (a gateway, or an explicit realtime path) is used as it is, with the model or
+            # deployment it lacks filled from --deployment
+            override = with_model(url, self.deployment)
         return Target(
             base_url=url,
             provider=self.provider,
@@ -118,18 +131,19 @@ class HarnessOptions:
             return default if value is None or value == "" else value
 
         target = str(get("rt_target", "mock")).strip()
-        provider = str(get("rt_provider", "openai")).lower()
         dialect = str(get("rt_dialect", "ga")).lower()
-        if provider not in ("openai", "azure"):
-            raise OptionError(f"--provider {provider!r} is not known: use openai or azure")
+        if target != "mock":
+            problem = url_problem(target)
+            if problem:
+                shown = redact_text(target, secrets_of(target))  # a key in the query is not echoed
+                raise OptionError(f"--target {shown!r} {url_problem(shown) or problem}")  # positions as shown
+        # the provider: as given, else the URL's (an Azure host or path means azure)
+        provider = str(get("rt_provider", "") or ("openai" if target == "mock" else infer_provider(target))).lower()
+        if provider not in PROVIDERS:
+            raise OptionError(f"--provider {provider!r} is not known: use {', '.join(PROVIDERS)}")
         if dialect not in ("ga", "preview"):
             raise OptionError(f"--dialect {dialect!r} is not known: use ga or preview")
-        if target != "mock":
-            parts = urlsplit(target)
-            if parts.scheme not in ("ws", "wss", "http", "https") or not parts.hostname:
-                raise OptionError(
-                    f"--target {target!r} is not a URL: use mock or e.g. wss://my-resource.openai.azure.com"
-                )
+        deployment = resolve_deployment(target, str(get("rt_deployment", "")).strip())
         key_env = str(get("rt_api_key_env", ""))
         if key_env and not _ENV_NAME.match(key_env):
             raise OptionError(
@@ -185,7 +199,7 @@ class HarnessOptions:
             target=target,
             provider=provider,
             dialect=dialect,
-            deployment=str(get("rt_deployment", "gpt-realtime")),
+            deployment=deployment,
             api_key_env=key_env,
             auth=str(get("rt_auth", "auto")),
             api_version=get("rt_api_version"),
@@ -209,13 +223,32 @@ class HarnessOptions:
         )
 
 
+def resolve_deployment(target: str, given: str) -> str:
+    """The model or deployment a run uses and labels its rows with.
+
+    A full URL's own ``?model=``/``deployment=`` wins over the default; an explicit ``--deployment``
+    fills a full URL that names none (and is the name on a bare host, where the harness builds the
+    path); the two disagreeing is an :class:`OptionError`. A full URL naming none, with no
+    ``--deployment``, is used as it is and labelled "" (a gateway path may carry the name itself).
+    """
+    if target == "mock" or not is_full_url(target):
+        return given or DEFAULT_DEPLOYMENT
+    named = url_model(target)
+    if named and given and named != given:
+        raise OptionError(
+            f"--deployment {given!r} differs from the {named!r} the --target URL names: "
+            f"drop --deployment or make the two the same"
+        )
+    return named or given
+
+
 # (flag, dest, help, default) of every Locust option the harness adds; `rtload run` maps its own
 # options onto these.
 LOCUST_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--rt-target", "mock", "mock (the embedded mock server) or the service URL, e.g. wss://res.openai.azure.com"),
-    ("--rt-provider", "openai", "openai | azure"),
+    ("--rt-provider", "", "openai | azure | gateway (default: from the URL; an Azure host means azure)"),
     ("--rt-dialect", "ga", "ga | preview"),
-    ("--rt-deployment", "gpt-realtime", "model (OpenAI) or deployment name (Azure)"),
+    ("--rt-deployment", "", "model (OpenAI) or deployment (Azure); fills a URL naming none (default gpt-realtime)"),
     ("--rt-api-key-env", "", "NAME of the environment variable holding the API key"),
     ("--rt-auth", "auto", "auto | bearer | api-key | entra"),
     ("--rt-api-version", "", "Azure preview api-version"),

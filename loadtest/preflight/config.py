@@ -7,10 +7,17 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 from loadtest.protocol.dialects import DialectName
-from loadtest.protocol.targets import Target
+from loadtest.protocol.targets import (
+    AZURE_HOST_SUFFIXES,
+    DEFAULT_DEPLOYMENT,
+    DEFAULT_KEY_ENV,
+    OPENAI_HOSTS,
+    Target,
+    infer_provider,
+    is_provider_host,
+    with_model,
+)
 
-AZURE_HOST_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
-OPENAI_HOSTS = ("api.openai.com",)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 # URL shapes by path
@@ -22,13 +29,20 @@ SHAPE_BASE = "base"  # no path: the harness builds the path from provider and di
 SHAPE_OTHER = "other"  # a gateway's own path
 
 
+_SHAPE_SUFFIXES = {
+    SHAPE_AZURE_GA: ("/openai/v1/realtime",),
+    SHAPE_AZURE_PREVIEW: ("/openai/realtime",),
+    SHAPE_OPENAI: ("/v1/realtime",),
+}
+
+
 @dataclass(slots=True)
 class PreflightConfig:
     target: str  # the URL as the client uses it (a full realtime URL or a base)
-    provider: str | None = None  # openai | azure (inferred from the URL when None)
+    provider: str | None = None  # openai | azure | gateway (inferred from the URL when None)
     dialect: str | None = None  # ga | preview (inferred from the URL shape when None)
     deployment: str | None = None  # model (OpenAI) or deployment (Azure)
-    api_key_env: str | None = None  # the NAME of the environment variable holding the key
+    api_key_env: str | None = None  # the NAME of the variable holding the key (None: the provider's default)
     auth: str = "auto"  # auto | bearer | api-key | entra
     headers: dict[str, str] = field(default_factory=dict)
     audio_format: str = "pcm16"
@@ -70,13 +84,27 @@ class PreflightConfig:
 
     @property
     def inferred_provider(self) -> str:
-        if self.provider:
+        """The protocol the URL speaks (openai | azure): as given, else by host, then by path.
+
+        ``--provider gateway`` says who answers, not which protocol: the URL's shape says that.
+        """
+        if self.provider and self.provider != "gateway":
             return self.provider
-        if self.host.endswith(AZURE_HOST_SUFFIXES):
-            return "azure"
-        if self.shape in (SHAPE_AZURE_GA, SHAPE_AZURE_PREVIEW, SHAPE_VOICE_LIVE):
-            return "azure"
-        return "openai"
+        return infer_provider(self.target)
+
+    @property
+    def is_gateway(self) -> bool:
+        """Something other than the provider answers: ``--provider gateway``, or any host that is not
+        OpenAI's or Azure's own (LiteLLM, API Management on its own domain, a reverse proxy, the mock)."""
+        return self.provider == "gateway" or not is_provider_host(self.host)
+
+    @property
+    def is_azure_host(self) -> bool:
+        return self.host.endswith(AZURE_HOST_SUFFIXES)
+
+    @property
+    def is_openai_host(self) -> bool:
+        return self.host in OPENAI_HOSTS
 
     @property
     def inferred_dialect(self) -> str:
@@ -98,16 +126,37 @@ class PreflightConfig:
 
     @property
     def effective_deployment(self) -> str | None:
-        return self.deployment or self.url_deployment
+        """What the live session dials: the URL's own name, else ``--deployment`` (which fills it)."""
+        return self.url_deployment or self.deployment
+
+    @property
+    def dial_url(self) -> str:
+        """The URL as the live session dials it: a full URL with the model it lacks filled from --deployment."""
+        if self.shape == SHAPE_BASE or not self.deployment:
+            return self.target
+        return with_model(self.target, self.deployment)
+
+    @property
+    def key_env(self) -> str:
+        """The variable the key is read from: --api-key-env, else the provider's default (as `rtload run`)."""
+        return self.api_key_env or DEFAULT_KEY_ENV.get(self.inferred_provider, "OPENAI_API_KEY")
+
+    @property
+    def credentials_elsewhere(self) -> bool:
+        """An auth header flag or a key in the URL query carries the credentials."""
+        header = any(k.lower() in ("authorization", "api-key") for k in self.headers)
+        return header or any(k.lower() in ("api-key", "api_key") for k in self.query)
 
     @property
     def api_key(self) -> str | None:
+        """The key: the literal (embedded mock), --api-key-env's variable, or the provider's default
+        variable unless a header flag or the URL already carries credentials."""
         if self.api_key_literal:
             return self.api_key_literal
-        if self.api_key_env:
-            value = os.environ.get(self.api_key_env)
-            return value.strip() if value else None
-        return None
+        if not self.api_key_env and self.credentials_elsewhere:
+            return None
+        value = os.environ.get(self.key_env)
+        return value.strip() if value and value.strip() else None
 
     @property
     def is_loopback(self) -> bool:
@@ -117,14 +166,17 @@ class PreflightConfig:
         """A :class:`Target` for the live smoke session (``dialect`` overrides, for the probe)."""
         provider = self.inferred_provider
         dialect = dialect or self.inferred_dialect
-        deployment = self.effective_deployment or "gpt-realtime"
+        deployment = self.effective_deployment or DEFAULT_DEPLOYMENT
         parts = self.parts
-        base = f"{parts.scheme}://{parts.netloc}"
+        # the probe dials the same host and path prefix (an API Management API's own prefix included)
+        path = parts.path.rstrip("/")
+        prefix = next((path[: -len(s)] for s in _SHAPE_SUFFIXES.get(self.shape, ()) if path.endswith(s)), "")
+        base = f"{parts.scheme}://{parts.netloc}{prefix}"
         override: str | None = None
         if self.shape in (SHAPE_OTHER, SHAPE_VOICE_LIVE) or (
             dialect == self.inferred_dialect and self.shape != SHAPE_BASE
         ):
-            override = self.target  # test exactly what the client uses
+            override = self.dial_url  # test exactly what the client uses (with the model --deployment fills)
         api_version = (self.query.get("api-version") or [None])[0]
         headers = dict(self.headers)
         if dialect != self.inferred_dialect or (provider == "openai" and dialect == DialectName.PREVIEW):

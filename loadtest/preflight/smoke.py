@@ -8,17 +8,28 @@ will do. The timeline comes from the session's observer hook: key fields only, p
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from loadtest.preflight import retirements
 from loadtest.preflight.config import PreflightConfig
 from loadtest.preflight.findings import Finding, Severity
+from loadtest.preflight.gateway import diagnose
 from loadtest.protocol.dialects import DIALECTS, DialectName, get_dialect, other_dialect_hint
 from loadtest.protocol.targets import redact_text
 from loadtest.records.schema import COMPLETED, ResponseRecord, SessionRecord
 
 E, W, OK = Severity.ERROR, Severity.WARNING, Severity.OK
+
+# session fields one dialect has and the other rejects (a server refusing a dialect names one of them)
+_DIALECT_FIELDS = {
+    DialectName.GA: ("session.type", "output_modalities", "session.audio", "max_output_tokens"),
+    DialectName.PREVIEW: ("session.modalities", "session.voice", "turn_detection", "input_audio_format"),
+}
+_AUTH_WORDS = re.compile(r"(?i)api[ _-]?key|authenticat|unauthori[sz]ed|bearer|credential")
 
 DEFAULT_FIXTURE = "short_hello"
 TEXT_PROMPT = "Say hello in five words."
@@ -256,28 +267,131 @@ def json_timeline(rows: list[dict[str, Any]], secrets: tuple[str, ...] = ()) -> 
     return out
 
 
+def dialect_refusal(run: SmokeRun) -> str | None:
+    """What shows the server refused the session's dialect itself (not its key, model or path), or None."""
+    d = get_dialect(run.dialect)
+    hs = run.handshake or {}
+    if hs.get("status") == 404 and d.is_ga and not re.search(r"(?i)deployment|model", str(hs.get("error") or "")):
+        return "the GA path is not served here (404)"
+    for row in run.timeline:
+        if row.get("dir") != "in":
+            continue
+        kind = str(row.get("type"))
+        hint = other_dialect_hint(kind, d) if kind not in d.server_events else None
+        if hint:
+            return f"the server sends {hint}"
+        code, message = str(row.get("error_code") or ""), str(row.get("error_message") or "")
+        if code == "beta_api_shape_disabled":
+            return code
+        if code in ("unknown_parameter", "invalid_value") and any(f in message for f in _DIALECT_FIELDS[run.dialect]):
+            return f"{code}: {message}"
+    return None
+
+
+def preview_retirement(cfg: PreflightConfig, api_version: str | None, today: dt.date | None = None) -> str:
+    """The preview API's retirement, from the dated table: "retired on D" / "retires on D" (source)."""
+    today = today or dt.date.today()
+    if cfg.inferred_provider == "azure":
+        row = retirements.lookup(api_version or "", "azure", "api-version") or retirements.lookup(
+            retirements.KNOWN_PREVIEW_API_VERSIONS[-1], "azure", "api-version"
+        )
+    else:
+        row = retirements.lookup("realtime=v1", "openai", "beta-interface")
+    if row is None:  # the table always has both; a trimmed table must not break the advice
+        return "the preview API is being retired"
+    when = "was retired on" if row.date <= today else "retires on"
+    return f"the preview API {when} {row.date} ({row.source})"
+
+
+def _first_failure(findings: list[Finding]) -> str:
+    return next((f.message for f in findings if f.severity is E), "it did not complete")
+
+
+def _probe_finding(
+    cfg: PreflightConfig, configured: str, other: str, run: SmokeRun, findings: list[Finding]
+) -> Finding:
+    """The dialect advice once the other dialect worked where the configured one failed."""
+    target = cfg.to_target(other)
+    url = target.redacted_url()
+    retirement = preview_retirement(cfg, target.api_version)
+    if other == DialectName.GA:
+        return Finding(
+            "probe.dialect",
+            E,
+            f"the {configured} dialect fails here but the ga dialect works ({url})",
+            f"configure the client for GA: --dialect ga ({retirement})",
+        )
+    why = dialect_refusal(run)
+    if why:
+        return Finding(
+            "probe.dialect",
+            E,
+            f"the ga dialect is refused here ({why}); the preview dialect works ({url})",
+            f"move the service or the URL to GA; --dialect preview works only until it is gone: {retirement}",
+        )
+    return Finding(
+        "probe.dialect",
+        E,
+        f"the ga dialect fails here, but not for the dialect ({_first_failure(findings)}); preview happened to work "
+        f"({url})",
+        f"fix that failure on GA; moving to preview is no way round it: {retirement}",
+    )
+
+
+def _auth_verdict(cfg: PreflightConfig, run: SmokeRun) -> Finding | None:
+    """On a gateway, whether it took an auth kind the provider itself would not (judged live, not statically)."""
+    provider = cfg.inferred_provider
+    unusual = (cfg.auth == "api-key" and provider == "openai") or (cfg.auth == "entra" and provider != "azure")
+    if not (cfg.is_gateway and unusual):
+        return None
+    d = get_dialect(run.dialect)
+    if run.received(d.session_created) or run.received(d.session_updated):
+        return Finding("auth.kind", OK, f"the gateway accepted --auth {cfg.auth} (the live session opened)")
+    hs = run.handshake or {}
+    texts = [str(r.get("error_message") or r.get("error_code") or "") for r in run.received(d.error)]
+    texts.append(str(hs.get("error") or ""))
+    if hs.get("status") in (401, 403) or any(_AUTH_WORDS.search(t) for t in texts):
+        return Finding(
+            "auth.kind",
+            E,
+            f"the gateway refused --auth {cfg.auth} (the live session's credentials were rejected)",
+            "use --auth bearer (what the OpenAI URL shape takes), or the header the gateway documents",
+        )
+    return None
+
+
+def _on_the_gateways_side(finding: Finding, gateway: Finding) -> Finding:
+    """A failed live step's fix pointed at the gateway (it pointed at the user's setup)."""
+    if finding.severity is not E or not finding.check.startswith("live."):
+        return finding
+    return replace(finding, fix=f"the gateway's side: see {gateway.check} below")
+
+
 def run_live(cfg: PreflightConfig, *, fixture: str | None, timeout: float, probe: bool) -> LiveResult:
-    """The smoke session in the configured dialect, then (if it failed) the probe of the other one."""
-    secrets = tuple(s for s in (cfg.api_key,) if s)
+    """The smoke session in the configured dialect, then (if it failed) the probe of the other one.
+
+    The probe dials the same host, path prefix, model, key and headers in the other dialect, so the
+    two differ in the dialect only; it is skipped when a gateway's own failure explains the first.
+    """
+    secrets = tuple(s for s in (cfg.api_key,) if s and len(s) >= 4)  # a one-letter "key" would blank the timeline
     configured = str(cfg.inferred_dialect)
     run = smoke_session(cfg, configured, fixture, timeout)
     findings = verdicts(run)
+    gateway = diagnose(run, cfg.effective_deployment) if cfg.is_gateway and not run.works else None
+    if gateway is not None:
+        findings = [_on_the_gateways_side(f, gateway) for f in findings]
+        findings.append(gateway)
+    auth = _auth_verdict(cfg, run)
+    if auth is not None:
+        findings.append(auth)
     probe_result: dict[str, Any] | None = None
-    if probe and not run.works:
+    if probe and not run.works and gateway is None:
         other = DialectName.PREVIEW if configured == DialectName.GA else DialectName.GA
         other_run = smoke_session(cfg, str(other), fixture, timeout)
         verdict = "works" if other_run.works else "fails"
         probe_result = {"configured": configured, configured: "fails", str(other): verdict}
         if other_run.works:
-            url = cfg.to_target(str(other)).redacted_url()
-            findings.append(
-                Finding(
-                    "probe.dialect",
-                    E,
-                    f"the {configured} dialect fails here but the {other} dialect works ({url})",
-                    f"configure the client for {other}: --dialect {other}",
-                )
-            )
+            findings.append(_probe_finding(cfg, configured, str(other), run, findings))
         else:
             findings.append(
                 Finding(

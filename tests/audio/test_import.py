@@ -148,3 +148,53 @@ def test_check_reports_one_line_per_problem(tmp_path) -> None:
     assert "ok" not in by_name
     assert len(lines) == 8  # one per broken file and one for the conversation, nothing more
     assert "Traceback" not in result.output
+
+
+def _truncated_wav(path: Path, seconds: float, keep_s: float) -> None:
+    """A WAV whose header announces ``seconds`` of audio but whose file stops after ``keep_s``."""
+    sf.write(str(path), _tone(24000, seconds), 24000, subtype="PCM_16")
+    data = path.read_bytes()
+    header = data.index(b"data") + 8
+    path.write_bytes(data[: header + int(24000 * keep_s) * 2])
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "loadtest", "fixtures", *args], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+
+
+def test_a_truncated_wav_is_refused_on_import_with_one_line(tmp_path: Path) -> None:
+    """Issue 23.13: it imported as a 0.01 s fixture."""
+    cut = tmp_path / "cut.wav"
+    _truncated_wav(cut, 1.0, 0.01)
+    proc = _cli("import", str(cut), "--dir", str(tmp_path / "fx"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert str(cut) in lines[0] and "truncated" in lines[0] and "1.00 s" in lines[0] and "0.01 s" in lines[0]
+    assert not (tmp_path / "fx" / "cut.wav").exists()
+    manifest = tmp_path / "fx" / "manifest.json"
+    names = [f["name"] for f in json.loads(manifest.read_text())["fixtures"]] if manifest.exists() else []
+    assert "cut" not in names
+
+
+def test_check_flags_a_truncated_fixture_file(tmp_path: Path) -> None:
+    """Issue 23.13: `fixtures check` called it ok (its length and checksum agree with a manifest written from
+    the cut file; only the header tells)."""
+    root = tmp_path / "fx"
+    good = tmp_path / "good.wav"
+    sf.write(str(good), _tone(24000, 1.0), 24000, subtype="PCM_16")
+    for name in ("whole", "cut"):
+        assert _import(tmp_path, str(good), "--name", name).exit_code == 0
+    _truncated_wav(root / "cut.wav", 1.0, 0.25)
+    data = json.loads((root / "manifest.json").read_text())
+    for entry in data["fixtures"]:
+        if entry["name"] == "cut":
+            entry["duration_s"] = sf.info(str(root / "cut.wav")).duration
+            entry["sha256"] = fixtures.sha256_file(root / "cut.wav")
+    (root / "manifest.json").write_text(json.dumps(data))
+    proc = _cli("check", "--dir", str(root))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    problems = [ln for ln in proc.stderr.splitlines() if ln.startswith("PROBLEM ")]
+    assert len(problems) == 1 and problems[0].startswith("PROBLEM cut (cut.wav): truncated"), proc.stderr
+    assert "1.00 s" in problems[0] and "0.25 s" in problems[0]

@@ -110,7 +110,9 @@ def test_key_in_url_warns_and_is_not_echoed() -> None:
 
 def test_wrong_path_for_provider_and_unknown_path() -> None:
     assert checks(run_static(cfg(f"{AZ}/v1/realtime?model=d")))["url.shape_vs_provider"] is Severity.ERROR
-    assert checks(run_static(cfg("wss://gw.example.com/voice?model=d")))["url.unknown_path"] is Severity.WARNING
+    assert checks(run_static(cfg(f"{AZ}/voice?model=d")))["url.unknown_path"] is Severity.WARNING
+    # a gateway's own path is what gateways do: noted, judged by the live session, no warning
+    assert checks(run_static(cfg("wss://gw.example.com/voice?model=d")))["url.unknown_path"] is Severity.INFO
 
 
 def test_invalid_url_is_one_finding() -> None:
@@ -204,3 +206,15 @@ def test_client_source_with_preview_handlers(tmp_path: Path) -> None:
     stale = [f for f in findings if f.check == "client.preview_event"]
     assert len(stale) == 1
     assert "agent.py:1" in stale[0].message and "response.output_audio.delta" in stale[0].message
+
+
+def test_the_default_key_variable_is_not_added_to_credentials_given_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --api-key-env the provider's default variable is read (as `rtload run`), but not on top of an
+    auth header flag or a key in the URL: one set of credentials goes out."""
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-default-0123456789")
+    url = f"{AZ}/openai/v1/realtime?model=gpt-realtime"
+    assert PreflightConfig(target=url).to_target().api_key == "azure-default-0123456789"
+    header = PreflightConfig(target=url, headers={"api-key": "from-the-flag-0123"})
+    assert header.api_key is None and ("api-key", "from-the-flag-0123") in header.to_target().headers()
+    assert PreflightConfig(target=url + "&api-key=in-the-url-0123").api_key is None
+    assert "auth.missing" not in checks(run_static(header))
