@@ -39,6 +39,7 @@ from loadtest.locust.harness_paths import new_run_id
 from loadtest.locust.health import HealthSampler
 from loadtest.locust.options import HarnessOptions, OptionError, register
 from loadtest.locust.sinks import BatchSink, ProcessSink, WriterSink
+from loadtest.protocol.targets import redact_url
 from loadtest.records.writer import RunWriter, update_run_json, write_run_json
 
 log = logging.getLogger("rtload")
@@ -168,6 +169,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         try:
             options = state.load_options(environment.parsed_options)
             options.check_key()
+            options.check_mock()
         except OptionError as exc:
             _fail(str(exc))
             return
@@ -249,7 +251,8 @@ def run_info(options: HarnessOptions, **extra: Any) -> dict[str, Any]:
         "options": options.describe(),
     }
     if options.is_mock:
-        info["mock"] = {"profile": options.mock_profile, "overrides": options.mock_set, "url": state.target_url}
+        url = redact_url(state.target_url) if state.target_url else None
+        info["mock"] = {"profile": options.mock_profile, "overrides": options.redacted_mock_set(), "url": url}
     info.update(extra)
     return info
 

@@ -148,6 +148,7 @@ def validate(request: RunRequest) -> tuple[HarnessOptions, list[Threshold]]:
         raise OptionError("--master and --worker exclude each other")
     options = HarnessOptions.from_namespace(request.namespace())
     options.check_key()
+    options.check_mock()
     from loadtest.locust.inputs import build_session_inputs
 
     build_session_inputs(options)

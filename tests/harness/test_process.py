@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import psutil
@@ -96,6 +97,49 @@ def test_api_key_never_written(tmp_path: Path, mock_server) -> None:  # type: ig
     assert [p for p in path.rglob("*") if p.is_file() and bad.encode() in p.read_bytes()] == []
 
 
+@pytest.mark.e2e
+def test_secrets_in_the_url_and_the_mocks_keys_are_never_written(tmp_path: Path, mock_server) -> None:  # type: ignore[no-untyped-def]
+    """A key in the --target query, and the mock's keys given by --mock-set auth.keys, appear in no
+    file of the run directory (run.json and the mock's settings included), no output and no bundle."""
+    url_key, mock_key = "urlkey-7Q2w9E4r6T8y", "mockkey-3Z5x7C9v1B"
+    mock = mock_server(api_key=url_key, truth_path=tmp_path / "truth.jsonl")
+    target = f"{mock.url}/openai/v1/realtime?model=gpt-realtime&api-key={url_key}"
+    done = rtload_run(
+        tmp_path, "--target", target, "--provider", "azure", "--api-key-env", "RTLOAD_TEST_KEY",
+        "--scenario", "quick_text", "--users", "1", "--duration", "2s", "--run-id", "inurl",
+        env={"RTLOAD_TEST_KEY": url_key},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    path = run_dir(tmp_path, "inurl")
+    assert responses(path) and all(r["outcome"] == "completed" for r in responses(path))
+    run = json.loads((path / "run.json").read_text())
+    assert run["options"]["target"].endswith("&api-key=***")
+    # the embedded mock, told to accept only a key the client does not send: every attempt fails
+    done = rtload_run(
+        tmp_path, *mock_args(f'auth.keys=["{mock_key}"]', "faults.server_error.rate=0.5"),
+        "--scenario", "quick_text", "--users", "1", "--duration", "2s", "--run-id", "mockkeys",
+        "--reconnect-max", "1s",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    mock_run = run_dir(tmp_path, "mockkeys")
+    assert {r["reason"] for r in responses(mock_run)} == {"auth_rejected"}
+    run = json.loads((mock_run / "run.json").read_text())
+    assert "auth.keys=***" in run["options"]["mock_set"] and "auth.keys=***" in run["mock"]["overrides"]
+    outputs = done.stdout + done.stderr
+    for folder in (path, mock_run):
+        bundle = tmp_path / f"{folder.name}.zip"
+        made = subprocess.run([sys.executable, "-m", "loadtest", "report", "failures", str(folder), "--bundle",
+                               str(bundle)], capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        outputs += made.stdout + made.stderr
+    for secret in (url_key, mock_key):
+        leaks = [p for p in tmp_path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+        assert leaks == [], secret
+        assert secret not in outputs
+    with zipfile.ZipFile(tmp_path / "mockkeys.zip") as zf:
+        assert "run.json" in zf.namelist() and "auth.keys=***" in zf.read("run.json").decode()
+
+
 def _get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=5) as resp:
         return resp.read()
@@ -165,6 +209,10 @@ def test_plain_locust_web_ui_shows_outcomes_per_step(tmp_path: Path, procs: list
         (["--shape", "ramp"], {}, "--shape 'ramp' is not known"),
         (["--fail-on", "failed>>1"], {}, "bad --fail-on"),
         (["--fixture", "no_such_fixture"], {}, "not in the fixture manifest"),
+        (["--mock-set", "bad=1"], {}, "--mock-set bad: unknown knob"),
+        (["--mock-set", "audio.speed=fast"], {}, "--mock-set audio.speed='fast': expected a value like 3.0"),
+        (["--mock-set", "auth.keys=7"], {}, "--mock-set auth.keys=***: expected a value like []"),
+        (["--mock-profile", "nope"], {}, "unknown mock profile 'nope'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], env: dict[str, str], message: str, tmp_path: Path) -> None:
