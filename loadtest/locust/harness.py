@@ -21,6 +21,7 @@ import contextlib
 import gc
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -32,7 +33,7 @@ from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtest import __version__
-from loadtest.locust import final_csv, webui
+from loadtest.locust import final_csv, lifeline, webui
 from loadtest.locust.board import OutcomeBoard
 from loadtest.locust.channel import MSG_DRAIN, MSG_DRAINED, MSG_RECORDS, RecordBatcher, receive_batch
 from loadtest.locust.harness_paths import new_run_id
@@ -160,6 +161,10 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     tune_gc()
     state.environment = environment
     runner = environment.runner
+    _arm_lifeline(isinstance(runner, WorkerRunner))
+    # Locust installs its SIGTERM handler only once a headless shape test has ended, so until then
+    # SIGTERM would kill the process outright (run.json left "running"); stop as Ctrl-C does instead
+    gevent.signal_handler(signal.SIGTERM, os.kill, os.getpid(), signal.SIGINT)
     if isinstance(runner, WorkerRunner):
         state.role = "worker"
         runner.register_message(MSG_DRAIN, _on_drain)
@@ -191,6 +196,32 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         receive_source=_receive_lag,
     )
     state.sampler.start()
+
+
+def _arm_lifeline(worker: bool) -> None:
+    """Under ``rtload run``: end with it. A worker dies with it (nothing of its own to save); a master
+    or standalone process closes the run directory first, stamped ``stopped_by: parent_died``."""
+    if worker:
+        lifeline.arm(death_signal=signal.SIGKILL, grace_s=0.0)
+        return
+    loop = gevent.get_hub().loop  # the watchdog is an OS thread: it hands the work to this hub
+    lifeline.arm(lambda: loop.run_callback_threadsafe(gevent.spawn, _on_orphaned))
+
+
+def _on_orphaned() -> None:
+    """The ``rtload run`` that started this process is gone: stop the load now, keep what was recorded."""
+    state = STATE
+    log.warning("rtload: the rtload run process that started this one is gone; stopping now")
+    if state.writer is not None and state.run_dir is not None and not state.finished:
+        state.finished = True
+        with contextlib.suppress(Exception):
+            state.writer.close()
+            update_run_json(state.run_dir, status="stopped", stopped_by="parent_died", t_end=time.time(),
+                            rows=dict(state.writer.counts))  # fmt: skip
+    if state.mock is not None:
+        with contextlib.suppress(Exception):
+            state.mock.stop(timeout=0.3)
+    os._exit(lifeline.ORPHANED_EXIT_CODE)
 
 
 def _audio_clock() -> dict[str, float]:

@@ -23,11 +23,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from loadtest.locust import lifeline
 from loadtest.locust.failon import Threshold, check, parse_fail_on
 from loadtest.locust.harness_paths import LOCUSTFILE, new_run_id
 from loadtest.locust.options import HarnessOptions, OptionError
@@ -161,6 +163,25 @@ def validate(request: RunRequest) -> tuple[HarnessOptions, list[Threshold]]:
     return options, thresholds
 
 
+class MockStartError(RuntimeError):
+    """The embedded mock did not start (its options were checked before: a port or machine problem)."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a run the way Ctrl-C does (Locust stops gracefully, the summary is printed):
+    the children would otherwise outlive this process only to be ended by their lifeline."""
+
+    def interrupt(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _locust(*args: str) -> list[str]:
     return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *args]
 
@@ -177,7 +198,16 @@ def launch(request: RunRequest) -> int:
     if (run_dir / "run.json").exists():
         return _die(f"run directory {run_dir} already exists: choose another --run-id or --out")
     run_dir.mkdir(parents=True, exist_ok=True)
+    with sigterm_as_interrupt():
+        try:
+            code = _run_processes(request, options, run_id, run_dir)
+        except MockStartError as exc:
+            return _die(f"could not start the mock (profile {request.mock_profile!r}): {exc}")
+    return _finish(run_dir, code, thresholds, request)
 
+
+def _run_processes(request: RunRequest, options: HarnessOptions, run_id: str, run_dir: Path) -> int:
+    """Start the mock and the Locust processes, show progress until the run ends; Locust's exit code."""
     mock = None
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[Any] = []
@@ -189,7 +219,7 @@ def launch(request: RunRequest) -> int:
             try:
                 mock = start_embedded_mock(options, run_dir)
             except Exception as exc:
-                return _die(f"could not start the mock (profile {request.mock_profile!r}): {exc}")
+                raise MockStartError(str(exc)) from None
             extra += ["--rt-mock-url", mock.url]
             print(f"rtload run: mock ({request.mock_profile}) on {mock.url}", flush=True)
             if request.master:
@@ -214,7 +244,7 @@ def launch(request: RunRequest) -> int:
             common += ["-t", request.duration]
         if request.html:
             common += ["--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html")]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = lifeline.child_env({**os.environ, "PYTHONUNBUFFERED": "1"})  # the children end with this process
         master_log = open(run_dir / "locust.log", "wb")  # noqa: SIM115 - closed in finally
         logs.append(master_log)
         n_local = request.workers
@@ -255,7 +285,7 @@ def launch(request: RunRequest) -> int:
         for handle in logs:
             with contextlib.suppress(OSError):
                 handle.close()
-    return _finish(run_dir, code, thresholds, request)
+    return code
 
 
 def _watch(procs: list[subprocess.Popen[bytes]], run_dir: Path, every: float) -> int:
@@ -328,7 +358,10 @@ def _run_worker(request: RunRequest) -> int:
     port = request.master_port or 5557
     cmd = _locust("--worker", "--master-host", request.master_host, "--master-port", str(port))
     print(f"rtload run: worker of {request.master_host}:{port}", flush=True)
+    proc = subprocess.Popen(cmd, env=lifeline.child_env())
     try:
-        return subprocess.call(cmd)
+        with sigterm_as_interrupt():
+            return proc.wait()
     except KeyboardInterrupt:
+        _terminate([proc], grace=WORKER_JOIN_TIMEOUT_S)
         return 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -62,6 +63,84 @@ def test_sigkill_mid_run_leaves_a_readable_run_directory(tmp_path: Path, procs: 
     assert run["status"] == "running"  # never reached its end, and says so
     assert read_rows(path / "sessions.jsonl")
     assert str(len(rows)) in out  # the summary counted the rows that survived
+
+
+def _run_family(parent: subprocess.Popen, count: int, timeout: float = 30) -> list[psutil.Process]:
+    """The processes `rtload run` started (Locust master and workers, the mock), once all are up."""
+    found: list[psutil.Process] = []
+
+    def up() -> bool:
+        found[:] = psutil.Process(parent.pid).children(recursive=True)
+        return len(found) >= count
+
+    _wait_for(up, timeout, f"{count} child processes")
+    return found
+
+
+def _alive(procs: list[psutil.Process]) -> list[str]:
+    out = []
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(" ".join(proc.cmdline()[-6:]))
+    return out
+
+
+def _of_run(path: Path) -> list[str]:
+    """Any process on the machine whose command line names the run directory (master, mock)."""
+    out = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if str(path) in " ".join(proc.info["cmdline"] or []) and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(" ".join(proc.info["cmdline"][-6:]))
+    return out
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP], ids=["SIGKILL", "SIGHUP"])
+def test_killing_rtload_run_leaves_no_process_of_the_run(
+    sig: int, tmp_path: Path, procs: list[subprocess.Popen]
+) -> None:
+    """`rtload run --workers 2` killed outright (or its terminal closed): the master, both workers and
+    the mock end with it instead of sending load until the duration ends."""
+    cmd = [sys.executable, "-m", "loadtest", "run", "--out", str(tmp_path / "reports"), "--run-id", "orphans",
+           *mock_args(), "--scenario", "quick_text", "--workers", "2", "--users", "4", "--spawn-rate", "20",
+           "--duration", "60s", "--progress-every", "0"]  # fmt: skip
+    parent = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(parent)
+    path = run_dir(tmp_path, "orphans")
+    family = _run_family(parent, 4)  # master, two workers, the mock
+    _wait_for(lambda: {r["worker_id"] for r in responses(path)} == {"w0", "w1"}, 40, "rows from both workers")
+    assert _of_run(path)  # the search below does find this run's processes while they live
+    os.kill(parent.pid, sig)
+    parent.wait(timeout=10)
+    time.sleep(3)
+    assert _alive(family) == []
+    assert _of_run(path) == []
+    # the master closed the run directory on its way out, and says why the run stopped
+    run = json.loads((path / "run.json").read_text())
+    assert run["status"] == "stopped" and run["stopped_by"] == "parent_died" and run["t_end"]
+    assert responses(path)
+
+
+@pytest.mark.e2e
+def test_sigterm_stops_rtload_run_gracefully_with_the_summary(tmp_path: Path, procs: list[subprocess.Popen]) -> None:
+    cmd = [sys.executable, "-m", "loadtest", "run", "--out", str(tmp_path / "reports"), "--run-id", "termed",
+           *mock_args(), "--scenario", "quick_text", "--users", "2", "--spawn-rate", "20", "--duration", "60s",
+           "--progress-every", "0"]  # fmt: skip
+    parent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs.append(parent)
+    path = run_dir(tmp_path, "termed")
+    family = _run_family(parent, 2)  # Locust, the mock
+    _wait_for(lambda: len(responses(path)) >= 3, 40, "three response rows")
+    parent.send_signal(signal.SIGTERM)
+    out, err = parent.communicate(timeout=60)
+    assert parent.returncode == 130, err
+    assert "interrupted, stopping Locust" in out
+    assert "Summary of run termed" in out  # the summary of what was recorded
+    assert _alive(family) == []
+    run = json.loads((path / "run.json").read_text())
+    assert run["status"] == "finished" and "stopped_by" not in run
 
 
 @pytest.mark.e2e
