@@ -40,11 +40,14 @@ from loadtest.locust.harness_paths import new_run_id
 from loadtest.locust.health import HealthSampler
 from loadtest.locust.options import HarnessOptions, OptionError, register
 from loadtest.locust.sinks import BatchSink, ProcessSink, WriterSink
+from loadtest.locust.workerloss import WorkerWatch
 from loadtest.protocol.targets import redact_url
+from loadtest.records.worker_loss import WORKERS_LOST
 from loadtest.records.writer import RunWriter, update_run_json, write_run_json
 
 log = logging.getLogger("rtload")
 DRAIN_GRACE_S = 15.0  # beyond the stop timeout, how long the master waits for workers' last rows
+WORKER_CHECK_S = 0.5  # how often the master compares Locust's worker table with the workers it saw
 
 
 class HarnessState:
@@ -69,7 +72,9 @@ class HarnessState:
         self.run_end: float | None = None
         self.open_sessions = 0
         self.user_seq = 0
-        self.drained: set[str] = set()
+        self.drained: set[str] = set()  # client ids of workers that sent their last records
+        self.workers = WorkerWatch()  # master: workers seen, their batches, the ones lost mid-run
+        self.watching_workers = False  # master: between test_start and the end of the drain
         self.t_start: float | None = None
         self.finished = False  # the run directory is closed (quitting)
 
@@ -182,6 +187,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         if state.role == "master":
             runner.register_message(MSG_RECORDS, _on_records)
             runner.register_message(MSG_DRAINED, _on_drained)
+            gevent.spawn(_watch_workers, runner)
         if environment.web_ui is not None:
             webui.install(environment.web_ui, state.board)
         if environment.stop_timeout in (None, 0, 0.0):
@@ -327,6 +333,8 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         _fail(str(exc))
     state.t_start = time.time()
     state.drained.clear()
+    state.workers = WorkerWatch()
+    state.watching_workers = state.role == "master"
     assert state.options is not None and state.run_dir is not None
     extra: dict[str, Any] = {"status": "running", "t_start": state.t_start}
     if state.role == "master":
@@ -343,11 +351,36 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
 def _on_records(environment: Any, msg: Any, **_kw: Any) -> None:
     state = STATE
     if state.writer is not None:
-        receive_batch(msg.data, state.writer, state.board.add)
+        rows = receive_batch(msg.data, state.writer, state.board.add)
+        state.workers.batch(str(msg.node_id), msg.data.get("worker_id"), rows, time.time())
 
 
 def _on_drained(environment: Any, msg: Any, **_kw: Any) -> None:
-    STATE.drained.add(str(msg.data.get("worker_id") if isinstance(msg.data, dict) else msg.node_id))
+    STATE.drained.add(str(msg.node_id))
+
+
+def _check_workers(runner: Any) -> None:
+    """Master: record in run.json each worker lost since the last check (dead or gone mid-run)."""
+    state = STATE
+    if not state.watching_workers or state.run_dir is None:
+        return
+    lost = state.workers.check(runner.clients, time.time(), state.t_start, getattr(runner, "worker_indexes", {}))
+    for record in lost:
+        log.warning(
+            "rtload: worker %s lost (%s) %.0f s into the run; its last batch of records came at %s with %d rows",
+            record["worker_id"], record["how"], record["at_s"] or 0, record["last_batch_t"],
+            record["last_batch_rows"],
+        )  # fmt: skip
+    if lost:
+        update_run_json(state.run_dir, **{WORKERS_LOST: state.workers.lost})
+
+
+def _watch_workers(runner: Any) -> None:
+    """Master: notice a lost worker as soon as Locust does (its heartbeat check marks it missing)."""
+    while not STATE.finished:
+        gevent.sleep(WORKER_CHECK_S)
+        with contextlib.suppress(Exception):  # a check must never end the watch
+            _check_workers(runner)
 
 
 def _on_drain(environment: Any, msg: Any, **_kw: Any) -> None:
@@ -371,14 +404,20 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
             state.batcher.flush()
         return
     if state.role == "master":
-        expected = {str(c.id) for c in runner.clients.all} if hasattr(runner, "clients") else set()
-        for client_id in expected:
+        _check_workers(runner)
+        for client_id in state.workers.alive(runner.clients):
             runner.send_message(MSG_DRAIN, None, client_id)
         limit = time.monotonic() + (environment.stop_timeout or 0) + DRAIN_GRACE_S
-        while len(state.drained) < len(expected) and time.monotonic() < limit:
+
+        def waiting() -> set[str]:  # a worker lost meanwhile is not waited for
+            _check_workers(runner)
+            return state.workers.alive(runner.clients) - state.drained
+
+        while waiting() and time.monotonic() < limit:
             gevent.sleep(0.1)
-        if len(state.drained) < len(expected):
-            log.warning("rtload: %d worker(s) did not send their last records", len(expected) - len(state.drained))
+        state.watching_workers = False
+        if waiting():
+            log.warning("rtload: %d worker(s) did not send their last records", len(waiting()))
     if state.writer is not None and state.run_dir is not None and not state.finished:
         state.writer.flush()
         update_run_json(

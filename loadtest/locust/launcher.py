@@ -35,7 +35,8 @@ from loadtest.locust.harness_paths import LOCUSTFILE, new_run_id
 from loadtest.locust.options import HarnessOptions, OptionError
 from loadtest.locust.progress import RunTail, outcome_table
 from loadtest.records.schema import RESPONSES_FILE
-from loadtest.records.writer import read_rows, update_run_json
+from loadtest.records.worker_loss import WORKERS_LOST
+from loadtest.records.writer import read_rows, read_run_json, update_run_json
 
 WORKER_JOIN_TIMEOUT_S = 20.0
 
@@ -82,6 +83,7 @@ class RunRequest:
     progress_every: float = 5.0
     summary: bool = True
     html: bool = True
+    allow_worker_loss: bool = False
 
     def rt_args(self) -> list[str]:
         """The ``--rt-*`` Locust options for this request."""
@@ -327,6 +329,9 @@ def _finish(run_dir: Path, locust_code: int, thresholds: list[Threshold], reques
         return _die(f"Locust exited with code {locust_code}; see {run_dir / 'locust.log'}", 1)
     if locust_code == 130:
         return 130
+    lost = _workers_lost(run_dir)
+    if lost and not request.allow_worker_loss:
+        return _die(f"{lost}; the data is incomplete (--allow-worker-loss accepts such a run)", 1)
     crossed = check(thresholds, rows)
     with contextlib.suppress(OSError):
         update_run_json(run_dir, fail_on=request.fail_on or None, fail_on_crossed=crossed)
@@ -334,6 +339,16 @@ def _finish(run_dir: Path, locust_code: int, thresholds: list[Threshold], reques
         return _die("--fail-on crossed: " + "; ".join(crossed), 1)
     print(f"rtload run: done, {len(rows)} responses in {run_dir}", flush=True)
     return 0
+
+
+def _workers_lost(run_dir: Path) -> str:
+    """One "worker w1 lost 12 s into the run" per worker run.json records as lost, or ""."""
+    try:
+        lost = read_run_json(run_dir).get(WORKERS_LOST) or []
+    except (OSError, ValueError):
+        return ""
+    said = [f"worker {r.get('worker_id')} lost {r.get('at_s')} s into the run" for r in lost if isinstance(r, dict)]
+    return ", ".join(said)
 
 
 def summary_text(run_dir: Path, rows: list[dict[str, Any]]) -> str:
