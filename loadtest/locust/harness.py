@@ -75,6 +75,7 @@ class HarnessState:
         self.drained: set[str] = set()  # client ids of workers that sent their last records
         self.workers = WorkerWatch()  # master: workers seen, their batches, the ones lost mid-run
         self.watching_workers = False  # master: between test_start and the end of the drain
+        self.stopping = False  # master: the run is stopping (workers quitting now are not lost)
         self.t_start: float | None = None
         self.finished = False  # the run directory is closed (quitting)
 
@@ -335,6 +336,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     state.drained.clear()
     state.workers = WorkerWatch()
     state.watching_workers = state.role == "master"
+    state.stopping = False
     assert state.options is not None and state.run_dir is not None
     extra: dict[str, Any] = {"status": "running", "t_start": state.t_start}
     if state.role == "master":
@@ -364,7 +366,8 @@ def _check_workers(runner: Any) -> None:
     state = STATE
     if not state.watching_workers or state.run_dir is None:
         return
-    lost = state.workers.check(runner.clients, time.time(), state.t_start, getattr(runner, "worker_indexes", {}))
+    indexes = getattr(runner, "worker_indexes", {})
+    lost = state.workers.check(runner.clients, time.time(), state.t_start, indexes, stopping=state.stopping)
     for record in lost:
         log.warning(
             "rtload: worker %s lost (%s) %.0f s into the run; its last batch of records came at %s with %d rows",
@@ -373,6 +376,12 @@ def _check_workers(runner: Any) -> None:
         )  # fmt: skip
     if lost:
         update_run_json(state.run_dir, **{WORKERS_LOST: state.workers.lost})
+
+
+def _on_test_stopping(environment: Any, **_kw: Any) -> None:
+    if STATE.role == "master":
+        _check_workers(environment.runner)  # a loss just before the stop is still a loss
+        STATE.stopping = True
 
 
 def _watch_workers(runner: Any) -> None:
@@ -465,5 +474,6 @@ def install() -> None:
     events.init_command_line_parser.add_listener(_on_parser)
     events.init.add_listener(_on_init)
     events.test_start.add_listener(_on_test_start)
+    events.test_stopping.add_listener(_on_test_stopping)
     events.test_stop.add_listener(_on_test_stop)
     events.quitting.add_listener(_on_quitting)

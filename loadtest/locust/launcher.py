@@ -308,17 +308,20 @@ def _watch(procs: list[subprocess.Popen[bytes]], run_dir: Path, every: float) ->
 
 
 def _terminate(procs: list[subprocess.Popen[bytes]], grace: float = 10.0) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            with contextlib.suppress(OSError):
-                proc.send_signal(signal.SIGTERM)
+    """SIGTERM the master (or standalone process) first: it stops the run and tells its workers to
+    quit after their last records; then whatever is left. SIGKILL what outlives ``grace``."""
     deadline = time.monotonic() + grace
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    for group in (procs[:1], procs[1:]):
+        for proc in group:
+            if proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    proc.send_signal(signal.SIGTERM)
+        for proc in group:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def _finish(run_dir: Path, locust_code: int, thresholds: list[Threshold], request: RunRequest) -> int:

@@ -4,10 +4,11 @@
 set to its own pid. :func:`arm`, called once in the child, then ties the child's life to it:
 
 - on Linux, ``prctl(PR_SET_PDEATHSIG, sig)`` (through ctypes) when a ``death_signal`` is given:
-  the kernel signals the child the moment its parent dies;
-- everywhere, a watchdog on a real OS thread (not a greenlet: it runs even while the gevent hub is
-  busy) polls ``os.getppid()`` every ``poll_s``; once the parent is gone (the child was re-parented)
-  it runs ``on_orphaned`` and ends the process ``grace_s`` later whatever that callback does.
+  the kernel signals the child the moment its parent dies (nothing else runs in the child then);
+- otherwise (no ``death_signal``, because the child has something to save first, or not Linux), a
+  watchdog on a real OS thread (not a greenlet: it runs even while the gevent hub is busy) polls
+  ``os.getppid()`` every ``poll_s``; once the parent is gone (the child was re-parented) it runs
+  ``on_orphaned`` and ends the process ``grace_s`` later whatever that callback does.
 
 A parent that died before :func:`arm` ran is caught by the same check (the parent pid differs).
 Without ``RTLOAD_PARENT_PID`` (plain ``locust -f``) nothing is armed.
@@ -78,8 +79,10 @@ def arm(
     parent = expected_parent()
     if parent is None:
         return False
-    if death_signal is not None:
-        set_death_signal(death_signal)
+    if death_signal is not None and set_death_signal(death_signal):
+        if os.getppid() != parent:  # it died before the kernel was told
+            os._exit(ORPHANED_EXIT_CODE)
+        return True
     start_thread, sleep = _native_thread_tools()
 
     def watch() -> None:

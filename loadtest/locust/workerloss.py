@@ -2,7 +2,8 @@
 
 A worker that dies (SIGKILL, a crash, its machine gone) stops sending heartbeats; Locust's master
 marks it ``missing`` after ``HEARTBEAT_LIVENESS`` missed heartbeats (about 4 s) and carries on with
-the others. A worker that quits mid-run leaves the table at once. :class:`WorkerWatch` turns either
+the others. A worker that quits mid-run leaves the table at once (once the run is stopping, workers
+leave after sending their last records: only a missing one is lost then). :class:`WorkerWatch` turns either
 into one record for run.json's ``workers_lost`` (which worker, when, its last batch of records; see
 :mod:`loadtest.records.worker_loss`), so the run says its data is incomplete instead of looking
 finished and complete.
@@ -42,10 +43,16 @@ class WorkerWatch:
         seen.rows_received += rows
 
     def check(
-        self, clients: Mapping[str, Any], t: float, run_start: float | None, index_of: Mapping[str, int] | None = None
+        self,
+        clients: Mapping[str, Any],
+        t: float,
+        run_start: float | None,
+        index_of: Mapping[str, int] | None = None,
+        stopping: bool = False,
     ) -> list[dict[str, Any]]:
         """Compare the runner's worker table (``client id -> node`` with a ``state``) with the workers
-        seen so far; returns the records of workers newly lost (gone from the table, or ``missing``)."""
+        seen so far; returns the records of workers newly lost: ``missing``, or gone from the table
+        before the run began ``stopping``."""
         for client_id, node in list(clients.items()):
             if getattr(node, "state", None) != MISSING and client_id not in self.seen:
                 index = (index_of or {}).get(client_id)
@@ -56,6 +63,8 @@ class WorkerWatch:
                 continue
             node = clients.get(client_id)
             if node is not None and getattr(node, "state", None) != MISSING:
+                continue
+            if node is None and stopping:  # it quit with the run, its last records sent
                 continue
             self._lost_ids.add(client_id)
             record = {

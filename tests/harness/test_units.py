@@ -318,6 +318,13 @@ def test_worker_watch_records_each_lost_worker_once() -> None:
     assert watch.check(clients, 105.0, 90.0) == []  # said once
     assert watch.alive(clients) == {"hostC_3"}
     assert len(watch.lost) == 2
+    # once the run is stopping, a worker that quits has sent its last records; one that dies has not
+    clients["hostD_4"] = node(state="running")
+    watch.check(clients, 106.0, 90.0)
+    del clients["hostC_3"]
+    assert watch.check(clients, 107.0, 90.0, stopping=True) == []
+    clients["hostD_4"].state = "missing"
+    assert [r["client_id"] for r in watch.check(clients, 108.0, 90.0, stopping=True)] == ["hostD_4"]
 
 
 def test_loss_line_names_the_workers_and_when() -> None:
