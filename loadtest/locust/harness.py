@@ -76,6 +76,7 @@ class HarnessState:
         self.workers = WorkerWatch()  # master: workers seen, their batches, the ones lost mid-run
         self.watching_workers = False  # master: between test_start and the end of the drain
         self.stopping = False  # master: the run is stopping (workers quitting now are not lost)
+        self.interrupted = False  # a SIGINT or SIGTERM arrived: the process is stopping
         self.t_start: float | None = None
         self.finished = False  # the run directory is closed (quitting)
 
@@ -168,9 +169,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     state.environment = environment
     runner = environment.runner
     _arm_lifeline(isinstance(runner, WorkerRunner))
-    # Locust installs its SIGTERM handler only once a headless shape test has ended, so until then
-    # SIGTERM would kill the process outright (run.json left "running"); stop as Ctrl-C does instead
-    gevent.signal_handler(signal.SIGTERM, os.kill, os.getpid(), signal.SIGINT)
+    _stop_signals()
     if isinstance(runner, WorkerRunner):
         state.role = "worker"
         runner.register_message(MSG_DRAIN, _on_drain)
@@ -203,6 +202,30 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         receive_source=_receive_lag,
     )
     state.sampler.start()
+
+
+def _stop_signals() -> None:
+    """SIGTERM stops the process the way Ctrl-C does, once.
+
+    Locust installs its SIGTERM handler only after a headless shape test has ended, so until then
+    SIGTERM kills the process outright (run.json left "running", the last rows unflushed). And a
+    Ctrl-C reaches every process of the terminal at once, just before ``rtload run`` passes on its
+    own SIGTERM: that second signal must not cut short the stop the first one began.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started with SIGINT ignored: leave it so
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        STATE.interrupted = True
+        signal.default_int_handler(signum, frame)  # KeyboardInterrupt, as without this handler
+
+    def on_sigterm() -> None:
+        if not STATE.interrupted:
+            STATE.interrupted = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    gevent.signal_handler(signal.SIGTERM, on_sigterm)
 
 
 def _arm_lifeline(worker: bool) -> None:

@@ -124,16 +124,26 @@ def test_killing_rtload_run_leaves_no_process_of_the_run(
 
 
 @pytest.mark.e2e
-def test_sigterm_stops_rtload_run_gracefully_with_the_summary(tmp_path: Path, procs: list[subprocess.Popen]) -> None:
+@pytest.mark.parametrize(
+    ("how", "workers"), [("SIGTERM", 0), ("SIGTERM", 2), ("Ctrl-C", 2)], ids=["sigterm", "sigterm-workers", "ctrl-c"]
+)
+def test_sigterm_stops_rtload_run_gracefully_with_the_summary(
+    how: str, workers: int, tmp_path: Path, procs: list[subprocess.Popen]
+) -> None:
+    """SIGTERM to `rtload run`, or Ctrl-C (SIGINT to the terminal's whole process group): the run
+    stops gracefully, prints its summary, and no worker quitting with it counts as lost."""
     cmd = [sys.executable, "-m", "loadtest", "run", "--out", str(tmp_path / "reports"), "--run-id", "termed",
            *mock_args(), "--scenario", "quick_text", "--users", "2", "--spawn-rate", "20", "--duration", "60s",
-           "--progress-every", "0"]  # fmt: skip
-    parent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           "--progress-every", "0", "--workers", str(workers)]  # fmt: skip
+    parent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     procs.append(parent)
     path = run_dir(tmp_path, "termed")
-    family = _run_family(parent, 2)  # Locust, the mock
+    family = _run_family(parent, 2 + workers)  # Locust (standalone or master), the workers, the mock
     _wait_for(lambda: len(responses(path)) >= 3, 40, "three response rows")
-    parent.send_signal(signal.SIGTERM)
+    if how == "Ctrl-C":
+        os.killpg(parent.pid, signal.SIGINT)
+    else:
+        parent.send_signal(signal.SIGTERM)
     out, err = parent.communicate(timeout=60)
     assert parent.returncode == 130, err
     assert "interrupted, stopping Locust" in out
@@ -141,6 +151,7 @@ def test_sigterm_stops_rtload_run_gracefully_with_the_summary(tmp_path: Path, pr
     assert _alive(family) == []
     run = json.loads((path / "run.json").read_text())
     assert run["status"] == "finished" and "stopped_by" not in run
+    assert "workers_lost" not in run and "INCOMPLETE" not in out
 
 
 @pytest.mark.e2e
