@@ -363,3 +363,39 @@ def test_progress_line_leaves_out_the_users_of_lost_workers(tmp_path: Path) -> N
     write_run_json(tmp_path, {"workers_lost": [{"worker_id": "w1"}]})
     tail.poll()
     assert " users 2 | 1 worker lost | responses 0" in tail.line()
+
+
+@pytest.mark.parametrize("death_signal", [None, signal.SIGKILL], ids=["watchdog", "pdeathsig"])
+def test_lifeline_ends_the_child_soon_after_its_parent(death_signal: int | None, tmp_path: Path) -> None:
+    """A parent starts a child with the lifeline armed, then dies: the child ends within 2 s (the
+    watchdog, which non-Linux systems and the master use, runs its callback first)."""
+    marker = tmp_path / "orphaned"
+    child = textwrap.dedent(f"""
+        import signal, time
+        from pathlib import Path
+        from loadtest.locust import lifeline
+        assert lifeline.arm(lambda: Path({str(marker)!r}).write_text("x"), death_signal={death_signal})
+        print("armed", flush=True)
+        time.sleep(30)
+    """)
+    parent = textwrap.dedent(f"""
+        import subprocess, sys
+        from loadtest.locust.lifeline import child_env
+        proc = subprocess.Popen([sys.executable, "-c", {child!r}], env=child_env(), stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "armed"
+        print(proc.pid, flush=True)
+    """)
+    done = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.strip())
+    limit = time.monotonic() + 2.0
+    while time.monotonic() < limit:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("the child outlived its parent by 2 s")
+    assert marker.exists() == (death_signal is None)
