@@ -62,6 +62,9 @@ def register(app: typer.Typer) -> None:
         progress_every: float = typer.Option(5.0, help="Seconds between progress lines (0 = none)."),
         summary: bool = typer.Option(True, help="Print the summary at the end."),
         html: bool = typer.Option(True, help="Also write Locust's HTML and CSV reports into the run directory."),
+        allow_worker_loss: bool = typer.Option(
+            False, help="Exit 0 even when a worker was lost mid-run (run.json and the summary still say so)."
+        ),
     ) -> None:
         """Run a load test (Locust, headless) and write the run directory."""
         from loadtest.locust.launcher import RunRequest, launch

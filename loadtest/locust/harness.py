@@ -21,6 +21,7 @@ import contextlib
 import gc
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -32,17 +33,21 @@ from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtest import __version__
-from loadtest.locust import final_csv, webui
+from loadtest.locust import final_csv, lifeline, webui
 from loadtest.locust.board import OutcomeBoard
 from loadtest.locust.channel import MSG_DRAIN, MSG_DRAINED, MSG_RECORDS, RecordBatcher, receive_batch
 from loadtest.locust.harness_paths import new_run_id
 from loadtest.locust.health import HealthSampler
 from loadtest.locust.options import HarnessOptions, OptionError, register
 from loadtest.locust.sinks import BatchSink, ProcessSink, WriterSink
+from loadtest.locust.workerloss import WorkerWatch
+from loadtest.protocol.targets import redact_url
+from loadtest.records.worker_loss import WORKERS_LOST
 from loadtest.records.writer import RunWriter, update_run_json, write_run_json
 
 log = logging.getLogger("rtload")
 DRAIN_GRACE_S = 15.0  # beyond the stop timeout, how long the master waits for workers' last rows
+WORKER_CHECK_S = 0.5  # how often the master compares Locust's worker table with the workers it saw
 
 
 class HarnessState:
@@ -67,7 +72,11 @@ class HarnessState:
         self.run_end: float | None = None
         self.open_sessions = 0
         self.user_seq = 0
-        self.drained: set[str] = set()
+        self.drained: set[str] = set()  # client ids of workers that sent their last records
+        self.workers = WorkerWatch()  # master: workers seen, their batches, the ones lost mid-run
+        self.watching_workers = False  # master: between test_start and the end of the drain
+        self.stopping = False  # master: the run is stopping (workers quitting now are not lost)
+        self.interrupted = False  # a SIGINT or SIGTERM arrived: the process is stopping
         self.t_start: float | None = None
         self.finished = False  # the run directory is closed (quitting)
 
@@ -159,6 +168,8 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     tune_gc()
     state.environment = environment
     runner = environment.runner
+    _arm_lifeline(isinstance(runner, WorkerRunner))
+    _stop_signals()
     if isinstance(runner, WorkerRunner):
         state.role = "worker"
         runner.register_message(MSG_DRAIN, _on_drain)
@@ -168,6 +179,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         try:
             options = state.load_options(environment.parsed_options)
             options.check_key()
+            options.check_mock()
         except OptionError as exc:
             _fail(str(exc))
             return
@@ -175,6 +187,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         if state.role == "master":
             runner.register_message(MSG_RECORDS, _on_records)
             runner.register_message(MSG_DRAINED, _on_drained)
+            gevent.spawn(_watch_workers, runner)
         if environment.web_ui is not None:
             webui.install(environment.web_ui, state.board)
         if environment.stop_timeout in (None, 0, 0.0):
@@ -189,6 +202,56 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         receive_source=_receive_lag,
     )
     state.sampler.start()
+
+
+def _stop_signals() -> None:
+    """SIGTERM stops the process the way Ctrl-C does, once.
+
+    Locust installs its SIGTERM handler only after a headless shape test has ended, so until then
+    SIGTERM kills the process outright (run.json left "running", the last rows unflushed). And a
+    Ctrl-C reaches every process of the terminal at once, just before ``rtload run`` passes on its
+    own SIGTERM: that second signal must not cut short the stop the first one began.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started with SIGINT ignored: leave it so
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        STATE.interrupted = True
+        signal.default_int_handler(signum, frame)  # KeyboardInterrupt, as without this handler
+
+    def on_sigterm() -> None:
+        if not STATE.interrupted:
+            STATE.interrupted = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    gevent.signal_handler(signal.SIGTERM, on_sigterm)
+
+
+def _arm_lifeline(worker: bool) -> None:
+    """Under ``rtload run``: end with it. A worker dies with it (nothing of its own to save); a master
+    or standalone process closes the run directory first, stamped ``stopped_by: parent_died``."""
+    if worker:
+        lifeline.arm(death_signal=signal.SIGKILL, grace_s=0.0)
+        return
+    loop = gevent.get_hub().loop  # the watchdog is an OS thread: it hands the work to this hub
+    lifeline.arm(lambda: loop.run_callback_threadsafe(gevent.spawn, _on_orphaned))
+
+
+def _on_orphaned() -> None:
+    """The ``rtload run`` that started this process is gone: stop the load now, keep what was recorded."""
+    state = STATE
+    log.warning("rtload: the rtload run process that started this one is gone; stopping now")
+    if state.writer is not None and state.run_dir is not None and not state.finished:
+        state.finished = True
+        with contextlib.suppress(Exception):
+            state.writer.close()
+            update_run_json(state.run_dir, status="stopped", stopped_by="parent_died", t_end=time.time(),
+                            rows=dict(state.writer.counts))  # fmt: skip
+    if state.mock is not None:
+        with contextlib.suppress(Exception):
+            state.mock.stop(timeout=0.3)
+    os._exit(lifeline.ORPHANED_EXIT_CODE)
 
 
 def _audio_clock() -> dict[str, float]:
@@ -249,7 +312,8 @@ def run_info(options: HarnessOptions, **extra: Any) -> dict[str, Any]:
         "options": options.describe(),
     }
     if options.is_mock:
-        info["mock"] = {"profile": options.mock_profile, "overrides": options.mock_set, "url": state.target_url}
+        url = redact_url(state.target_url) if state.target_url else None
+        info["mock"] = {"profile": options.mock_profile, "overrides": options.redacted_mock_set(), "url": url}
     info.update(extra)
     return info
 
@@ -293,6 +357,9 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         _fail(str(exc))
     state.t_start = time.time()
     state.drained.clear()
+    state.workers = WorkerWatch()
+    state.watching_workers = state.role == "master"
+    state.stopping = False
     assert state.options is not None and state.run_dir is not None
     extra: dict[str, Any] = {"status": "running", "t_start": state.t_start}
     if state.role == "master":
@@ -309,11 +376,43 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
 def _on_records(environment: Any, msg: Any, **_kw: Any) -> None:
     state = STATE
     if state.writer is not None:
-        receive_batch(msg.data, state.writer, state.board.add)
+        rows = receive_batch(msg.data, state.writer, state.board.add)
+        state.workers.batch(str(msg.node_id), msg.data.get("worker_id"), rows, time.time())
 
 
 def _on_drained(environment: Any, msg: Any, **_kw: Any) -> None:
-    STATE.drained.add(str(msg.data.get("worker_id") if isinstance(msg.data, dict) else msg.node_id))
+    STATE.drained.add(str(msg.node_id))
+
+
+def _check_workers(runner: Any) -> None:
+    """Master: record in run.json each worker lost since the last check (dead or gone mid-run)."""
+    state = STATE
+    if not state.watching_workers or state.run_dir is None:
+        return
+    indexes = getattr(runner, "worker_indexes", {})
+    lost = state.workers.check(runner.clients, time.time(), state.t_start, indexes, stopping=state.stopping)
+    for record in lost:
+        log.warning(
+            "rtload: worker %s lost (%s) %.0f s into the run; its last batch of records came at %s with %d rows",
+            record["worker_id"], record["how"], record["at_s"] or 0, record["last_batch_t"],
+            record["last_batch_rows"],
+        )  # fmt: skip
+    if lost:
+        update_run_json(state.run_dir, **{WORKERS_LOST: state.workers.lost})
+
+
+def _on_test_stopping(environment: Any, **_kw: Any) -> None:
+    if STATE.role == "master":
+        _check_workers(environment.runner)  # a loss just before the stop is still a loss
+        STATE.stopping = True
+
+
+def _watch_workers(runner: Any) -> None:
+    """Master: notice a lost worker as soon as Locust does (its heartbeat check marks it missing)."""
+    while not STATE.finished:
+        gevent.sleep(WORKER_CHECK_S)
+        with contextlib.suppress(Exception):  # a check must never end the watch
+            _check_workers(runner)
 
 
 def _on_drain(environment: Any, msg: Any, **_kw: Any) -> None:
@@ -337,14 +436,20 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
             state.batcher.flush()
         return
     if state.role == "master":
-        expected = {str(c.id) for c in runner.clients.all} if hasattr(runner, "clients") else set()
-        for client_id in expected:
+        _check_workers(runner)
+        for client_id in state.workers.alive(runner.clients):
             runner.send_message(MSG_DRAIN, None, client_id)
         limit = time.monotonic() + (environment.stop_timeout or 0) + DRAIN_GRACE_S
-        while len(state.drained) < len(expected) and time.monotonic() < limit:
+
+        def waiting() -> set[str]:  # a worker lost meanwhile is not waited for
+            _check_workers(runner)
+            return state.workers.alive(runner.clients) - state.drained
+
+        while waiting() and time.monotonic() < limit:
             gevent.sleep(0.1)
-        if len(state.drained) < len(expected):
-            log.warning("rtload: %d worker(s) did not send their last records", len(expected) - len(state.drained))
+        state.watching_workers = False
+        if waiting():
+            log.warning("rtload: %d worker(s) did not send their last records", len(waiting()))
     if state.writer is not None and state.run_dir is not None and not state.finished:
         state.writer.flush()
         update_run_json(
@@ -392,5 +497,6 @@ def install() -> None:
     events.init_command_line_parser.add_listener(_on_parser)
     events.init.add_listener(_on_init)
     events.test_start.add_listener(_on_test_start)
+    events.test_stopping.add_listener(_on_test_stopping)
     events.test_stop.add_listener(_on_test_stop)
     events.quitting.add_listener(_on_quitting)

@@ -23,17 +23,20 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from loadtest.locust import lifeline
 from loadtest.locust.failon import Threshold, check, parse_fail_on
 from loadtest.locust.harness_paths import LOCUSTFILE, new_run_id
 from loadtest.locust.options import HarnessOptions, OptionError
 from loadtest.locust.progress import RunTail, outcome_table
 from loadtest.records.schema import RESPONSES_FILE
-from loadtest.records.writer import read_rows, update_run_json
+from loadtest.records.worker_loss import WORKERS_LOST
+from loadtest.records.writer import read_rows, read_run_json, update_run_json
 
 WORKER_JOIN_TIMEOUT_S = 20.0
 
@@ -80,6 +83,7 @@ class RunRequest:
     progress_every: float = 5.0
     summary: bool = True
     html: bool = True
+    allow_worker_loss: bool = False
 
     def rt_args(self) -> list[str]:
         """The ``--rt-*`` Locust options for this request."""
@@ -148,6 +152,7 @@ def validate(request: RunRequest) -> tuple[HarnessOptions, list[Threshold]]:
         raise OptionError("--master and --worker exclude each other")
     options = HarnessOptions.from_namespace(request.namespace())
     options.check_key()
+    options.check_mock()
     from loadtest.locust.inputs import build_session_inputs
 
     build_session_inputs(options)
@@ -158,6 +163,25 @@ def validate(request: RunRequest) -> tuple[HarnessOptions, list[Threshold]]:
     if options.is_mock and importlib.util.find_spec("loadtest.mock.process") is None:
         raise OptionError("--target mock needs the mock server (loadtest.mock.process), which is not installed")
     return options, thresholds
+
+
+class MockStartError(RuntimeError):
+    """The embedded mock did not start (its options were checked before: a port or machine problem)."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a run the way Ctrl-C does (Locust stops gracefully, the summary is printed):
+    the children would otherwise outlive this process only to be ended by their lifeline."""
+
+    def interrupt(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _locust(*args: str) -> list[str]:
@@ -176,7 +200,16 @@ def launch(request: RunRequest) -> int:
     if (run_dir / "run.json").exists():
         return _die(f"run directory {run_dir} already exists: choose another --run-id or --out")
     run_dir.mkdir(parents=True, exist_ok=True)
+    with sigterm_as_interrupt():
+        try:
+            code = _run_processes(request, options, run_id, run_dir)
+        except MockStartError as exc:
+            return _die(f"could not start the mock (profile {request.mock_profile!r}): {exc}")
+    return _finish(run_dir, code, thresholds, request)
 
+
+def _run_processes(request: RunRequest, options: HarnessOptions, run_id: str, run_dir: Path) -> int:
+    """Start the mock and the Locust processes, show progress until the run ends; Locust's exit code."""
     mock = None
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[Any] = []
@@ -188,7 +221,7 @@ def launch(request: RunRequest) -> int:
             try:
                 mock = start_embedded_mock(options, run_dir)
             except Exception as exc:
-                return _die(f"could not start the mock (profile {request.mock_profile!r}): {exc}")
+                raise MockStartError(str(exc)) from None
             extra += ["--rt-mock-url", mock.url]
             print(f"rtload run: mock ({request.mock_profile}) on {mock.url}", flush=True)
             if request.master:
@@ -213,7 +246,7 @@ def launch(request: RunRequest) -> int:
             common += ["-t", request.duration]
         if request.html:
             common += ["--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html")]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = lifeline.child_env({**os.environ, "PYTHONUNBUFFERED": "1"})  # the children end with this process
         master_log = open(run_dir / "locust.log", "wb")  # noqa: SIM115 - closed in finally
         logs.append(master_log)
         n_local = request.workers
@@ -254,7 +287,7 @@ def launch(request: RunRequest) -> int:
         for handle in logs:
             with contextlib.suppress(OSError):
                 handle.close()
-    return _finish(run_dir, code, thresholds, request)
+    return code
 
 
 def _watch(procs: list[subprocess.Popen[bytes]], run_dir: Path, every: float) -> int:
@@ -275,17 +308,20 @@ def _watch(procs: list[subprocess.Popen[bytes]], run_dir: Path, every: float) ->
 
 
 def _terminate(procs: list[subprocess.Popen[bytes]], grace: float = 10.0) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            with contextlib.suppress(OSError):
-                proc.send_signal(signal.SIGTERM)
+    """SIGTERM the master (or standalone process) first: it stops the run and tells its workers to
+    quit after their last records; then whatever is left. SIGKILL what outlives ``grace``."""
     deadline = time.monotonic() + grace
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    for group in (procs[:1], procs[1:]):
+        for proc in group:
+            if proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    proc.send_signal(signal.SIGTERM)
+        for proc in group:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def _finish(run_dir: Path, locust_code: int, thresholds: list[Threshold], request: RunRequest) -> int:
@@ -296,6 +332,9 @@ def _finish(run_dir: Path, locust_code: int, thresholds: list[Threshold], reques
         return _die(f"Locust exited with code {locust_code}; see {run_dir / 'locust.log'}", 1)
     if locust_code == 130:
         return 130
+    lost = _workers_lost(run_dir)
+    if lost and not request.allow_worker_loss:
+        return _die(f"{lost}; the data is incomplete (--allow-worker-loss accepts such a run)", 1)
     crossed = check(thresholds, rows)
     with contextlib.suppress(OSError):
         update_run_json(run_dir, fail_on=request.fail_on or None, fail_on_crossed=crossed)
@@ -303,6 +342,16 @@ def _finish(run_dir: Path, locust_code: int, thresholds: list[Threshold], reques
         return _die("--fail-on crossed: " + "; ".join(crossed), 1)
     print(f"rtload run: done, {len(rows)} responses in {run_dir}", flush=True)
     return 0
+
+
+def _workers_lost(run_dir: Path) -> str:
+    """One "worker w1 lost 12 s into the run" per worker run.json records as lost, or ""."""
+    try:
+        lost = read_run_json(run_dir).get(WORKERS_LOST) or []
+    except (OSError, ValueError):
+        return ""
+    said = [f"worker {r.get('worker_id')} lost {r.get('at_s')} s into the run" for r in lost if isinstance(r, dict)]
+    return ", ".join(said)
 
 
 def summary_text(run_dir: Path, rows: list[dict[str, Any]]) -> str:
@@ -327,7 +376,10 @@ def _run_worker(request: RunRequest) -> int:
     port = request.master_port or 5557
     cmd = _locust("--worker", "--master-host", request.master_host, "--master-port", str(port))
     print(f"rtload run: worker of {request.master_host}:{port}", flush=True)
+    proc = subprocess.Popen(cmd, env=lifeline.child_env())
     try:
-        return subprocess.call(cmd)
+        with sigterm_as_interrupt():
+            return proc.wait()
     except KeyboardInterrupt:
+        _terminate([proc], grace=WORKER_JOIN_TIMEOUT_S)
         return 130

@@ -26,6 +26,7 @@ from loadtest.protocol.targets import (
     infer_provider,
     is_full_url,
     redact_text,
+    redact_url,
     secrets_of,
     url_model,
     url_problem,
@@ -93,6 +94,24 @@ class HarnessOptions:
                 f"(or name another one with --api-key-env)"
             )
 
+    def check_mock(self) -> None:
+        """``--target mock``: the profile exists and every ``--mock-set`` knob exists with a value of
+        its type, so a typo is one line before anything starts (not a mock that fails to start)."""
+        if not self.is_mock:
+            return
+        from loadtest.mock.profile import ProfileError, load_profile
+
+        try:
+            load_profile(self.mock_profile, self.mock_set, flag="--mock-set")
+        except ProfileError as exc:
+            raise OptionError(str(exc)) from None
+
+    def redacted_mock_set(self) -> list[str]:
+        """``--mock-set`` items as run.json keeps them: the mock's keys (``auth.*``) as ``***``."""
+        from loadtest.mock.profile import redact_override
+
+        return [redact_override(item) for item in self.mock_set]
+
     def build_target(self, base_url: str | None = None, environ: dict[str, str] | None = None) -> Target:
         """The :class:`Target` (with the key read from the environment, never stored elsewhere)."""
         url = base_url or self.target
@@ -117,6 +136,8 @@ class HarnessOptions:
     def describe(self) -> dict[str, Any]:
         """Options for run.json (no secret: only the variable's name)."""
         out = asdict(self)
+        out["target"] = self.target if self.is_mock else redact_url(self.target)
+        out["mock_set"] = self.redacted_mock_set()
         out["plan"] = self.plan.describe()
         out["api_key_env"] = None if self.is_mock and not self.api_key_env else self.key_env
         return out

@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 
 from loadtest.locust.board import OutcomeBoard
-from loadtest.records.schema import HEALTH_FILE, OUTCOMES, RESPONSES_FILE
+from loadtest.records.schema import HEALTH_FILE, OUTCOMES, RESPONSES_FILE, RUN_FILE
+from loadtest.records.worker_loss import WORKERS_LOST
 
 
 class JsonlTail:
@@ -53,6 +54,7 @@ class RunTail:
         self.users_by_worker: dict[str, int] = {}
         self.last_step: int | None = None
         self.last_target: int | None = None
+        self.lost_workers: set[str] = set()  # run.json's workers_lost: their last user count is stale
         self.started = time.monotonic()
 
     def poll(self) -> None:
@@ -65,14 +67,25 @@ class RunTail:
         for row in self.health.read():
             if row.get("users") is not None and row.get("worker_id") != "master":
                 self.users_by_worker[str(row.get("worker_id"))] = int(row["users"])
+        self.lost_workers = {str(r.get("worker_id")) for r in self._run_info().get(WORKERS_LOST) or []}
+
+    def _run_info(self) -> dict[str, Any]:
+        try:
+            info = orjson.loads((self.run_dir / RUN_FILE).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return {}
+        return info if isinstance(info, dict) else {}
 
     def line(self) -> str:
         elapsed = int(time.monotonic() - self.started)
-        users = sum(self.users_by_worker.values())
+        users = sum(n for worker, n in self.users_by_worker.items() if worker not in self.lost_workers)
         step = "-" if self.last_step is None else str(self.last_step)
         target = "" if self.last_target is None else f"/{self.last_target}"
+        lost = len(self.lost_workers)
+        loss = f" | {lost} worker{'s' if lost > 1 else ''} lost" if lost else ""
         return (
-            f"[{elapsed // 60:02d}:{elapsed % 60:02d}] step {step} users {users}{target} | {self.board.progress_line()}"
+            f"[{elapsed // 60:02d}:{elapsed % 60:02d}] step {step} users {users}{target}{loss} | "
+            f"{self.board.progress_line()}"
         )
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 BASE_PROFILE = "healthy"
+SECRET_SECTIONS = ("auth",)  # knobs under these tables hold keys: never echoed, kept or written
+REDACTED = "***"
 
 
 class ProfileError(ValueError):
@@ -48,12 +50,13 @@ def _merge(base: dict[str, Any], extra: dict[str, Any], where: str, prefix: str 
             base[key] = float(value) if isinstance(base[key], float) and isinstance(value, int) else value
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """``"faults.stall.rate=1.0"`` -> ``("faults.stall.rate", 1.0)``; the value is read as TOML."""
+def parse_override(text: str, flag: str = "--set") -> tuple[str, Any]:
+    """``"faults.stall.rate=1.0"`` -> ``("faults.stall.rate", 1.0)``; the value is read as TOML.
+    ``flag`` names the option in messages (``--mock-set`` under ``rtload run``)."""
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ProfileError(f"--set {text!r}: expected key=value, e.g. --set faults.stall.rate=1.0")
+        raise ProfileError(f"{flag} {text!r}: expected key=value, e.g. {flag} faults.stall.rate=1.0")
     raw = raw.strip()
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
@@ -72,28 +75,30 @@ def _family(value: Any) -> str:
     return type(value).__name__
 
 
-def apply_override(profile: dict[str, Any], key: str, value: Any) -> None:
+def apply_override(profile: dict[str, Any], key: str, value: Any, flag: str = "--set") -> None:
     node: Any = profile
     parts = key.split(".")
     for part in parts[:-1]:
         if not isinstance(node, dict) or part not in node or not isinstance(node[part], dict):
-            raise ProfileError(f"--set {key}: unknown knob (see loadtest/mock/profiles/healthy.toml)")
+            raise ProfileError(f"{flag} {key}: unknown knob (see loadtest/mock/profiles/healthy.toml)")
         node = node[part]
     leaf = parts[-1]
     if leaf not in node or isinstance(node[leaf], dict):
-        raise ProfileError(f"--set {key}: unknown knob (see loadtest/mock/profiles/healthy.toml)")
+        raise ProfileError(f"{flag} {key}: unknown knob (see loadtest/mock/profiles/healthy.toml)")
     old = node[leaf]
     if _family(old) != _family(value):
-        raise ProfileError(f"--set {key}={value!r}: expected a value like {old!r}")
+        shown = REDACTED if is_secret_knob(key) else repr(value)
+        raise ProfileError(f"{flag} {key}={shown}: expected a value like {old!r}")
     if isinstance(old, float) and isinstance(value, int):
         value = float(value)
     node[leaf] = value
 
 
 def load_profile(
-    name_or_path: str = BASE_PROFILE, overrides: dict[str, Any] | list[str] | None = None
+    name_or_path: str = BASE_PROFILE, overrides: dict[str, Any] | list[str] | None = None, flag: str = "--set"
 ) -> dict[str, Any]:
-    """The merged profile: healthy.toml <- the named profile or file <- overrides."""
+    """The merged profile: healthy.toml <- the named profile or file <- overrides (``flag`` names the
+    override option in messages)."""
     base = _read(PROFILES_DIR / f"{BASE_PROFILE}.toml")
     if name_or_path and name_or_path != BASE_PROFILE:
         path = Path(name_or_path)
@@ -112,10 +117,21 @@ def load_profile(
     elif isinstance(overrides, dict):
         items = list(overrides.items())
     else:
-        items = [parse_override(text) for text in overrides]
+        items = [parse_override(text, flag) for text in overrides]
     for key, value in items:
-        apply_override(base, key, copy.deepcopy(value))
+        apply_override(base, key, copy.deepcopy(value), flag)
     return base
+
+
+def is_secret_knob(key: str) -> bool:
+    """``auth.keys`` and any other knob of the ``auth`` table: the mock's accepted keys."""
+    return key.strip().split(".", 1)[0] in SECRET_SECTIONS
+
+
+def redact_override(text: str) -> str:
+    """``"auth.keys=['k1']"`` -> ``"auth.keys=***"``; other overrides unchanged (for run.json, logs)."""
+    key, sep, _ = text.partition("=")
+    return f"{key.strip()}={REDACTED}" if sep and is_secret_knob(key) else text
 
 
 def format_override(key: str, value: Any) -> str:

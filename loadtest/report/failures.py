@@ -2,8 +2,10 @@
 
 The bundle holds ``failures.csv`` and ``failures.jsonl`` (the full rows), the failed
 handshakes (``failed_sessions.csv``), the traces those rows point to, ``run.json`` and a
-``README.txt``. Every text member is scrubbed on the way in: Bearer tokens, ``sk-...``
-keys, ``api-key``/``key=`` values and long hex or base64-looking secrets after ``key``
+``README.txt``. Every text member is scrubbed on the way in: first the run's exact secret
+values (:func:`run_secrets`: the API key in the variable run.json names, the default key
+variables, the keys of a mock profile file), then anything shaped like one: Bearer tokens,
+``sk-...`` keys, ``api-key``/``key=`` values and long hex or base64-looking secrets after ``key``
 words are replaced by ``***`` (``loadtest.protocol.targets.redact_text`` plus the patterns
 below), even though run.json and the traces are already written redacted.
 """
@@ -11,8 +13,11 @@ below), even though run.json and the traces are already written redacted.
 from __future__ import annotations
 
 import io
+import os
 import re
+import tomllib
 import zipfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,9 +41,33 @@ _SECRET_PATTERNS = (
 )
 
 
-def scrub(text: str) -> str:
-    """``text`` with anything that looks like a key or token replaced by ``***``."""
-    text = redact_text(text)
+DEFAULT_KEY_VARIABLES = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY")
+MIN_SECRET_LEN = 4  # shorter values would blank ordinary words
+
+
+def run_secrets(run: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> list[str]:
+    """The exact secret values of a run that this process can know (run.json holds none of them):
+    the key in the variable run.json names (``options.api_key_env``) and in the default key
+    variables, and the keys (``auth.keys``) of a mock profile file the run used."""
+    env = os.environ if environ is None else environ
+    options = run.get("options") if isinstance(run.get("options"), dict) else {}
+    names = [str(options.get("api_key_env") or ""), *DEFAULT_KEY_VARIABLES]
+    found = [env[name] for name in dict.fromkeys(names) if name and env.get(name)]
+    profile = str(options.get("mock_profile") or "")
+    if profile.endswith(".toml"):
+        try:
+            with open(profile, "rb") as handle:
+                keys = tomllib.load(handle).get("auth", {}).get("keys", [])
+            found += [str(k) for k in keys if isinstance(k, str)]
+        except (OSError, tomllib.TOMLDecodeError, AttributeError):
+            pass
+    # longest first, so a secret that contains another is replaced whole
+    return sorted({s for s in found if len(s) >= MIN_SECRET_LEN}, key=len, reverse=True)
+
+
+def scrub(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
+    """``text`` with the exact ``secrets`` and anything that looks like a key or token replaced by ``***``."""
+    text = redact_text(text, secrets)
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
     return text
@@ -83,7 +112,8 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def build_failures(data: RunData) -> Report:
+def build_failures(data: RunData, secrets: list[str] | None = None) -> Report:
+    secrets = run_secrets(data.run) if secrets is None else secrets
     bad = failure_rows(data)
     rows = _records(bad) if len(bad) else []
     table_rows = []
@@ -100,7 +130,7 @@ def build_failures(data: RunData) -> Report:
                 _s(r.get("response_id")),
                 _s(r.get("error_event_id") or r.get("done_event_id")),
                 error,
-                scrub(message[:80]),
+                scrub(message, secrets)[:80],
                 _s(r.get("request_id")),
                 _s(r.get("close_code") if r.get("close_code") is not None else r.get("handshake_status")),
             ]
@@ -121,7 +151,7 @@ def build_failures(data: RunData) -> Report:
         ],
         table_rows,
     )
-    safe = [{k: scrub(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows]
+    safe = [{k: scrub(v, secrets) if isinstance(v, str) else v for k, v in r.items()} for r in rows]
     d = {"run_id": data.run_id, "responses": len(data.responses), "failures": len(rows), "rows": safe}
     return Report(f"Failures in run {data.run_id}", d, [table], [], list(data.warnings))
 
@@ -153,8 +183,8 @@ def _readme(data: RunData, n_rows: int, traces: list[str], missing: list[str]) -
         "  traces/                        the event trace of each failed response (audio payloads elided)",
         "  run.json                       what ran: target (secrets redacted), dialect, scenario, load shape",
         "",
-        "Secrets: API keys and tokens never enter the records; this bundle was scrubbed again for anything that",
-        "looks like a key or Bearer token.",
+        "Secrets: API keys and tokens never enter the records; this bundle was scrubbed again for the run's",
+        "own key values and for anything that looks like a key or Bearer token.",
     ]
     if traces:
         lines.append(f"Traces included: {len(traces)}")
@@ -163,11 +193,17 @@ def _readme(data: RunData, n_rows: int, traces: list[str], missing: list[str]) -
     return "\n".join(lines) + "\n"
 
 
-def write_bundle(data: RunData, path: Path) -> str:
-    """Write the zip; returns a one-line summary of what went in."""
+def write_bundle(data: RunData, path: Path, secrets: list[str] | None = None) -> str:
+    """Write the zip; returns a one-line summary of what went in. ``secrets``: the exact values to
+    remove (default: :func:`run_secrets` of the run)."""
+    secrets = run_secrets(data.run) if secrets is None else secrets
+
+    def clean(text: str) -> str:
+        return scrub(text, secrets)
+
     bad = failure_rows(data)
     rows = [
-        {k: scrub(v) if isinstance(v, str) else v for k, v in r.items()} for r in (_records(bad) if len(bad) else [])
+        {k: clean(v) if isinstance(v, str) else v for k, v in r.items()} for r in (_records(bad) if len(bad) else [])
     ]
     csv_buf = io.StringIO()
     pd.DataFrame(rows, columns=[c for c in columns(ResponseRecord)]).to_csv(csv_buf, index=False)
@@ -182,12 +218,12 @@ def write_bundle(data: RunData, path: Path) -> str:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("failures.csv", scrub(csv_buf.getvalue()))
-        zf.writestr("failures.jsonl", scrub(jsonl.decode()))
-        zf.writestr("failed_sessions.csv", scrub(sess_buf.getvalue()))
+        zf.writestr("failures.csv", clean(csv_buf.getvalue()))
+        zf.writestr("failures.jsonl", clean(jsonl.decode()))
+        zf.writestr("failed_sessions.csv", clean(sess_buf.getvalue()))
         run_file = data.path / RUN_FILE
         if run_file.exists():
-            zf.writestr(RUN_FILE, scrub(run_file.read_text(encoding="utf-8", errors="replace")))
+            zf.writestr(RUN_FILE, clean(run_file.read_text(encoding="utf-8", errors="replace")))
         for ref in dict.fromkeys(r.get("trace_file") for r in rows if r.get("trace_file")):
             trace = (data.path / str(ref)).resolve()
             if not trace.is_relative_to(root) or not trace.is_file():
@@ -199,7 +235,7 @@ def write_bundle(data: RunData, path: Path) -> str:
                 continue
             total += size
             arcname = trace.relative_to(root).as_posix()
-            zf.writestr(arcname, scrub(trace.read_text(encoding="utf-8", errors="replace")))
+            zf.writestr(arcname, clean(trace.read_text(encoding="utf-8", errors="replace")))
             traces.append(arcname)
         zf.writestr("README.txt", _readme(data, len(rows), traces, missing))
     return f"wrote {path}: {len(rows)} responses, {len(sess)} failed sessions, {len(traces)} traces" + (

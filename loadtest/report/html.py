@@ -136,14 +136,16 @@ def build_html(data: RunData, clauses: list[Clause], slo_text: str) -> str:
         warnings = f'<div class="warn"><b>Warnings</b><ul>{items}</ul></div>'
     plot_html = "".join(f'<div class="plot" id="plot-{name}">{svg}</div>' for name, svg in figures)
     generated = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
-    state = "still being written" if data.in_progress else "complete"
+    incomplete = s["run"]["incomplete"]  # workers lost mid-run: said first, in one line
+    state = "still being written" if data.in_progress else "incomplete" if incomplete else "complete"
+    lost = f'<div class="warn" id="incomplete"><b>{html.escape(incomplete)}</b></div>' if incomplete else ""
     title = f"rtload report: {data.run_id}"
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{CSS}</style></head><body>"
         f"<header><h1>{html.escape(title)}</h1><p>run {state} · generated {generated} by rtload {__version__}"
-        f" · SLO {html.escape(slo_text)}</p></header><main>"
+        f" · SLO {html.escape(slo_text)}</p></header><main>{lost}"
         f'<div class="kpis">{kpis}</div>{warnings}'
         f'<div class="plots">{plot_html}</div>'
         + report_html(capacity, "Capacity")

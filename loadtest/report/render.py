@@ -31,6 +31,7 @@ class Report:
     tables: list[Table] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # verdict lines printed after the tables
     warnings: list[str] = field(default_factory=list)
+    headline: list[str] = field(default_factory=list)  # lines printed right under the title
 
 
 def missing(value: Any) -> bool:
@@ -125,6 +126,7 @@ def render(report: Report, fmt: str) -> str:
         return to_json({**report.data, "warnings": report.warnings})
     if fmt == "md":
         parts = [f"# {report.title}", ""]
+        parts.extend(f"**{line}**\n" for line in report.headline)
         if report.warnings:
             parts.extend(["> **Warnings**", *[f"> - {w}" for w in report.warnings], ""])
         for table in report.tables:
@@ -132,7 +134,7 @@ def render(report: Report, fmt: str) -> str:
         if report.notes:
             parts.extend([f"- {n}" for n in report.notes])
         return "\n".join(parts).rstrip() + "\n"
-    parts = [report.title, "=" * len(report.title)]
+    parts = [report.title, "=" * len(report.title), *report.headline]
     for table in report.tables:
         parts.extend([_text_table(table), ""])
     parts.extend(report.notes)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from loadtest.records.reader import RunData
+from loadtest.records.worker_loss import loss_line
 from loadtest.report.render import Report, Table, count, ms, num, pct
 from loadtest.report.stats import (
     LATENCIES,
@@ -169,6 +170,7 @@ def summary_data(data: RunData) -> dict[str, Any]:
             "run_id": data.run_id,
             "path": str(data.path),
             "in_progress": data.in_progress,
+            "incomplete": loss_line(data.run),  # workers lost mid-run (None: none)
             "t_start": start,
             "t_end": end,
             "duration_s": duration,
@@ -232,7 +234,7 @@ def latency_table(latency: dict[str, dict[str, Any]], title: str = "Latency (ms,
 def build_summary(data: RunData) -> Report:
     d = summary_data(data)
     run = d["run"]
-    state = "still being written" if run["in_progress"] else "complete"
+    state = "still being written" if run["in_progress"] else "incomplete" if run["incomplete"] else "complete"
     tables = [
         Table(
             "Run",
@@ -336,4 +338,5 @@ def build_summary(data: RunData) -> Report:
         notes.append(f"Was the load generator the bottleneck? {h['verdict']}")
     else:
         notes.append("Was the load generator the bottleneck? unknown: the run has no health.jsonl")
-    return Report(f"Summary of run {run['run_id']}", d, tables, notes, list(data.warnings))
+    headline = [run["incomplete"]] if run["incomplete"] else []
+    return Report(f"Summary of run {run['run_id']}", d, tables, notes, list(data.warnings), headline)

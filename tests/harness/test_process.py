@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import psutil
@@ -63,6 +65,95 @@ def test_sigkill_mid_run_leaves_a_readable_run_directory(tmp_path: Path, procs: 
     assert str(len(rows)) in out  # the summary counted the rows that survived
 
 
+def _run_family(parent: subprocess.Popen, count: int, timeout: float = 30) -> list[psutil.Process]:
+    """The processes `rtload run` started (Locust master and workers, the mock), once all are up."""
+    found: list[psutil.Process] = []
+
+    def up() -> bool:
+        found[:] = psutil.Process(parent.pid).children(recursive=True)
+        return len(found) >= count
+
+    _wait_for(up, timeout, f"{count} child processes")
+    return found
+
+
+def _alive(procs: list[psutil.Process]) -> list[str]:
+    out = []
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(" ".join(proc.cmdline()[-6:]))
+    return out
+
+
+def _of_run(path: Path) -> list[str]:
+    """Any process on the machine whose command line names the run directory (master, mock)."""
+    out = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if str(path) in " ".join(proc.info["cmdline"] or []) and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(" ".join(proc.info["cmdline"][-6:]))
+    return out
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP], ids=["SIGKILL", "SIGHUP"])
+def test_killing_rtload_run_leaves_no_process_of_the_run(
+    sig: int, tmp_path: Path, procs: list[subprocess.Popen]
+) -> None:
+    """`rtload run --workers 2` killed outright (or its terminal closed): the master, both workers and
+    the mock end with it instead of sending load until the duration ends."""
+    cmd = [sys.executable, "-m", "loadtest", "run", "--out", str(tmp_path / "reports"), "--run-id", "orphans",
+           *mock_args(), "--scenario", "quick_text", "--workers", "2", "--users", "4", "--spawn-rate", "20",
+           "--duration", "60s", "--progress-every", "0"]  # fmt: skip
+    parent = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(parent)
+    path = run_dir(tmp_path, "orphans")
+    family = _run_family(parent, 4)  # master, two workers, the mock
+    _wait_for(lambda: {r["worker_id"] for r in responses(path)} == {"w0", "w1"}, 40, "rows from both workers")
+    assert _of_run(path)  # the search below does find this run's processes while they live
+    os.kill(parent.pid, sig)
+    parent.wait(timeout=10)
+    time.sleep(3)
+    assert _alive(family) == []
+    assert _of_run(path) == []
+    # the master closed the run directory on its way out, and says why the run stopped
+    run = json.loads((path / "run.json").read_text())
+    assert run["status"] == "stopped" and run["stopped_by"] == "parent_died" and run["t_end"]
+    assert responses(path)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("how", "workers"), [("SIGTERM", 0), ("SIGTERM", 2), ("Ctrl-C", 2)], ids=["sigterm", "sigterm-workers", "ctrl-c"]
+)
+def test_sigterm_stops_rtload_run_gracefully_with_the_summary(
+    how: str, workers: int, tmp_path: Path, procs: list[subprocess.Popen]
+) -> None:
+    """SIGTERM to `rtload run`, or Ctrl-C (SIGINT to the terminal's whole process group): the run
+    stops gracefully, prints its summary, and no worker quitting with it counts as lost."""
+    cmd = [sys.executable, "-m", "loadtest", "run", "--out", str(tmp_path / "reports"), "--run-id", "termed",
+           *mock_args(), "--scenario", "quick_text", "--users", "2", "--spawn-rate", "20", "--duration", "60s",
+           "--progress-every", "0", "--workers", str(workers)]  # fmt: skip
+    parent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    procs.append(parent)
+    path = run_dir(tmp_path, "termed")
+    family = _run_family(parent, 2 + workers)  # Locust (standalone or master), the workers, the mock
+    _wait_for(lambda: len(responses(path)) >= 3, 40, "three response rows")
+    if how == "Ctrl-C":
+        os.killpg(parent.pid, signal.SIGINT)
+    else:
+        parent.send_signal(signal.SIGTERM)
+    out, err = parent.communicate(timeout=60)
+    assert parent.returncode == 130, err
+    assert "interrupted, stopping Locust" in out
+    assert "Summary of run termed" in out  # the summary of what was recorded
+    assert _alive(family) == []
+    run = json.loads((path / "run.json").read_text())
+    assert run["status"] == "finished" and "stopped_by" not in run
+    assert "workers_lost" not in run and "INCOMPLETE" not in out
+
+
 @pytest.mark.e2e
 def test_api_key_never_written(tmp_path: Path, mock_server) -> None:  # type: ignore[no-untyped-def]
     """A distinctive fake key, used for real against a mock that requires it, appears nowhere."""
@@ -94,6 +185,49 @@ def test_api_key_never_written(tmp_path: Path, mock_server) -> None:  # type: ig
     assert {r["reason"] for r in rows} == {"auth_rejected"}  # 101, then error invalid_api_key and close 3000
     assert len(rows) <= 6  # the rejected user backed off instead of hammering the service
     assert [p for p in path.rglob("*") if p.is_file() and bad.encode() in p.read_bytes()] == []
+
+
+@pytest.mark.e2e
+def test_secrets_in_the_url_and_the_mocks_keys_are_never_written(tmp_path: Path, mock_server) -> None:  # type: ignore[no-untyped-def]
+    """A key in the --target query, and the mock's keys given by --mock-set auth.keys, appear in no
+    file of the run directory (run.json and the mock's settings included), no output and no bundle."""
+    url_key, mock_key = "urlkey-7Q2w9E4r6T8y", "mockkey-3Z5x7C9v1B"
+    mock = mock_server(api_key=url_key, truth_path=tmp_path / "truth.jsonl")
+    target = f"{mock.url}/openai/v1/realtime?model=gpt-realtime&api-key={url_key}"
+    done = rtload_run(
+        tmp_path, "--target", target, "--provider", "azure", "--api-key-env", "RTLOAD_TEST_KEY",
+        "--scenario", "quick_text", "--users", "1", "--duration", "2s", "--run-id", "inurl",
+        env={"RTLOAD_TEST_KEY": url_key},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    path = run_dir(tmp_path, "inurl")
+    assert responses(path) and all(r["outcome"] == "completed" for r in responses(path))
+    run = json.loads((path / "run.json").read_text())
+    assert run["options"]["target"].endswith("&api-key=***")
+    # the embedded mock, told to accept only a key the client does not send: every attempt fails
+    done = rtload_run(
+        tmp_path, *mock_args(f'auth.keys=["{mock_key}"]', "faults.server_error.rate=0.5"),
+        "--scenario", "quick_text", "--users", "1", "--duration", "2s", "--run-id", "mockkeys",
+        "--reconnect-max", "1s",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    mock_run = run_dir(tmp_path, "mockkeys")
+    assert {r["reason"] for r in responses(mock_run)} == {"auth_rejected"}
+    run = json.loads((mock_run / "run.json").read_text())
+    assert "auth.keys=***" in run["options"]["mock_set"] and "auth.keys=***" in run["mock"]["overrides"]
+    outputs = done.stdout + done.stderr
+    for folder in (path, mock_run):
+        bundle = tmp_path / f"{folder.name}.zip"
+        made = subprocess.run([sys.executable, "-m", "loadtest", "report", "failures", str(folder), "--bundle",
+                               str(bundle)], capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        outputs += made.stdout + made.stderr
+    for secret in (url_key, mock_key):
+        leaks = [p for p in tmp_path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+        assert leaks == [], secret
+        assert secret not in outputs
+    with zipfile.ZipFile(tmp_path / "mockkeys.zip") as zf:
+        assert "run.json" in zf.namelist() and "auth.keys=***" in zf.read("run.json").decode()
 
 
 def _get(url: str) -> bytes:
@@ -165,6 +299,10 @@ def test_plain_locust_web_ui_shows_outcomes_per_step(tmp_path: Path, procs: list
         (["--shape", "ramp"], {}, "--shape 'ramp' is not known"),
         (["--fail-on", "failed>>1"], {}, "bad --fail-on"),
         (["--fixture", "no_such_fixture"], {}, "not in the fixture manifest"),
+        (["--mock-set", "bad=1"], {}, "--mock-set bad: unknown knob"),
+        (["--mock-set", "audio.speed=fast"], {}, "--mock-set audio.speed='fast': expected a value like 3.0"),
+        (["--mock-set", "auth.keys=7"], {}, "--mock-set auth.keys=***: expected a value like []"),
+        (["--mock-profile", "nope"], {}, "unknown mock profile 'nope'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], env: dict[str, str], message: str, tmp_path: Path) -> None:

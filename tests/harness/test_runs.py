@@ -11,10 +11,14 @@ import csv
 import io
 import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import orjson
+import psutil
 import pytest
+from locust.runners import HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
 
 from loadtest.records.schema import FAULT_EXPECTATIONS
 from loadtest.records.writer import read_rows
@@ -238,3 +242,61 @@ def test_soak_sessions_recycled_at_their_lifetime(tmp_path: Path) -> None:
     assert sum(s["ended_by"] == "lifetime" for s in sessions) >= 2
     assert all(s["duration_s"] < 3 for s in sessions)
     assert_agrees_with_truth(path)
+
+
+def test_a_worker_lost_mid_run_is_recorded_said_and_fails_the_run(
+    tmp_path: Path, procs: list[subprocess.Popen]
+) -> None:
+    """One of two workers is killed mid-run: the master notices within Locust's heartbeat timeout,
+    run.json says which worker, when and its last batch; the progress line drops its users; the
+    summary and the HTML report say it first; the run ends on time and `rtload run` exits 1."""
+    cmd = rtload_cmd("--out", str(tmp_path / "reports"), "--run-id", "lost", *mock_args(), "--scenario", "quick_text",
+                     "--workers", "2", "--users", "4", "--spawn-rate", "20", "--duration", "16s")  # fmt: skip
+    cmd[cmd.index("--progress-every") + 1] = "1"
+    started = time.monotonic()
+    parent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs.append(parent)
+    path = run_dir(tmp_path, "lost")
+    limit = time.monotonic() + 40
+    while {r["worker_id"] for r in responses(path)} != {"w0", "w1"}:
+        assert time.monotonic() < limit, "no rows from both workers"
+        time.sleep(0.2)
+    workers = [p for p in psutil.Process(parent.pid).children() if "--worker" in p.cmdline()]
+    assert len(workers) == 2
+    t_kill = time.time()
+    workers[0].kill()
+    out, err = parent.communicate(timeout=90)
+    elapsed = time.monotonic() - started
+    assert parent.returncode == 1, err
+    run = orjson.loads((path / "run.json").read_bytes())
+    [lost] = run["workers_lost"]
+    dead = lost["worker_id"]
+    assert dead in ("w0", "w1") and lost["how"] == "missed heartbeats"
+    # noticed within Locust's heartbeat timeout (a missed heartbeat each second, missing after three)
+    assert 0 < lost["t_lost"] - t_kill <= HEARTBEAT_LIVENESS * HEARTBEAT_INTERVAL + 2.5
+    assert lost["last_batch_t"] <= t_kill + 0.1 and lost["rows_received"] > 0 and lost["last_batch_rows"] >= 0
+    rows = responses(path)
+    assert not [r for r in rows if r["worker_id"] == dead and (r.get("t_done") or 0) > t_kill + 0.6]
+    assert {r["worker_id"] for r in rows} == {"w0", "w1"}  # the rest of the run is recorded
+    # the master did not wait for the dead worker's last records (before: stop timeout + 15 s more)
+    assert elapsed < 16 + 25, elapsed
+    # one line on stderr says why the exit code is 1
+    [line] = [line for line in err.splitlines() if "--allow-worker-loss" in line]
+    assert line.startswith("rtload: ") and f"worker {dead} lost" in line and "incomplete" in line
+    # the progress line after the loss counts the users still running
+    after = [line for line in out.splitlines() if "1 worker lost" in line]
+    users = [int(line.split(" users ")[1].split("/")[0]) for line in after]
+    assert users and users[0] == 2 and max(users) == 2, after  # then 0 as the run ends
+    # the summary says it in its first line under the title
+    title = out.splitlines().index("Summary of run lost")
+    assert out.splitlines()[title + 2].startswith(f"INCOMPLETE: worker {dead} was lost ")
+    assert "(1 of 2 workers)" in out.splitlines()[title + 2]
+    assert next(line for line in out.splitlines() if line.startswith("state ")).split() == ["state", "incomplete"]
+    page = tmp_path / "lost.html"
+    made = subprocess.run([sys.executable, "-m", "loadtest", "report", "html", str(path), "-o", str(page)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    html = page.read_text()
+    main = html.index("<main>")
+    assert html.index('id="incomplete"') == main + len("<main>") + len('<div class="warn" ')
+    assert f"INCOMPLETE: worker {dead} was lost" in html[main : main + 300]

@@ -18,12 +18,15 @@ from loadtest.locust.backoff import Backoff
 from loadtest.locust.board import OutcomeBoard
 from loadtest.locust.channel import RecordBatcher, receive_batch
 from loadtest.locust.failon import check, parse_fail_on
+from loadtest.locust.launcher import RunRequest, _finish
 from loadtest.locust.options import HarnessOptions, OptionError
-from loadtest.locust.progress import JsonlTail, outcome_table
+from loadtest.locust.progress import JsonlTail, RunTail, outcome_table
 from loadtest.locust.shapes import ShapePlan, parse_duration
 from loadtest.locust.sinks import UserSink, WriterSink
 from loadtest.locust.webui import render_page
+from loadtest.locust.workerloss import WorkerWatch
 from loadtest.records.schema import ResponseRecord, SessionRecord
+from loadtest.records.worker_loss import loss_line
 from loadtest.records.writer import RunWriter, read_rows, read_run_json, update_run_json, write_run_json
 
 
@@ -296,3 +299,103 @@ def test_health_sample_carries_the_clock_the_frames_and_the_receive_lag() -> Non
     assert (row["frames_late_pct"], row["clock_lag_p99_ms"], row["recv_lag_p99_ms"]) == (1.5, 4.25, 12.5)
     assert row["cpu_percent"] is not None and row["rss_mb"] > 0
     assert sampler.sample()["recv_lag_p99_ms"] is None  # no stamped read in the window: unknown, not 0
+
+
+def test_worker_watch_records_each_lost_worker_once() -> None:
+    node = SimpleNamespace
+    clients = {"hostA_1": node(state="running"), "hostB_2": node(state="running"), "hostC_3": node(state="running")}
+    watch = WorkerWatch()
+    assert watch.check(clients, 100.0, 90.0, {"hostA_1": 0, "hostB_2": 1, "hostC_3": 2}) == []
+    watch.batch("hostA_1", "w0", 12, 101.0)
+    watch.batch("hostA_1", "w0", 3, 101.5)
+    clients["hostA_1"].state = "missing"  # Locust's heartbeat check gave up on it
+    del clients["hostB_2"]  # quit mid-run
+    lost = watch.check(clients, 104.0, 90.0)
+    assert [(r["worker_id"], r["how"]) for r in lost] == [("w0", "missed heartbeats"), ("w1", "left the run")]
+    assert lost[0] == {"worker_id": "w0", "client_id": "hostA_1", "how": "missed heartbeats", "t_lost": 104.0,
+                       "at_s": 14.0, "last_batch_t": 101.5, "last_batch_rows": 3, "rows_received": 15}  # fmt: skip
+    assert lost[1]["last_batch_t"] is None and lost[1]["rows_received"] == 0
+    assert watch.check(clients, 105.0, 90.0) == []  # said once
+    assert watch.alive(clients) == {"hostC_3"}
+    assert len(watch.lost) == 2
+    # once the run is stopping, a worker that quits has sent its last records; one that dies has not
+    clients["hostD_4"] = node(state="running")
+    watch.check(clients, 106.0, 90.0)
+    del clients["hostC_3"]
+    assert watch.check(clients, 107.0, 90.0, stopping=True) == []
+    clients["hostD_4"].state = "missing"
+    assert [r["client_id"] for r in watch.check(clients, 108.0, 90.0, stopping=True)] == ["hostD_4"]
+
+
+def test_loss_line_names_the_workers_and_when() -> None:
+    assert loss_line({}) is None and loss_line({"workers_lost": []}) is None
+    one = loss_line({"workers": 2, "workers_lost": [{"worker_id": "w1", "at_s": 12.4}]})
+    assert one == (
+        "INCOMPLETE: worker w1 was lost 12 s into the run (1 of 2 workers); the responses it would have "
+        "recorded after that are missing, so the run had less load than planned"
+    )
+    two = loss_line({"workers_lost": [{"worker_id": "w0", "at_s": 3}, {"worker_id": "w2", "at_s": 40}]})
+    assert two is not None and two.startswith("INCOMPLETE: workers w0 (3 s into the run), w2 (40 s into the run) were")
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_a_lost_worker_fails_rtload_run_unless_allowed(
+    allow: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_run_json(tmp_path, {"status": "finished", "workers": 2, "workers_lost": [{"worker_id": "w1", "at_s": 7}]})
+    code = _finish(tmp_path, 0, [], RunRequest(summary=False, allow_worker_loss=allow))
+    err = capsys.readouterr().err
+    if allow:
+        assert code == 0 and err == ""
+    else:
+        assert code == 1
+        assert err == (
+            "rtload: worker w1 lost 7 s into the run; the data is incomplete (--allow-worker-loss accepts such a run)\n"
+        )
+
+
+def test_progress_line_leaves_out_the_users_of_lost_workers(tmp_path: Path) -> None:
+    rows = [{"t": 1.0, "worker_id": w, "users": n} for w, n in (("w0", 2), ("w1", 2), ("master", 0))]
+    (tmp_path / "health.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    tail = RunTail(tmp_path)
+    tail.poll()
+    assert " users 4 | responses 0" in tail.line()
+    write_run_json(tmp_path, {"workers_lost": [{"worker_id": "w1"}]})
+    tail.poll()
+    assert " users 2 | 1 worker lost | responses 0" in tail.line()
+
+
+@pytest.mark.parametrize("death_signal", [None, signal.SIGKILL], ids=["watchdog", "pdeathsig"])
+def test_lifeline_ends_the_child_soon_after_its_parent(death_signal: int | None, tmp_path: Path) -> None:
+    """A parent starts a child with the lifeline armed, then dies: the child ends within 2 s (the
+    watchdog, which non-Linux systems and the master use, runs its callback first)."""
+    marker = tmp_path / "orphaned"
+    child = textwrap.dedent(f"""
+        import signal, time
+        from pathlib import Path
+        from loadtest.locust import lifeline
+        assert lifeline.arm(lambda: Path({str(marker)!r}).write_text("x"), death_signal={death_signal})
+        print("armed", flush=True)
+        time.sleep(30)
+    """)
+    parent = textwrap.dedent(f"""
+        import subprocess, sys
+        from loadtest.locust.lifeline import child_env
+        proc = subprocess.Popen([sys.executable, "-c", {child!r}], env=child_env(), stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "armed"
+        print(proc.pid, flush=True)
+    """)
+    done = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.strip())
+    limit = time.monotonic() + 2.0
+    while time.monotonic() < limit:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("the child outlived its parent by 2 s")
+    assert marker.exists() == (death_signal is None)

@@ -64,3 +64,32 @@ def test_scrub_patterns() -> None:
     )
     assert scrub("token eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0NTY3.sig_part-1") == "token ***"
     assert scrub("resp_123 sess_456 event_789") == "resp_123 sess_456 event_789"
+
+
+def test_bundle_removes_the_runs_exact_secret_values(tmp_path, cli, monkeypatch) -> None:
+    """Secrets that look like no key (so no pattern finds them) still leave the bundle: the API key
+    from the variable run.json names, and the keys of the mock profile file the run used."""
+    api_key, mock_key = "correct-horse-battery-staple-42", "plain words 77"
+    profile = tmp_path / "mine.toml"
+    profile.write_text(f'[auth]\nkeys = ["{mock_key}"]\n')
+    run = ramp_run(tmp_path / "exact")
+    info = json.loads((run.path / "run.json").read_text())
+    info["options"] = {"api_key_env": "RTLOAD_BUNDLE_KEY", "mock_profile": str(profile)}
+    (run.path / "run.json").write_text(json.dumps(info))
+    lines = (run.path / "responses.jsonl").read_bytes().splitlines()
+    rows = [orjson.loads(line) for line in lines]
+    failed = next(i for i, r in enumerate(rows) if r["outcome"] == "failed" and r.get("trace_file"))
+    rows[failed]["error_message"] = f"gateway echoed {api_key} and {mock_key} back"
+    (run.path / "responses.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    trace = run.path / rows[failed]["trace_file"]
+    trace.write_text(json.dumps([{"type": "error", "message": f"{api_key} / {mock_key}"}]))
+    monkeypatch.setenv("RTLOAD_BUNDLE_KEY", api_key)
+    out = tmp_path / "bundle.zip"
+    cli("failures", run.path, "--bundle", out)
+    with zipfile.ZipFile(out) as zf:
+        everything = b"".join(zf.read(n) for n in zf.namelist()).decode()
+        assert rows[failed]["trace_file"] in zf.namelist()
+    assert api_key not in everything and mock_key not in everything
+    assert "gateway echoed *** and *** back" in everything
+    shown = cli("failures", run.path, "--format", "json").stdout
+    assert api_key not in shown and mock_key not in shown
