@@ -44,6 +44,22 @@ def _emit(report: Any, fmt: str) -> None:
     sys.stdout.write(render(report, fmt))
 
 
+CONFIDENCE = typer.Option(
+    "95%",
+    "--confidence",
+    help="Confidence level of the SLO verdicts' intervals (Wilson for rates, order statistics for percentiles).",
+)
+
+
+def _confidence(text: str) -> float:
+    from loadtest.report.confidence import parse_confidence
+
+    try:
+        return parse_confidence(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--confidence") from None
+
+
 RUN_ARG = typer.Argument(..., help="The run directory (reports/<run_id>).", show_default=False)
 NO_CACHE = typer.Option(False, "--no-cache", help="Do not read or write the Parquet cache beside large JSONL files.")
 
@@ -96,6 +112,7 @@ def capacity(
     buckets: int = typer.Option(
         10, "--buckets", min=2, max=100, help="Concurrency buckets when the run has no load steps."
     ),
+    confidence: str = CONFIDENCE,
     fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
     no_cache: bool = NO_CACHE,
 ) -> None:
@@ -104,6 +121,7 @@ def capacity(
     from loadtest.report.capacity import RESPONSE_COLUMNS, SESSION_COLUMNS, build_capacity
     from loadtest.report.slo import SloError, parse_slo
 
+    level = _confidence(confidence)
     try:
         clauses = parse_slo(slo)
     except SloError as exc:
@@ -111,7 +129,7 @@ def capacity(
     data = _load(
         run, no_cache, response_columns=RESPONSE_COLUMNS, session_columns=SESSION_COLUMNS, with_rate_limits=False
     )
-    _emit(build_capacity(data, clauses, slo, buckets=buckets), fmt)
+    _emit(build_capacity(data, clauses, slo, buckets=buckets, confidence=level), fmt)
 
 
 def compare(
@@ -158,12 +176,14 @@ def html(
     run: Path = RUN_ARG,
     output: Path | None = typer.Option(None, "-o", "--output", help="The HTML file (default: <run>/report.html)."),
     slo: str = typer.Option("failed<1%,ttfa_p95<1200ms", "--slo", help="The SLO for the capacity section."),
+    confidence: str = CONFIDENCE,
     no_cache: bool = NO_CACHE,
 ) -> None:
     """One self-contained HTML report (inline SVG plots, no network needed to view it)."""
     from loadtest.report.html import RESPONSE_COLUMNS, write_html
     from loadtest.report.slo import SloError, parse_slo
 
+    level = _confidence(confidence)
     try:
         clauses = parse_slo(slo)
     except SloError as exc:
@@ -173,7 +193,7 @@ def html(
         typer.echo(f"warning: {warning}", err=True)
     target = output if output is not None else data.path / "report.html"
     try:
-        write_html(data, target, clauses, slo)
+        write_html(data, target, clauses, slo, confidence=level)
     except OSError as exc:
         _fail(f"cannot write {target}: {exc.strerror or exc}")
     typer.echo(f"wrote {target}", err=True)

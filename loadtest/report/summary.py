@@ -20,6 +20,7 @@ from loadtest.report.stats import (
     reason_rows,
     time_span,
 )
+from loadtest.report.trend import reason_trends, step_groups, trend_table, trend_verdict
 
 # Columns of responses.jsonl the summary reads (ids and free text are left on disk).
 RESPONSE_COLUMNS = [
@@ -42,6 +43,8 @@ RESPONSE_COLUMNS = [
     "input_tokens",
     "output_tokens",
     "total_tokens",
+    "step",
+    "users",
 ]
 SESSION_COLUMNS = ["session_id", "target", "t_start", "t_open", "t_end", "handshake_ms", "handshake_status"]
 
@@ -185,6 +188,7 @@ def summary_data(data: RunData) -> dict[str, Any]:
         "by_target": group_rows(responses, "target"),
         "by_scenario": group_rows(responses, "scenario"),
         "health": health_stats(data.health),
+        "trends": reason_trends(step_groups(responses)) if step_groups(responses) else None,
     }
 
 
@@ -297,9 +301,11 @@ def build_summary(data: RunData) -> Report:
             ],
         )
     )
+    if d["trends"] is not None and d["trends"]["reasons"]:
+        tables.append(trend_table(d["trends"]))
     tables.append(group_table("By target", "target", d["by_target"]))
     tables.append(group_table("By scenario", "scenario", d["by_scenario"]))
-    notes = []
+    notes = [trend_verdict(d["trends"])] if d["trends"] is not None else []
     h = d["health"]
     if h is not None and h.get("workers"):
         tables.append(
