@@ -171,10 +171,22 @@ def _p_cell(p: float | None) -> str:
 
 
 def trend_words(trends: dict[str, Any]) -> list[str]:
-    """ "Which failures come from load": one line per reason (or why there is none)."""
+    """"Which failures come from load": a line per reason that rises or falls, one for the flat ones."""
     if not trends["reasons"]:
         return [f"Failures and load: {trends['note']}"] if trends.get("note") else []
-    return [f"Failures and load ({trends['method']}):", *("  " + t["words"] for t in trends["reasons"])]
+    lines = [f"Failures and load ({trends['method']}):"]
+    lines.extend("  " + t["words"] for t in trends["reasons"] if t["trend"] in ("rises", "falls"))
+    flat = [t for t in trends["reasons"] if t["trend"] == "flat"]
+    if flat:
+        items = ", ".join(
+            f"{t['reason']} {t['rate_first_pct']:.1f}% -> {t['rate_last_pct']:.1f}% ({_p_words(t['p_adjusted'])})"
+            for t in flat
+        )
+        lines.append(f"  flat (no trend with load): {items}")
+    untested = [t["reason"] for t in trends["reasons"] if t["trend"] == "untested"]
+    if untested:
+        lines.append(f"  not testable: {', '.join(untested)}")
+    return lines
 
 
 def trend_verdict(trends: dict[str, Any]) -> str:
