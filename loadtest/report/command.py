@@ -135,18 +135,27 @@ def capacity(
 def compare(
     run_a: Path = typer.Argument(..., help="The first run directory (the baseline).", show_default=False),
     run_b: Path = typer.Argument(..., help="The second run directory.", show_default=False),
+    slo: str = typer.Option("", "--slo", help="Also judge each run against this SLO (capacity's grammar)."),
+    confidence: str = CONFIDENCE,
     fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
     no_cache: bool = NO_CACHE,
 ) -> None:
     """Two runs side by side: outcome rates with Fisher's exact test, latency shifts with CIs and Mann-Whitney."""
     _check_format(fmt)
     from loadtest.report.compare import build_compare
+    from loadtest.report.slo import SloError, parse_slo
     from loadtest.report.summary import RESPONSE_COLUMNS, SESSION_COLUMNS
+
+    level = _confidence(confidence)
+    try:
+        clauses = parse_slo(slo) if slo.strip() else None
+    except SloError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--slo") from None
 
     kw = {"response_columns": RESPONSE_COLUMNS, "session_columns": SESSION_COLUMNS, "with_rate_limits": False}
     a = _load(run_a, no_cache, **kw)
     b = _load(run_b, no_cache, **kw)
-    _emit(build_compare(a, b), fmt)
+    _emit(build_compare(a, b, clauses, level), fmt)
 
 
 def failures(
