@@ -19,6 +19,7 @@ import pandas as pd
 
 from loadtest.records.reader import RunData
 from loadtest.report.confidence import BROKEN, DEFAULT_CONFIDENCE, INCONCLUSIVE, MET
+from loadtest.report.projection import project_limits, projection_lines
 from loadtest.report.render import Report, Table, count, ms, num, pct
 from loadtest.report.slo import STATS, Clause, evaluate
 from loadtest.report.stats import LATENCIES, RATE_NAMES, finite, outcome_rates, percentiles
@@ -36,8 +37,10 @@ RESPONSE_COLUMNS = [
     "ttfa_ms",
     "ttft_ms",
     "done_ms",
+    "t_done",
+    "total_tokens",
 ]
-SESSION_COLUMNS = ["step", "concurrency", "handshake_ms", "handshake_status"]
+SESSION_COLUMNS = ["step", "concurrency", "handshake_ms", "handshake_status", "t_start", "t_open", "t_end"]
 
 
 def _groups(responses: pd.DataFrame, sessions: pd.DataFrame, buckets: int) -> tuple[str, pd.Series, pd.Series, dict]:
@@ -158,11 +161,25 @@ def capacity_data(
             if r["verdict"] == INCONCLUSIVE
         ],
         "met_again_after_knee": recovered,
+        "projection": _projection(data),
         "trends": reason_trends(
             [(r["users"], f) for r, f in frames if r["users"] is not None],
             "users" if grouping == "step" else "open sessions",
         ),
     }
+
+
+def _projection(data: RunData) -> dict[str, Any]:
+    from loadtest.report.limits import peak_concurrency, rate_limit_rows
+    from loadtest.report.stats import time_span
+
+    start, end = time_span(data.run, data.responses, data.sessions)
+    by_name = {r["name"]: r["limit"] for r in rate_limit_rows(data.rate_limits, start)}
+    sessions = data.sessions
+    opened = sessions[pd.to_numeric(sessions["t_open"], errors="coerce").notna()] if len(sessions) else sessions
+    peak, _ = peak_concurrency(opened, end)
+    limits = {"tokens": by_name.get("tokens"), "requests": by_name.get("requests")}
+    return project_limits(data.responses, sessions, limits, end, peak)
 
 
 def _load(row: dict[str, Any]) -> float:
@@ -208,6 +225,7 @@ def verdict_lines(d: dict[str, Any]) -> list[str]:
             f"{more_words(r['more_responses'])}."
         )
     lines.extend(trend_words(d["trends"]))
+    lines.extend(projection_lines(d["projection"]))
     return lines
 
 

@@ -126,9 +126,7 @@ def capacity(
         clauses = parse_slo(slo)
     except SloError as exc:
         raise typer.BadParameter(str(exc), param_hint="--slo") from None
-    data = _load(
-        run, no_cache, response_columns=RESPONSE_COLUMNS, session_columns=SESSION_COLUMNS, with_rate_limits=False
-    )
+    data = _load(run, no_cache, response_columns=RESPONSE_COLUMNS, session_columns=SESSION_COLUMNS)
     _emit(build_capacity(data, clauses, slo, buckets=buckets, confidence=level), fmt)
 
 

@@ -171,7 +171,7 @@ def _p_cell(p: float | None) -> str:
 
 
 def trend_words(trends: dict[str, Any]) -> list[str]:
-    """"Which failures come from load": a line per reason that rises or falls, one for the flat ones."""
+    """ "Which failures come from load": a line per reason that rises or falls, one for the flat ones."""
     if not trends["reasons"]:
         return [f"Failures and load: {trends['note']}"] if trends.get("note") else []
     lines = [f"Failures and load ({trends['method']}):"]
