@@ -17,9 +17,18 @@ from scipy import stats as sps
 
 from loadtest.records.reader import RunData
 from loadtest.report.confidence import DEFAULT_CONFIDENCE, rate_interval_pct
+from loadtest.report.cost import PriceTable, cost_data, cost_words, load_prices, money
 from loadtest.report.render import Report, Table, count, ms, num, pct
 from loadtest.report.slo import Clause
-from loadtest.report.stats import LATENCIES, LATENCY_TITLES, RATE_NAMES, finite, outcome_rates, reason_rows
+from loadtest.report.stats import (
+    LATENCIES,
+    LATENCY_TITLES,
+    RATE_NAMES,
+    finite,
+    outcome_rates,
+    reason_rows,
+    time_span,
+)
 from loadtest.report.verdict import interval_text, judge_group
 
 ALPHA = 0.05
@@ -55,7 +64,11 @@ def _latency_values(data: RunData, label: str) -> np.ndarray:
 
 
 def compare_data(
-    a: RunData, b: RunData, clauses: list[Clause] | None = None, confidence: float = DEFAULT_CONFIDENCE
+    a: RunData,
+    b: RunData,
+    clauses: list[Clause] | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
+    prices: PriceTable | None = None,
 ) -> dict[str, Any]:
     ra, rb = outcome_rates(a.responses), outcome_rates(b.responses)
     na, nb = len(a.responses), len(b.responses)
@@ -125,9 +138,15 @@ def compare_data(
             "a": judge_group(clauses, a.responses, a.sessions, confidence),
             "b": judge_group(clauses, b.responses, b.sessions, confidence),
         }
+    table = prices or load_prices()
+    cost = {
+        side: cost_data(run.responses, run.sessions, table, time_span(run.run, run.responses, run.sessions)[1])
+        for side, run in (("a", a), ("b", b))
+    }
     return {
         "confidence": confidence,
         "slo": slo,
+        "cost": cost,
         "a": {"run_id": a.run_id, "path": str(a.path), "responses": na, "in_progress": a.in_progress},
         "b": {"run_id": b.run_id, "path": str(b.path), "responses": nb, "in_progress": b.in_progress},
         "alpha": ALPHA,
@@ -174,10 +193,31 @@ def slo_table(d: dict[str, Any]) -> Table:
     )
 
 
+def cost_compare_table(d: dict[str, Any]) -> Table:
+    ca, cb = d["cost"]["a"], d["cost"]["b"]
+    cur = ca["prices"]["currency"]
+    rows = []
+    for label, key in (
+        (f"{cur} per response", "per_response"),
+        (f"{cur} per session-minute", "per_session_minute"),
+        (f"{cur} per 1,000 conversation minutes", "per_1000_minutes"),
+        (f"{cur} in total", "cost"),
+    ):
+        va, vb = ca["total"][key], cb["total"][key]
+        change = f"{100 * (vb - va) / va:+.1f}%" if va and vb is not None else "-"
+        rows.append([label, money(va), money(vb), change])
+    rows.append(["priced responses", str(ca["total"]["priced"]), str(cb["total"]["priced"]), "-"])
+    return Table(f"Cost (estimate at the list prices of {ca['prices']['date']})", ["measure", "A", "B", "B vs A"], rows)
+
+
 def build_compare(
-    a: RunData, b: RunData, clauses: list[Clause] | None = None, confidence: float = DEFAULT_CONFIDENCE
+    a: RunData,
+    b: RunData,
+    clauses: list[Clause] | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
+    prices: PriceTable | None = None,
 ) -> Report:
-    d = compare_data(a, b, clauses, confidence)
+    d = compare_data(a, b, clauses, confidence, prices)
     tables = [
         Table(
             "Runs",
@@ -257,6 +297,7 @@ def build_compare(
             note="shift = B - A; CI by bootstrap; * = Mann-Whitney U p < 0.05",
         ),
     ]
+    tables.append(cost_compare_table(d))
     if d["slo"] is not None:
         tables.append(slo_table(d))
     warnings = [f"A: {w}" for w in a.warnings] + [f"B: {w}" for w in b.warnings]
@@ -264,5 +305,6 @@ def build_compare(
         f"A = {d['a']['path']}",
         f"B = {d['b']['path']}",
         f"A has {num(d['a']['responses'])} responses, B {num(d['b']['responses'])}.",
+        cost_words(d["cost"]["a"])[0],
     ]
     return Report(f"Compare {d['a']['run_id']} (A) with {d['b']['run_id']} (B)", d, tables, notes, warnings)

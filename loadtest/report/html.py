@@ -12,6 +12,7 @@ from loadtest.report import plots
 from loadtest.report.capacity import RESPONSE_COLUMNS as CAPACITY_COLUMNS
 from loadtest.report.capacity import build_capacity
 from loadtest.report.confidence import DEFAULT_CONFIDENCE
+from loadtest.report.cost import PriceTable, money
 from loadtest.report.limits import RESPONSE_COLUMNS as LIMITS_COLUMNS
 from loadtest.report.limits import build_limits
 from loadtest.report.render import Report, Table, numeric_column
@@ -95,8 +96,14 @@ def report_html(report: Report, title: str) -> str:
     return "".join(parts)
 
 
-def build_html(data: RunData, clauses: list[Clause], slo_text: str, confidence: float = DEFAULT_CONFIDENCE) -> str:
-    summary = build_summary(data)
+def build_html(
+    data: RunData,
+    clauses: list[Clause],
+    slo_text: str,
+    confidence: float = DEFAULT_CONFIDENCE,
+    prices: PriceTable | None = None,
+) -> str:
+    summary = build_summary(data, prices)
     capacity = build_capacity(data, clauses, slo_text, confidence=confidence)
     limits = build_limits(data)
     soak = build_soak(data, 300.0)
@@ -130,6 +137,10 @@ def build_html(data: RunData, clauses: list[Clause], slo_text: str, confidence: 
             kpi("-" if ttfa is None else f"{ttfa:.0f} ms", "first audio p95"),
             kpi(cap["max_ok"]["group"] if cap["max_ok"] else "-", "highest load that met the SLO"),
             kpi(cap["knee"]["group"] if cap["knee"] else "-", "knee (first broken)"),
+            kpi(
+                money(s["cost"]["total"]["per_1000_minutes"]),
+                f"{s['cost']['prices']['currency']} per 1,000 min (estimate at {s['cost']['prices']['date']} prices)",
+            ),
         ]
     )
     warnings = ""
@@ -157,10 +168,15 @@ def build_html(data: RunData, clauses: list[Clause], slo_text: str, confidence: 
 
 
 def write_html(
-    data: RunData, path: Path, clauses: list[Clause], slo_text: str, confidence: float = DEFAULT_CONFIDENCE
+    data: RunData,
+    path: Path,
+    clauses: list[Clause],
+    slo_text: str,
+    confidence: float = DEFAULT_CONFIDENCE,
+    prices: PriceTable | None = None,
 ) -> Path:
     path = Path(path)
-    text = build_html(data, clauses, slo_text, confidence)
+    text = build_html(data, clauses, slo_text, confidence, prices)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
