@@ -9,13 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
+_EMPTY: dict[str, Any] = {}
+
 
 def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    kind = type(value)  # exact types first: this runs for every response that ends
+    if kind is int:
+        return value
+    if kind is float:
+        return int(value)
+    return None
 
 
 def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+    return value if type(value) is dict else _EMPTY
 
 
 def usage_fields(usage: dict[str, Any]) -> dict[str, int | None]:
