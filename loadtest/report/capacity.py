@@ -19,10 +19,11 @@ import pandas as pd
 
 from loadtest.records.reader import RunData
 from loadtest.report.confidence import BROKEN, DEFAULT_CONFIDENCE, INCONCLUSIVE, MET
+from loadtest.report.limits import peak_concurrency, rate_limit_rows
 from loadtest.report.projection import project_limits, projection_lines
 from loadtest.report.render import Report, Table, count, ms, num, pct
 from loadtest.report.slo import STATS, Clause, evaluate
-from loadtest.report.stats import LATENCIES, RATE_NAMES, finite, outcome_rates, percentiles
+from loadtest.report.stats import LATENCIES, RATE_NAMES, finite, outcome_rates, percentiles, time_span
 from loadtest.report.trend import reason_trends, trend_words
 from loadtest.report.verdict import clause_words, interval_text, judge_group
 
@@ -170,9 +171,6 @@ def capacity_data(
 
 
 def _projection(data: RunData) -> dict[str, Any]:
-    from loadtest.report.limits import peak_concurrency, rate_limit_rows
-    from loadtest.report.stats import time_span
-
     start, end = time_span(data.run, data.responses, data.sessions)
     by_name = {r["name"]: r["limit"] for r in rate_limit_rows(data.rate_limits, start)}
     sessions = data.sessions

@@ -175,7 +175,7 @@ def cost_data(responses: pd.DataFrame, sessions: pd.DataFrame, table: PriceTable
 def money(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.4f}" if abs(value) >= 0.01 else f"{value:.6f}"
+    return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.4f}" if abs(value) >= 0.01 else f"{value:.6f}"
 
 
 def cost_words(d: dict[str, Any]) -> list[str]:

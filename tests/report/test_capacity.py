@@ -150,3 +150,42 @@ def test_step_span_is_the_trigger_span(ramp) -> None:
     # guard on the synthetic data itself: each step spans just under RAMP_STEP_S seconds
     trig = [r.t_trigger for r in ramp.responses if r.step == 0]
     assert 0.9 * RAMP_STEP_S < max(trig) - min(trig) < RAMP_STEP_S
+
+
+def _clean_steps(path, sizes: list[int]):
+    from loadtest.records.schema import ResponseRecord
+    from tests.report.synth import T0, write_run
+
+    rows = [
+        ResponseRecord(run_id=path.name, step=s, users=4 * (s + 1), outcome="completed", t_trigger=T0 + s * 60 + i,
+                       ttfa_ms=500.0 + i, done_ms=2000.0)
+        for s, n in enumerate(sizes)
+        for i in range(n)
+    ]  # fmt: skip
+    return write_run(path, rows)
+
+
+def test_zero_failures_in_fifteen_is_inconclusive_with_the_responses_to_decide(tmp_path, cli) -> None:
+    # the case: 0 failed of 15 against failed < 1% is consistent with up to ~20% failing;
+    # the Wilson upper end z^2/(n+z^2) drops under 1% from n = 381, so 366 more decide it
+    run = _clean_steps(tmp_path / "clean", [15, 400])
+    d = cli.json("capacity", run.path, "--slo", "failed<1%")
+    small, big = d["rows"]
+    assert small["verdict"] == "inconclusive" and small["more_responses"] == 381 - 15
+    assert small["clauses"][0]["hi"] == pytest.approx(100 * 1.959964**2 / (15 + 1.959964**2), rel=1e-5)
+    assert big["verdict"] == "met" and d["max_ok"]["group"] == "step 1" and d["knee"] is None
+    text = cli("capacity", run.path, "--slo", "failed<1%").stdout
+    assert "inconclusive (+366)" in text
+    assert "Inconclusive: step 0 (4 users), 15 responses: about 366 more responses at this load" in text
+    assert "Highest load that met the SLO with 95% confidence: step 1 (8 users)." in text
+
+
+def test_confidence_option_sets_the_intervals(ramp, cli) -> None:
+    d = cli.json("capacity", ramp.path, "--slo", "failed<3%", "--confidence", "90%")
+    assert d["confidence"] == pytest.approx(0.9)
+    rows = [r for r in ramp.responses if r.step == 4]
+    expected = _wilson_pct(sum(r.outcome == "failed" for r in rows), len(rows), 0.9)
+    clause = d["rows"][4]["clauses"][0]
+    assert (clause["lo"], clause["hi"]) == pytest.approx(expected)
+    result = cli("capacity", ramp.path, "--confidence", "sure", code=2)
+    assert "cannot read confidence 'sure'" in result.stderr
