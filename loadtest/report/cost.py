@@ -119,28 +119,30 @@ def response_costs(responses: pd.DataFrame, table: PriceTable) -> tuple[np.ndarr
         "text_output": zero["output_text_tokens"],
         "audio_output": zero["output_audio_tokens"],
     }
-    deployments = (
-        responses["deployment"].fillna("").astype(str).to_numpy() if "deployment" in responses else np.full(n, "")
-    )
+    if "deployment" in responses and n:
+        codes, names = pd.factorize(responses["deployment"].fillna(""), sort=True)
+    else:
+        codes, names = np.zeros(n, dtype=np.int64), pd.Index([""])
     unknown: dict[str, int] = {}
-    for name in np.unique(deployments[has_usage]) if n else []:
-        model = table.lookup(str(name))
-        rows = has_usage & (deployments == name)
+    for code in np.unique(codes[has_usage]):
+        name = str(names[code])
+        rows = has_usage & (codes == code)
+        model = table.lookup(name)
         if model is None:
-            unknown[str(name) or "(none)"] = int(rows.sum())
+            unknown[name or "(none)"] = int(rows.sum())
             continue
         prices = table.models[model]
         cost[rows] = sum(kinds[k][rows] * float(prices[k]) for k in PRICE_KEYS) / 1e6
     return cost, {"no_usage": int((~has_usage).sum()), "unknown_models": unknown}
 
 
-def _group(costs: np.ndarray, responses: pd.DataFrame, sessions: pd.DataFrame, end: float | None) -> dict[str, Any]:
+def _group(costs: np.ndarray, sessions: pd.DataFrame, end: float | None) -> dict[str, Any]:
     priced = np.isfinite(costs)
     total = float(costs[priced].sum()) if priced.any() else 0.0
     minutes = session_minutes(sessions, end)
     per_minute = total / minutes if minutes > 0 and priced.any() else None
     return {
-        "responses": len(responses),
+        "responses": int(costs.size),
         "priced": int(priced.sum()),
         "cost": total if priced.any() else None,
         "per_response": total / priced.sum() if priced.any() else None,
@@ -157,16 +159,15 @@ def cost_data(responses: pd.DataFrame, sessions: pd.DataFrame, table: PriceTable
         "estimate": True,
         "prices": {"path": table.path, "date": table.date, "currency": table.currency},
         "unpriced": unpriced,
-        "total": _group(costs, responses, sessions, end),
+        "total": _group(costs, sessions, end),
     }
     for by in ("target", "scenario"):
         rows = []
         if by in responses and len(responses):
-            keys = responses[by].fillna("").astype(str)
+            codes, keys = pd.factorize(responses[by].fillna("").astype(str), sort=True)
             s_keys = sessions[by].fillna("").astype(str) if by in sessions else pd.Series("", index=sessions.index)
-            for key in sorted(keys.unique()):
-                inside = (keys == key).to_numpy()
-                group = _group(costs[inside], responses[inside], sessions[s_keys == key], end)
+            for code, key in enumerate(keys):
+                group = _group(costs[codes == code], sessions[s_keys == key], end)
                 rows.append({by: key or "(none)", **group})
         out[f"by_{by}"] = rows
     return out

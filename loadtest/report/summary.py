@@ -165,6 +165,7 @@ def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, A
     start, end = time_span(data.run, responses, sessions)
     duration = (end - start) if start is not None and end is not None else None
     minutes = duration / 60 if duration else None
+    steps = step_groups(responses)
     latency = {}
     for label, (frame_name, col) in LATENCIES.items():
         frame = sessions if frame_name == "sessions" else responses
@@ -190,7 +191,7 @@ def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, A
         "by_target": group_rows(responses, "target"),
         "by_scenario": group_rows(responses, "scenario"),
         "health": health_stats(data.health),
-        "trends": reason_trends(step_groups(responses)) if step_groups(responses) else None,
+        "trends": reason_trends(steps) if steps else None,
         "cost": cost_data(responses, sessions, prices or load_prices(), end),
     }
 

@@ -72,12 +72,13 @@ def step_groups(responses: pd.DataFrame) -> list[tuple[float, pd.DataFrame]]:
         return []
     steps = pd.to_numeric(responses["step"], errors="coerce")
     users = pd.to_numeric(responses["users"], errors="coerce")
+    slim = responses[[c for c in ("outcome", "reason") if c in responses]]  # all the trend test reads
     out = []
     for key in sorted(steps.dropna().unique()):
         inside = steps == key
         load = users[inside].max()
         if load == load:
-            out.append((float(load), responses[inside]))
+            out.append((float(load), slim[inside]))
     return out
 
 
@@ -90,15 +91,19 @@ def reason_trends(groups: list[tuple[float, pd.DataFrame]], unit: str = "users")
         return out
     totals = np.array([len(f) for _, f in groups], dtype=float)
     scores = np.array([g[0] for g in groups], dtype=float)
-    keys: dict[tuple[str, str], np.ndarray] = {}
+    parts = []
     for i, (_, frame) in enumerate(groups):
-        if frame.empty:
+        if frame.empty or "outcome" not in frame:
             continue
-        outcome = frame["outcome"].fillna("").astype(str)
-        reason = frame["reason"].fillna("").astype(str) if "reason" in frame else pd.Series("", index=frame.index)
-        bad = outcome != COMPLETED
-        for (o, r), n in pd.DataFrame({"o": outcome[bad], "r": reason[bad]}).value_counts().items():
-            keys.setdefault((o, r or "(none)"), np.zeros(len(groups)))[i] = n
+        outcome = frame["outcome"]
+        bad = frame.loc[outcome.fillna("") != COMPLETED]  # the few non-completed rows, before any string work
+        reason = bad["reason"] if "reason" in bad else pd.Series("", index=bad.index)
+        parts.append(pd.DataFrame({"o": bad["outcome"].fillna(""), "r": reason.fillna(""), "g": i}))
+    keys: dict[tuple[str, str], np.ndarray] = {}
+    if parts:
+        table = pd.concat(parts, ignore_index=True)
+        for (o, r, g), n in table.groupby(["o", "r", "g"], sort=False).size().items():
+            keys.setdefault((str(o), str(r) or "(none)"), np.zeros(len(groups)))[int(g)] = n
     rows = []
     for (o, r), counts in keys.items():
         test = cochran_armitage(counts, totals, scores)
