@@ -84,10 +84,11 @@ def test_step_run_finds_the_knee_and_tells_load_from_background(knee_run) -> Non
     knee = int(d["knee"]["group"].split()[1])
     assert abs(knee - true_knee) <= 1 and by_step[d["knee"]["group"]]["verdict"] == "broken"
     # the small clean steps below it are too small to claim failed < 1%: inconclusive, with a count
+    # (step 0 is never past the knee; a later one may catch a response drawn as the next step spawns)
+    assert by_step["step 0"]["failed_pct"] == 0
     for s in steps[: min(knee, true_knee)]:
         row = by_step[f"step {s}"]
-        assert row["failed_pct"] == 0 and row["responses"] < 300
-        assert row["verdict"] == "inconclusive" and row["more_responses"] > 0
+        assert row["responses"] < 300 and row["verdict"] == "inconclusive" and row["more_responses"] > 0
     assert d["max_ok"] is None
 
     # which failures come from load: server_error rises, the constant text_only is flat
