@@ -191,7 +191,7 @@ def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, A
         "by_target": group_rows(responses, "target"),
         "by_scenario": group_rows(responses, "scenario"),
         "health": health_stats(data.health),
-        "trends": reason_trends(steps) if steps else None,
+        "trends": reason_trends(steps) if len(steps) >= 2 else None,  # a step run only
         "cost": cost_data(responses, sessions, prices or load_prices(), end),
     }
 
