@@ -58,7 +58,11 @@ def register(app: typer.Typer) -> None:
         run_id: str = typer.Option("", help="Run id (default: time-based)."),
         mock_profile: str = typer.Option("healthy", help="Mock profile when --target mock (healthy, flaky, ...)."),
         mock_set: list[str] = typer.Option([], "--mock-set", help="Mock profile override key=value (repeatable)."),
-        fail_on: str = typer.Option("", help='Thresholds that fail the run, e.g. "failed>1%,ttfa_p95>1500ms".'),
+        fail_on: str = typer.Option(
+            "",
+            help='Thresholds that fail the run, e.g. "failed>1%,ttfa_p95>1500ms"; add @95% to a share or a percentile '
+            '("failed>1%@95%") to fail only when its whole 95% confidence interval is past the line.',
+        ),
         progress_every: float = typer.Option(5.0, help="Seconds between progress lines (0 = none)."),
         summary: bool = typer.Option(True, help="Print the summary at the end."),
         html: bool = typer.Option(True, help="Also write Locust's HTML and CSV reports into the run directory."),

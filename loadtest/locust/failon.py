@@ -10,6 +10,12 @@ A threshold is ``<metric><op><value>`` with op one of ``> >= < <=``:
 - ``responses`` (the number of response rows), e.g. ``responses<10`` to fail a run that did nothing.
 
 A threshold is crossed when the comparison holds (``failed>1%`` fails when more than 1% failed).
+
+The confident form adds ``@`` and a confidence level to a share or a latency percentile:
+``failed>1%@95%`` is crossed only when the whole 95% confidence interval of the failed share
+(Wilson) lies above 1%, ``ttfa_p95>1500ms@95%`` only when the whole distribution-free interval of
+the p95 lies above 1500 ms. A short CI run with 1 failure in 40 then passes instead of flapping,
+and a run whose failures are clearly above the line still fails. Counts are exact and take no ``@``.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
 }
 _LATENCIES = ("ttfa", "ttft", "created", "done")
-_THRESHOLD = re.compile(r"^\s*([a-z0-9_]+)\s*(>=|<=|>|<)\s*([0-9]+(?:\.[0-9]+)?)\s*(%|ms|s)?\s*$")
+_THRESHOLD = re.compile(
+    r"^\s*([a-z0-9_]+)\s*(>=|<=|>|<)\s*([0-9]+(?:\.[0-9]+)?)\s*(%|ms|s)?\s*(?:@\s*([0-9]+(?:\.[0-9]+)?%?))?\s*$"
+)
 _PCT = re.compile(r"^(" + "|".join(_LATENCIES) + r")_p(\d{1,2}(?:\.\d+)?)$")
 
 
@@ -41,6 +49,7 @@ class Threshold:
     op: str
     value: float  # percent for shares, ms for latencies, a count otherwise
     unit: str  # "%" | "ms" | ""
+    confidence: float | None = None  # the confident form: crossed only when the whole interval is
 
     def measure(self, rows: list[dict[str, Any]]) -> float | None:
         """The metric's value over response rows (None when it cannot be measured)."""
@@ -60,10 +69,29 @@ class Threshold:
         value = self.measure(rows)
         if value is None:
             return False, None
-        return _OPS[self.op](value, self.value), value
+        if self.confidence is None:
+            return _OPS[self.op](value, self.value), value
+        lo, hi = self.interval(rows)
+        return _OPS[self.op](lo, self.value) and _OPS[self.op](hi, self.value), value
 
-    def explain(self, value: float | None) -> str:
+    def interval(self, rows: list[dict[str, Any]]) -> tuple[float, float]:
+        """The confidence interval of the metric (the confident form only)."""
+        from loadtest.report.confidence import percentile_interval, rate_interval_pct
+
+        level = self.confidence if self.confidence is not None else 0.95
+        m = _PCT.match(self.metric)
+        if m:
+            column = f"{m.group(1)}_ms"
+            values = [float(r[column]) for r in rows if r.get(column) is not None]
+            return percentile_interval(values, float(m.group(2)) / 100, level)
+        hits = sum(1 for r in rows if _matches(self.metric, r))
+        return rate_interval_pct(hits, len(rows), level) or (0.0, 100.0)
+
+    def explain(self, value: float | None, rows: list[dict[str, Any]] | None = None) -> str:
         shown = "n/a" if value is None else f"{value:.4g}{self.unit}"
+        if self.confidence is not None and value is not None and rows is not None:
+            lo, hi = self.interval(rows)
+            shown += f" ({100 * self.confidence:g}% CI [{lo:.4g}{self.unit}, {hi:.4g}{self.unit}])"
         return f"{self.metric} = {shown} (threshold {self.text.strip()})"
 
 
@@ -97,6 +125,12 @@ def parse_fail_on(spec: str | None) -> list[Threshold]:
         if not m:
             raise ValueError(f"bad --fail-on threshold {part.strip()!r}: use e.g. failed>1% or ttfa_p95>1500ms")
         metric, op, number, unit = m.group(1), m.group(2), float(m.group(3)), m.group(4) or ""
+        level = _level(m.group(5), part) if m.group(5) else None
+        if level is not None and not (_PCT.match(metric) or unit == "%"):
+            raise ValueError(
+                f"bad --fail-on threshold {part.strip()!r}: @confidence applies to a % share or a latency "
+                "percentile (a count is exact), e.g. failed>1%@95%"
+            )
         if _PCT.match(metric):
             if unit == "%":
                 raise ValueError(f"bad --fail-on threshold {part.strip()!r}: a latency takes ms or s, not %")
@@ -108,8 +142,16 @@ def parse_fail_on(spec: str | None) -> list[Threshold]:
         else:
             known = ", ".join((*OUTCOMES, "not_completed", "responses", "ttfa_p95", "done_p99", "<reason>"))
             raise ValueError(f"bad --fail-on metric {metric!r} in {part.strip()!r}: use one of {known}")
-        out.append(Threshold(part.strip(), metric, op, number, unit))
+        out.append(Threshold(part.strip(), metric, op, number, unit, level))
     return out
+
+
+def _level(text: str, part: str) -> float:
+    value = float(text.rstrip("%"))
+    value = value / 100 if text.endswith("%") or value > 1 else value
+    if not 0.5 <= value < 1:
+        raise ValueError(f"bad --fail-on threshold {part.strip()!r}: the confidence after @ must be 50%..99.9%")
+    return value
 
 
 def check(thresholds: Iterable[Threshold], rows: list[dict[str, Any]]) -> list[str]:
@@ -118,5 +160,5 @@ def check(thresholds: Iterable[Threshold], rows: list[dict[str, Any]]) -> list[s
     for t in thresholds:
         crossed, value = t.crossed(rows)
         if crossed:
-            lines.append(t.explain(value))
+            lines.append(t.explain(value, rows))
     return lines

@@ -100,6 +100,14 @@ class ResponseRecord:
     input_tokens: int | None = None
     output_tokens: int | None = None
     total_tokens: int | None = None
+    # usage by kind (response.done usage.*_token_details, both dialects); cached tokens are a
+    # subset of the input tokens, cached audio a subset of the cached (GA's cached_tokens_details)
+    input_text_tokens: int | None = None
+    input_audio_tokens: int | None = None
+    input_cached_tokens: int | None = None
+    input_cached_audio_tokens: int | None = None
+    output_text_tokens: int | None = None
+    output_audio_tokens: int | None = None
     # rate limits last seen on the session before this response ended
     rl_tokens_remaining: int | None = None
     rl_requests_remaining: int | None = None

@@ -3,9 +3,11 @@
 Rows are the load shape's steps (``step``, with ``users`` the shape's user count) when the
 run recorded them, otherwise buckets of ``concurrency`` (each distinct value when there are
 few, else equal-width bins). Per row: attempts, responses per minute (attempts divided by
-the span of their trigger times), outcome rates, latency percentiles. Rows are ordered by
-load; the knee is the first row that breaks the SLO, the highest load that met it is the
-last row before the knee.
+the span of their trigger times), outcome rates, latency percentiles, and the SLO verdict
+judged on confidence intervals (``loadtest.report.verdict``): met, broken or inconclusive.
+Rows are ordered by load; the knee is the first ``broken`` row, the highest load that met the
+SLO is the last ``met`` row before the knee. ``slo_met``/``violations`` keep the plain reading
+of the observed values alone.
 """
 
 from __future__ import annotations
@@ -16,9 +18,14 @@ import numpy as np
 import pandas as pd
 
 from loadtest.records.reader import RunData
+from loadtest.report.confidence import BROKEN, DEFAULT_CONFIDENCE, INCONCLUSIVE, MET
+from loadtest.report.limits import peak_concurrency, rate_limit_rows
+from loadtest.report.projection import project_limits, projection_lines
 from loadtest.report.render import Report, Table, count, ms, num, pct
 from loadtest.report.slo import STATS, Clause, evaluate
-from loadtest.report.stats import LATENCIES, RATE_NAMES, finite, outcome_rates, percentiles
+from loadtest.report.stats import LATENCIES, RATE_NAMES, finite, outcome_rates, percentiles, time_span
+from loadtest.report.trend import reason_trends, trend_words
+from loadtest.report.verdict import clause_words, interval_text, judge_group
 
 RESPONSE_COLUMNS = [
     "outcome",
@@ -31,8 +38,10 @@ RESPONSE_COLUMNS = [
     "ttfa_ms",
     "ttft_ms",
     "done_ms",
+    "t_done",
+    "total_tokens",
 ]
-SESSION_COLUMNS = ["step", "concurrency", "handshake_ms", "handshake_status"]
+SESSION_COLUMNS = ["step", "concurrency", "handshake_ms", "handshake_status", "t_start", "t_open", "t_end"]
 
 
 def _groups(responses: pd.DataFrame, sessions: pd.DataFrame, buckets: int) -> tuple[str, pd.Series, pd.Series, dict]:
@@ -75,10 +84,17 @@ def _groups(responses: pd.DataFrame, sessions: pd.DataFrame, buckets: int) -> tu
     return "concurrency", r_keys, s_keys, info
 
 
-def capacity_data(data: RunData, clauses: list[Clause], slo_text: str, buckets: int = 10) -> dict[str, Any]:
+def capacity_data(
+    data: RunData,
+    clauses: list[Clause],
+    slo_text: str,
+    buckets: int = 10,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> dict[str, Any]:
     responses, sessions = data.responses, data.sessions
     grouping, r_keys, s_keys, info = _groups(responses, sessions, buckets)
     rows = []
+    frames = []
     for key, meta in info.items():
         frame = responses[r_keys == key]
         sess = sessions[s_keys == key] if len(s_keys) else sessions.iloc[0:0]
@@ -104,36 +120,94 @@ def capacity_data(data: RunData, clauses: list[Clause], slo_text: str, buckets: 
             row[label] = {k: p[k] for k in ("n", "p50", "p95", "p99")}
         row["violations"] = evaluate(clauses, values)
         row["slo_met"] = not row["violations"]
+        judged = judge_group(clauses, frame, sess, confidence)
+        row["verdict"] = judged["verdict"]
+        row["clauses"] = judged["clauses"]
+        row["more_responses"] = judged["more_responses"]
         rows.append(row)
-    rows.sort(key=lambda r: (r["users"] if r["users"] is not None else float("inf"), r["key"]))
-    knee = next((i for i, r in enumerate(rows) if not r["slo_met"]), None)
-    ok_rows = rows[:knee] if knee is not None else rows
-    max_ok = ok_rows[-1] if ok_rows else None
-    recovered = [r["group"] for r in rows[knee + 1 :] if r["slo_met"]] if knee is not None else []
+        frames.append((row, frame))
+    order = sorted(range(len(rows)), key=lambda i: (_load(rows[i]), rows[i]["key"]))
+    rows = [rows[i] for i in order]
+    frames = [frames[i] for i in order]
+    knee = next((i for i, r in enumerate(rows) if r["verdict"] == BROKEN), None)
+    before = rows[:knee] if knee is not None else rows
+    met = [r for r in before if r["verdict"] == MET]
+    max_ok = met[-1] if met else None
+    recovered = [r["group"] for r in rows[knee + 1 :] if r["verdict"] == MET] if knee is not None else []
     return {
         "run_id": data.run_id,
         "grouping": grouping,
         "slo": {"text": slo_text, "clauses": [c.text() for c in clauses]},
+        "confidence": confidence,
+        "intervals": {"rate": "Wilson score", "percentile": "order statistics (distribution-free)"},
         "rows": rows,
         "max_ok": {"group": max_ok["group"], "users": max_ok["users"]} if max_ok else None,
         "knee": (
-            {"group": rows[knee]["group"], "users": rows[knee]["users"], "violations": rows[knee]["violations"]}
+            {
+                "group": rows[knee]["group"],
+                "users": rows[knee]["users"],
+                "violations": [clause_words(c, confidence) for c in rows[knee]["clauses"] if c["verdict"] == BROKEN],
+            }
             if knee is not None
             else None
         ),
+        "inconclusive": [
+            {
+                "group": r["group"],
+                "users": r["users"],
+                "responses": r["responses"],
+                "more_responses": r["more_responses"],
+            }
+            for r in before
+            if r["verdict"] == INCONCLUSIVE
+        ],
         "met_again_after_knee": recovered,
+        "projection": _projection(data),
+        "trends": reason_trends(
+            [(r["users"], f) for r, f in frames if r["users"] is not None],
+            "users" if grouping == "step" else "open sessions",
+        ),
     }
+
+
+def _projection(data: RunData) -> dict[str, Any]:
+    start, end = time_span(data.run, data.responses, data.sessions)
+    by_name = {r["name"]: r["limit"] for r in rate_limit_rows(data.rate_limits, start)}
+    sessions = data.sessions
+    opened = sessions[pd.to_numeric(sessions["t_open"], errors="coerce").notna()] if len(sessions) else sessions
+    peak, _ = peak_concurrency(opened, end)
+    limits = {"tokens": by_name.get("tokens"), "requests": by_name.get("requests")}
+    return project_limits(data.responses, sessions, limits, end, peak)
+
+
+def _load(row: dict[str, Any]) -> float:
+    return row["users"] if row["users"] is not None else float("inf")
+
+
+def more_words(more: int | None) -> str:
+    if more is None:
+        return "more responses at this load would not decide it (the estimate sits on the threshold, or no data)"
+    return f"about {more:,} more responses at this load would decide it, if what was seen holds"
 
 
 def verdict_lines(d: dict[str, Any]) -> list[str]:
     if d["grouping"] == "none":
         return ["No load steps or concurrency were recorded, so there is no capacity curve."]
-    lines = [f"SLO: {', '.join(d['slo']['clauses'])}"]
+    level = f"{100 * d['confidence']:g}%"
+    lines = [
+        f"SLO: {', '.join(d['slo']['clauses'])}; judged at {level} confidence (a step is met when the whole "
+        "interval meets every clause, broken when the whole interval of one clause breaks it, else inconclusive)"
+    ]
     unit = "users" if d["grouping"] == "step" else "open sessions"
     if d["max_ok"]:
-        lines.append(f"Highest load that met the SLO: {d['max_ok']['group']} ({num(d['max_ok']['users'])} {unit}).")
-    else:
+        lines.append(
+            f"Highest load that met the SLO with {level} confidence: {d['max_ok']['group']} "
+            f"({num(d['max_ok']['users'])} {unit})."
+        )
+    elif d["knee"] and not d["inconclusive"]:
         lines.append("No load level met the SLO (the lowest already broke it).")
+    else:
+        lines.append(f"No load level met the SLO with {level} confidence.")
     if d["knee"]:
         why = "; ".join(d["knee"]["violations"])
         lines.append(f"Knee: {d['knee']['group']} ({num(d['knee']['users'])} {unit}) broke the SLO: {why}.")
@@ -142,12 +216,34 @@ def verdict_lines(d: dict[str, Any]) -> list[str]:
                 f"Note: the SLO was met again after the knee at {', '.join(d['met_again_after_knee'])} (noisy?)."
             )
     else:
-        lines.append("Knee: not reached; every load level met the SLO.")
+        lines.append(f"Knee: not found; no load level broke the SLO with {level} confidence.")
+    for r in d["inconclusive"]:
+        lines.append(
+            f"Inconclusive: {r['group']} ({num(r['users'])} {unit}), {r['responses']} responses: "
+            f"{more_words(r['more_responses'])}."
+        )
+    lines.extend(trend_words(d["trends"]))
+    lines.extend(projection_lines(d["projection"]))
     return lines
 
 
-def build_capacity(data: RunData, clauses: list[Clause], slo_text: str, buckets: int = 10) -> Report:
-    d = capacity_data(data, clauses, slo_text, buckets)
+def verdict_cell(row: dict[str, Any]) -> str:
+    if row["verdict"] == BROKEN:
+        return "BROKEN"
+    if row["verdict"] == INCONCLUSIVE:
+        more = row["more_responses"]
+        return "inconclusive" if more is None else f"inconclusive (+{more:,})"
+    return "met"
+
+
+def build_capacity(
+    data: RunData,
+    clauses: list[Clause],
+    slo_text: str,
+    buckets: int = 10,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> Report:
+    d = capacity_data(data, clauses, slo_text, buckets, confidence)
     columns = [
         "load",
         "users",
@@ -175,9 +271,34 @@ def build_capacity(data: RunData, clauses: list[Clause], slo_text: str, buckets:
             ms(r["ttfa"]["p95"]),
             ms(r["done"]["p95"]),
             ms(r["handshake"]["p95"]),
-            "met" if r["slo_met"] else "BROKEN",
+            verdict_cell(r),
         ]
         for r in d["rows"]
     ]
-    table = Table(f"Capacity by {d['grouping']}", columns, rows, note="latencies in ms; rates are shares of attempts")
-    return Report(f"Capacity of run {d['run_id']}", d, [table], verdict_lines(d), list(data.warnings))
+    level = f"{100 * d['confidence']:g}%"
+    table = Table(
+        f"Capacity by {d['grouping']}",
+        columns,
+        rows,
+        note=f"latencies in ms; rates are shares of attempts; SLO at {level} confidence, (+N) = about N more "
+        "responses at that load would decide it",
+    )
+    clause_table = Table(
+        f"SLO clauses per {d['grouping']} ({level} confidence intervals)",
+        ["load", "clause", "n", "value", "interval", "verdict"],
+        [
+            [
+                r["group"],
+                c["clause"],
+                count(c["n"]),
+                "-" if c["value"] is None else (pct(c["value"]) if c["kind"] == "rate" else ms(c["value"])),
+                "as observed" if c["metric"].endswith("_max") else interval_text(c["lo"], c["hi"], c["kind"]),
+                c["verdict"],
+            ]
+            for r in d["rows"]
+            for c in r["clauses"]
+        ],
+        note="rates: Wilson score interval over all attempts; percentiles: distribution-free order-statistic interval",
+    )
+    tables = [table, clause_table]
+    return Report(f"Capacity of run {d['run_id']}", d, tables, verdict_lines(d), list(data.warnings))

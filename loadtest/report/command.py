@@ -44,6 +44,39 @@ def _emit(report: Any, fmt: str) -> None:
     sys.stdout.write(render(report, fmt))
 
 
+CONFIDENCE = typer.Option(
+    "95%",
+    "--confidence",
+    help="Confidence level of the SLO verdicts' intervals (Wilson for rates, order statistics for percentiles).",
+)
+
+
+PRICES = typer.Option(
+    None,
+    "--prices",
+    help="A price table (TOML, per 1M tokens per model) instead of the shipped, dated list prices.",
+    show_default=False,
+)
+
+
+def _prices(path: Path | None) -> Any:
+    from loadtest.report.cost import PriceError, load_prices
+
+    try:
+        return load_prices(path)
+    except PriceError as exc:
+        _fail(f"--prices: {exc}")
+
+
+def _confidence(text: str) -> float:
+    from loadtest.report.confidence import parse_confidence
+
+    try:
+        return parse_confidence(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--confidence") from None
+
+
 RUN_ARG = typer.Argument(..., help="The run directory (reports/<run_id>).", show_default=False)
 NO_CACHE = typer.Option(False, "--no-cache", help="Do not read or write the Parquet cache beside large JSONL files.")
 
@@ -52,15 +85,17 @@ def summary(
     run: Path = RUN_ARG,
     fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
     write: bool = typer.Option(False, "--write", help="Also write summary.md and summary.json into the run directory."),
+    prices: Path | None = PRICES,
     no_cache: bool = NO_CACHE,
 ) -> None:
-    """Outcomes with reasons, latency percentiles, audio, tokens, per target/scenario, harness health."""
+    """Outcomes with reasons, latency percentiles, audio, tokens, cost, per target/scenario, harness health."""
     _check_format(fmt)
     from loadtest.report.render import render
     from loadtest.report.summary import RESPONSE_COLUMNS, SESSION_COLUMNS, build_summary
 
+    table = _prices(prices)
     data = _load(run, no_cache, response_columns=RESPONSE_COLUMNS, session_columns=SESSION_COLUMNS)
-    report = build_summary(data)
+    report = build_summary(data, table)
     _emit(report, fmt)
     if write:
         try:
@@ -96,6 +131,7 @@ def capacity(
     buckets: int = typer.Option(
         10, "--buckets", min=2, max=100, help="Concurrency buckets when the run has no load steps."
     ),
+    confidence: str = CONFIDENCE,
     fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
     no_cache: bool = NO_CACHE,
 ) -> None:
@@ -104,31 +140,41 @@ def capacity(
     from loadtest.report.capacity import RESPONSE_COLUMNS, SESSION_COLUMNS, build_capacity
     from loadtest.report.slo import SloError, parse_slo
 
+    level = _confidence(confidence)
     try:
         clauses = parse_slo(slo)
     except SloError as exc:
         raise typer.BadParameter(str(exc), param_hint="--slo") from None
-    data = _load(
-        run, no_cache, response_columns=RESPONSE_COLUMNS, session_columns=SESSION_COLUMNS, with_rate_limits=False
-    )
-    _emit(build_capacity(data, clauses, slo, buckets=buckets), fmt)
+    data = _load(run, no_cache, response_columns=RESPONSE_COLUMNS, session_columns=SESSION_COLUMNS)
+    _emit(build_capacity(data, clauses, slo, buckets=buckets, confidence=level), fmt)
 
 
 def compare(
     run_a: Path = typer.Argument(..., help="The first run directory (the baseline).", show_default=False),
     run_b: Path = typer.Argument(..., help="The second run directory.", show_default=False),
+    slo: str = typer.Option("", "--slo", help="Also judge each run against this SLO (capacity's grammar)."),
+    confidence: str = CONFIDENCE,
+    prices: Path | None = PRICES,
     fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
     no_cache: bool = NO_CACHE,
 ) -> None:
     """Two runs side by side: outcome rates with Fisher's exact test, latency shifts with CIs and Mann-Whitney."""
     _check_format(fmt)
     from loadtest.report.compare import build_compare
+    from loadtest.report.slo import SloError, parse_slo
     from loadtest.report.summary import RESPONSE_COLUMNS, SESSION_COLUMNS
+
+    level = _confidence(confidence)
+    table = _prices(prices)
+    try:
+        clauses = parse_slo(slo) if slo.strip() else None
+    except SloError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--slo") from None
 
     kw = {"response_columns": RESPONSE_COLUMNS, "session_columns": SESSION_COLUMNS, "with_rate_limits": False}
     a = _load(run_a, no_cache, **kw)
     b = _load(run_b, no_cache, **kw)
-    _emit(build_compare(a, b), fmt)
+    _emit(build_compare(a, b, clauses, level, table), fmt)
 
 
 def failures(
@@ -158,12 +204,16 @@ def html(
     run: Path = RUN_ARG,
     output: Path | None = typer.Option(None, "-o", "--output", help="The HTML file (default: <run>/report.html)."),
     slo: str = typer.Option("failed<1%,ttfa_p95<1200ms", "--slo", help="The SLO for the capacity section."),
+    confidence: str = CONFIDENCE,
+    prices: Path | None = PRICES,
     no_cache: bool = NO_CACHE,
 ) -> None:
     """One self-contained HTML report (inline SVG plots, no network needed to view it)."""
     from loadtest.report.html import RESPONSE_COLUMNS, write_html
     from loadtest.report.slo import SloError, parse_slo
 
+    level = _confidence(confidence)
+    table = _prices(prices)
     try:
         clauses = parse_slo(slo)
     except SloError as exc:
@@ -173,7 +223,7 @@ def html(
         typer.echo(f"warning: {warning}", err=True)
     target = output if output is not None else data.path / "report.html"
     try:
-        write_html(data, target, clauses, slo)
+        write_html(data, target, clauses, slo, confidence=level, prices=table)
     except OSError as exc:
         _fail(f"cannot write {target}: {exc.strerror or exc}")
     typer.echo(f"wrote {target}", err=True)

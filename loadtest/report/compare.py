@@ -3,7 +3,9 @@
 Outcome rates: Fisher's exact test (two-sided, scipy) on the 2x2 table [count, attempts -
 count] of A and B. Latencies: the shift of p50 and p95 (B - A) with a 95% bootstrap
 confidence interval (seeded, up to 20,000 values per run, 400 resamples) and the two-sided
-Mann-Whitney U p-value on all values. "significant" means p < 0.05.
+Mann-Whitney U p-value on all values. "significant" means p < 0.05. Each rate also carries its
+Wilson interval per run; with ``--slo`` each run gets the capacity report's verdict on every
+clause (met / broken / inconclusive on the clause's confidence interval).
 """
 
 from __future__ import annotations
@@ -14,8 +16,20 @@ import numpy as np
 from scipy import stats as sps
 
 from loadtest.records.reader import RunData
+from loadtest.report.confidence import DEFAULT_CONFIDENCE, rate_interval_pct
+from loadtest.report.cost import PriceTable, cost_data, cost_words, load_prices, money
 from loadtest.report.render import Report, Table, count, ms, num, pct
-from loadtest.report.stats import LATENCIES, LATENCY_TITLES, RATE_NAMES, finite, outcome_rates, reason_rows
+from loadtest.report.slo import Clause
+from loadtest.report.stats import (
+    LATENCIES,
+    LATENCY_TITLES,
+    RATE_NAMES,
+    finite,
+    outcome_rates,
+    reason_rows,
+    time_span,
+)
+from loadtest.report.verdict import interval_text, judge_group
 
 ALPHA = 0.05
 BOOT_MAX = 20_000
@@ -49,7 +63,13 @@ def _latency_values(data: RunData, label: str) -> np.ndarray:
     return finite(frame[col]) if col in frame else np.array([])
 
 
-def compare_data(a: RunData, b: RunData) -> dict[str, Any]:
+def compare_data(
+    a: RunData,
+    b: RunData,
+    clauses: list[Clause] | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
+    prices: PriceTable | None = None,
+) -> dict[str, Any]:
     ra, rb = outcome_rates(a.responses), outcome_rates(b.responses)
     na, nb = len(a.responses), len(b.responses)
     outcomes = []
@@ -67,6 +87,8 @@ def compare_data(a: RunData, b: RunData) -> dict[str, Any]:
                 "a_rate_pct": rate_a,
                 "b_count": kb,
                 "b_rate_pct": rate_b,
+                "a_ci_pct": rate_interval_pct(ka, na, confidence),
+                "b_ci_pct": rate_interval_pct(kb, nb, confidence),
                 "diff_pp": (rate_b - rate_a) if rate_a is not None and rate_b is not None else None,
                 "fisher_p": p,
                 "significant": p is not None and p < ALPHA,
@@ -109,7 +131,22 @@ def compare_data(a: RunData, b: RunData) -> dict[str, Any]:
             row["mannwhitney_p"] = None
         row["significant"] = row["mannwhitney_p"] is not None and row["mannwhitney_p"] < ALPHA
         latency.append(row)
+    slo = None
+    if clauses:
+        slo = {
+            "clauses": [c.text() for c in clauses],
+            "a": judge_group(clauses, a.responses, a.sessions, confidence),
+            "b": judge_group(clauses, b.responses, b.sessions, confidence),
+        }
+    table = prices or load_prices()
+    cost = {
+        side: cost_data(run.responses, run.sessions, table, time_span(run.run, run.responses, run.sessions)[1])
+        for side, run in (("a", a), ("b", b))
+    }
     return {
+        "confidence": confidence,
+        "slo": slo,
+        "cost": cost,
         "a": {"run_id": a.run_id, "path": str(a.path), "responses": na, "in_progress": a.in_progress},
         "b": {"run_id": b.run_id, "path": str(b.path), "responses": nb, "in_progress": b.in_progress},
         "alpha": ALPHA,
@@ -133,8 +170,54 @@ def sig(flag: bool) -> str:
     return "*" if flag else ""
 
 
-def build_compare(a: RunData, b: RunData) -> Report:
-    d = compare_data(a, b)
+def _clause_cell(c: dict[str, Any]) -> str:
+    if c["value"] is None:
+        return f"no data: {c['verdict']}"
+    value = pct(c["value"]) if c["kind"] == "rate" else ms(c["value"])
+    interval = "as observed" if c["metric"].endswith("_max") else interval_text(c["lo"], c["hi"], c["kind"])
+    return f"{value} {interval} {c['verdict']}"
+
+
+def slo_table(d: dict[str, Any]) -> Table:
+    slo, level = d["slo"], f"{100 * d['confidence']:g}%"
+    rows = [
+        [text, _clause_cell(ca), _clause_cell(cb)]
+        for text, ca, cb in zip(slo["clauses"], slo["a"]["clauses"], slo["b"]["clauses"], strict=True)
+    ]
+    rows.append(["SLO", slo["a"]["verdict"], slo["b"]["verdict"]])
+    return Table(
+        f"SLO per run ({level} confidence intervals)",
+        ["clause", "A", "B"],
+        rows,
+        note="met / broken when the whole interval meets / breaks the clause, else inconclusive",
+    )
+
+
+def cost_compare_table(d: dict[str, Any]) -> Table:
+    ca, cb = d["cost"]["a"], d["cost"]["b"]
+    cur = ca["prices"]["currency"]
+    rows = []
+    for label, key in (
+        (f"{cur} per response", "per_response"),
+        (f"{cur} per session-minute", "per_session_minute"),
+        (f"{cur} per 1,000 conversation minutes", "per_1000_minutes"),
+        (f"{cur} in total", "cost"),
+    ):
+        va, vb = ca["total"][key], cb["total"][key]
+        change = f"{100 * (vb - va) / va:+.1f}%" if va and vb is not None else "-"
+        rows.append([label, money(va), money(vb), change])
+    rows.append(["priced responses", str(ca["total"]["priced"]), str(cb["total"]["priced"]), "-"])
+    return Table(f"Cost (estimate at the list prices of {ca['prices']['date']})", ["measure", "A", "B", "B vs A"], rows)
+
+
+def build_compare(
+    a: RunData,
+    b: RunData,
+    clauses: list[Clause] | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
+    prices: PriceTable | None = None,
+) -> Report:
+    d = compare_data(a, b, clauses, confidence, prices)
     tables = [
         Table(
             "Runs",
@@ -214,10 +297,14 @@ def build_compare(a: RunData, b: RunData) -> Report:
             note="shift = B - A; CI by bootstrap; * = Mann-Whitney U p < 0.05",
         ),
     ]
+    tables.append(cost_compare_table(d))
+    if d["slo"] is not None:
+        tables.append(slo_table(d))
     warnings = [f"A: {w}" for w in a.warnings] + [f"B: {w}" for w in b.warnings]
     notes = [
         f"A = {d['a']['path']}",
         f"B = {d['b']['path']}",
         f"A has {num(d['a']['responses'])} responses, B {num(d['b']['responses'])}.",
+        cost_words(d["cost"]["a"])[0],
     ]
     return Report(f"Compare {d['a']['run_id']} (A) with {d['b']['run_id']} (B)", d, tables, notes, warnings)

@@ -11,6 +11,8 @@ from loadtest.records.reader import RunData
 from loadtest.report import plots
 from loadtest.report.capacity import RESPONSE_COLUMNS as CAPACITY_COLUMNS
 from loadtest.report.capacity import build_capacity
+from loadtest.report.confidence import DEFAULT_CONFIDENCE
+from loadtest.report.cost import PriceTable, money
 from loadtest.report.limits import RESPONSE_COLUMNS as LIMITS_COLUMNS
 from loadtest.report.limits import build_limits
 from loadtest.report.render import Report, Table, numeric_column
@@ -64,7 +66,7 @@ h3 { font-size: 13px; margin: 14px 0 2px; color: #333; }
 
 def _cell(text: str, numeric: bool) -> str:
     classes = [] if numeric else ["l"]
-    if text == "BROKEN":
+    if text == "BROKEN" or text.startswith("broken") or text.startswith("rises"):
         classes.append("bad")
     attr = f' class="{" ".join(classes)}"' if classes else ""
     return f"<td{attr}>{html.escape(text)}</td>"
@@ -94,9 +96,15 @@ def report_html(report: Report, title: str) -> str:
     return "".join(parts)
 
 
-def build_html(data: RunData, clauses: list[Clause], slo_text: str) -> str:
-    summary = build_summary(data)
-    capacity = build_capacity(data, clauses, slo_text)
+def build_html(
+    data: RunData,
+    clauses: list[Clause],
+    slo_text: str,
+    confidence: float = DEFAULT_CONFIDENCE,
+    prices: PriceTable | None = None,
+) -> str:
+    summary = build_summary(data, prices)
+    capacity = build_capacity(data, clauses, slo_text, confidence=confidence)
     limits = build_limits(data)
     soak = build_soak(data, 300.0)
     start, _ = time_span(data.run, data.responses, data.sessions)
@@ -127,7 +135,12 @@ def build_html(data: RunData, clauses: list[Clause], slo_text: str) -> str:
             kpi(p(o["truncated"]["rate_pct"]), "truncated"),
             kpi(p(o["throttled"]["rate_pct"]), "throttled"),
             kpi("-" if ttfa is None else f"{ttfa:.0f} ms", "first audio p95"),
-            kpi(cap["max_ok"]["group"] if cap["max_ok"] else "-", "highest load within SLO"),
+            kpi(cap["max_ok"]["group"] if cap["max_ok"] else "-", "highest load that met the SLO"),
+            kpi(cap["knee"]["group"] if cap["knee"] else "-", "knee (first broken)"),
+            kpi(
+                money(s["cost"]["total"]["per_1000_minutes"]),
+                f"{s['cost']['prices']['currency']} per 1,000 min (estimate at {s['cost']['prices']['date']} prices)",
+            ),
         ]
     )
     warnings = ""
@@ -156,9 +169,16 @@ def build_html(data: RunData, clauses: list[Clause], slo_text: str) -> str:
     )
 
 
-def write_html(data: RunData, path: Path, clauses: list[Clause], slo_text: str) -> Path:
+def write_html(
+    data: RunData,
+    path: Path,
+    clauses: list[Clause],
+    slo_text: str,
+    confidence: float = DEFAULT_CONFIDENCE,
+    prices: PriceTable | None = None,
+) -> Path:
     path = Path(path)
-    text = build_html(data, clauses, slo_text)
+    text = build_html(data, clauses, slo_text, confidence, prices)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from loadtest.records.reader import RunData
+from loadtest.report.projection import project_limits, projection_lines
 from loadtest.report.render import Report, Table, count, ms, num, pct
 from loadtest.report.stats import finite, percentiles, rate, time_span
 
@@ -143,7 +144,9 @@ def limits_data(data: RunData) -> dict[str, Any]:
         for status, frame in refused.groupby(pd.to_numeric(refused["handshake_status"]), sort=True)
     ]
     peak, peak_at = peak_concurrency(opened, end)
+    projection = project_limits(responses, sessions, {"tokens": token_limit, "requests": request_limit}, end, peak)
     return {
+        "projection": projection,
         "run_id": data.run_id,
         "rate_limits": rl_rows,
         "throttling": throttling,
@@ -289,4 +292,24 @@ def build_limits(data: RunData) -> Report:
             [[str(r["status"]), count(r["count"]), num(r["retry_after_s_p50"], 2)] for r in s["refused_upgrades"]],
         )
     )
-    return Report(f"Limits seen in run {d['run_id']}", d, tables, [], list(data.warnings))
+    pr = d["projection"]
+    tables.append(
+        Table(
+            "Projection: concurrent sessions at each rate limit",
+            ["limit", "limit per minute", "use per session-minute", "sessions at the limit", "x the run's peak"],
+            [
+                [
+                    r["limit_name"],
+                    num(r["limit_per_min"]),
+                    num(r["per_session_minute"]),
+                    num(r["sessions_at_limit"], 0) if r["sessions_at_limit"] is not None else "-",
+                    num(r["headroom_x"]),
+                ]
+                for r in pr["limits"]
+            ],
+            note=f"use per session-minute measured over {pr['session_minutes']:.1f} session-minutes; "
+            "the projection assumes every further session uses the limit at that rate",
+        )
+    )
+    notes = projection_lines(pr)
+    return Report(f"Limits seen in run {d['run_id']}", d, tables, notes, list(data.warnings))

@@ -9,6 +9,7 @@ import pandas as pd
 
 from loadtest.records.reader import RunData
 from loadtest.records.worker_loss import loss_line
+from loadtest.report.cost import USAGE_COLUMNS, PriceTable, cost_data, cost_words, load_prices, money
 from loadtest.report.render import Report, Table, count, ms, num, pct
 from loadtest.report.stats import (
     LATENCIES,
@@ -21,6 +22,7 @@ from loadtest.report.stats import (
     reason_rows,
     time_span,
 )
+from loadtest.report.trend import reason_trends, step_groups, trend_table, trend_verdict
 
 # Columns of responses.jsonl the summary reads (ids and free text are left on disk).
 RESPONSE_COLUMNS = [
@@ -43,8 +45,11 @@ RESPONSE_COLUMNS = [
     "input_tokens",
     "output_tokens",
     "total_tokens",
+    "step",
+    "users",
+    *USAGE_COLUMNS,
 ]
-SESSION_COLUMNS = ["session_id", "target", "t_start", "t_open", "t_end", "handshake_ms", "handshake_status"]
+SESSION_COLUMNS = ["session_id", "target", "scenario", "t_start", "t_open", "t_end", "handshake_ms", "handshake_status"]
 
 # "Was the load generator the bottleneck?": any worker over one of these (health.jsonl).
 HEALTH_LIMITS = {
@@ -156,11 +161,12 @@ def _distinct(frame: pd.DataFrame, col: str) -> list[str]:
     return sorted(str(v) for v in frame[col].dropna().unique() if v)
 
 
-def summary_data(data: RunData) -> dict[str, Any]:
+def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, Any]:
     responses, sessions = data.responses, data.sessions
     start, end = time_span(data.run, responses, sessions)
     duration = (end - start) if start is not None and end is not None else None
     minutes = duration / 60 if duration else None
+    steps = step_groups(responses)
     latency = {}
     for label, (frame_name, col) in LATENCIES.items():
         frame = sessions if frame_name == "sessions" else responses
@@ -187,6 +193,8 @@ def summary_data(data: RunData) -> dict[str, Any]:
         "by_target": group_rows(responses, "target"),
         "by_scenario": group_rows(responses, "scenario"),
         "health": health_stats(data.health),
+        "trends": reason_trends(steps) if len(steps) >= 2 else None,  # a step run only
+        "cost": cost_data(responses, sessions, prices or load_prices(), end),
     }
 
 
@@ -231,8 +239,36 @@ def latency_table(latency: dict[str, dict[str, Any]], title: str = "Latency (ms,
     )
 
 
-def build_summary(data: RunData) -> Report:
-    d = summary_data(data)
+def cost_table(c: dict[str, Any]) -> Table:
+    cur = c["prices"]["currency"]
+    rows = []
+    for label, key, groups in (("run", None, [c["total"]]), ("target", "target", c["by_target"])):
+        for g in groups:
+            rows.append(_cost_row(f"{label}: {g[key]}" if key else "whole run", g))
+    rows.extend(_cost_row(f"scenario: {g['scenario']}", g) for g in c["by_scenario"])
+    return Table(
+        f"Cost (estimate at the list prices of {c['prices']['date']})",
+        ["", "responses", "priced", f"cost {cur}", f"{cur} per response", f"{cur} per session-minute",
+         f"{cur} per 1,000 conversation minutes"],
+        rows,
+        note="conversation minutes = session-minutes (each opened session's t_open to t_end)",
+    )  # fmt: skip
+
+
+def _cost_row(label: str, g: dict[str, Any]) -> list[str]:
+    return [
+        label,
+        count(g["responses"]),
+        count(g["priced"]),
+        money(g["cost"]),
+        money(g["per_response"]),
+        money(g["per_session_minute"]),
+        money(g["per_1000_minutes"]),
+    ]
+
+
+def build_summary(data: RunData, prices: PriceTable | None = None) -> Report:
+    d = summary_data(data, prices)
     run = d["run"]
     state = "still being written" if run["in_progress"] else "incomplete" if run["incomplete"] else "complete"
     tables = [
@@ -299,9 +335,13 @@ def build_summary(data: RunData) -> Report:
             ],
         )
     )
+    if d["trends"] is not None and d["trends"]["reasons"]:
+        tables.append(trend_table(d["trends"]))
+    tables.append(cost_table(d["cost"]))
     tables.append(group_table("By target", "target", d["by_target"]))
     tables.append(group_table("By scenario", "scenario", d["by_scenario"]))
-    notes = []
+    notes = [trend_verdict(d["trends"])] if d["trends"] is not None else []
+    notes.extend(cost_words(d["cost"]))
     h = d["health"]
     if h is not None and h.get("workers"):
         tables.append(

@@ -41,6 +41,7 @@ from loadtest.session.scenario import Scenario, Turn
 from loadtest.session.sink import RecordSink
 from loadtest.session.tracker import OOB_TAG, SESSION_FATAL, EventRouter, ResponseTracker
 from loadtest.session.transport import CloseInfo, Handshake, WebSocketTransport
+from loadtest.session.usage import usage_fields
 
 log = logging.getLogger("loadtest.session")
 
@@ -743,9 +744,7 @@ class RealtimeSession:
             content_types=list(tr.content_types),
             transcript_chars=len(tr.transcript_text),
             text_chars=tr.text_chars,
-            input_tokens=_int(usage.get("input_tokens")),
-            output_tokens=_int(usage.get("output_tokens")),
-            total_tokens=_int(usage.get("total_tokens")),
+            **usage_fields(usage),
         )
         return rec
 

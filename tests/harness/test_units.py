@@ -206,6 +206,27 @@ def test_fail_on_thresholds() -> None:
             parse_fail_on(bad)
 
 
+def test_fail_on_confident_form_needs_the_whole_interval_over_the_line() -> None:
+    # 1 failed of 4: plain failed>10% is crossed (25%); the Wilson 95% interval of 1/4,
+    # [4.56%, 69.9%] (hand-worked: centre (0.25 + z^2/8) / (1 + z^2/4), half-width
+    # z sqrt(0.25*0.75/4 + z^2/64) / (1 + z^2/4)), reaches below 10%, so @95% is not
+    assert check(parse_fail_on("failed>10%"), ROWS) == ["failed = 25% (threshold failed>10%)"]
+    assert check(parse_fail_on("failed>10%@95%"), ROWS) == []
+    assert check(parse_fail_on("failed>4%@95%"), ROWS) == [
+        "failed = 25% (95% CI [4.559%, 69.94%]) (threshold failed>4%@95%)"
+    ]
+    assert parse_fail_on("failed>1%@0.9")[0].confidence == pytest.approx(0.9)
+    # the median of 3 ttfa values: at 70% the ranks are 1 and 3 (P(B < 1) = 1/8 < 0.15, P(B >= 3) = 1/8
+    # <= 0.15, B ~ Bin(3, 1/2)), the interval [100, 2000]
+    assert check(parse_fail_on("ttfa_p50>50ms@70%"), ROWS) == [
+        "ttfa_p50 = 200ms (70% CI [100ms, 2000ms]) (threshold ttfa_p50>50ms@70%)"
+    ]
+    assert check(parse_fail_on("ttfa_p50>150ms@70%"), ROWS) == []
+    for bad, words in (("failed>1@95%", "a count is exact"), ("failed>1%@40%", "50%..99.9%")):
+        with pytest.raises(ValueError, match=words):
+            parse_fail_on(bad)
+
+
 def _ns(**kw: object) -> SimpleNamespace:
     return SimpleNamespace(**kw)
 

@@ -187,3 +187,22 @@ def test_every_latency_shift_and_its_p95_interval(rich, cli) -> None:
     assert not by["handshake"]["significant"] and not by["created"]["significant"]  # same distributions
     for metric in ("ttfa", "ttft", "done"):  # B is 30% slower
         assert by[metric]["significant"] and by[metric]["shift_p95_ci95"][0] > 0
+
+
+def test_slo_verdict_per_run_on_its_intervals(tmp_path, cli) -> None:
+    # A: 4 failed of 400, B: 21 of 300 against failed<3%: Wilson (scipy) decides each run's verdict
+    (a, _), (b, _) = _run(tmp_path / "a", 400, 4, 600, 1), _run(tmp_path / "b", 300, 21, 800, 2)
+    d = cli.json("compare", a.path, b.path, "--slo", "failed<3%", "--confidence", "90%")
+    for side, k, n in (("a", 4, 400), ("b", 21, 300)):
+        ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.9, method="wilson")
+        clause = d["slo"][side]["clauses"][0]
+        assert (clause["lo"], clause["hi"]) == pytest.approx((100 * ci.low, 100 * ci.high))
+        expected = "met" if 100 * ci.high < 3 else "broken" if 100 * ci.low >= 3 else "inconclusive"
+        assert d["slo"][side]["verdict"] == expected
+    assert (d["slo"]["a"]["verdict"], d["slo"]["b"]["verdict"]) == ("met", "broken")
+    failed = next(r for r in d["outcomes"] if r["outcome"] == "failed")
+    a_clause = d["slo"]["a"]["clauses"][0]
+    assert failed["a_ci_pct"] == pytest.approx([a_clause["lo"], a_clause["hi"]])
+    text = cli("compare", a.path, b.path, "--slo", "failed<3%").stdout
+    assert "SLO per run (95% confidence intervals)" in text and "broken" in text
+    assert cli("compare", a.path, b.path, "--slo", "fast", code=2)

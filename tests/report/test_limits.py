@@ -113,3 +113,28 @@ def test_reset_seconds_and_responses_per_minute(ramp, cli) -> None:
     assert tokens_line.split()[-1] == "9"  # reset p50 (s), printed as a plain number
     requests_line = next(line for line in text.splitlines() if line.startswith("requests  "))
     assert requests_line.split()[-1] == "0.06"
+
+
+def test_projection_of_sessions_at_each_limit(ramp, cli) -> None:
+    # by hand from the records: session-minutes, tokens and responses per session-minute, the limits
+    opened = [s for s in ramp.sessions if s.t_open is not None]
+    minutes = sum(s.t_end - s.t_open for s in opened) / 60
+    tokens = sum(r.total_tokens for r in ramp.responses)
+    per_tokens, per_requests = tokens / minutes, len(ramp.responses) / minutes
+    d = cli.json("limits", ramp.path)
+    p = d["projection"]
+    assert p["session_minutes"] == pytest.approx(minutes)
+    rows = {r["limit_name"]: r for r in p["limits"]}
+    assert rows["tokens"]["per_session_minute"] == pytest.approx(per_tokens)
+    assert rows["tokens"]["sessions_at_limit"] == pytest.approx(100000 / per_tokens)
+    assert rows["requests"]["sessions_at_limit"] == pytest.approx(1000 / per_requests)
+    # the 429 refusals: sessions open (t_open <= t < t_end) when each was refused
+    refused = sorted(s.t_end for s in ramp.sessions if s.handshake_status == 429)
+    open_then = [sum(1 for s in opened if s.t_open <= t < s.t_end) for t in refused]
+    assert p["refused_429"]["count"] == 2 and p["refused_429"]["first_open_sessions"] == open_then[0]
+    assert p["refused_429"]["open_sessions_p50"] == pytest.approx(np.median(open_then))
+    text = cli("limits", ramp.path).stdout
+    assert f"reached at about {100000 / per_tokens:,.0f} concurrent sessions" in text
+    assert f"the first with {open_then[0]} sessions open" in text
+    cap = cli.json("capacity", ramp.path)
+    assert cap["projection"]["limits"] == p["limits"]

@@ -242,3 +242,45 @@ def test_html_on_a_real_run_is_self_contained_and_carries_its_numbers(real_run: 
     for step in sorted({r["step"] for r in responses if r.get("step") is not None}):
         k = sum(r.get("step") == step for r in responses)
         assert re.search(rf"<td class=\"?l\"?>step {step}</td><td>\d+</td><td>{k}</td>", text), step
+
+
+def _hand_cost(row: dict, prices: dict) -> float:
+    """One row's cost by hand: cached tokens are part of the input; GA splits them into text and audio."""
+    cached, cached_audio = row["input_cached_tokens"] or 0, row["input_cached_audio_tokens"] or 0
+    cached_text = cached - cached_audio
+    return (
+        (row["input_text_tokens"] - cached_text) * prices["text_input"]
+        + cached_text * prices["text_cached_input"]
+        + (row["input_audio_tokens"] - cached_audio) * prices["audio_input"]
+        + cached_audio * prices["audio_cached_input"]
+        + row["output_text_tokens"] * prices["text_output"]
+        + row["output_audio_tokens"] * prices["audio_output"]
+    ) / 1e6
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_cost_of_a_real_run_equals_a_hand_computation(real_run: Path) -> None:
+    import tomllib
+
+    import loadtest.report
+
+    table = tomllib.loads((Path(loadtest.report.__file__).parent / "prices.toml").read_text())
+    responses = _rows(real_run / "responses.jsonl")
+    sessions = _rows(real_run / "sessions.jsonl")
+    kinds = ("input_text_tokens", "output_audio_tokens")
+    priced = [r for r in responses if any(r.get(k) is not None for k in kinds)]
+    assert priced and all(r["deployment"] == "gpt-realtime" for r in priced)
+    total = sum(_hand_cost(r, table["models"]["gpt-realtime"]) for r in priced)
+    run_end = json.loads((real_run / "run.json").read_text())["t_end"]
+    minutes = sum(((s["t_end"] or run_end) - s["t_open"]) for s in sessions if s.get("t_open") is not None) / 60
+    d = _report("summary", str(real_run))["cost"]
+    assert d["estimate"] is True and d["prices"]["date"] == table["date"]
+    assert d["total"]["priced"] == len(priced)
+    assert d["total"]["cost"] == pytest.approx(total)
+    assert d["total"]["per_response"] == pytest.approx(total / len(priced))
+    assert d["total"]["per_session_minute"] == pytest.approx(total / minutes)
+    assert d["total"]["per_1000_minutes"] == pytest.approx(1000 * total / minutes)
+    text = CliRunner().invoke(app, ["report", "summary", str(real_run)]).stdout
+    assert f"Cost (estimate at the list prices of {table['date']})" in text
+    assert "not a bill" in text
