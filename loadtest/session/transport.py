@@ -408,11 +408,10 @@ class WebSocketTransport:
         assert wire is not None
         if data:
             self.bytes_received += len(data)
-        for message in wire.receive(data, now):
-            on_message(message, now)
+        ended = wire.feed(data, now, on_message)
         if wire.has_data_to_send:
             self._write_queued()
-        return wire.ended
+        return ended
 
     # -- closing -----------------------------------------------------------------------------
     @property

@@ -3,7 +3,8 @@
 :class:`ClientWire` does the upgrade (:meth:`~ClientWire.start_handshake`, then the response
 read by :meth:`~ClientWire.receive`), cuts frames, masks what it sends, answers pings and runs
 the closing handshake. It owns no socket and no clock: :meth:`~ClientWire.receive` takes the
-bytes that arrived and their arrival time and returns the whole messages they completed;
+bytes that arrived and their arrival time and returns the whole messages they completed
+(:meth:`~ClientWire.feed` hands them to a callback instead: the transports' hot path, no list);
 :meth:`~ClientWire.data_to_send` hands out what must be written (the upgrade request, pongs, the
 close frame, the end of the stream). :attr:`~ClientWire.ended` says how the connection ended,
 once it has. Tests drive it with bytes; the transports (:mod:`loadtest.session.transport`) are
@@ -21,6 +22,7 @@ agree on where frames start. Frame masking uses websockets' C speedups.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from websockets.client import ClientProtocol
@@ -100,6 +102,7 @@ class ClientWire:
         self._closing_by_client = False
         self.response: Response | None = None  # the upgrade response, once it came
         self.ended: CloseInfo | None = None  # how the connection ended, once it did
+        self.has_data_to_send = False  # something is queued for data_to_send() (a pong, the close)
 
     # -- the upgrade ------------------------------------------------------------------------
     def start_handshake(self, headers: list[tuple[str, str]]) -> None:
@@ -109,6 +112,7 @@ class ClientWire:
         for name, value in headers:
             request.headers[name] = value
         proto.send_request(request)
+        self.has_data_to_send = True
 
     @property
     def upgrade_error(self) -> str | None:
@@ -144,12 +148,9 @@ class ClientWire:
     def open(self) -> bool:
         return self._proto.state is State.OPEN
 
-    @property
-    def has_data_to_send(self) -> bool:
-        return bool(self._proto.writes)
-
     def data_to_send(self) -> list[bytes]:
         """What must be written, in order (an empty chunk: shut the write side)."""
+        self.has_data_to_send = False
         return self._proto.data_to_send()
 
     # -- sending ----------------------------------------------------------------------------
@@ -168,6 +169,7 @@ class ClientWire:
         self._closing_by_client = True
         if self._proto.state is State.OPEN:
             self._proto.send_close(code, reason)
+            self.has_data_to_send = True
 
     def client_closing(self) -> None:
         """This client ends the connection (no close frame): its end is not the server's doing."""
@@ -178,14 +180,21 @@ class ClientWire:
         """Take bytes that arrived at ``t``; return the messages they completed. Empty ``data`` is
         the end of the stream. :attr:`ended` is set once the connection is over."""
         out: list[bytes] = []
+        append = out.append
+        self.feed(data, t, lambda message, _t: append(message))
+        return out
+
+    def feed(self, data: bytes, t: float, on_message: Callable[[bytes, float], None]) -> CloseInfo | None:
+        """:meth:`receive`, handing each message to ``on_message(message, t)`` as it is cut;
+        returns :attr:`ended`. (An exception from ``on_message`` propagates.)"""
         if not data:
             self._proto.receive_eof()
-            self._events(self._proto.events_received(), t, out, eof=True)
-            return out
+            self._events(self._proto.events_received(), t, on_message, eof=True)
+            return self.ended
         if self.response is None:  # still upgrading: websockets reads the response
             self._proto.receive_data(data)
-            self._events(self._proto.events_received(), t, out)
-            return out
+            self._events(self._proto.events_received(), t, on_message)
+            return self.ended
         if self._owe or self._deflate:  # websockets is in the middle of a frame (or owns them all)
             if self._deflate:
                 slow, data = data, b""
@@ -193,13 +202,12 @@ class ClientWire:
                 cut = min(self._owe, len(data))
                 slow, data = data[:cut], data[cut:]
                 self._owe -= cut
-            if self._parse(slow, t, out) or not data:
-                return out
+            if self._parse(slow, t, on_message) or not data:
+                return self.ended
         buf = self._rbuf + data if self._rbuf else data
         n = len(buf)
         off = 0
         limit = self._max
-        append = out.append
         while n - off >= 2:
             b0 = buf[off]
             b1 = buf[off + 1]
@@ -220,28 +228,30 @@ class ClientWire:
             if (b0 == 0x81 or b0 == 0x82) and b1 < 0x80 and length <= limit and self._parts is None:
                 if end > n:
                     break  # the rest of this frame is still on its way
-                append(buf[off + head : end])
+                on_message(buf[off + head : end], t)
                 off = end
                 continue
             # anything else: websockets parses this frame (and what of it is still to come)
             stop = min(end, n) if b1 < 0x80 else n  # a masked frame's end is not worth computing
             self._owe = end - stop if b1 < 0x80 else 0
             self._rbuf = b""
-            if self._parse(buf[off:stop], t, out):
-                return out
+            if self._parse(buf[off:stop], t, on_message):
+                return self.ended
             off = stop
             if self._owe:
-                return out
+                return None
         self._rbuf = buf[off:] if off < n else b""
-        return out
+        return None
 
-    def _parse(self, data: bytes, t: float, out: list[bytes]) -> bool:
+    def _parse(self, data: bytes, t: float, on_message: Callable[[bytes, float], None]) -> bool:
         """Feed websockets' parser; True once the connection ended."""
         self._proto.receive_data(data)
-        self._events(self._proto.events_received(), t, out)
+        self._events(self._proto.events_received(), t, on_message)
         return self.ended is not None
 
-    def _events(self, events: list[Any], t: float, out: list[bytes], eof: bool = False) -> None:
+    def _events(
+        self, events: list[Any], t: float, on_message: Callable[[bytes, float], None], eof: bool = False
+    ) -> None:
         """websockets' parsed events: the upgrade response, messages, the close."""
         proto = self._proto
         info: CloseInfo | None = self.ended
@@ -252,7 +262,7 @@ class ClientWire:
             opcode = event.opcode
             if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                 if event.fin:
-                    out.append(event.data)
+                    on_message(event.data, t)
                 else:
                     self._parts = [event.data]
             elif opcode is Opcode.CONT:
@@ -260,7 +270,7 @@ class ClientWire:
                     self._parts = []
                 self._parts.append(event.data)
                 if event.fin:
-                    out.append(b"".join(self._parts))
+                    on_message(b"".join(self._parts), t)
                     self._parts = None
             elif opcode is Opcode.CLOSE and info is None:
                 rcvd = proto.close_rcvd
@@ -280,3 +290,5 @@ class ClientWire:
         if info is None and (eof or proto.state is State.CLOSED):
             info = CloseInfo(code=CLOSE_ABNORMAL, by_server=not self._closing_by_client, t=t)
         self.ended = info
+        if proto.writes:
+            self.has_data_to_send = True
