@@ -4,10 +4,11 @@
    pcm16 and g711_ulaw, no I/O.
 2. ``socket``: the same through a real loopback WebSocket (the session's transport over a plain
    socket): a local peer blasts N deltas as fast as it can; deltas/s the client absorbs.
-3. ``frames``: cutting the same delta frames out of 64 KiB reads, in one run: the transport's own
-   cutter (whole unmasked data frames sliced directly) against websockets' Sans-I/O
-   ``ClientProtocol.receive_data`` + ``events_received`` (what the transport used before, and still
-   uses for control frames and fragments). The ratio is what justifies the hand-written path.
+3. ``frames``: cutting the same delta frames out of 64 KiB reads, in one run: the wire layer's own
+   cutter (:class:`loadtest.session.wire.ClientWire`: whole unmasked data frames sliced directly)
+   against websockets' Sans-I/O ``ClientProtocol.receive_data`` + ``events_received`` (what the
+   transport used before, and the wire layer still uses for control frames and fragments). The
+   ratio is what justifies the hand-written path.
 
 Writes bench/results/session.json. Loopback only; bounded in count.
 """
@@ -29,8 +30,10 @@ import pybase64
 
 from loadtest.audio.convert import to_wire
 from loadtest.protocol.dialects import GA
-from loadtest.session.tracker import EventRouter, ResponseTracker
+from loadtest.session.router import EventRouter
+from loadtest.session.tracker import ResponseTracker
 from loadtest.session.transport import WebSocketTransport
+from loadtest.session.wire import ClientWire
 
 RESULTS = Path(__file__).parent / "results" / "session.json"
 N_ROUTER = 20_000
@@ -126,8 +129,22 @@ def _best_socket(rounds: int = 3) -> dict[str, float]:
     return {**best, "us_per_delta_all_rounds": [r["us_per_delta"] for r in runs]}
 
 
+def _open_wire() -> ClientWire:
+    """The wire layer past its upgrade, driven with bytes (its request, the 101 back)."""
+    wire = ClientWire("ws://127.0.0.1/v1/realtime", max_message_bytes=16 * 1024 * 1024)
+    wire.start_handshake([])
+    (request,) = wire.data_to_send()
+    key = next(line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
+               if line.lower().startswith(b"sec-websocket-key"))  # fmt: skip
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    wire.receive(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n", 0.0)  # fmt: skip
+    assert wire.open
+    return wire
+
+
 def _frames(rounds: int = 5) -> dict[str, float]:
-    """us per delta frame: the transport's cutter vs websockets' parser, best of ``rounds`` each."""
+    """us per delta frame: the wire layer's cutter vs websockets' parser, best of ``rounds`` each."""
     from websockets.client import ClientProtocol
     from websockets.protocol import State
     from websockets.uri import parse_uri
@@ -138,8 +155,7 @@ def _frames(rounds: int = 5) -> dict[str, float]:
     uri = parse_uri("ws://127.0.0.1/v1/realtime")
 
     def ours() -> float:
-        transport = WebSocketTransport()
-        transport._proto = ClientProtocol(uri, state=State.OPEN, max_size=16 * 1024 * 1024)
+        wire = _open_wire()
         got = [0]
 
         def on_message(data: bytes, t: float) -> None:
@@ -147,7 +163,7 @@ def _frames(rounds: int = 5) -> dict[str, float]:
 
         t0 = time.perf_counter()
         for chunk in chunks:
-            transport.data_received(chunk, 0.0, on_message)
+            wire.feed(chunk, 0.0, on_message)  # what the transport calls per read
         elapsed = time.perf_counter() - t0
         assert got[0] == N_SOCKET, got[0]
         return elapsed

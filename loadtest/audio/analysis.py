@@ -109,6 +109,26 @@ class AudioAnalyzer:
         self.stalls = 0
         self.finished_at: float | None = None
 
+    # ---- what it keeps (memory per response) --------------------------------------------
+    @property
+    def pending_deltas(self) -> int:
+        """Deltas fed but not analysed yet (they wait in runs of about half a second)."""
+        return len(self._pending)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Their bytes; analysed once they reach :attr:`flush_bytes`, or at a read or the finish."""
+        return self._pending_bytes
+
+    @property
+    def flush_bytes(self) -> int:
+        return self._flush_bytes
+
+    @property
+    def kept_bytes(self) -> int:
+        """The analysis state kept for the response: one float per window and the partial window."""
+        return int(self._ms.nbytes + self._carry.nbytes)
+
     # ---- feeding ----------------------------------------------------------------------
     def feed_b64(self, delta_b64: str | bytes, arrival: float) -> None:
         """Like :meth:`feed`, for the base64 ``delta`` field of an audio delta event."""

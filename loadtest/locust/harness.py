@@ -44,6 +44,7 @@ from loadtest.locust.workerloss import WorkerWatch
 from loadtest.protocol.targets import redact_url
 from loadtest.records.worker_loss import WORKERS_LOST
 from loadtest.records.writer import RunWriter, update_run_json, write_run_json
+from loadtest.session.runtime import SessionRuntime, process_runtime
 
 log = logging.getLogger("rtload")
 DRAIN_GRACE_S = 15.0  # beyond the stop timeout, how long the master waits for workers' last rows
@@ -68,9 +69,10 @@ class HarnessState:
         self.mock: Any = None
         self.target_url: str | None = None
         self.session_inputs: Any = None  # (target, scenario, config) built per test
+        # the sessions' shared audio clock, receiver and figures in this process (set at init)
+        self.runtime: SessionRuntime | None = None
         self.run_start: float | None = None
         self.run_end: float | None = None
-        self.open_sessions = 0
         self.user_seq = 0
         self.drained: set[str] = set()  # client ids of workers that sent their last records
         self.workers = WorkerWatch()  # master: workers seen, their batches, the ones lost mid-run
@@ -91,6 +93,11 @@ class HarnessState:
             if at is not None:
                 step, users = at[0], at[1]
         return {"step": step, "users": users, "concurrency": self.open_sessions}
+
+    @property
+    def open_sessions(self) -> int:
+        """Sessions open in this process now (the runtime's one count)."""
+        return self.runtime.figures.open_sessions if self.runtime is not None else 0
 
     def past_end(self) -> bool:
         return self.run_end is not None and time.time() >= self.run_end
@@ -132,7 +139,14 @@ class HarnessState:
         return self.session_inputs
 
 
-STATE = HarnessState()
+STATE = HarnessState()  # this process's (Locust runs one test per process); users and shapes read it
+# from their environment (harness_state), where init puts it
+
+
+def harness_state(environment: Any) -> HarnessState:
+    """The harness's run state of the Locust process ``environment`` belongs to."""
+    state = getattr(environment, "rtload", None)
+    return state if isinstance(state, HarnessState) else STATE
 
 
 def _fail(message: str) -> None:
@@ -167,6 +181,8 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     state = STATE
     tune_gc()
     state.environment = environment
+    environment.rtload = state  # what users and the shape read
+    state.runtime = process_runtime()
     runner = environment.runner
     _arm_lifeline(isinstance(runner, WorkerRunner))
     _stop_signals()
@@ -198,7 +214,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         _emit_health,
         users=lambda: 0 if state.role == "master" else environment.runner.user_count,
         interval_s=(state.options.health_interval_s if state.options else 1.0),
-        frame_source=_audio_clock,
+        frame_source=_frame_lag,
         receive_source=_receive_lag,
     )
     state.sampler.start()
@@ -254,16 +270,12 @@ def _on_orphaned() -> None:
     os._exit(lifeline.ORPHANED_EXIT_CODE)
 
 
-def _audio_clock() -> dict[str, float]:
-    from loadtest.session.client import AUDIO_CLOCK
-
-    return AUDIO_CLOCK.take()
+def _frame_lag() -> dict[str, float]:
+    return process_runtime().figures.frame_lag.take()
 
 
 def _receive_lag() -> dict[str, float]:
-    from loadtest.session.transport import RECEIVE_LAG
-
-    return RECEIVE_LAG.take()
+    return process_runtime().figures.receive_lag.take()
 
 
 def _open_run_dir(environment: Any, options: HarnessOptions) -> None:

@@ -8,12 +8,12 @@ Locust process samples itself:
   ``clock_lag_p99_ms`` is the p99 of those lags over the sample window.
 - ``frames_late_pct``: the share of audio frames sent later than ``LATE_MS`` after their
   real-time slot, from the session client's audio clock (``frame_source``, e.g.
-  ``loadtest.session.client.AUDIO_CLOCK.take``); when no frame went out in the window (text-only
+  ``SessionRuntime.figures.frame_lag.take``); when no frame went out in the window (text-only
   scenarios, idle), the probe's own wake-ups stand in for frames. When frames went out,
   ``clock_lag_p99_ms`` is their p99 lag (the probe's 50 wake-ups a second would make its p99 a
   per-second maximum); otherwise the probe's.
 - ``recv_lag_p99_ms``: the p99 of how long the newest bytes of each read had waited in the socket
-  (``receive_source``, ``loadtest.session.transport.RECEIVE_LAG.take``, from the kernel's arrival
+  (``receive_source``, ``SessionRuntime.figures.receive_lag.take``, from the kernel's arrival
   stamps); None when no read had a stamp (TLS connections, systems without ``SO_TIMESTAMP``).
 - CPU percent of this process (100 = one core) and resident memory from ``psutil``.
 

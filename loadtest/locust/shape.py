@@ -12,19 +12,22 @@ import time
 
 from locust import LoadTestShape
 
-from loadtest.locust.harness import STATE
+from loadtest.locust.harness import HarnessState, harness_state
 from loadtest.locust.options import OptionError
 
 
 class RealtimeShape(LoadTestShape):
     use_common_options = True  # -u/--users, -r/--spawn-rate and -t/--run-time feed the plan
 
+    def _state(self) -> HarnessState:
+        return harness_state(self.runner.environment if self.runner is not None else None)
+
     def reset_time(self) -> None:
         super().reset_time()
-        STATE.run_start = None
+        self._state().run_start = None
 
     def tick(self) -> tuple[int, float] | None:
-        state = STATE
+        state = self._state()
         if state.options is None:
             return None
         elapsed = self.get_run_time()

@@ -19,7 +19,7 @@ import gevent
 from locust import User, constant, task
 
 from loadtest.locust.backoff import Backoff
-from loadtest.locust.harness import STATE
+from loadtest.locust.harness import harness_state
 from loadtest.locust.sinks import UserSink
 
 
@@ -30,9 +30,10 @@ class RealtimeUser(User):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
-        self.user_number = STATE.next_user_id()
+        self.state = harness_state(environment)
+        self.user_number = self.state.next_user_id()
         self.session: Any = None
-        self.backoff = Backoff(cap=STATE.options.reconnect_max_s if STATE.options else 30.0)
+        self.backoff = Backoff(cap=self.state.options.reconnect_max_s if self.state.options else 30.0)
         self.sessions_run = 0
 
     def on_stop(self) -> None:
@@ -42,7 +43,7 @@ class RealtimeUser(User):
 
     @task
     def run_session(self) -> None:
-        state = STATE
+        state = self.state
         if state.past_end():  # the run is over: start nothing new, wait to be stopped
             gevent.sleep(0.5)
             return
@@ -65,13 +66,12 @@ class RealtimeUser(User):
             worker_id=state.worker_id,
             user_id=self.user_number,
             context=state.context,
+            runtime=state.runtime,
         )
         self.session = session
-        state.open_sessions += 1
         try:
             session.run(deadline=deadline)
         finally:
-            state.open_sessions -= 1
             if self.session is session:
                 self.session = None
             session.stop()

@@ -15,103 +15,26 @@ import os
 import random
 import signal
 import sys
-import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from loadtest.mock.context import SessionContext
 from loadtest.mock.faults import plan_handshake
 from loadtest.mock.limits import Limits
 from loadtest.mock.routing import Refusal, Route, resolve
 from loadtest.mock.session import MockSession
 from loadtest.mock.speech import load_bank
-from loadtest.mock.truth import TruthLog
+from loadtest.mock.stats import Stats
+from loadtest.mock.truth import TruthLog, session_row
 from loadtest.protocol.dialects import Dialect, get_dialect
 
 READY_PREFIX = "rtload mock: listening on "
-LAG_BUCKETS_MS = (1, 5, 10, 20, 50, 100, 250, 1000)
-
-
-@dataclass(slots=True)
-class Stats:
-    """The mock's own counters; ``lag`` is how late each paced send left versus its schedule."""
-
-    started: float = field(default_factory=time.time)
-    sessions_opened: int = 0
-    sessions_active: int = 0
-    sessions_max: int = 0
-    refused: int = 0
-    responses: int = 0
-    events: int = 0
-    deltas: int = 0
-    appends: int = 0
-    drops: int = 0
-    lag_count: int = 0
-    lag_sum: float = 0.0
-    lag_max: float = 0.0
-    lag_hist: list[int] = field(default_factory=lambda: [0] * (len(LAG_BUCKETS_MS) + 1))
-    loop_lag_max: float = 0.0
-    playback_checked: int = 0  # audio deltas checked against a real-time player's need
-    playback_late: int = 0  # ... that left after the player needed them (the mock fell behind)
-    faults: dict[str, int] = field(default_factory=dict)
-
-    def lag(self, seconds: float) -> None:
-        ms = max(0.0, seconds * 1000.0)
-        self.lag_count += 1
-        self.lag_sum += ms
-        if ms > self.lag_max:
-            self.lag_max = ms
-        for i, edge in enumerate(LAG_BUCKETS_MS):
-            if ms <= edge:
-                self.lag_hist[i] += 1
-                return
-        self.lag_hist[-1] += 1
-
-    def lag_quantile(self, q: float) -> float:
-        """Upper edge (ms) of the bucket holding quantile ``q`` of the schedule lag."""
-        if not self.lag_count:
-            return 0.0
-        need = q * self.lag_count
-        seen = 0
-        for i, count in enumerate(self.lag_hist):
-            seen += count
-            if seen >= need:
-                return float(LAG_BUCKETS_MS[i]) if i < len(LAG_BUCKETS_MS) else self.lag_max
-        return self.lag_max
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "uptime_s": round(time.time() - self.started, 3),
-            "sessions_opened": self.sessions_opened,
-            "sessions_active": self.sessions_active,
-            "sessions_max": self.sessions_max,
-            "refused": self.refused,
-            "responses": self.responses,
-            "events": self.events,
-            "audio_deltas": self.deltas,
-            "appends": self.appends,
-            "drops": self.drops,
-            "faults": dict(self.faults),
-            "schedule_lag_ms": {
-                "count": self.lag_count,
-                "mean": round(self.lag_sum / self.lag_count, 3) if self.lag_count else 0.0,
-                "p50_le": self.lag_quantile(0.5),
-                "p99_le": self.lag_quantile(0.99),
-                "p999_le": self.lag_quantile(0.999),
-                "max": round(self.lag_max, 3),
-                "buckets_le_ms": list(LAG_BUCKETS_MS),
-                "histogram": list(self.lag_hist),
-            },
-            "loop_lag_max_ms": round(self.loop_lag_max * 1000.0, 3),
-            "playback": {"deltas_checked": self.playback_checked, "late_for_player": self.playback_late},
-        }
 
 
 class MockConnection(ServerConnection):
@@ -119,7 +42,13 @@ class MockConnection(ServerConnection):
 
     ``send_many`` queues several text frames (a transcript delta and its audio delta) inside one
     ``send_context``; coalescing them halves the socket writes on the audio path.
+
+    ``mock_route`` is where the upgrade was routed (set in ``process_request``); ``mock_counted``
+    the deployment whose session capacity this connection holds (None once released).
     """
+
+    mock_route: Route | None = None
+    mock_counted: str | None = None
 
     def send_data(self) -> None:
         chunks = self.protocol.data_to_send()
@@ -156,40 +85,25 @@ class MockServer:
         self.handshake_rng = random.Random(f"{seed}:handshake")
         self.session_index = 0
         self._dialects = {name: get_dialect(name) for name in ("ga", "preview")}
+        # what each MockSession needs of the server (and nothing more)
+        self.context = SessionContext(
+            profile=profile,
+            seed=seed,
+            bank=self.bank,
+            limits=self.limits,
+            truth=self.truth,
+            stats=self.stats,
+            dialects=self._dialects,
+        )
 
     def dialect(self, name: str) -> Dialect:
         return self._dialects[name]
-
-    @staticmethod
-    def decode_input(data: bytes, fmt: str) -> np.ndarray:
-        if fmt == "pcm16":
-            usable = len(data) - len(data) % 2
-            return np.frombuffer(data[:usable], dtype="<i2")
-        from loadtest.audio.convert import from_wire
-
-        return from_wire(data, fmt)
 
     # ---- the upgrade ---------------------------------------------------------------------
     def _session_truth(
         self, route: Route | None, fault: str, status: int, params: dict[str, Any], **extra: Any
     ) -> None:
-        self.truth.write(
-            {
-                "kind": "session",
-                "t": time.time(),
-                "session_id": None,
-                "response_id": None,
-                "fault": fault,
-                "params": params,
-                "t_created": None,
-                "t_first_audio": None,
-                "dialect": route.dialect if route else None,
-                "provider": route.provider if route else None,
-                "deployment": route.deployment if route else None,
-                "status": status,
-                **extra,
-            }
-        )
+        self.truth.write(session_row(route, fault, status, params, **extra))
 
     @staticmethod
     def _refuse(connection: ServerConnection, status: int, code: str, message: str, provider: str | None,
@@ -203,7 +117,7 @@ class MockServer:
             response.headers[name] = value
         return response
 
-    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def process_request(self, connection: MockConnection, request: Request) -> Response | None:
         if request.path.split("?", 1)[0] == "/_mock/stats":
             response = connection.respond(200, orjson.dumps(self.stats.snapshot()).decode())
             response.headers["Content-Type"] = "application/json"
@@ -215,8 +129,8 @@ class MockServer:
             self._session_truth(None, "none", result.status, {}, rejected=result.code, path=request.path.split("?")[0])
             return self._refuse(connection, result.status, result.code, result.message, provider, result.headers)
         route = result
-        connection.mock_route = route  # type: ignore[attr-defined]
-        connection.mock_counted = None  # type: ignore[attr-defined]
+        connection.mock_route = route
+        connection.mock_counted = None
         if route.rejection is not None:
             return None  # OpenAI: accepted, then an error event and a close
         fault, params = plan_handshake(self.handshake_rng, self.profile["faults"])
@@ -251,22 +165,23 @@ class MockServer:
                 {"Retry-After": retry, "retry-after-ms": str(int(retry) * 1000)},
             )
         self.limits.open(route.deployment)
-        connection.mock_counted = route.deployment  # type: ignore[attr-defined]
+        connection.mock_counted = route.deployment
         return None
 
-    def process_response(self, connection: ServerConnection, request: Request, response: Response) -> Response:
-        counted = getattr(connection, "mock_counted", None)
+    def process_response(self, connection: MockConnection, request: Request, response: Response) -> Response:
+        counted = connection.mock_counted
         if response.status_code != 101 and counted:
             self.limits.close(counted)
-            connection.mock_counted = None  # type: ignore[attr-defined]
-        route = getattr(connection, "mock_route", None)
+            connection.mock_counted = None
+        route = connection.mock_route
         if response.status_code == 101 and route is not None and route.provider == "azure":
             response.headers["apim-request-id"] = str(uuid.uuid4())
             response.headers["x-ms-region"] = "Mock Region"
         return response
 
-    async def handler(self, ws: ServerConnection) -> None:
-        route: Route = ws.mock_route  # type: ignore[attr-defined]
+    async def handler(self, ws: MockConnection) -> None:
+        route = ws.mock_route
+        assert route is not None  # (process_request routed every connection it let through)
         if route.rejection is not None:
             rej = route.rejection
             with contextlib.suppress(ConnectionClosed):
@@ -281,12 +196,12 @@ class MockServer:
         stats.sessions_active += 1
         stats.sessions_max = max(stats.sessions_max, stats.sessions_active)
         try:
-            await MockSession(self, ws, route, self.session_index).run()
+            await MockSession(self.context, ws, route, self.session_index).run()
         finally:
             stats.sessions_active -= 1
-            if ws.mock_counted:  # type: ignore[attr-defined]
+            if ws.mock_counted:
                 self.limits.close(route.deployment)
-                ws.mock_counted = None  # type: ignore[attr-defined]
+                ws.mock_counted = None
 
     async def _monitor_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -21,15 +21,16 @@ import pybase64
 from websockets.exceptions import ConnectionClosed
 
 from loadtest.mock import events as ev
+from loadtest.mock.context import SessionContext
 from loadtest.mock.faults import FaultPlan, plan_response
 from loadtest.mock.speech import WIRE_BYTES_PER_MS, Answer
+from loadtest.mock.truth import session_row
 from loadtest.mock.vad import EnergyVad
 from loadtest.mock.validate import Invalid, check_event, response_create, session_update, user_item
 from loadtest.protocol.dialects import AUDIO_FORMATS, Dialect
 
 if TYPE_CHECKING:
     from loadtest.mock.routing import Route
-    from loadtest.mock.server import MockServer
 
 MIN_COMMIT_MS = 100.0
 EAGERNESS_SILENCE_MS = {"low": 1500, "medium": 700, "auto": 700, "high": 300}
@@ -75,15 +76,15 @@ class MockResponse:
 
 
 class MockSession:
-    def __init__(self, server: MockServer, ws: Any, route: Route, index: int) -> None:
-        self.server = server
+    def __init__(self, ctx: SessionContext, ws: Any, route: Route, index: int) -> None:
+        self.ctx = ctx
         self.ws = ws
         self.route = route
-        self.dialect: Dialect = server.dialect(route.dialect)
-        self.rng = random.Random(f"{server.seed}:{index}")
+        self.dialect: Dialect = ctx.dialect(route.dialect)
+        self.rng = random.Random(f"{ctx.seed}:{index}")
         self.id = _new_id(self.rng, "sess")
         self.conversation_id = _new_id(self.rng, "conv")
-        self.profile = server.profile
+        self.profile = ctx.profile
         self.loop = asyncio.get_running_loop()
         self.t_open = time.time()
         max_s = float(self.profile["session"]["max_duration_s"]) or (3600.0 if route.provider == "openai" else 1800.0)
@@ -136,7 +137,7 @@ class MockSession:
     async def send(self, event: dict[str, Any]) -> None:
         event["event_id"] = self._event_id()
         await self.ws.send(orjson.dumps(event), text=True)
-        self.server.stats.events += 1
+        self.ctx.stats.events += 1
 
     async def _send_frames(self, frames: list[bytes]) -> None:
         send_many = getattr(self.ws, "send_many", None)
@@ -145,7 +146,7 @@ class MockSession:
         else:
             for frame in frames:
                 await self.ws.send(frame, text=True)
-        self.server.stats.events += len(frames)
+        self.ctx.stats.events += len(frames)
 
     async def send_error(self, exc: Invalid, client_event_id: str | None = None) -> None:
         await self.send(
@@ -173,25 +174,18 @@ class MockSession:
                     self._truth(
                         resp, "drop" if resp.plan.fault == "drop" else "none", {"ended_by": "connection_closed"}
                     )
-            self.server.truth.write(
-                {
-                    "kind": "session",
-                    "t": time.time(),
-                    "session_id": self.id,
-                    "response_id": None,
-                    "fault": "session_expired" if self.expired else "none",
-                    "params": {"max_duration_s": self.max_duration_s} if self.expired else {},
-                    "t_created": None,
-                    "t_first_audio": None,
-                    "dialect": self.route.dialect,
-                    "provider": self.route.provider,
-                    "deployment": self.route.deployment,
-                    "status": 101,
-                    "t_open": self.t_open,
-                    "t_end": time.time(),
-                    "close_code": self.ws.close_code,
-                    "responses": self.responses,
-                }
+            self.ctx.truth.write(
+                session_row(
+                    self.route,
+                    "session_expired" if self.expired else "none",
+                    101,
+                    {"max_duration_s": self.max_duration_s} if self.expired else {},
+                    session_id=self.id,
+                    t_open=self.t_open,
+                    t_end=time.time(),
+                    close_code=self.ws.close_code,
+                    responses=self.responses,
+                )
             )
 
     def _session_object(self) -> dict[str, Any]:
@@ -290,10 +284,10 @@ class MockSession:
         clock = self.audio_clock_ms
         self.audio_clock_ms += ms
         self.buffer_ms += ms
-        self.server.stats.appends += 1
+        self.ctx.stats.appends += 1
         if self.vad is None:
             return
-        pcm = self.server.decode_input(data, fmt)
+        pcm = self.ctx.decode_input(data, fmt)
         for vad_event in self.vad.feed(pcm, AUDIO_FORMATS[fmt][2], clock):
             if vad_event.kind == "started":
                 if self._idle is not None:
@@ -453,10 +447,10 @@ class MockSession:
 
     # ---- responses ------------------------------------------------------------------------
     def start_response(self, params: dict[str, Any], trigger: float) -> MockResponse:
-        server = self.server
-        latency_extra, error_extra = server.limits.overload(self.route.deployment)
+        ctx = self.ctx
+        latency_extra, error_extra = ctx.limits.overload(self.route.deployment)
         plan = plan_response(self.rng, self.profile["faults"], error_extra)
-        answer = self.rng.choice(server.bank.answers)
+        answer = self.rng.choice(ctx.bank.answers)
         modalities = params.get("output_modalities") or self.cfg["output_modalities"]
         rl = self.profile["rate_limits"]
         input_text = int(self.pending_input_text * float(rl["text_tokens_per_char"])) + 10
@@ -493,7 +487,7 @@ class MockSession:
         else:
             self.active = resp
         self.responses += 1
-        server.stats.responses += 1
+        ctx.stats.responses += 1
         resp.task = self.loop.create_task(self._run(resp, latency_extra))
         return resp
 
@@ -524,8 +518,8 @@ class MockSession:
         params = dict(resp.plan.params) if fault == resp.plan.fault else {}
         if extra:
             params.update(extra)
-        self.server.stats.faults[fault] = self.server.stats.faults.get(fault, 0) + 1
-        self.server.truth.write(
+        self.ctx.stats.faults[fault] = self.ctx.stats.faults.get(fault, 0) + 1
+        self.ctx.truth.write(
             {
                 "kind": "response",
                 "t": time.time(),
@@ -600,7 +594,7 @@ class MockSession:
 
     async def _rate_limits(self) -> None:
         await self.send(
-            {"type": "rate_limits.updated", "rate_limits": self.server.limits.rate_limits(self.route.deployment)}
+            {"type": "rate_limits.updated", "rate_limits": self.ctx.limits.rate_limits(self.route.deployment)}
         )
 
     async def _fail(self, resp: MockResponse, error: dict[str, Any], fault: str) -> None:
@@ -633,7 +627,7 @@ class MockSession:
         await self._sleep_until(created_at)
         answer = resp.answer
         text_tokens, audio_tokens = self._output_tokens(resp, answer.duration_ms, len(answer.transcript))
-        ok, which = self.server.limits.admit_response(
+        ok, which = self.ctx.limits.admit_response(
             self.route.deployment, sum(resp.input_tokens) + text_tokens + audio_tokens
         )
         await self._send_created(resp)
@@ -691,7 +685,7 @@ class MockSession:
             return True
         if fault == "drop":
             self._truth(resp, "drop")
-            self.server.stats.drops += 1
+            self.ctx.stats.drops += 1
             self.ws.transport.abort()
             raise ConnectionClosed(None, None)
         return False  # incomplete: the caller finishes the response short
@@ -748,7 +742,7 @@ class MockSession:
                 deltas[cut_index].start_ms if cut_index < len(deltas) else answer.duration_ms, 1
             )
         speed = float(self.profile["audio"]["speed"])
-        stats = self.server.stats
+        stats = self.ctx.stats
         send_audio = fault != "missing_audio"
         rid, iid = resp.id.encode(), resp.item_id.encode()
         audio_head = (
@@ -775,7 +769,7 @@ class MockSession:
                     await self._sleep_until(resume)
                     base_t, base_ms = resume, delta.start_ms + inserted_ms
                 elif fault == "silence":
-                    silent = self.server.bank.silence[resp.output_format]
+                    silent = self.ctx.bank.silence[resp.output_format]
                     count = max(1, round(plan.params["gap_s"] * 10))
                     for _ in range(count):
                         when = base_t + (delta.start_ms + inserted_ms - base_ms) / 1000.0 / speed

@@ -29,6 +29,26 @@ class TruthLog:
             self._fh = None
 
 
+def session_row(route: Any, fault: str, status: int | None, params: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The truth row of one session (``route`` has ``dialect``, ``provider``, ``deployment``, or is
+    None for a request no route took); ``extra`` adds ``session_id``, ``t_open``, ``close_code``..."""
+    return {
+        "kind": "session",
+        "t": time.time(),
+        "session_id": extra.pop("session_id", None),
+        "response_id": None,
+        "fault": fault,
+        "params": params,
+        "t_created": None,
+        "t_first_audio": None,
+        "dialect": route.dialect if route is not None else None,
+        "provider": route.provider if route is not None else None,
+        "deployment": route.deployment if route is not None else None,
+        "status": status,
+        **extra,
+    }
+
+
 def read_truth(path: Path) -> list[dict[str, Any]]:
     """Rows of a truth log (a torn last line is skipped)."""
     rows: list[dict[str, Any]] = []

@@ -4,8 +4,16 @@ One :class:`RealtimeSession` is one Locust user's session (or one preflight sess
 does the handshake and sends in the caller's greenlet/thread (the sender and audio clock) and
 spawns exactly one receiver (a greenlet under gevent, a daemon thread otherwise; see
 :mod:`loadtest.session.concurrency`). The receiver parses each message with orjson, dispatches it
-through the :class:`~loadtest.session.tracker.EventRouter`'s dict and feeds audio deltas to the
+through the :class:`~loadtest.session.router.EventRouter`'s dict and feeds audio deltas to the
 response's :class:`~loadtest.audio.analysis.AudioAnalyzer`. Records go to the sink as they happen.
+
+The session core knows its connection only as a :class:`~loadtest.session.link.Transport` (made
+by its :class:`~loadtest.session.runtime.SessionRuntime`). Its parts live apart: the audio send
+loop in :mod:`~loadtest.session.audio_send`, the rows in :mod:`~loadtest.session.recording`, the
+observer timeline in :mod:`~loadtest.session.timeline`, the ending rules in
+:mod:`~loadtest.session.endings`, a connection's receive path and waits in
+:mod:`~loadtest.session.connection`; this module opens connections and runs the turns (barge-in
+included).
 
 Nothing network- or protocol-related raises out of :meth:`RealtimeSession.run`: a bad URL, a
 refused upgrade, a garbage frame or a dropped connection becomes a recorded outcome.
@@ -13,73 +21,35 @@ refused upgrade, a garbage frame or a dropped connection becomes a recorded outc
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from loadtest.protocol.dialects import Dialect, get_dialect
-from loadtest.protocol.targets import Target, redact_text, secrets_of
-from loadtest.records.schema import (
-    COMPLETED,
-    RateLimitRecord,
-    ResponseRecord,
-    SessionRecord,
-)
-from loadtest.session import concurrency
-from loadtest.session.classifier import ENDED_HANDSHAKE, classify
+from loadtest.protocol.targets import Target, secrets_of
+from loadtest.records.schema import COMPLETED, SessionRecord
+from loadtest.session import concurrency, endings
+from loadtest.session.audio_send import AudioSender
+from loadtest.session.classifier import ENDED_DONE, ENDED_ERROR, ENDED_TIMEOUT, classify
 from loadtest.session.config import SessionConfig
-from loadtest.session.lagstats import LagStats
-from loadtest.session.pacer import PACER, PacedStream
+from loadtest.session.connection import Connection
+from loadtest.session.link import Handshake
+from loadtest.session.recording import RecordBuilder, trace_name
+from loadtest.session.router import SESSION_FATAL, EventRouter
+from loadtest.session.runtime import SessionRuntime, process_runtime
 from loadtest.session.scenario import Scenario, Turn
 from loadtest.session.sink import RecordSink
-from loadtest.session.tracker import OOB_TAG, SESSION_FATAL, EventRouter, ResponseTracker
-from loadtest.session.transport import CloseInfo, Handshake, WebSocketTransport
-from loadtest.session.usage import usage_fields
+from loadtest.session.timeline import Observer, Timeline
+from loadtest.session.tracker import OOB_TAG, ResponseTracker
 
 log = logging.getLogger("loadtest.session")
 
-Observer = Callable[[dict[str, Any]], None]
-
-# fields an observer sees for a received event (the timeline of a session)
-_TIMELINE_KEYS = ("event_id", "response_id", "item_id", "audio_start_ms", "audio_end_ms")
-
-
-# how late each realtime frame went out (ms): one process-wide instance shared by every session
-# unless a session is given its own; the harness reads it with ``take`` for its health report
-AudioClockStats = LagStats
-
-AUDIO_CLOCK = AudioClockStats()
-OPEN_SESSIONS = [0]  # sessions open in this process (the default concurrency stamp)
-
-
-@dataclass(slots=True)
-class _Connection:
-    """One WebSocket connection's state (a session reconnects with a new one at its lifetime)."""
-
-    transport: WebSocketTransport
-    router: EventRouter
-    record: SessionRecord
-    lock: Any
-    wake: Any
-    closed: Any
-    t_open: float
-    receiver: concurrency.Task | None = None
-    close_info: CloseInfo | None = None
-    turn_detection: str | None = "unset"
-    garbage: int = 0
-    internal_errors: int = 0
-    playing: ResponseTracker | None = None  # the last in-band answer (barge-in truncates it)
-    truncated: set[str] = field(default_factory=set)
-    event_seq: Iterator[int] = field(default_factory=lambda: itertools.count(1))
-    client_stop: bool = False
-    first_tracker: ResponseTracker | None = None
+__all__ = ["Observer", "RealtimeSession"]
 
 
 class RealtimeSession:
@@ -97,7 +67,7 @@ class RealtimeSession:
         user_id: int = 0,
         context: Callable[[], dict[str, Any]] | None = None,
         observer: Observer | None = None,
-        clock: AudioClockStats | None = None,
+        runtime: SessionRuntime | None = None,
         token_provider: Any = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -110,19 +80,26 @@ class RealtimeSession:
         self.user_id = user_id
         self.context = context
         self.observer = observer
-        self.clock = clock or AUDIO_CLOCK
+        self.timeline = Timeline(observer)
+        self.runtime = runtime or process_runtime()
         self.token_provider = token_provider
         self.rng = rng or random.Random()
         self.dialect: Dialect = get_dialect(str(target.dialect))
         self.thresholds = config.thresholds()
         self._stopping = False
         self._stop_event = concurrency.new_event()
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         # the key and every secret-like gateway header (api-key, Authorization...) or URL parameter:
         # the transport redacts them from handshake errors (a gateway may echo the request)
-        self._secrets: tuple[str, ...] = tuple(
-            secrets_of(target.url_override or target.base_url, target.extra_headers, (target.api_key,))
+        self.rows = RecordBuilder(
+            target,
+            scenario.name,
+            run_id=run_id,
+            worker_id=worker_id,
+            user_id=user_id,
+            secrets=tuple(secrets_of(target.url_override or target.base_url, target.extra_headers, (target.api_key,))),
         )
+        self._current_index = 0
         self.sessions_opened = 0
         self.responses = 0
         self.garbage_messages = 0  # frames that were not a JSON object
@@ -152,21 +129,34 @@ class RealtimeSession:
                 return
             if conn is None:
                 return
-            OPEN_SESSIONS[0] += 1
-            ending = "error"
+            figures = self.runtime.figures
+            figures.open_sessions += 1
+            ending = endings.ERROR
             try:
                 ending, pending = self._converse(conn, pending, turns, deadline)
             except Exception:
                 log.exception("session failed")
                 conn.internal_errors += 1
             finally:
-                OPEN_SESSIONS[0] -= 1
+                figures.open_sessions -= 1
                 try:
                     self._finish_connection(conn, ending)
                 except Exception:
                     log.exception("session close failed")
-            if ending != "lifetime":
+            if ending != endings.LIFETIME:
                 return
+
+    @property
+    def receiver(self) -> concurrency.Task | None:
+        """The receiver task of the connection open now (None between connections)."""
+        conn = self._conn
+        return conn.receiver if conn is not None else None
+
+    def _is_stopping(self) -> bool:
+        return self._stopping
+
+    def _wait(self, conn: Connection, done: Callable[[], bool], timeout: float) -> bool:
+        return conn.wait(done, timeout, self._is_stopping)
 
     def stop(self) -> None:
         """Ask the session to end quickly: closes the socket; safe from another greenlet/thread."""
@@ -200,7 +190,7 @@ class RealtimeSession:
             context=self._context(),
         )
 
-    def _unsolicited_tracker(self, conn: _Connection) -> ResponseTracker:
+    def _unsolicited_tracker(self, conn: Connection) -> ResponseTracker:
         """A response the server started on its own (its VAD heard a second turn in one utterance...)."""
         tracker = self._new_tracker(self._current_index, None)
         tracker.trigger = "server_vad" if conn.turn_detection == "server_vad" else "server"
@@ -213,49 +203,34 @@ class RealtimeSession:
                 ctx = dict(self.context() or {})
             except Exception:
                 ctx = {}
-        ctx.setdefault("concurrency", OPEN_SESSIONS[0])
+        ctx.setdefault("concurrency", self.runtime.figures.open_sessions)
         return ctx
 
     # -- connect -------------------------------------------------------------------------------
-    def _session_record(self) -> SessionRecord:
-        t = self.target
-        ctx = self._context()
-        return SessionRecord(
-            run_id=self.run_id,
-            worker_id=self.worker_id,
-            user_id=self.user_id,
-            target=t.label or t.provider,
-            provider=t.provider,
-            dialect=str(t.dialect),
-            deployment=t.deployment,
-            url=t.redacted_url(),
-            scenario=self.scenario.name,
-            concurrency=ctx.get("concurrency"),
-            step=ctx.get("step"),
-        )
-
-    def _open(self, first: tuple[int, Turn]) -> _Connection | None:
+    def _open(self, first: tuple[int, Turn]) -> Connection | None:
         cfg = self.config
-        srec = self._session_record()
+        srec = self.rows.session(self._context())
         srec.t_start = time.time()
         headers: list[tuple[str, str]] | None = None
         hs: Handshake
-        transport = WebSocketTransport(
+        # the key and every secret-like gateway header (api-key, Authorization...) or URL parameter:
+        # the transport redacts them from handshake errors (a gateway may echo the request)
+        transport = self.runtime.new_transport(
             max_message_bytes=cfg.max_message_bytes,
             permessage_deflate=cfg.permessage_deflate,
-            secrets=self._secrets,
+            secrets=self.rows.secrets,
         )
         try:
             token = self._token()
             if token:
-                self._secrets = (*self._secrets, token)
-                transport._secrets = self._secrets
+                self.rows.add_secret(token)
+                transport.add_secret(token)
             headers = self.target.headers(token)
             url = self.target.url()
         except Exception as exc:
             hs = Handshake(error=f"{type(exc).__name__}: {exc}"[:300], t_start=srec.t_start, t_end=time.time(), ms=0.0)
         if headers is not None:
-            self._note("out", "connect", {"url": srec.url})
+            self.timeline.note("out", "connect", {"url": srec.url})
             hs = transport.connect(url, headers, cfg.connect_timeout_s)
         srec.handshake_ms = hs.ms
         srec.handshake_status = hs.status
@@ -263,22 +238,18 @@ class RealtimeSession:
         srec.retry_after = hs.retry_after
         srec.request_id = hs.request_id
         srec.region = hs.headers.get("x-ms-region")
-        self._note("in", "handshake", {"status": hs.status, "ms": hs.ms, "error": hs.error, "headers": hs.headers})
+        self.timeline.note(
+            "in", "handshake", {"status": hs.status, "ms": hs.ms, "error": hs.error, "headers": hs.headers}
+        )
         if not hs.ok:
             self._handshake_failed(srec, hs, first)
             return None
         self.sessions_opened += 1
         srec.t_open = hs.t_end
-        conn = _Connection(
-            transport=transport,
-            router=None,  # type: ignore[arg-type]
-            record=srec,
-            lock=concurrency.new_lock(),
-            wake=concurrency.new_event(),
-            closed=concurrency.new_event(),
-            t_open=time.time(),
-        )
-        conn.router = EventRouter(
+        # the router's callbacks name ``conn``, made just below from the router: they run only once
+        # events arrive, after it exists
+        wake = concurrency.new_event()
+        router = EventRouter(
             self.dialect,
             on_finished=lambda tr: self._emit(conn, tr),
             new_tracker=lambda: self._unsolicited_tracker(conn),
@@ -286,9 +257,28 @@ class RealtimeSession:
             response_idle_s=cfg.response_idle_s,
             on_speech_started=lambda ev, t: self._on_speech_started(conn, ev, t),
             on_rate_limits=lambda entries, t, rid: self._on_rate_limits(conn, entries, t, rid),
-            on_session=lambda event, t: conn.wake.set(),
+            on_session=lambda event, t: wake.set(),
         )
-        conn.router.on_awaiting_output = transport.prioritise
+        router.on_awaiting_output = transport.set_awaiting_output
+        closed = concurrency.new_event()
+        audio = AudioSender(
+            transport,
+            router,
+            self.dialect.client_audio_append,
+            lambda: not self._stopping and not closed.is_set(),
+            self.runtime.figures.frame_lag,
+            self.runtime.pacer,
+        )
+        conn = Connection(
+            transport=transport,
+            router=router,
+            audio=audio,
+            record=srec,
+            lock=concurrency.new_lock(),
+            wake=wake,
+            closed=closed,
+            t_open=time.time(),
+        )
         self._conn = conn
         if self._stopping:
             conn.client_stop = True
@@ -299,7 +289,7 @@ class RealtimeSession:
         tracker = self._new_tracker(index, turn)
         tracker.t_armed = time.time()
         conn.router.expect(tracker)
-        conn.receiver = concurrency.spawn(lambda: self._receive(conn), name=f"rtload-recv-{self.user_id}")
+        conn.receiver = concurrency.spawn(lambda: conn.receive(self.timeline), name=f"rtload-recv-{self.user_id}")
         self._send_session_update(conn, turn, tracker)
         self._wait(conn, lambda: conn.router.session_updated or tracker.finished, cfg.setup_timeout_s)
         conn.first_tracker = tracker
@@ -319,40 +309,29 @@ class RealtimeSession:
         """A refused upgrade: the session row and a response row for the turn that could not start."""
         srec.t_end = time.time()
         srec.duration_s = srec.t_end - (srec.t_start or srec.t_end)
-        srec.ended_by = "handshake_failed"
+        srec.ended_by = endings.HANDSHAKE_FAILED
         index, turn = first
-        tracker = self._new_tracker(index, turn)
-        tracker.finished = True
-        tracker.ended = ENDED_HANDSHAKE
-        tracker.t_trigger = srec.t_start
-        tracker.t_end = srec.t_end
-        facts = tracker.facts()
-        facts.handshake_status = hs.status
-        outcome, reason = classify(facts, self.thresholds)
-        rec = self._record(tracker, outcome, reason, srec)
-        rec.handshake_status = hs.status
-        rec.error_message = hs.error
-        rec.request_id = hs.request_id
+        rec = self.rows.refused(self._new_tracker(index, turn), hs, srec, self.thresholds)
         self._safe(self.sink.response, rec)
         srec.responses = 1
         self.responses += 1
         self.last_session = srec
-        self._note("note", "outcome", {"turn_index": index, "outcome": outcome, "reason": reason})
+        self.timeline.note("note", "outcome", {"turn_index": index, "outcome": rec.outcome, "reason": rec.reason})
         self._safe(self.sink.session, srec)
 
     # -- sending -------------------------------------------------------------------------------
-    def _send(self, conn: _Connection, event: dict[str, Any], tracker: ResponseTracker | None = None) -> bool:
+    def _send(self, conn: Connection, event: dict[str, Any], tracker: ResponseTracker | None = None) -> bool:
         event_id = f"evt_rtl{next(conn.event_seq)}"
         event = {"event_id": event_id, **event}
         conn.router.sent(event_id, tracker)
         t = time.time()
         if tracker is not None:
             tracker.trace.add(t, event, "out")
-        if self.observer is not None:
-            self._note("out", event.get("type", ""), {"event_id": event_id})
+        if self.timeline.on:
+            self.timeline.note("out", event.get("type", ""), {"event_id": event_id})
         return conn.transport.send(orjson.dumps(event))
 
-    def _send_session_update(self, conn: _Connection, turn: Turn, tracker: ResponseTracker | None) -> None:
+    def _send_session_update(self, conn: Connection, turn: Turn, tracker: ResponseTracker | None) -> None:
         cfg = self.config
         turn_detection = "server_vad" if turn.trigger == "server_vad" else None
         update = self.dialect.session_update(
@@ -367,74 +346,9 @@ class RealtimeSession:
         conn.turn_detection = turn_detection
         self._send(conn, update, tracker)
 
-    def _stream(self, conn: _Connection, frames_list: list[Any], tracker: ResponseTracker) -> bool:
+    def _stream(self, conn: Connection, frames_list: list[Any], tracker: ResponseTracker) -> bool:
         """Send append frames on the audio clock (absolute deadlines) or as fast as allowed."""
-        realtime = self.config.pacing == "realtime"
-        if realtime and concurrency.gevent_active() and PACER.enabled:
-            return self._stream_paced(conn, frames_list, tracker)
-        send = conn.transport.send
-        router = conn.router
-        clock = self.clock
-        trace = tracker.trace
-        append_type = self.dialect.client_audio_append
-        t0 = time.monotonic()
-        sent_ms = 0.0
-        n = 0
-        for frames in frames_list:
-            for i, message in enumerate(frames.messages):
-                if self._stopping or conn.closed.is_set():
-                    return False
-                if realtime:
-                    due = t0 + sent_ms / 1000.0
-                    delay = due - time.monotonic()
-                    if delay > 0:
-                        concurrency.sleep(delay)
-                    clock.record(max(0.0, (time.monotonic() - due) * 1000.0))
-                elif n % 20 == 19:
-                    concurrency.sleep(0)  # let the other greenlets breathe
-                if not send(message):
-                    return False
-                now = time.time()
-                router.last_append_t = now
-                trace.add_payload(now, append_type, len(message), None, "out")
-                sent_ms += frames.frame_duration_ms(i)
-                n += 1
-        return True
-
-    def _stream_paced(self, conn: _Connection, frames_list: list[Any], tracker: ResponseTracker) -> bool:
-        """The same frames and deadlines as :meth:`_stream`, sent by the process's shared clock."""
-        messages: list[bytes] = []
-        durations: list[float] = []
-        for frames in frames_list:
-            messages.extend(frames.messages)
-            durations.extend(frames.durations_ms)
-        if not messages:
-            return True
-        if self._stopping or conn.closed.is_set():
-            return False
-        router = conn.router
-        add_payload = tracker.trace.add_payload
-        append_type = self.dialect.client_audio_append
-        closed = conn.closed
-
-        def alive() -> bool:
-            return not self._stopping and not closed.is_set()
-
-        def on_sent(t: float, nbytes: int) -> None:
-            router.last_append_t = t
-            add_payload(t, append_type, nbytes, None, "out")
-
-        stream = PacedStream(
-            messages,
-            durations,
-            time.monotonic(),
-            conn.transport.send_paced,
-            alive,
-            on_sent,
-            self.clock.record,
-            concurrency.new_event(),
-        )
-        return PACER.run_stream(stream)
+        return conn.audio.send(frames_list, tracker, realtime=self.config.pacing == "realtime")
 
     def _frames(self, turn: Turn, trailing_silence: bool) -> list[Any]:
         from loadtest.audio.frames import frames_for, silence_appends
@@ -447,7 +361,7 @@ class RealtimeSession:
 
     # -- the conversation ----------------------------------------------------------------------
     def _converse(
-        self, conn: _Connection, first: tuple[int, Turn], turns: Iterator[tuple[int, Turn]], deadline: float | None
+        self, conn: Connection, first: tuple[int, Turn], turns: Iterator[tuple[int, Turn]], deadline: float | None
     ) -> tuple[str, tuple[int, Turn] | None]:
         """Run turns on this connection. Returns (how it ended, the turn to run after a reconnect)."""
         cfg = self.config
@@ -455,11 +369,11 @@ class RealtimeSession:
         tracker: ResponseTracker | None = conn.first_tracker
         upcoming: tuple[int, Turn] | None = None
         while current is not None:
-            if tracker is not None and tracker.finished and tracker.ended != "done":
+            if tracker is not None and tracker.finished and tracker.ended != ENDED_DONE:
                 # the session was rejected or failed before the turn could start (already recorded)
                 code = tracker.error_event_code or tracker.error_event_type
-                if tracker.ended == "error" and code not in SESSION_FATAL and conn.transport.open:
-                    return "error", None  # e.g. session.update refused: the client gives up
+                if tracker.ended == ENDED_ERROR and code not in SESSION_FATAL and conn.transport.open:
+                    return endings.ERROR, None  # e.g. session.update refused: the client gives up
                 concurrency.wait(conn.closed, self.config.close_timeout_s)  # the server is closing (auth, model, shape)
                 return self._ending(conn), None
             if not conn.transport.open and not conn.closed.is_set():
@@ -473,8 +387,8 @@ class RealtimeSession:
                 if tracker is not None and not tracker.finished and tracker.t_trigger is None:
                     # never triggered: forget it rather than record a non-attempt
                     with conn.lock:
-                        _drop(conn.router, tracker)
-                return "client_closed", None
+                        conn.router.forget(tracker)
+                return endings.CLIENT_CLOSED, None
             index, turn = current
             self._current_index = index
             if tracker is None:
@@ -484,7 +398,9 @@ class RealtimeSession:
             self._start_turn(conn, turn, tracker)
             upcoming = next(turns, None)
             if upcoming is not None and upcoming[1].barge_in and not turn.out_of_band:
-                self._wait_barge_in_point(conn, tracker)
+                conn.wait_barge_in_point(
+                    tracker, cfg.barge_in_after_ms, cfg.response_deadline_s + 5.0, self._is_stopping
+                )
                 self._barge_in(conn, upcoming[1])
             else:
                 self._wait(conn, lambda tr=tracker: tr.finished, cfg.response_deadline_s + 5.0)
@@ -495,12 +411,12 @@ class RealtimeSession:
             aged = cfg.lifetime_s is not None and time.time() - conn.t_open >= cfg.lifetime_s
             if current is not None and aged and not conn.closed.is_set():
                 self._wait(conn, lambda: not conn.router.open, cfg.response_deadline_s + 5.0)
-                return "lifetime", current
+                return endings.LIFETIME, current
         # the scenario is over: let open responses (out-of-band, barged answers) finish
         self._wait(conn, lambda: not conn.router.open, cfg.response_deadline_s + 5.0)
-        return ("client_closed" if not conn.closed.is_set() else self._ending(conn)), None
+        return (endings.CLIENT_CLOSED if not conn.closed.is_set() else self._ending(conn)), None
 
-    def _start_turn(self, conn: _Connection, turn: Turn, tracker: ResponseTracker) -> None:
+    def _start_turn(self, conn: Connection, turn: Turn, tracker: ResponseTracker) -> None:
         cfg = self.config
         dialect = self.dialect
         if turn.trigger != "text":
@@ -544,10 +460,10 @@ class RealtimeSession:
         self._stream(conn, self._frames(turn, trailing_silence=True), tracker)
         tracker.t_armed = time.time()
 
-    def _cancel_if_hung(self, conn: _Connection, tracker: ResponseTracker) -> None:
+    def _cancel_if_hung(self, conn: Connection, tracker: ResponseTracker) -> None:
         """A response that timed out may still hold the conversation: cancel it so the next turn can
         start (its late ``response.done`` is ignored; the outcome is already recorded)."""
-        if tracker.ended == "timeout" and tracker.response_id and not tracker.out_of_band and transport_open(conn):
+        if tracker.ended == ENDED_TIMEOUT and tracker.response_id and not tracker.out_of_band and conn.alive():
             self._send(conn, {"type": self.dialect.client_response_cancel, "response_id": tracker.response_id}, None)
 
     def _think(self) -> None:
@@ -556,29 +472,7 @@ class RealtimeSession:
             concurrency.wait(self._stop_event, self.rng.uniform(lo, hi))
 
     # -- barge-in ------------------------------------------------------------------------------
-    def _wait_barge_in_point(self, conn: _Connection, tracker: ResponseTracker) -> None:
-        """Wait until the answer has played ``barge_in_after_ms`` (or ended)."""
-        conn.playing = tracker
-        after = self.config.barge_in_after_ms
-        limit = time.time() + self.config.response_deadline_s + 5.0
-        while not (tracker.finished and tracker.t_first_audio is None):
-            if self._stopping or conn.closed.is_set() or time.time() > limit:
-                return
-            if tracker.t_first_audio is not None and tracker.played_ms(time.time()) >= after:
-                return
-            # finished: the remaining playback is still 'playing' on the listener's clock
-            if (
-                tracker.finished
-                and tracker.analyzer is not None
-                and tracker.played_ms(time.time()) >= min(after, float(tracker.analyzer.audio_ms))
-            ):
-                return
-            concurrency.wait(conn.wake, 0.02)
-            conn.wake.clear()
-            with conn.lock:
-                conn.router.expire(time.time())
-
-    def _barge_in(self, conn: _Connection, turn: Turn) -> None:
+    def _barge_in(self, conn: Connection, turn: Turn) -> None:
         """Interrupt the answer that is playing: VAD turns let the server cancel it (its speech_started
         triggers the truncate); manual/text turns cancel it and truncate here."""
         playing = conn.playing
@@ -591,12 +485,12 @@ class RealtimeSession:
             self._send(conn, {"type": self.dialect.client_response_cancel}, None)
         self._truncate(conn, playing, time.time())
 
-    def _on_speech_started(self, conn: _Connection, event: dict[str, Any], t: float) -> None:
+    def _on_speech_started(self, conn: Connection, event: dict[str, Any], t: float) -> None:
         playing = conn.playing
         if playing is not None:
             self._truncate(conn, playing, t)
 
-    def _truncate(self, conn: _Connection, tracker: ResponseTracker, t: float) -> None:
+    def _truncate(self, conn: Connection, tracker: ResponseTracker, t: float) -> None:
         item_id = tracker.item_id
         if not item_id or item_id in conn.truncated or tracker.analyzer is None:
             return
@@ -607,181 +501,27 @@ class RealtimeSession:
         self._send(conn, self.dialect.truncate(item_id, int(played)), None)
         tracker.trace.add(t, {"type": "client.truncate", "item_id": item_id, "audio_end_ms": int(played)}, "note")
 
-    # -- receiving -----------------------------------------------------------------------------
-    def _receive(self, conn: _Connection) -> None:
-        router = conn.router
-        lock = conn.lock
-        loads = orjson.loads
-        observer = self.observer
-
-        def on_message(data: bytes, t: float) -> None:
-            try:
-                event = loads(data)
-            except orjson.JSONDecodeError:
-                event = None
-            if type(event) is not dict:
-                conn.garbage += 1
-                note = {"type": "garbage", "bytes": len(data), "head": bytes(data[:60]).decode("utf-8", "replace")}
-                with lock:
-                    for tracker in router.open:
-                        tracker.trace.add(t, note, "note")
-                if observer is not None:
-                    self._note("in", "garbage", {"bytes": len(data)}, t)
-                return
-            if observer is not None:
-                self._observe(event, t)
-            try:
-                with lock:
-                    router.feed(event, t)
-            except Exception:
-                conn.internal_errors += 1
-                if conn.internal_errors == 1:
-                    log.exception("event handling failed for %s", event.get("type"))
-
-        info: CloseInfo
-        try:
-            info = conn.transport.receive_loop(on_message)
-        except BaseException as exc:  # killed (GreenletExit) or a bug: the connection is over either way
-            info = CloseInfo(code=1006, reason="", by_server=False, t=time.time())
-            if not isinstance(exc, Exception):
-                conn.close_info = info
-                conn.closed.set()
-                conn.wake.set()
-                raise
-            log.exception("receive loop failed")
-        conn.close_info = info
-        reason = info.protocol_error or info.reason
-        self._note("in", "close", {"code": info.code, "reason": reason, "by_server": info.by_server}, info.t)
-        try:
-            with lock:
-                if info.by_server and not conn.client_stop:
-                    router.close(info.code, reason, info.t or time.time())
-                else:
-                    router.stop(info.t or time.time())
-        except Exception:
-            log.exception("closing trackers failed")
-        conn.closed.set()
-        conn.wake.set()
-
-    def _wait(self, conn: _Connection, done: Callable[[], bool], timeout: float) -> bool:
-        """Wait until ``done()`` (checked after every finished response), enforcing response deadlines."""
-        limit = time.time() + timeout
-        while True:
-            if done():
-                return True
-            now = time.time()
-            with conn.lock:
-                next_deadline = conn.router.expire(now)
-            if done():
-                return True
-            if conn.closed.is_set() or self._stopping or now >= limit:
-                return False
-            wait_until = limit if next_deadline is None else min(limit, next_deadline)
-            concurrency.wait(conn.wake, max(0.005, min(1.0, wait_until - now)))
-            conn.wake.clear()
-
     # -- records -------------------------------------------------------------------------------
-    def _record(self, tr: ResponseTracker, outcome: str, reason: str, srec: SessionRecord) -> ResponseRecord:
-        t = self.target
-        ctx = tr.context
-        a = tr.analyzer
-        t0 = tr.t_trigger
-
-        def since(x: float | None) -> float | None:
-            return round((x - t0) * 1000.0, 2) if x is not None and t0 is not None else None
-
-        usage = tr.usage or {}
-        rec = ResponseRecord(
-            run_id=self.run_id,
-            worker_id=self.worker_id,
-            user_id=self.user_id,
-            session_id=srec.session_id,
-            response_id=tr.response_id,
-            item_id=tr.item_id,
-            turn_index=tr.turn_index,
-            target=t.label or t.provider,
-            provider=t.provider,
-            dialect=str(t.dialect),
-            deployment=t.deployment,
-            scenario=self.scenario.name,
-            fixture=tr.fixture,
-            trigger=tr.trigger,
-            modalities=list(tr.modalities),
-            audio_format=tr.audio_format,
-            out_of_band=tr.out_of_band,
-            step=ctx.get("step"),
-            users=ctx.get("users"),
-            concurrency=ctx.get("concurrency"),
-            t_trigger=t0,
-            t_created=tr.t_created,
-            t_first_audio=tr.t_first_audio,
-            t_first_text=tr.t_first_text,
-            t_audio_done=tr.t_audio_done,
-            t_done=tr.t_done,
-            created_ms=since(tr.t_created),
-            ttfa_ms=since(tr.t_first_audio),
-            ttft_ms=since(tr.t_first_text),
-            done_ms=since(tr.t_done),
-            outcome=outcome,
-            reason=reason,
-            status=tr.status,
-            status_reason=tr.status_reason,
-            error_type=tr.error_type or tr.error_event_type,
-            error_code=tr.error_code or tr.error_event_code,
-            error_message=self._redact(tr.error_message or tr.error_event_message),
-            error_event_id=tr.error_event_id,
-            done_event_id=tr.done_event_id,
-            close_code=tr.close_code,
-            request_id=srec.request_id,
-            audio_bytes=int(a.audio_bytes) if a is not None else 0,
-            audio_ms=round(float(a.audio_ms), 2) if a is not None else 0.0,
-            audio_deltas=tr.audio_deltas,
-            max_delta_gap_ms=round(float(a.max_gap_ms), 2) if a is not None else 0.0,
-            underrun_ms=round(float(a.underrun_ms), 2) if a is not None else 0.0,
-            longest_underrun_ms=round(float(a.longest_underrun_ms), 2) if a is not None else 0.0,
-            longest_silence_ms=round(float(a.longest_silence_ms), 2) if a is not None and a.deltas else 0.0,
-            silence_ms=round(float(a.silence_ms), 2) if a is not None and a.deltas else 0.0,
-            content_types=list(tr.content_types),
-            transcript_chars=len(tr.transcript_text),
-            text_chars=tr.text_chars,
-            **usage_fields(usage),
-        )
-        return rec
-
-    def _redact(self, text: str | None) -> str | None:
-        """A server's text with this session's secrets blanked (a gateway or proxy may echo them)."""
-        return redact_text(text, self._secrets) if text and self._secrets else text
-
-    def _redact_events(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        secrets = self._secrets
-        if not secrets:
-            return events
-        raw = orjson.dumps(events)
-        if not any(s.encode() in raw for s in secrets):
-            return events
-        return orjson.loads(redact_text(raw.decode(), secrets))
-
-    def _emit(self, conn: _Connection, tracker: ResponseTracker) -> None:
+    def _emit(self, conn: Connection, tracker: ResponseTracker) -> None:
         """A response finished (called under the connection lock, from either side)."""
         srec = conn.record
         router = conn.router
         if srec.session_id is None:
             srec.session_id = router.session_id
         outcome, reason = classify(tracker.facts(), self.thresholds)
-        rec = self._record(tracker, outcome, reason, srec)
+        rec = self.rows.response(tracker, outcome, reason, srec)
         rec.session_id = router.session_id
         rec.rl_tokens_remaining = router.rl_tokens_remaining
         rec.rl_requests_remaining = router.rl_requests_remaining
         if outcome != COMPLETED and self.config.keep_traces and self.config.trace_events > 0:
-            events = self._redact_events(tracker.trace.events())
+            events = self.rows.redact_events(tracker.trace.events())
             events.append({"t": tracker.t_end, "dir": "note", "type": "outcome", "outcome": outcome, "reason": reason})
-            name = f"{router.session_id or 'nosession'}_{tracker.response_id or f'turn{tracker.turn_index}'}"
-            rec.trace_file = self._safe(self.sink.trace, _safe_name(name), events)
+            rec.trace_file = self._safe(self.sink.trace, trace_name(router.session_id, tracker), events)
         srec.responses += 1
         self.responses += 1
         self._safe(self.sink.response, rec)
-        if self.observer is not None:
-            self._note(
+        if self.timeline.on:
+            self.timeline.note(
                 "note",
                 "outcome",
                 {
@@ -794,46 +534,19 @@ class RealtimeSession:
             )
         conn.wake.set()
 
-    def _on_rate_limits(self, conn: _Connection, entries: list[dict[str, Any]], t: float, rid: str | None) -> None:
-        for entry in entries:
-            rec = RateLimitRecord(
-                run_id=self.run_id,
-                worker_id=self.worker_id,
-                session_id=conn.router.session_id,
-                response_id=rid,
-                t=t,
-                name=str(entry.get("name", "")),
-                limit=_int(entry.get("limit")),
-                remaining=_int(entry.get("remaining")),
-                reset_seconds=_float(entry.get("reset_seconds")),
-            )
+    def _on_rate_limits(self, conn: Connection, entries: list[dict[str, Any]], t: float, rid: str | None) -> None:
+        for rec in self.rows.rate_limits(entries, t, conn.router.session_id, rid):
             self._safe(self.sink.rate_limit, rec)
 
-    def _ending(self, conn: _Connection) -> str:
-        info = conn.close_info
-        if info is None:
-            return "client_closed"
-        if conn.client_stop or not info.by_server:
-            return "client_closed"
-        if info.protocol_error:
-            return "error"
-        reason = info.reason or ""
-        expired = any(
-            (e.get("code") == "session_expired" or e.get("type") == "session_expired")
-            for e in conn.router.session_errors
-        )
-        if info.code == 1001 or expired or "session_expired" in reason or "maximum duration" in reason:
-            return "session_expired"
-        if info.code == 1006:
-            return "dropped"
-        return "server_closed"
+    def _ending(self, conn: Connection) -> str:
+        return endings.ending_of(conn.close_info, conn.client_stop, conn.router.session_errors)
 
-    def _finish_connection(self, conn: _Connection, ending: str) -> None:
+    def _finish_connection(self, conn: Connection, ending: str) -> None:
         cfg = self.config
         transport = conn.transport
         if not conn.closed.is_set():
             conn.client_stop = True
-            transport.close(1000, "lifetime" if ending == "lifetime" else "")
+            transport.close(1000, "lifetime" if ending == endings.LIFETIME else "")
             if conn.receiver is not None and not conn.receiver.join(cfg.close_timeout_s):
                 transport.abort()
         transport.abort()
@@ -843,7 +556,12 @@ class RealtimeSession:
         with conn.lock:
             conn.router.stop(time.time())
         info = conn.close_info
-        if ending in ("client_closed", "error") and info is not None and info.by_server and not conn.client_stop:
+        if (
+            ending in (endings.CLIENT_CLOSED, endings.ERROR)
+            and info is not None
+            and info.by_server
+            and not conn.client_stop
+        ):
             ending = self._ending(conn)
         self.garbage_messages += conn.garbage
         self.unknown_events += conn.router.unknown_events
@@ -861,43 +579,6 @@ class RealtimeSession:
         self._conn = None if self._conn is conn else self._conn
         self._safe(self.sink.session, srec)
 
-    # -- observer ------------------------------------------------------------------------------
-    def _note(self, direction: str, event_type: str, fields: dict[str, Any], t: float | None = None) -> None:
-        if self.observer is None:
-            return
-        row = {"t": t or time.time(), "dir": direction, "type": event_type}
-        row.update({k: v for k, v in fields.items() if v is not None})
-        try:
-            self.observer(row)
-        except Exception:
-            log.exception("observer failed")
-
-    def _observe(self, event: dict[str, Any], t: float) -> None:
-        fields: dict[str, Any] = {k: event[k] for k in _TIMELINE_KEYS if k in event}
-        response = event.get("response")
-        if isinstance(response, dict):
-            fields["response_id"] = response.get("id")
-            if response.get("status") is not None:
-                fields["status"] = response.get("status")
-            details = response.get("status_details")
-            if isinstance(details, dict):
-                if details.get("reason"):
-                    fields["status_reason"] = details.get("reason")
-                err = details.get("error")
-                if isinstance(err, dict):
-                    fields["error_type"], fields["error_code"] = err.get("type"), err.get("code")
-        err = event.get("error")
-        if isinstance(err, dict):
-            fields["error_type"], fields["error_code"] = err.get("type"), err.get("code")
-            fields["error_message"] = err.get("message")
-        session = event.get("session")
-        if isinstance(session, dict) and session.get("id"):
-            fields["session_id"] = session.get("id")
-        delta = event.get("delta")
-        if isinstance(delta, str):
-            fields["delta_chars"] = len(delta)
-        self._note("in", str(event.get("type")), fields, t)
-
     @staticmethod
     def _safe(fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -906,32 +587,6 @@ class RealtimeSession:
             log.exception("record sink failed")
             return None
 
-    _current_index = 0
-
-
-def _drop(router: EventRouter, tracker: ResponseTracker) -> None:
-    tracker.finished = True
-    for container in (router.open, router.pending):
-        with contextlib.suppress(ValueError):
-            container.remove(tracker)
-    router.pending_oob.pop(tracker.tag, None)
-
 
 def _past(deadline: float | None) -> bool:
     return deadline is not None and time.time() >= deadline
-
-
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120]
-
-
-def transport_open(conn: _Connection) -> bool:
-    return conn.transport.open and not conn.closed.is_set()

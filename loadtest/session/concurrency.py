@@ -77,6 +77,11 @@ class Task:
             self._thread.join(timeout)
 
     @property
+    def kind(self) -> str:
+        """ "greenlet" or "thread"."""
+        return "greenlet" if self._greenlet is not None else "thread"
+
+    @property
     def alive(self) -> bool:
         if self._greenlet is not None:
             return not self._greenlet.dead

@@ -10,8 +10,13 @@ and a stream ends early when its session stops or its connection closes.
 
 Sends never block the clock: :meth:`WebSocketTransport.send_paced` hands whatever the socket
 cannot take right away to a helper of that connection. Used only under gevent (Locust); with
-threads each session paces itself (see ``RealtimeSession._stream``), and so does every session
-when ``RTLOAD_SHARED_CLOCK=0`` is set (for A/B comparisons of the two).
+threads each session paces itself (see :mod:`loadtest.session.audio_send`), and so does every
+session when ``RTLOAD_SHARED_CLOCK=0`` is set (for A/B comparisons of the two; read when the
+process's runtime is made, :mod:`loadtest.session.runtime`).
+
+Nothing happens at import: the clock's greenlet starts with the first stream, and only then does
+the clock ask :func:`loadtest.session.concurrency.set_resume_hook` to let every resuming session
+send what fell due (see :meth:`Pacer.catch_up`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -79,14 +83,14 @@ class PacedStream:
 class Pacer:
     """The process's shared audio clock (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
         self._heap: list[tuple[float, int, PacedStream]] = []
         self._seq = itertools.count()
         self._wake: Any = None
         self._greenlet: Any = None
         self._sleep_until = float("inf")
         self.ticks = 0
-        self.enabled = os.environ.get("RTLOAD_SHARED_CLOCK", "1") != "0"
+        self.enabled = enabled
         self.frames = 0
 
     def run_stream(self, stream: PacedStream) -> bool:
@@ -101,6 +105,9 @@ class Pacer:
         if self._greenlet is None or self._greenlet.dead:
             self._wake = Event()
             self._greenlet = gevent.spawn(self._run)
+            # when many sessions wake at once gevent runs them back to back without servicing
+            # timers in between: each resuming session first sends what fell due meanwhile
+            concurrency.set_resume_hook(self.catch_up)
         due = stream.due
         heapq.heappush(self._heap, (due, next(self._seq), stream))
         if due < self._sleep_until:
@@ -188,7 +195,3 @@ class Pacer:
     def _end(stream: PacedStream, ok: bool) -> None:
         stream.ok = ok
         stream.done.set()
-
-
-PACER = Pacer()
-concurrency.set_resume_hook(PACER.catch_up)

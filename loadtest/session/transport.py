@@ -1,67 +1,62 @@
-"""One WebSocket connection: a plain (gevent-patched under Locust) socket; the ``websockets``
-Sans-I/O :class:`~websockets.client.ClientProtocol` does the upgrade, control frames, fragments and
-protocol errors, while whole unmasked data frames are cut out directly (see :meth:`data_received`).
+"""One WebSocket connection over a socket: the I/O shell around :class:`~loadtest.session.wire.ClientWire`.
 
-No event loop and no extra thread: the caller's greenlet/thread does the handshake and sends,
-one receiver greenlet/thread runs :meth:`WebSocketTransport.receive_loop`. Sends are serialised
-by a lock so a pong written by the receiver never interleaves with an append written by the
-sender. Frame masking uses websockets' C speedups. Nothing here raises for network or protocol
-trouble: the handshake returns a :class:`Handshake` describing what happened and the receive
-loop returns a :class:`CloseInfo`.
+The socket is a plain one (gevent-patched under Locust), or TLS for ``wss://``. The wire layer
+does the protocol; this module reads and writes its bytes. No event loop and no extra thread:
+the caller's greenlet/thread does the handshake and sends; the connection is read either by its
+own loop (:meth:`WebSocketTransport.receive_loop` in one receiver greenlet/thread) or, when a
+:class:`~loadtest.session.link.SharedReceiver` was given and can read it (gevent, plain socket),
+by that receiver, to which the transport offers itself as a
+:class:`~loadtest.session.link.ReadSource`. Sends are serialised by a lock so a pong written by
+the receiver never interleaves with an append written by the sender. Nothing here raises for
+network or protocol trouble: the handshake returns a :class:`~loadtest.session.link.Handshake`
+describing what happened and the receive loop returns a :class:`~loadtest.session.link.CloseInfo`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import ssl
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 
-from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidURI
-from websockets.frames import Opcode
-from websockets.http11 import Response
-from websockets.protocol import State
-from websockets.uri import parse_uri
 
 from loadtest import __version__
 from loadtest.protocol.targets import redact_text
-from loadtest.session.concurrency import gevent_active as concurrency_gevent_active
-from loadtest.session.concurrency import new_lock, spawn
+from loadtest.session.concurrency import gevent_active, new_lock, spawn
 from loadtest.session.lagstats import LagStats
-
-try:  # websockets' C extension; the pure-Python fallback gives the same bytes
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover - only without the compiled extension
-    from websockets.utils import apply_mask
-
-# Response headers worth keeping from the upgrade (lower-case).
-HEADERS_OF_NOTE: tuple[str, ...] = (
-    "x-request-id",
-    "apim-request-id",
-    "x-ms-region",
-    "retry-after",
-    "x-ms-client-request-id",
+from loadtest.session.link import (
+    CLOSE_ABNORMAL,
+    CLOSE_PROTOCOL_ERROR,
+    CloseInfo,
+    Handshake,
+    OnMessage,
+    SharedReceiver,
 )
+from loadtest.session.wire import HEADERS_OF_NOTE, ClientWire, text_frame
+
+__all__ = [
+    "CLOSE_ABNORMAL",
+    "CLOSE_PROTOCOL_ERROR",
+    "HEADERS_OF_NOTE",
+    "USER_AGENT",
+    "CloseInfo",
+    "Handshake",
+    "WebSocketTransport",
+    "shared_ssl_context",
+]
+
 USER_AGENT = f"rtload/{__version__}"
 RECV_BYTES = 64 * 1024  # a 256 KiB buffer costs ~4x more per recv (allocation), for nothing at 6.5 KB deltas
-CLOSE_ABNORMAL = 1006  # the connection was lost without a close frame
-CLOSE_PROTOCOL_ERROR = 1002
 
 _SSL_CONTEXT: ssl.SSLContext | None = None
 # Linux SO_TIMESTAMP (== SCM_TIMESTAMP): a struct timeval of when the data reached the socket
 _SO_TIMESTAMP: int | None = getattr(socket, "SO_TIMESTAMP", 29 if sys.platform == "linux" else None)
 _TIMEVAL = struct.Struct("@qq")
 _ANC_BYTES = socket.CMSG_SPACE(_TIMEVAL.size) if hasattr(socket, "CMSG_SPACE") else 64
-# how long the newest bytes of a read had waited in the socket (ms, from the kernel's arrival stamp;
-# plain sockets only): a receiver that falls behind reads deltas late and together, and their
-# timings with them. Read once a second into the harness's health rows.
-RECEIVE_LAG = LagStats()
 
 
 def _kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> float | None:
@@ -73,41 +68,6 @@ def _kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> float | None:
     return None
 
 
-class _MaskKeys:
-    """Client frame masking keys (RFC 6455 5.3: unpredictable) drawn from os.urandom in blocks,
-    one syscall per 1,024 frames instead of one per frame."""
-
-    __slots__ = ("_i", "_pool")
-
-    def __init__(self) -> None:
-        self._pool = b""
-        self._i = 0
-
-    def take(self) -> bytes:
-        i = self._i
-        if i + 4 > len(self._pool):
-            self._pool = os.urandom(4096)
-            i = 0
-        self._i = i + 4
-        return self._pool[i : i + 4]
-
-
-_MASK_KEYS = _MaskKeys()
-
-
-def _text_frame(payload: bytes) -> bytes:
-    """One masked, final, uncompressed text frame (what ``ClientProtocol.send_text`` would write)."""
-    n = len(payload)
-    if n < 126:
-        head = bytes((0x81, 0x80 | n))
-    elif n < 65536:
-        head = b"\x81\xfe" + n.to_bytes(2, "big")
-    else:
-        head = b"\x81\xff" + n.to_bytes(8, "big")
-    mask = _MASK_KEYS.take()
-    return b"".join((head, mask, apply_mask(payload, mask)))
-
-
 def shared_ssl_context() -> ssl.SSLContext:
     """The process's one client SSLContext, created on first use (after gevent's patching)."""
     global _SSL_CONTEXT
@@ -116,46 +76,14 @@ def shared_ssl_context() -> ssl.SSLContext:
     return _SSL_CONTEXT
 
 
-@dataclass(slots=True)
-class Handshake:
-    """What the upgrade did."""
-
-    ok: bool = False
-    status: int | None = None  # 101, the refusing HTTP status, or None when no HTTP response came
-    ms: float | None = None  # connect() call -> response (or failure)
-    error: str | None = None  # one line, secrets redacted
-    headers: dict[str, str] = field(default_factory=dict)  # HEADERS_OF_NOTE present in the response
-    t_start: float = 0.0
-    t_end: float = 0.0
-
-    @property
-    def request_id(self) -> str | None:
-        return self.headers.get("x-request-id") or self.headers.get("apim-request-id")
-
-    @property
-    def retry_after(self) -> float | None:
-        value = self.headers.get("retry-after")
-        if value is None:
-            return None
-        try:
-            return float(value)
-        except ValueError:
-            return None
-
-
-@dataclass(slots=True)
-class CloseInfo:
-    """How the connection ended."""
-
-    code: int | None = None  # the close code received (1006 when the TCP connection just went away)
-    reason: str = ""
-    by_server: bool = True  # the server closed (frame or EOF) rather than this client
-    protocol_error: str | None = None  # a frame this client could not parse (websockets failed the connection)
-    t: float = 0.0
-
-
 class WebSocketTransport:
-    """A client WebSocket over a blocking (or gevent-cooperative) socket."""
+    """A client WebSocket over a blocking (or gevent-cooperative) socket.
+
+    ``receiver``: the process's shared receiver, used for plain sockets under gevent.
+    ``receive_lag``: where the age of each read's newest bytes goes (ms, from the kernel's
+    arrival stamps; plain sockets only): a receiver that falls behind reads deltas late and
+    together, and their timings with them.
+    """
 
     def __init__(
         self,
@@ -164,28 +92,39 @@ class WebSocketTransport:
         permessage_deflate: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         secrets: tuple[str, ...] = (),
+        receiver: SharedReceiver | None = None,
+        receive_lag: LagStats | None = None,
     ) -> None:
         self._max = max_message_bytes
         self._deflate = permessage_deflate
         self._ssl = ssl_context
         self._secrets = secrets
+        self._receiver = receiver
+        self._receive_lag = receive_lag
         self._sock: socket.socket | None = None
-        self._proto: ClientProtocol | None = None
+        self._wire: ClientWire | None = None
         self._lock = new_lock()
-        self._pending: list = []  # frames that arrived with the 101
+        self._pending: list[bytes] = []  # messages that arrived with the 101
         self._backlog: list[bytes] | None = None  # bytes a cooperative send could not write yet (helper writing)
         self._cooperative = False  # gevent socket: non-blocking writes, backlog helper
-        self._rbuf = b""  # the start of a frame whose rest has not arrived
-        self._owe = 0  # bytes of a frame websockets' parser has begun that it still needs
-        self._parts: list[bytes] | None = None  # a fragmented message being reassembled
-        self._reactor_fd: int | None = None  # set while the shared receiver reads this connection
         self._tls = False  # wss:// (set by connect)
-        self._urgent = False  # a response waits for its first audio: the shared receiver reads us first
-        self._closing_by_client = False
         self._kernel_stamps = False  # receive times come from SO_TIMESTAMP (plain sockets on Linux)
         self._stage = "TCP connect"  # where a handshake timeout happened
+        self.awaiting_output = False  # a response waits for its first output: read before the others
         self.bytes_sent = 0
         self.bytes_received = 0
+        self.backlog_writes = 0  # how often a send left bytes for the backlog helper
+
+    @classmethod
+    def over(cls, sock: socket.socket, wire: ClientWire, **kwargs: object) -> WebSocketTransport:
+        """A transport over ``sock`` whose upgrade ``wire`` has already done (a tunnel, a test)."""
+        transport = cls(**kwargs)  # type: ignore[arg-type]
+        transport._sock, transport._wire = sock, wire
+        return transport
+
+    def add_secret(self, secret: str) -> None:
+        """Also redact ``secret`` from handshake errors (a token fetched after construction)."""
+        self._secrets = (*self._secrets, secret)
 
     # -- handshake ---------------------------------------------------------------------------
     def connect(self, url: str, headers: Iterable[tuple[str, str]], timeout: float) -> Handshake:
@@ -193,7 +132,7 @@ class WebSocketTransport:
         hs = Handshake(t_start=time.time())
         t0 = time.perf_counter()
         try:
-            self._connect(url, headers, timeout, hs)
+            self._connect(url, list(headers), timeout, hs)
         except InvalidURI as exc:
             hs.error = f"bad URL: {exc}"
         except TimeoutError:
@@ -212,15 +151,10 @@ class WebSocketTransport:
             self.abort()
         return hs
 
-    def _connect(self, url: str, headers: Iterable[tuple[str, str]], timeout: float, hs: Handshake) -> None:
-        uri = parse_uri(url)
-        extensions = None
-        if self._deflate:
-            from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
-
-            extensions = [ClientPerMessageDeflateFactory()]
-        proto = ClientProtocol(uri, extensions=extensions, max_size=self._max)
-        self._proto = proto
+    def _connect(self, url: str, headers: list[tuple[str, str]], timeout: float, hs: Handshake) -> None:
+        wire = ClientWire(url, max_message_bytes=self._max, permessage_deflate=self._deflate)
+        uri = wire.uri
+        self._wire = wire
         deadline = time.monotonic() + timeout
         sock = socket.create_connection((uri.host, uri.port), timeout=timeout)
         self._sock = sock
@@ -233,44 +167,25 @@ class WebSocketTransport:
             sock = ctx.wrap_socket(sock, server_hostname=uri.host)
             self._sock = sock
         self._stage = "HTTP upgrade"
-        request = proto.connect()
-        request.headers["User-Agent"] = USER_AGENT
-        for name, value in headers:
-            request.headers[name] = value
-        proto.send_request(request)
-        self._write_blocking(proto.data_to_send())
-        response: Response | None = None
-        while response is None:
+        wire.start_handshake([("User-Agent", USER_AGENT), *headers])
+        self._write_blocking(wire.data_to_send())
+        while wire.response is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
             sock.settimeout(remaining)
             data = sock.recv(RECV_BYTES)
-            if not data:
-                proto.receive_eof()
-            else:
-                self.bytes_received += len(data)
-                proto.receive_data(data)
-            events = proto.events_received()
-            for i, event in enumerate(events):
-                if isinstance(event, Response):
-                    response = event
-                    self._pending = events[i + 1 :]
-                    break
-            if response is None and not data:
-                raise ConnectionError(proto.handshake_exc or "connection closed before the upgrade response")
-        hs.status = response.status_code
-        for name in HEADERS_OF_NOTE:
-            value = response.headers.get(name)
-            if value is not None:
-                hs.headers[name] = value
+            self.bytes_received += len(data)
+            messages = wire.receive(data, time.time())
+            if wire.response is None and wire.connection_failed:
+                raise ConnectionError(wire.connection_failed)
+        self._pending = messages
+        hs.status = wire.response.status_code
+        hs.headers.update(wire.headers_of_note())
         # (the state may already be CLOSING when frames, even a close, came in the 101's segment)
-        if proto.handshake_exc is not None or response.status_code != 101:
-            body = bytes(response.body or b"")[:2000].decode("utf-8", "replace").strip()  # cut after redaction
-            detail = f"HTTP {response.status_code} {response.reason_phrase}".strip()
-            if response.status_code == 101:
-                detail += f" ({proto.handshake_exc})"
-            hs.error = detail + (f": {body}" if body else "")
+        error = wire.upgrade_error
+        if error is not None:
+            hs.error = error
             return
         sock.settimeout(None)
         if _SO_TIMESTAMP is not None and not uri.secure:
@@ -279,7 +194,7 @@ class WebSocketTransport:
                 self._kernel_stamps = True
             except OSError:
                 pass
-        self._cooperative = hasattr(sock, "_sock") and concurrency_gevent_active()
+        self._cooperative = hasattr(sock, "_sock") and gevent_active()
         hs.ok = True
 
     # -- sending -----------------------------------------------------------------------------
@@ -291,18 +206,17 @@ class WebSocketTransport:
         connection; later writes queue behind it, so bytes stay in order. With threads it writes
         the whole frame (serialised by a lock with the receiver's pongs).
         """
-        proto = self._proto
-        if proto is None or self._sock is None or proto.state is not State.OPEN:
+        wire = self._wire
+        if wire is None or self._sock is None or not wire.open:
             return False
-        if self._deflate:  # compressed frames: websockets builds them
+        if self._deflate:  # compressed frames: the wire's protocol builds them
             with self._lock:
                 try:
-                    proto.send_text(message)
-                    chunks = proto.data_to_send()
+                    chunks = wire.send_text(message)
                 except Exception:
                     return False
                 return self._write(chunks)
-        frame = _text_frame(message)
+        frame = text_frame(message)
         if self._cooperative:
             return self._write_cooperative((frame,))
         with self._lock:
@@ -311,15 +225,15 @@ class WebSocketTransport:
     send_paced = send  # the shared audio clock's name for it (the clock runs only under gevent)
 
     def _write_queued(self) -> None:
-        """Write what websockets queued (a pong, the close frame, the end of the stream)."""
-        proto = self._proto
-        if proto is None:
+        """Write what the wire queued (a pong, the close frame, the end of the stream)."""
+        wire = self._wire
+        if wire is None:
             return
         if self._cooperative:
-            self._write_cooperative(proto.data_to_send())
+            self._write_cooperative(wire.data_to_send())
             return
         with self._lock:
-            self._write_blocking(proto.data_to_send())
+            self._write_blocking(wire.data_to_send())
 
     def _write(self, chunks: Iterable[bytes]) -> bool:
         return self._write_cooperative(chunks) if self._cooperative else self._write_blocking(chunks)
@@ -370,6 +284,7 @@ class WebSocketTransport:
                 break
         else:
             return True
+        self.backlog_writes += 1
         spawn(self._drain, "rtload-send-backlog")
         return True
 
@@ -392,25 +307,28 @@ class WebSocketTransport:
                 return
 
     # -- receiving ---------------------------------------------------------------------------
-    def receive_loop(self, on_message: Callable[[bytes, float], None]) -> CloseInfo:
+    def receive_loop(self, on_message: OnMessage) -> CloseInfo:
         """Deliver every text (or binary) message with its arrival time until the connection ends.
 
-        Pings are answered (the protocol queues the pong; it is flushed here). Never raises for
-        network trouble; exceptions from ``on_message`` propagate. Under gevent, plain (``ws://``)
-        connections are read by the process's shared receiver (:mod:`loadtest.session.reactor`):
-        this call then waits until that loop saw the connection end.
+        Pings are answered (the wire queues the pong; it is flushed here). Never raises for
+        network trouble; exceptions from ``on_message`` propagate. When the shared receiver can
+        read this connection (gevent, plain socket) it does: this call then waits until that loop
+        saw the connection end.
         """
-        proto, sock = self._proto, self._sock
-        if proto is None or sock is None:
+        wire, sock = self._wire, self._sock
+        if wire is None or sock is None:
             return CloseInfo(code=CLOSE_ABNORMAL, reason="not connected", t=time.time())
         pending, self._pending = self._pending, []
-        info = self._frames_received(pending, time.time(), on_message) if pending else None
-        if info is not None:
-            return info
-        if self.shared_receiver_ok():
-            from loadtest.session.reactor import REACTOR
-
-            return REACTOR.serve(self, on_message)
+        now = time.time()
+        for message in pending:
+            on_message(message, now)
+        if wire.has_data_to_send:
+            self._write_queued()
+        if wire.ended is not None:
+            return wire.ended
+        receiver = self._receiver
+        if receiver is not None and self.shared_receiver_ok():
+            return receiver.serve(self, on_message)
         # Under gevent, wait for the socket to be readable before recv: a cooperative recv on an
         # empty socket costs a failed syscall and a raised exception before it waits, on every
         # message. (Not for TLS, whose object may hold decrypted bytes the socket no longer shows.)
@@ -421,6 +339,8 @@ class WebSocketTransport:
         # Arrival times come from the kernel (SO_TIMESTAMP, wall clock) where it gives them: the
         # time the bytes reached this host, not the time this process got round to reading them.
         kernel_stamps = self._kernel_stamps and not hasattr(sock, "_sslobj")
+        lag = self._receive_lag
+        info: CloseInfo | None = None
         while info is None:
             stamp = None
             try:
@@ -433,31 +353,31 @@ class WebSocketTransport:
                     data = sock.recv(RECV_BYTES)
             except Exception:
                 data = b""
-            if stamp is not None:
-                RECEIVE_LAG.record((time.time() - stamp) * 1000.0)
+            if stamp is not None and lag is not None:
+                lag.record((time.time() - stamp) * 1000.0)
             info = self.data_received(data, time.time() if stamp is None else stamp, on_message)
         return info
 
-    def prioritise(self, urgent: bool) -> None:
-        """Tell the shared receiver (if it reads this connection) to read it before the others
-        while ``urgent``: a response waits for its first audio (or text) delta, the arrival whose
-        time matters most (see :mod:`loadtest.session.reactor`)."""
-        self._urgent = urgent
-        if self._reactor_fd is not None:
-            from loadtest.session.reactor import REACTOR
-
-            REACTOR.prioritise(self, urgent)
+    def set_awaiting_output(self, awaiting: bool) -> None:
+        """A response waits for its first output (audio or text delta) while ``awaiting``: the
+        shared receiver, if it reads this connection, reads it before the others."""
+        self.awaiting_output = awaiting
+        if self._receiver is not None:  # (it ignores a connection it does not read)
+            self._receiver.set_awaiting_output(self, awaiting)
 
     def shared_receiver_ok(self) -> bool:
-        """True when the process's shared receiver may read this connection (gevent, plain socket)."""
+        """True when a shared receiver may read this connection (gevent, plain socket)."""
         sock = self._sock
         if sock is None or hasattr(sock, "_sslobj") or not hasattr(sock, "_sock"):
             return False
-        from loadtest.session.reactor import REACTOR
+        return gevent_active()
 
-        return REACTOR.enabled and concurrency_gevent_active()
+    # -- the shared receiver's side (ReadSource) ---------------------------------------------
+    def fileno(self) -> int:
+        sock = self._sock
+        return sock.fileno() if sock is not None else -1
 
-    def read_ready(self, on_message: Callable[[bytes, float], None]) -> CloseInfo | None:
+    def read_ready(self, on_message: OnMessage) -> CloseInfo | None:
         """One non-blocking read for the shared receiver: None while the connection lives."""
         sock = self._sock
         if sock is None:
@@ -474,148 +394,48 @@ class WebSocketTransport:
             return None
         except Exception:
             data = b""
-        if stamp is not None:
-            RECEIVE_LAG.record((time.time() - stamp) * 1000.0)
+        if stamp is not None and self._receive_lag is not None:
+            self._receive_lag.record((time.time() - stamp) * 1000.0)
         return self.data_received(data, time.time() if stamp is None else stamp, on_message)
 
-    def data_received(self, data: bytes, now: float, on_message: Callable[[bytes, float], None]) -> CloseInfo | None:
-        """Parse what arrived; deliver whole messages. Returns how the connection ended, if it did.
+    def read_ended(self, on_message: OnMessage) -> CloseInfo | None:
+        return self.data_received(b"", time.time(), on_message)
 
-        Whole unfragmented text/binary frames from the server (nearly every frame: the audio
-        deltas) are cut out here directly; anything else (control frames, fragments, a masked or
-        oversized frame, compressed connections) goes through websockets' parser, which answers
-        pings, runs the closing handshake and fails the connection on protocol errors. Frames are
-        handed to that parser whole or as the exact continuation of one it has begun, so both
-        always agree on where frames start.
-        """
-        proto = self._proto
-        assert proto is not None
+    def data_received(self, data: bytes, now: float, on_message: OnMessage) -> CloseInfo | None:
+        """Hand what arrived to the wire; deliver whole messages; write what it queued (pong,
+        close). Returns how the connection ended, if it did."""
+        wire = self._wire
+        assert wire is not None
         if data:
             self.bytes_received += len(data)
-        else:
-            proto.receive_eof()
-            return self._frames_received(proto.events_received(), now, on_message, eof=True)
-        if self._owe or self._deflate:  # websockets is in the middle of a frame (or owns them all)
-            if self._deflate:
-                slow, data = data, b""
-            else:
-                cut = min(self._owe, len(data))
-                slow, data = data[:cut], data[cut:]
-                self._owe -= cut
-            info = self._feed_parser(slow, now, on_message)
-            if info is not None or not data:
-                return info
-        buf = self._rbuf + data if self._rbuf else data
-        n = len(buf)
-        off = 0
-        limit = self._max
-        while n - off >= 2:
-            b0 = buf[off]
-            b1 = buf[off + 1]
-            length = b1 & 0x7F
-            head = 2
-            if length == 126:
-                if n - off < 4:
-                    break
-                length = int.from_bytes(buf[off + 2 : off + 4], "big")
-                head = 4
-            elif length == 127:
-                if n - off < 10:
-                    break
-                length = int.from_bytes(buf[off + 2 : off + 10], "big")
-                head = 10
-            end = off + head + length
-            # FIN set, RSV clear, text or binary, unmasked, within the size limit, no fragment open
-            if (b0 == 0x81 or b0 == 0x82) and b1 < 0x80 and length <= limit and self._parts is None:
-                if end > n:
-                    break  # the rest of this frame is still on its way
-                on_message(buf[off + head : end], now)
-                off = end
-                continue
-            # anything else: websockets parses this frame (and what of it is still to come)
-            stop = min(end, n) if b1 < 0x80 else n  # a masked frame's end is not worth computing
-            self._owe = end - stop if b1 < 0x80 else 0
-            self._rbuf = b""
-            info = self._feed_parser(buf[off:stop], now, on_message)
-            if info is not None:
-                return info
-            off = stop
-            if self._owe:
-                return None
-        self._rbuf = buf[off:] if off < n else b""
-        return None
-
-    def _feed_parser(self, data: bytes, now: float, on_message: Callable[[bytes, float], None]) -> CloseInfo | None:
-        proto = self._proto
-        assert proto is not None
-        proto.receive_data(data)
-        return self._frames_received(proto.events_received(), now, on_message)
-
-    def _frames_received(
-        self, events: list, now: float, on_message: Callable[[bytes, float], None], eof: bool = False
-    ) -> CloseInfo | None:
-        """Deliver websockets' parsed frames; answer what the protocol queued (pong, close)."""
-        proto = self._proto
-        assert proto is not None
-        info: CloseInfo | None = None
-        for event in events:
-            opcode = event.opcode
-            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
-                if event.fin:
-                    on_message(event.data, now)
-                else:
-                    self._parts = [event.data]
-            elif opcode is Opcode.CONT:
-                if self._parts is None:
-                    self._parts = []
-                self._parts.append(event.data)
-                if event.fin:
-                    on_message(b"".join(self._parts), now)
-                    self._parts = None
-            elif opcode is Opcode.CLOSE and info is None:
-                rcvd = proto.close_rcvd
-                info = CloseInfo(
-                    code=rcvd.code if rcvd is not None else 1005,
-                    reason=rcvd.reason if rcvd is not None else "",
-                    by_server=not self._closing_by_client,
-                    t=now,
-                )
-        if proto.writes:
+        ended = wire.feed(data, now, on_message)
+        if wire.has_data_to_send:
             self._write_queued()
-        if info is None and proto.parser_exc is not None and not eof:  # (at EOF: "unexpected end")
-            info = CloseInfo(
-                code=CLOSE_PROTOCOL_ERROR,
-                protocol_error=f"{type(proto.parser_exc).__name__}: {proto.parser_exc}"[:300],
-                by_server=True,
-                t=now,
-            )
-        if info is None and (eof or proto.state is State.CLOSED):
-            info = CloseInfo(code=CLOSE_ABNORMAL, by_server=not self._closing_by_client, t=now)
-        return info
+        return ended
 
     # -- closing -----------------------------------------------------------------------------
     @property
     def open(self) -> bool:
-        return self._proto is not None and self._proto.state is State.OPEN
+        return self._wire is not None and self._wire.open
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake (the receiver sees the server's answer). Never raises."""
-        self._closing_by_client = True
-        proto = self._proto
-        if proto is None or proto.state is not State.OPEN:
+        wire = self._wire
+        if wire is None:
+            return
+        if not wire.open:
+            wire.client_closing()
             return
         try:
-            proto.send_close(code, reason)
+            wire.send_close(code, reason)
         except Exception:
             return
         self._write_queued()
 
     def abort(self) -> None:
         """Drop the TCP connection now (wakes a receiver blocked in recv). Idempotent."""
-        if self._reactor_fd is not None:  # wake the receiver parked in the shared loop
-            from loadtest.session.reactor import REACTOR
-
-            REACTOR.aborted(self)
+        if self._receiver is not None:  # wake a receiver parked in the shared loop (if it reads us)
+            self._receiver.dropped(self)
         sock, self._sock = self._sock, None
         if sock is None:
             return

@@ -152,8 +152,8 @@ def test_streaming_is_independent_of_delta_sizes() -> None:
         assert getattr(pieces, name) == pytest.approx(getattr(whole, name), abs=1e-6), name
     # state kept per response: one float per 20 ms window (plus slack), never the audio itself
     # (deltas wait to be analysed in runs of at most half a second; none are left after finish)
-    assert pieces._pending_bytes == 0 and not pieces._pending
-    kept = pieces._ms.nbytes + pieces._carry.nbytes
+    assert pieces.pending_bytes == 0 and not pieces.pending_deltas
+    kept = pieces.kept_bytes
     assert kept < len(wire) / 20
 
 
@@ -208,8 +208,8 @@ def test_reading_mid_response_includes_deltas_not_analysed_yet() -> None:
     streamed = AudioAnalyzer()
     for offset in range(0, cut, 4800):
         streamed.feed(pcm[offset : min(offset + 4800, cut)], offset / 48000)
-        assert streamed._pending_bytes < streamed._flush_bytes
-    assert streamed._pending_bytes > 0  # the read below has to flush
+        assert streamed.pending_bytes < streamed.flush_bytes
+    assert streamed.pending_bytes > 0  # the read below has to flush
     whole = AudioAnalyzer()
     whole.feed(pcm[:cut], 0.0)
     for name in ("audio_ms", "longest_silence_ms", "silence_ms", "leading_silence_ms", "speech_level_dbfs"):

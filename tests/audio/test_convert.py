@@ -6,16 +6,12 @@ import numpy as np
 import pytest
 
 from loadtest.audio import convert
+from tests.support import peak_hz
 
 
 def _sine(freq: float, rate: int, seconds: float, amp: float = 0.5) -> np.ndarray:
     t = np.arange(int(rate * seconds)) / rate
     return convert.float_to_int16(amp * np.sin(2 * np.pi * freq * t))
-
-
-def _peak_hz(pcm: np.ndarray, rate: int) -> float:
-    spec = np.abs(np.fft.rfft(pcm.astype(np.float64) * np.hanning(len(pcm))))
-    return float(np.fft.rfftfreq(len(pcm), 1 / rate)[int(np.argmax(spec))])
 
 
 def test_pcm16_wire_round_trip_bit_exact() -> None:
@@ -32,7 +28,7 @@ def test_g711_wire_is_8khz_and_keeps_the_tone(fmt: str) -> None:
     assert len(wire) == 8000  # one byte per 8 kHz sample
     back = convert.from_wire(wire, fmt)
     assert back.dtype == np.int16 and len(back) == 8000
-    assert abs(_peak_hz(back, 8000) - 440) <= 2
+    assert abs(peak_hz(back, 8000) - 440) <= 2
 
 
 @pytest.mark.parametrize(("src", "dst"), [(8000, 24000), (16000, 24000), (44100, 24000), (24000, 8000)])
@@ -40,7 +36,7 @@ def test_resample_length_and_frequency(src: int, dst: int) -> None:
     out = convert.resample(_sine(1000, src, 2.0), src, dst)
     assert out.dtype == np.int16
     assert abs(len(out) - 2 * dst) <= 2
-    assert abs(_peak_hz(out, dst) - 1000) <= 1
+    assert abs(peak_hz(out, dst) - 1000) <= 1
 
 
 def test_float_to_int16_clips_instead_of_wrapping() -> None:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from loadtest.audio import fixtures
 from loadtest.cli import app
+from tests.support import peak_hz
 
 runner = CliRunner()
 
@@ -22,11 +23,6 @@ def _tone(rate: int, seconds: float, freq: float = 1000.0, amp: float = 0.5, cha
     t = np.arange(int(rate * seconds)) / rate
     mono = amp * np.sin(2 * np.pi * freq * t)
     return mono if channels == 1 else np.stack([mono] * channels, axis=1)
-
-
-def _peak_hz(pcm: np.ndarray, rate: int) -> float:
-    spec = np.abs(np.fft.rfft(pcm.astype(np.float64) * np.hanning(len(pcm))))
-    return float(np.fft.rfftfreq(len(pcm), 1 / rate)[int(np.argmax(spec))])
 
 
 def _import(tmp_path: Path, *args: str):
@@ -62,7 +58,7 @@ def test_import_any_input_to_24k_mono_pcm16(tmp_path, label, rate, channels, sub
     pcm, _ = sf.read(str(fx.path), dtype="int16")
     assert abs(len(pcm) / 24000 - seconds) < 0.002  # duration preserved
     assert abs(fx.duration_s - seconds) < 0.002
-    assert abs(_peak_hz(pcm, 24000) - freq) <= 1.0  # frequency preserved
+    assert abs(peak_hz(pcm, 24000) - freq) <= 1.0  # frequency preserved
     rms = np.sqrt(np.mean((pcm[2400:-2400].astype(np.float64) / 32768) ** 2))
     assert abs(rms - 0.5 / np.sqrt(2)) < 0.02  # level preserved (downmix averages, does not sum)
     assert fixtures.check_manifest(manifest) == []

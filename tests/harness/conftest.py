@@ -12,13 +12,10 @@ from pathlib import Path
 import pytest
 
 from loadtest.records.writer import read_rows
+from tests.support import fast_mock, mock_set_args
 
 # a fast, cheap mock: answers stream 20x faster than real time and start within ~50 ms
-FAST_MOCK = [
-    "audio.speed=20",
-    "latency.created_ms=[10,30]",
-    "latency.first_delta_ms=[10,30]",
-]
+FAST_MOCK = mock_set_args(fast_mock(20, (10, 30)))
 
 
 def rtload_cmd(*args: str) -> list[str]:

@@ -12,7 +12,8 @@ import pytest
 from loadtest.audio import g711
 from loadtest.protocol.dialects import AUDIO_FORMATS, get_dialect
 from tests.mock.schema_check import validate
-from tests.mock.wsclient import KEY, Client, assert_vad_turn, azure_preview_url, openai_url, speechlike
+from tests.mock.wsclient import Client, assert_vad_turn, speechlike
+from tests.support import connect
 
 G711_RATE = 8000
 DECODE = {"g711_ulaw": g711.ulaw_decode, "g711_alaw": g711.alaw_decode}
@@ -20,10 +21,7 @@ ENCODE = {"g711_ulaw": g711.ulaw_encode, "g711_alaw": g711.alaw_encode}
 
 
 def _connect(base: str, dialect: str) -> Client:
-    if dialect == "ga":
-        c = Client(openai_url(base), {"Authorization": f"Bearer {KEY}"})
-    else:
-        c = Client(azure_preview_url(base), {"api-key": KEY})
+    c = connect(base, dialect)
     validate(c.recv(), dialect)
     return c
 

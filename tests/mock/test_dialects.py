@@ -10,13 +10,8 @@ import pytest
 
 from loadtest.protocol.dialects import get_dialect
 from tests.mock.schema_check import validate
-from tests.mock.wsclient import KEY, Client, append_events, assert_vad_turn, azure_preview_url, openai_url, speechlike
-
-
-def _connect(base: str, dialect: str) -> Client:
-    if dialect == "ga":
-        return Client(openai_url(base), {"Authorization": f"Bearer {KEY}"})
-    return Client(azure_preview_url(base), {"api-key": KEY})
+from tests.mock.wsclient import append_events, assert_vad_turn, speechlike
+from tests.support import connect
 
 
 def _silence(seconds: float) -> np.ndarray:
@@ -43,7 +38,7 @@ def _expected_turn(dialect: str, trigger: str) -> list[str]:
 @pytest.mark.parametrize("trigger", ["text", "manual", "server_vad"])
 def test_healthy_turn(shared_mock, dialect: str, trigger: str) -> None:
     d = get_dialect(dialect)
-    with _connect(shared_mock.url, dialect) as c:
+    with connect(shared_mock.url, dialect) as c:
         c.recv()
         td = "server_vad" if trigger == "server_vad" else None
         c.send(d.session_update(turn_detection=td))
@@ -75,7 +70,7 @@ def test_healthy_turn(shared_mock, dialect: str, trigger: str) -> None:
 @pytest.mark.parametrize("fmt", ["g711_ulaw", "g711_alaw"])
 def test_g711_output_is_8khz_one_byte_per_sample(shared_mock, dialect: str, fmt: str) -> None:
     d = get_dialect(dialect)
-    with _connect(shared_mock.url, dialect) as c:
+    with connect(shared_mock.url, dialect) as c:
         c.recv()
         c.send(d.session_update(audio_format=fmt, turn_detection=None))
         updated = c.until("session.updated")
@@ -95,7 +90,7 @@ def test_g711_output_is_8khz_one_byte_per_sample(shared_mock, dialect: str, fmt:
 @pytest.mark.parametrize("dialect", ["ga", "preview"])
 def test_text_modality_and_out_of_band(shared_mock, dialect: str) -> None:
     d = get_dialect(dialect)
-    with _connect(shared_mock.url, dialect) as c:
+    with connect(shared_mock.url, dialect) as c:
         c.recv()
         c.send(d.session_update(turn_detection=None))
         c.until("session.updated")

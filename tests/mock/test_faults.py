@@ -13,16 +13,14 @@ from scipy.stats import binom
 from loadtest.records.schema import FAULT_EXPECTATIONS
 from tests.mock.observe import run_many
 from tests.mock.schema_check import validate
+from tests.support import fast_mock
 
 RESPONSE_FAULTS = ("server_error", "stall", "silence", "hang", "missing_audio", "text_only", "drop", "incomplete")
-FAST = {
-    "audio.speed": 40.0,
-    "latency.created_ms": [1, 3],
-    "latency.first_delta_ms": [1, 3],
-    "faults.stall.at": [0.03, 0.06],
-    "faults.stall.gap_s": [0.5, 0.6],
-    "faults.silence.gap_s": [0.5, 0.6],
-}
+FAST = fast_mock(
+    40.0,
+    (1, 3),
+    **{"faults.stall.at": [0.03, 0.06], "faults.stall.gap_s": [0.5, 0.6], "faults.silence.gap_s": [0.5, 0.6]},
+)
 
 
 def _bounds(n: int, p: float, alpha: float = 0.001) -> tuple[int, int]:

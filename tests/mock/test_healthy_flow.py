@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tests.mock.wsclient import Client, audio_bytes, openai_url
+from tests.support import fast_mock
 
 GA_TEXT_TURN = [
     "response.created",
@@ -75,7 +76,7 @@ def test_ready_line_and_text_turn_streams_paced_speech(mock_server) -> None:
 
 
 def test_stats_endpoint_counts_what_the_mock_did(mock_server) -> None:
-    mock = mock_server(overrides={"audio.speed": 20.0, "latency.created_ms": [1, 2], "latency.first_delta_ms": [1, 2]})
+    mock = mock_server(overrides=fast_mock(20.0, (1, 2)))
     with Client(openai_url(mock.url)) as c:
         c.recv()
         c.send({"type": "response.create"})

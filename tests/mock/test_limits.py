@@ -13,8 +13,9 @@ from loadtest.protocol.dialects import GA, PREVIEW
 from tests.mock.observe import run_many
 from tests.mock.schema_check import validate
 from tests.mock.wsclient import KEY, Client, azure_ga_url, azure_preview_url, openai_url
+from tests.support import fast_mock
 
-FAST = {"audio.speed": 40.0, "latency.created_ms": [1, 3], "latency.first_delta_ms": [1, 3]}
+FAST = fast_mock(40.0, (1, 3))
 
 
 def test_handshake_faults_at_their_rates_with_retry_after(mock_server) -> None:

@@ -8,8 +8,10 @@ import os
 import subprocess
 import sys
 
+from tests.support import fast_mock
+
 SECRET = "pf-SECRET-7f3a9c51d2"
-FAST = {"audio.speed": 60.0, "latency.created_ms": [5, 10], "latency.first_delta_ms": [5, 10]}
+FAST = fast_mock(60.0, (5, 10))
 PREVIEW_Q = "api-version=2025-04-01-preview&deployment="
 KEY_VARS = ("PF_KEY", "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY")
 

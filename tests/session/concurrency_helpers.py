@@ -17,22 +17,17 @@ import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
 from loadtest.session import concurrency  # noqa: E402
+from tests.support import timed_wait  # noqa: E402
 
 SCENARIO_TIMEOUT_S = 30.0
 GARBAGE_WAITS = 200
-
-
-def _timed(event: Any, timeout: float) -> tuple[bool, float]:
-    t0 = time.monotonic()
-    result = concurrency.wait(event, timeout)
-    return result, time.monotonic() - t0
 
 
 def set_by_other() -> dict[str, Any]:
     """Another greenlet sets the event 50 ms into a 5 s wait."""
     event = concurrency.new_event()
     gevent.spawn_later(0.05, event.set)
-    result, elapsed = _timed(event, 5.0)
+    result, elapsed = timed_wait(event, 5.0)
     return {"result": result, "elapsed": elapsed, "links_after": event.linkcount()}
 
 
@@ -48,20 +43,20 @@ def timeout() -> dict[str, Any]:
             gevent.sleep(0.005)
 
     runs = []
-    result, elapsed = _timed(event, 0.1)
+    result, elapsed = timed_wait(event, 0.1)
     runs.append({"result": result, "elapsed": elapsed, "when": "first"})
     ticking = gevent.spawn(ticker)
     gevent.sleep(0)
-    result, elapsed = _timed(event, 0.1)
+    result, elapsed = timed_wait(event, 0.1)
     runs.append({"result": result, "elapsed": elapsed, "when": "after a yield"})
     busy_until = time.monotonic() + 0.03
     while time.monotonic() < busy_until:  # the loop's cached time is now 30 ms stale
         pass
-    result, elapsed = _timed(event, 0.1)
+    result, elapsed = timed_wait(event, 0.1)
     stale = {"result": result, "elapsed": elapsed, "when": "after 30 ms of busy work"}
     ticking.kill()
-    zero = _timed(event, 0.0)
-    negative = _timed(event, -1.0)
+    zero = timed_wait(event, 0.0)
+    negative = timed_wait(event, -1.0)
     return {
         "runs": runs,
         "stale": stale,
@@ -75,7 +70,7 @@ def timeout() -> dict[str, Any]:
 def already_set() -> dict[str, Any]:
     event = concurrency.new_event()
     event.set()
-    return {"long": _timed(event, 5.0), "zero": _timed(event, 0.0), "links_after": event.linkcount()}
+    return {"long": timed_wait(event, 5.0), "zero": timed_wait(event, 0.0), "links_after": event.linkcount()}
 
 
 def _garbage_after(waits: Callable[[], Any], count: int) -> tuple[int, list[Any]]:
@@ -128,7 +123,7 @@ def killed() -> dict[str, Any]:
     gevent.sleep(0.3)  # past the killed wait's deadline: its timer must not fire into anything
     event.set()
     gevent.sleep(0.01)
-    later = _timed(event, 1.0)
+    later = timed_wait(event, 1.0)
     return {
         "links_during": links_during,
         "links_after": links_after,

@@ -16,6 +16,7 @@ from loadtest.protocol.targets import Target  # noqa: E402
 from loadtest.session import concurrency  # noqa: E402
 from loadtest.session.client import RealtimeSession  # noqa: E402
 from loadtest.session.config import SessionConfig  # noqa: E402
+from loadtest.session.runtime import process_runtime  # noqa: E402
 from loadtest.session.scenario import SCENARIOS, Scenario, Turn  # noqa: E402
 from loadtest.session.sink import MemorySink  # noqa: E402
 
@@ -33,9 +34,8 @@ def main() -> None:
     def watch() -> None:  # what kind of receiver each session spawned
         gevent.sleep(0.3)
         for s in sessions:
-            conn = s._conn
-            if conn is not None and conn.receiver is not None:
-                receivers.append("greenlet" if conn.receiver._greenlet is not None else "thread")
+            if s.receiver is not None:
+                receivers.append(s.receiver.kind)
 
     t0 = time.time()
     greenlets = [gevent.spawn(s.run) for s in sessions] + [gevent.spawn(watch)]
@@ -47,18 +47,17 @@ def main() -> None:
     looping = RealtimeSession(target, SCENARIOS["text_loop"], SessionConfig(pacing="fast"), stop_sink)
     runner = gevent.spawn(looping.run)
     gevent.sleep(0.6)
-    receiver = looping._conn.receiver if looping._conn else None
+    receiver = looping.receiver
     t1 = time.time()
     gevent.spawn(looping.stop).join()
     runner.join(timeout=5)
-    from loadtest.session.reactor import REACTOR
-
+    reactor = process_runtime().reactor
     shared = {
-        "enabled": REACTOR.enabled,
-        "reads": REACTOR.reads,
-        "hot_reads": REACTOR.hot_reads,
-        "watching": len(REACTOR._watches),
-        "hot": len(REACTOR._hot_fds),
+        "enabled": reactor is not None,
+        "reads": reactor.reads if reactor else 0,
+        "hot_reads": reactor.awaiting_reads if reactor else 0,
+        "watching": reactor.watching if reactor else 0,
+        "hot": len(reactor.awaiting_fds()) if reactor else 0,
     }
     abort = _abort_wakes_the_receiver(url)
     print(
@@ -69,7 +68,7 @@ def main() -> None:
                 "outcomes": sorted((r.user_id, r.turn_index, r.outcome, r.reason) for r in sink.responses),
                 "sessions": [s.ended_by for s in sink.sessions],
                 "receivers": receivers,
-                "clock": sessions[0].clock.take(),
+                "clock": sessions[0].runtime.figures.frame_lag.take(),
                 "stop_s": time.time() - t1,
                 "runner_dead": runner.dead,
                 "receiver_dead": receiver is not None and not receiver.alive,
@@ -86,10 +85,9 @@ def main() -> None:
 def _abort_wakes_the_receiver(url: str) -> dict:
     """A receiver parked on an open, quiet connection ends by itself when the transport is aborted."""
     from loadtest.protocol.targets import Target as _Target
-    from loadtest.session.transport import WebSocketTransport
 
     target = _Target(base_url=url, api_key="mock-key", label="mock")
-    transport = WebSocketTransport()
+    transport = process_runtime().new_transport()  # read by the shared receiver (when it is on)
     hs = transport.connect(target.url(), target.headers(), timeout=5)
     got: list = []
     receiver = gevent.spawn(transport.receive_loop, lambda data, t: got.append(len(data)))

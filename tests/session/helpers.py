@@ -11,6 +11,7 @@ from loadtest.session.client import RealtimeSession
 from loadtest.session.config import SessionConfig
 from loadtest.session.scenario import Scenario
 from loadtest.session.sink import MemorySink
+from tests.support import fast_mock
 
 SESSION_FAULTS = ("handshake_5xx", "handshake_429", "capacity_429")
 
@@ -18,7 +19,7 @@ SESSION_FAULTS = ("handshake_5xx", "handshake_429", "capacity_429")
 FAST = {"pacing": "fast", "response_deadline_s": 12.0, "response_idle_s": 3.0, "setup_timeout_s": 5.0}
 STALL_GAP = [1.8, 2.2]
 # mock overrides that keep loopback tests short: audio 20x real time, small service latencies
-FAST_MOCK: dict[str, Any] = {"audio.speed": 20.0, "latency.created_ms": [5, 10], "latency.first_delta_ms": [5, 10]}
+FAST_MOCK: dict[str, Any] = fast_mock(20.0, (5, 10))
 
 
 def target(url: str, **kw: Any) -> Target:

@@ -16,16 +16,19 @@ import gevent  # noqa: E402
 import orjson  # noqa: E402
 
 from loadtest.protocol.targets import Target  # noqa: E402
-from loadtest.session.reactor import BATCH, REACTOR  # noqa: E402
-from loadtest.session.transport import WebSocketTransport  # noqa: E402
+from loadtest.session.reactor import BATCH  # noqa: E402
+from loadtest.session.runtime import SessionRuntime  # noqa: E402
 
 
 def main() -> None:
     url, count, urgent = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
     target = Target(base_url=url, api_key="mock-key", label="mock")
+    runtime = SessionRuntime(shared_receiver=True)
+    reactor = runtime.reactor
+    assert reactor is not None
     transports = []
     for _ in range(count):
-        transport = WebSocketTransport()
+        transport = runtime.new_transport()
         assert transport.connect(target.url(), target.headers(), timeout=5).ok
         transport.send(orjson.dumps({"type": "session.update", "session": {"type": "realtime"}}))
         transports.append(transport)
@@ -39,18 +42,18 @@ def main() -> None:
                 seen.add(index)
                 first_read.append(index)
                 if index == count - 1:
-                    transports[index].prioritise(False)  # its first output came: back in line
+                    transports[index].set_awaiting_output(False)  # its first output came: back in line
 
         return deliver
 
     last = transports[-1]
-    last.prioritise(urgent)  # before the receiver reads it: applied when it is registered
-    readers = [gevent.spawn(REACTOR.serve, tr, on_message(i)) for i, tr in enumerate(transports)]
+    last.set_awaiting_output(urgent)  # before the receiver reads it: applied when it is registered
+    readers = [gevent.spawn(reactor.serve, tr, on_message(i)) for i, tr in enumerate(transports)]
     deadline = 10.0
     while len(seen) < count and deadline > 0:
         gevent.sleep(0.05)
         deadline -= 0.05
-    hot_while_open = sorted(REACTOR._hot_fds)
+    hot_while_open = reactor.awaiting_fds()
     for transport in transports:
         transport.abort()
     gevent.joinall(readers, timeout=5)
@@ -59,10 +62,10 @@ def main() -> None:
             {
                 "batch": BATCH,
                 "first_read": first_read,
-                "hot_reads": REACTOR.hot_reads,
+                "hot_reads": reactor.awaiting_reads,
                 "hot_left_after_first_output": hot_while_open,
-                "hot_left_after_close": sorted(REACTOR._hot_fds),
-                "watching": len(REACTOR._watches),
+                "hot_left_after_close": reactor.awaiting_fds(),
+                "watching": reactor.watching,
             }
         )
     )

@@ -10,7 +10,8 @@ import pybase64
 from loadtest.protocol.dialects import Dialect
 from loadtest.session.classifier import classify
 from loadtest.session.config import Thresholds
-from loadtest.session.tracker import EventRouter, ResponseTracker
+from loadtest.session.router import EventRouter
+from loadtest.session.tracker import ResponseTracker
 
 RATE = 24000
 

@@ -7,18 +7,14 @@ and prints what happened; the assertions are here. Without gevent (this process:
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from loadtest.session import concurrency
+from tests.support import run_child, timed_wait
 
 ROOT = Path(__file__).resolve().parents[2]
 LATE_S = 0.05  # the most a wake-up may be late on a busy machine (a broken wait is off by the whole timeout)
@@ -26,13 +22,7 @@ EARLY_S = 0.002  # a gevent timer runs from the loop's cached time; that may be 
 
 
 def run_scenario(name: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.session.concurrency_helpers", name],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]  # nothing failed inside the hub either
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child("tests.session.concurrency_helpers", name, env=env, clean_stderr=True)  # (nor in the hub)
 
 
 # -- under gevent ----------------------------------------------------------------------------------
@@ -123,19 +113,13 @@ def threads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(concurrency.new_event(), threading.Event)
 
 
-def _timed(event: Any, timeout: float) -> tuple[bool, float]:
-    t0 = time.monotonic()
-    result = concurrency.wait(event, timeout)
-    return result, time.monotonic() - t0
-
-
 @pytest.mark.usefixtures("threads")
 def test_threads_wait_returns_true_promptly_when_another_thread_sets_the_event() -> None:
     event = concurrency.new_event()
     timer = threading.Timer(0.05, event.set)
     timer.start()
     try:
-        result, elapsed = _timed(event, 5.0)
+        result, elapsed = timed_wait(event, 5.0)
     finally:
         timer.cancel()
     assert result is True
@@ -145,11 +129,11 @@ def test_threads_wait_returns_true_promptly_when_another_thread_sets_the_event()
 @pytest.mark.usefixtures("threads")
 def test_threads_wait_times_out_with_false_and_returns_true_at_once_when_set() -> None:
     event = concurrency.new_event()
-    result, elapsed = _timed(event, 0.1)
+    result, elapsed = timed_wait(event, 0.1)
     assert result is False and 0.1 - EARLY_S <= elapsed <= 0.1 + LATE_S
-    assert _timed(event, 0.0)[0] is False
+    assert timed_wait(event, 0.0)[0] is False
     event.set()
-    result, elapsed = _timed(event, 5.0)
+    result, elapsed = timed_wait(event, 5.0)
     assert result is True and elapsed < 0.005
 
 

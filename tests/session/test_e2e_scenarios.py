@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from loadtest.session.client import AudioClockStats, RealtimeSession
+from loadtest.session.client import RealtimeSession
 from loadtest.session.config import SessionConfig
+from loadtest.session.runtime import SessionRuntime
 from loadtest.session.scenario import SCENARIOS, Scenario, Turn, get_scenario
 from loadtest.session.sink import MemorySink
 from tests.session.helpers import FAST, FAST_MOCK, run_session, target
@@ -118,11 +119,12 @@ def test_session_lifetime_reconnects_and_continues_the_turns(fast_mock) -> None:
 
 def test_realtime_pacing_streams_on_the_audio_clock(fast_mock) -> None:
     mock = fast_mock
-    clock = AudioClockStats()
+    runtime = SessionRuntime()
+    clock = runtime.figures.frame_lag
     sink = MemorySink()
     config = SessionConfig(**{**FAST, "pacing": "realtime", "trailing_silence_ms": 600})
     scenario = Scenario("rt", [Turn("server_vad", "short_front_center")])  # 2.46 s of speech
-    session = RealtimeSession(target(mock.url), scenario, config, sink, clock=clock)
+    session = RealtimeSession(target(mock.url), scenario, config, sink, runtime=runtime)
     t0 = time.time()
     session.run()
     (r,) = sink.responses

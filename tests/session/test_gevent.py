@@ -3,15 +3,12 @@ pacing for many sessions in one process, and stop() from another greenlet."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.session.helpers import FAST_MOCK
+from tests.support import run_child
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,13 +20,9 @@ def test_sessions_as_greenlets_under_monkey_patching(mock_server, shared_receive
     connection (the default) or each receiver greenlet reads its own (RTLOAD_SHARED_RECEIVER=0)."""
     mock = mock_server(overrides=FAST_MOCK)
     users = 20
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.session.gevent_driver", mock.url, str(users)],
-        cwd=ROOT, capture_output=True, text=True, timeout=90,
-        env={**os.environ, "RTLOAD_SHARED_RECEIVER": shared_receiver},
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_child(
+        "tests.session.gevent_driver", mock.url, str(users), timeout=90, env={"RTLOAD_SHARED_RECEIVER": shared_receiver}
+    )
     assert out["gevent_active"] is True
     assert out["receivers"] and set(out["receivers"]) == {"greenlet"}
     expected = sorted([[u, 0, "completed", ""] for u in range(users)] + [[u, 1, "completed", ""] for u in range(users)])

@@ -8,15 +8,13 @@ has a tolerance (this 2-core machine is shared).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from loadtest.session.pacer import Pacer
+from loadtest.session.runtime import SessionRuntime
+from tests.support import run_child
 
 ROOT = Path(__file__).resolve().parents[2]
 LATE_S = 0.05  # the most a frame may be late on a busy machine (a broken clock is off by 0.1-1.5 s)
@@ -24,12 +22,7 @@ PROMPT_S = 0.03  # a woken clock's first frame
 
 
 def run_scenario(name: str) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.session.pacer_helpers", name],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child("tests.session.pacer_helpers", name)
 
 
 def deadlines(s: dict[str, Any]) -> list[float]:
@@ -197,7 +190,7 @@ def test_shared_clock_switch(monkeypatch: pytest.MonkeyPatch, value: str | None,
         monkeypatch.delenv("RTLOAD_SHARED_CLOCK", raising=False)
     else:
         monkeypatch.setenv("RTLOAD_SHARED_CLOCK", value)
-    assert Pacer().enabled is enabled
+    assert SessionRuntime().pacer.enabled is enabled
 
 
 def test_a_peer_that_stops_reading_does_not_hold_up_the_clock() -> None:

@@ -11,8 +11,8 @@ import pytest
 
 from loadtest.protocol.auth import AuthError, EntraTokenProvider
 from loadtest.protocol.targets import Target
-from loadtest.session.client import AudioClockStats
 from loadtest.session.config import SessionConfig
+from loadtest.session.lagstats import LagStats
 from loadtest.session.runner import run_once
 from loadtest.session.scenario import SCENARIOS, Scenario, Turn, get_scenario
 from loadtest.session.trace import TraceRing, elide
@@ -101,19 +101,18 @@ def test_pings_are_answered_and_headers_of_note_captured() -> None:
 def test_receive_lag_is_measured_from_the_kernels_arrival_stamps() -> None:
     """A reader that gets round to its socket 0.4 s after the bytes arrived records ~400 ms of lag;
     the message keeps the kernel's arrival time, not the late read's."""
-    from loadtest.session.transport import RECEIVE_LAG
-
+    receive_lag = LagStats()
     server = RawServer([("sleep", 0.1), SESSION_CREATED, ("sleep", 0.9), frame(b"\x03\xe8", opcode=0x8)])
-    transport = WebSocketTransport()
+    transport = WebSocketTransport(receive_lag=receive_lag)
     assert transport.connect(server.url, [], timeout=5).ok
-    RECEIVE_LAG.take()
+    receive_lag.take()
     time.sleep(0.5)  # session.created (sent 0.1 s after the upgrade) waits in the socket
     arrivals: list[float] = []
     read_at = time.time()
     transport.receive_loop(lambda data, t: arrivals.append(t))
     transport.abort()
     server.join()
-    lag = RECEIVE_LAG.take()
+    lag = receive_lag.take()
     assert lag["frames"] >= 1
     assert 300 <= lag["max_lag_ms"] <= 2000, lag
     assert arrivals and read_at - arrivals[0] >= 0.3  # stamped when it arrived, not when it was read
@@ -234,7 +233,7 @@ def test_trace_ring_entries_allocate_nothing_the_garbage_collector_tracks() -> N
 
 
 def test_audio_clock_stats() -> None:
-    clock = AudioClockStats()
+    clock = LagStats()
     for lag in [0.0] * 98 + [30.0, 120.0]:
         clock.record(lag)
     stats = clock.take()

@@ -3,9 +3,6 @@ is read before a backlog of others (the shared receiver's second epoll set)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +10,7 @@ import pytest
 from loadtest.protocol.dialects import GA
 from tests.session.helpers import FAST_MOCK
 from tests.session.seq import Seq, tone
+from tests.support import run_child
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,12 +56,7 @@ def test_a_text_only_response_waits_for_its_first_text() -> None:
 
 
 def _first_reads(url: str, count: int, urgent: bool) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.session.reactor_driver", url, str(count), "1" if urgent else "0"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child("tests.session.reactor_driver", url, str(count), "1" if urgent else "0")
 
 
 @pytest.mark.e2e

@@ -3,15 +3,13 @@ the connection's backlog helper) and the TLS receiver, against the mock behind a
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.session.helpers import FAST_MOCK
 from tests.session.tlsproxy import TLSProxy, self_signed
+from tests.support import run_child
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,14 +21,9 @@ def test_a_wss_connection_under_gevent_sends_big_bursts_and_reads_its_answer(moc
     proxy = TLSProxy(int(mock.url.rsplit(":", 1)[1]), cert, key)
     try:
         frames = 1500  # 1,500 x 6.4 KB at once: more than loopback's socket buffers take without waiting
-        proc = subprocess.run(
-            [sys.executable, "-m", "tests.session.tls_driver", f"wss://127.0.0.1:{proxy.port}", str(cert), str(frames)],
-            cwd=ROOT, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+        out = run_child("tests.session.tls_driver", f"wss://127.0.0.1:{proxy.port}", str(cert), str(frames))
     finally:
         proxy.close()
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["handshake"] and out["status"] == 101, out
     assert out["sends_ok"] and out["bytes_sent"] > frames * 6400, out
     assert out["backlog_helpers"] >= 1 and out["send_s"] < 1.0, out  # queued, not written while the sender waits

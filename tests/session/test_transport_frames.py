@@ -2,7 +2,8 @@
 directly, everything else through websockets' parser) and the send path (frames built here).
 
 Both must give exactly what websockets alone would, however the bytes are split by the network.
-No network is needed: the transport is given an open protocol and a socketpair for its writes.
+No network is needed: the wire layer is driven with bytes (its upgrade too), and the transport
+is put over it with a socketpair for its writes.
 """
 
 from __future__ import annotations
@@ -13,34 +14,37 @@ import random
 import socket
 
 import pytest
-from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
-from websockets.protocol import State
 from websockets.streams import StreamReader
-from websockets.uri import parse_uri
 
-from loadtest.session.transport import CLOSE_ABNORMAL, CLOSE_PROTOCOL_ERROR, CloseInfo, WebSocketTransport, _text_frame
+from loadtest.session.link import CLOSE_ABNORMAL, CLOSE_PROTOCOL_ERROR, CloseInfo
+from loadtest.session.transport import WebSocketTransport
+from loadtest.session.wire import ClientWire, text_frame
 from tests.session.rawserver import GUID, frame
+
+
+def open_wire(max_bytes: int = 16 * 1024 * 1024) -> ClientWire:
+    """A wire past its upgrade, driven with bytes: the request it wrote, the server's 101 back."""
+    wire = ClientWire("ws://127.0.0.1/", max_message_bytes=max_bytes)
+    wire.start_handshake([])
+    (request,) = wire.data_to_send()
+    key = next(line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
+               if line.lower().startswith(b"sec-websocket-key"))  # fmt: skip
+    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+    messages = wire.receive(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n",
+        0.0,
+    )
+    assert messages == [] and wire.open and wire.upgrade_error is None and wire.ended is None
+    return wire
 
 
 def _open_transport(max_bytes: int = 16 * 1024 * 1024) -> tuple[WebSocketTransport, socket.socket]:
     """A transport past its handshake; returns it with the peer end of its socket."""
-    transport = WebSocketTransport(max_message_bytes=max_bytes)
-    proto = ClientProtocol(parse_uri("ws://127.0.0.1/"), max_size=max_bytes)
-    request = proto.connect()
-    proto.send_request(request)
-    proto.data_to_send()
-    accept = base64.b64encode(hashlib.sha1(request.headers["Sec-WebSocket-Key"].encode() + GUID).digest())
-    proto.receive_data(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-    )
-    assert proto.state is State.OPEN and proto.handshake_exc is None
-    proto.events_received()
     mine, peer = socket.socketpair()
     peer.settimeout(2)
-    transport._proto, transport._sock = proto, mine
-    return transport, peer
+    return WebSocketTransport.over(mine, open_wire(max_bytes), max_message_bytes=max_bytes), peer
 
 
 def _feed(transport: WebSocketTransport, wire: bytes, sizes: list[int]) -> tuple[list[bytes], CloseInfo | None]:
@@ -163,7 +167,7 @@ def _parse_client_frames(wire: bytes) -> list[Frame]:
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 6400, 65535, 65536, 70000])
 def test_sent_frames_are_masked_final_text_frames_a_server_parses_back(size: int) -> None:
     payload = bytes(random.Random(size).randrange(256) for _ in range(size))
-    wire = _text_frame(payload) + _text_frame(payload)
+    wire = text_frame(payload) + text_frame(payload)
     first, second = _parse_client_frames(wire)
     for parsed in (first, second):
         assert parsed.opcode is Opcode.TEXT and parsed.fin and not (parsed.rsv1 or parsed.rsv2 or parsed.rsv3)
@@ -178,7 +182,7 @@ def test_send_writes_the_frame_and_refuses_once_closing() -> None:
     assert transport.send(b'{"type":"input_audio_buffer.commit"}')
     (parsed,) = _parse_client_frames(peer.recv(65536))
     assert parsed.data == b'{"type":"input_audio_buffer.commit"}'
-    assert transport.bytes_sent == len(_text_frame(b'{"type":"input_audio_buffer.commit"}'))
+    assert transport.bytes_sent == len(text_frame(b'{"type":"input_audio_buffer.commit"}'))
     transport.close(1000, "done")
     assert transport.send(b"{}") is False
     closing = peer.recv(65536)

@@ -23,17 +23,6 @@ from loadtest.protocol.dialects import GA  # noqa: E402
 from loadtest.protocol.targets import Target  # noqa: E402
 from loadtest.session.transport import WebSocketTransport  # noqa: E402
 
-DRAINS = [0]
-_drain = WebSocketTransport._drain
-
-
-def _counted_drain(self: WebSocketTransport) -> None:  # how often the backlog helper had to write
-    DRAINS[0] += 1
-    _drain(self)
-
-
-WebSocketTransport._drain = _counted_drain  # type: ignore[method-assign]
-
 
 def main() -> None:
     url, cafile, frames = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -72,7 +61,7 @@ def main() -> None:
                 "send_s": send_s,
                 "bytes_sent": transport.bytes_sent,
                 "answered": answered,
-                "backlog_helpers": DRAINS[0],
+                "backlog_helpers": transport.backlog_writes,
                 "types": types,
                 "shared_receiver": shared,
                 "close_code": info.code if info is not None else None,

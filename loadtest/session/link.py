@@ -1,0 +1,113 @@
+"""The seam between the session core and whatever carries its events: no sockets here.
+
+The session core (:mod:`loadtest.session.client`) talks to "a transport": it opens it
+(:class:`Handshake`), sends event messages (JSON bytes) and audio appends, hands it an
+``on_message(data, t)`` callback to deliver every server event with its arrival time until the
+connection ends (:class:`CloseInfo`), tells it while a response waits for its first output, and
+closes or drops it. :class:`Transport` is that interface. The WebSocket over a socket
+(:mod:`loadtest.session.transport`, over the socket-free :mod:`loadtest.session.wire`) is one;
+a WebRTC transport (events on a data channel, audio on a media track) would be another, and the
+core would not know which carries its events.
+
+A transport may be read by the process's shared receiver (:mod:`loadtest.session.reactor`)
+instead of by a loop of its own: it then offers itself as a :class:`ReadSource` (a file
+descriptor that becomes readable and one non-blocking read), and the receiver is handed to it
+as a :class:`SharedReceiver`. Neither module imports the other; TLS through the shared receiver
+is a :class:`ReadSource` whose read also drains what the TLS object holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+CLOSE_ABNORMAL = 1006  # the connection was lost without a close frame
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_NO_STATUS = 1005  # a close frame without a code
+
+OnMessage = Callable[[bytes, float], None]
+
+
+@dataclass(slots=True)
+class Handshake:
+    """What opening the connection did."""
+
+    ok: bool = False
+    status: int | None = None  # 101, the refusing HTTP status, or None when no HTTP response came
+    ms: float | None = None  # connect() call -> response (or failure)
+    error: str | None = None  # one line, secrets redacted
+    headers: dict[str, str] = field(default_factory=dict)  # response headers of note
+    t_start: float = 0.0
+    t_end: float = 0.0
+
+    @property
+    def request_id(self) -> str | None:
+        return self.headers.get("x-request-id") or self.headers.get("apim-request-id")
+
+    @property
+    def retry_after(self) -> float | None:
+        value = self.headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            return None
+
+
+@dataclass(slots=True)
+class CloseInfo:
+    """How the connection ended."""
+
+    code: int | None = None  # the close code received (1006 when the connection just went away)
+    reason: str = ""
+    by_server: bool = True  # the server closed (frame or EOF) rather than this client
+    protocol_error: str | None = None  # something this client could not parse (the connection failed)
+    t: float = 0.0
+
+
+class Transport(Protocol):
+    """What the session core needs of a connection (see the module docstring)."""
+
+    bytes_sent: int
+    bytes_received: int
+
+    def connect(self, url: str, headers: list[tuple[str, str]], timeout: float) -> Handshake: ...
+    def add_secret(self, secret: str) -> None: ...
+    def send(self, message: bytes) -> bool: ...
+    def send_paced(self, message: bytes) -> bool: ...
+    def receive_loop(self, on_message: OnMessage) -> CloseInfo: ...
+    def set_awaiting_output(self, awaiting: bool) -> None: ...
+    def close(self, code: int = 1000, reason: str = "") -> None: ...
+    def abort(self) -> None: ...
+    @property
+    def open(self) -> bool: ...
+
+
+class ReadSource(Protocol):
+    """A connection the shared receiver reads: a descriptor to watch, one non-blocking read."""
+
+    awaiting_output: bool  # a response waits for its first output: read before the others
+
+    def fileno(self) -> int: ...
+    def read_ready(self, on_message: OnMessage) -> CloseInfo | None:
+        """Read what is there (never blocks); how the connection ended, if it did."""
+        ...
+
+    def read_ended(self, on_message: OnMessage) -> CloseInfo | None:
+        """The connection was dropped on our side: deliver what is complete, say how it ended."""
+        ...
+
+
+class SharedReceiver(Protocol):
+    """The process's one receive loop, as a transport sees it."""
+
+    def serve(self, source: ReadSource, on_message: OnMessage) -> CloseInfo:
+        """Read ``source`` until its connection ends (blocks the caller)."""
+        ...
+
+    def set_awaiting_output(self, source: ReadSource, awaiting: bool) -> None: ...
+    def dropped(self, source: ReadSource) -> None:
+        """``source`` is dropping its connection: end its watch now."""
+        ...
