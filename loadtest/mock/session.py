@@ -263,6 +263,8 @@ class MockSession:
 
     async def on_session_update(self, event: dict[str, Any]) -> None:
         changes = session_update(event.get("session"), self.dialect, self.profile["audio"]["voices"])
+        # what the client asked for, as received (tests check a session file arrives as sent)
+        self.server.truth.write({"kind": "session_update", "session_id": self.id, "session": event.get("session")})
         if "voice" in changes and isinstance(changes["voice"], dict):
             changes["voice"] = changes["voice"].get("id")
         td_changed = "turn_detection" in changes
