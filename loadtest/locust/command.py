@@ -87,16 +87,14 @@ def _resolve(ctx: typer.Context, values: dict, config: str) -> dict:
     """Defaults < the --config file < the options given on the command line (exit 2 on a bad file)."""
     import sys
 
-    from click.core import ParameterSource
-
     from loadtest.workload.errors import WorkloadError
     from loadtest.workload.run_config import load_run_config, resolve
 
-    given = {
-        k: v
-        for k, v in values.items()
-        if ctx.get_parameter_source(k) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-    }
+    def typed(name: str) -> bool:  # typer vendors its own click: compare the source by name
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+    given = {k: v for k, v in values.items() if typed(k)}
     try:
         from_file = load_run_config(config) if config else {}
     except WorkloadError as exc:

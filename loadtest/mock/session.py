@@ -344,6 +344,10 @@ class MockSession:
         await self._commit(item_id)
 
     async def _commit(self, item_id: str) -> None:
+        # how much input audio the item holds, at the session's input format (tests check the rate)
+        self.server.truth.write(
+            {"kind": "input_committed", "session_id": self.id, "item_id": item_id, "audio_ms": self.buffer_ms}
+        )
         self.pending_input_audio_ms += self.buffer_ms
         self.buffer_ms = 0.0
         previous = self.last_item_id

@@ -262,6 +262,8 @@ def _audio(value: str, where: str, base: Path, manifest: Any) -> tuple[str, str 
         path = _relative(base, value)
         if not path.suffix:
             raise WorkloadError(f"{where}: {value!r}: give the recording's file name with its extension")
+        if not path.is_file():
+            raise WorkloadError(f"{where}: {path}: file not found (paths are relative to the scenario file)")
         try:
             load_pcm(path)  # converted to 24 kHz mono PCM16 once, here (cached for every session)
         except FixtureError as exc:
