@@ -71,6 +71,12 @@ def session_settings(sf: SessionFile, dialect: str) -> dict[str, Any]:
     only when the file says it). One line when its formats are unknown or input and output differ."""
     d = get_dialect(dialect)
     out: dict[str, Any] = {}
+    for key in ("audio", "audio.input", "audio.output") if d.is_ga else ():
+        value: Any = sf.session
+        for part in key.split("."):
+            value = value.get(part, {}) if isinstance(value, dict) else value
+        if not isinstance(value, dict):
+            raise WorkloadError(f"{sf.path}: session.{key} must be an object, not {type(value).__name__}")
     modalities = d.output_modalities_of(sf.session)
     if modalities is not None:
         out["output_modalities"] = modalities

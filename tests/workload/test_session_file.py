@@ -113,3 +113,9 @@ def test_a_bad_session_file_is_one_line(tmp_path: Path, text: str, message: str)
     assert "\n" not in str(err.value)
     with pytest.raises(WorkloadError, match=r"nope\.json: session file not found"):
         load_session_file(tmp_path / "nope.json")
+
+
+def test_a_ga_audio_that_is_not_an_object_is_one_line(tmp_path: Path) -> None:
+    path = write_json(tmp_path / "a.json", {**GA_SESSION, "audio": {"input": ["pcm16"]}})
+    with pytest.raises(WorkloadError, match=r"a\.json: session\.audio\.input must be an object, not list"):
+        bind("vad_turn", dialect="ga", session_file=str(path), check=False)
