@@ -9,8 +9,6 @@ from typing import Any
 from loadtest.locust.options import HarnessOptions, OptionError
 from loadtest.protocol.targets import Target
 
-DEFAULT_SCENARIO = "single_turn"
-
 
 @dataclass(slots=True)
 class SessionInputs:
@@ -28,19 +26,6 @@ class SessionInputs:
         if len(self.choices) <= 1:
             return self.scenario, self.config
         return (rng or random).choices(self.choices, weights=self.weights, k=1)[0]
-
-
-def resolve_scenario(options: HarnessOptions) -> Any:
-    from loadtest.session.scenario import get_scenario
-
-    try:
-        scenario = get_scenario(options.scenario or DEFAULT_SCENARIO)
-    except ValueError as exc:
-        raise OptionError(f"--scenario: {exc}") from None
-    if options.fixture:
-        check_fixture(options.fixture)
-        scenario = scenario.with_fixtures([f.strip() for f in options.fixture.split(",") if f.strip()])
-    return scenario
 
 
 def check_fixture(names: str) -> None:
