@@ -90,6 +90,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "loadtest.audio.command",
     "loadtest.report.command",
     "loadtest.preflight.command",
+    "loadtest.workload.command",
 )
 
 for _module in COMMAND_MODULES:

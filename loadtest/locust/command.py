@@ -13,6 +13,7 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
+        ctx: typer.Context,
         target: str = typer.Option("mock", help="mock (the embedded mock server) or the service URL."),
         provider: str = typer.Option(
             "", help="openai | azure | gateway (default: from the URL; an Azure host means azure)."
@@ -29,10 +30,18 @@ def register(app: typer.Typer) -> None:
         ),
         auth: str = typer.Option("auto", help="auto | bearer | api-key | entra"),
         api_version: str = typer.Option("", help="Azure preview api-version."),
-        scenario: str = typer.Option("single_turn", help="Scenario name."),
+        scenario: str = typer.Option(
+            "single_turn", help="Built-in scenario name (rtload scenarios list) or a scenario TOML file."
+        ),
+        session_file: str = typer.Option("", help="The session object (JSON) your agent sends in session.update."),
+        no_check: bool = typer.Option(False, "--no-check", help="Skip preflight's static checks of the session file."),
         fixture: str = typer.Option("", help="Audio fixture(s) to use instead of the scenario's (comma-separated)."),
-        modalities: str = typer.Option("audio", help="Requested output: audio | text."),
-        audio_format: str = typer.Option("pcm16", help="pcm16 | g711_ulaw | g711_alaw"),
+        modalities: str = typer.Option(
+            "", help="Requested output: audio | text (default: the session file's, else audio)."
+        ),
+        audio_format: str = typer.Option(
+            "", help="pcm16 | g711_ulaw | g711_alaw (default: the session file's, else pcm16)."
+        ),
         pacing: str = typer.Option("realtime", help="realtime (speaking pace) | fast"),
         users: int = typer.Option(4, "--users", "-u", help="Users (concurrent sessions); the top of a step shape."),
         spawn_rate: float = typer.Option(2.0, "--spawn-rate", "-r", help="Users started per second."),
@@ -69,9 +78,39 @@ def register(app: typer.Typer) -> None:
         allow_worker_loss: bool = typer.Option(
             False, help="Exit 0 even when a worker was lost mid-run (run.json and the summary still say so)."
         ),
+        config: str = typer.Option("", "--config", help="A run config TOML file: any of these options by name."),
+        print_config: bool = typer.Option(
+            False, "--print-config", help="Print the resolved configuration as TOML (a run config file) and exit."
+        ),
     ) -> None:
         """Run a load test (Locust, headless) and write the run directory."""
         from loadtest.locust.launcher import RunRequest, launch
 
-        request = RunRequest(**{k: v for k, v in locals().items() if k in RunRequest.__dataclass_fields__})
-        raise typer.Exit(launch(request))
+        values = {k: v for k, v in locals().items() if k in RunRequest.__dataclass_fields__}
+        resolved = _resolve(ctx, values, config)
+        if print_config:
+            from loadtest.workload.run_config import redacted, to_toml
+
+            typer.echo(to_toml(redacted(resolved)), nl=False)
+            raise typer.Exit(0)
+        raise typer.Exit(launch(RunRequest(**resolved), resolved))
+
+
+def _resolve(ctx: typer.Context, values: dict, config: str) -> dict:
+    """Defaults < the --config file < the options given on the command line (exit 2 on a bad file)."""
+    import sys
+
+    from loadtest.workload.errors import WorkloadError
+    from loadtest.workload.run_config import load_run_config, resolve
+
+    def typed(name: str) -> bool:  # typer vendors its own click: compare the source by name
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+    given = {k: v for k, v in values.items() if typed(k)}
+    try:
+        from_file = load_run_config(config) if config else {}
+    except WorkloadError as exc:
+        sys.stderr.write(f"rtload: {exc}\n")
+        raise typer.Exit(2) from None
+    return resolve(values, from_file, given)

@@ -136,6 +136,9 @@ class HarnessState:
 
         assert self.options is not None
         self.session_inputs = build_session_inputs(self.options, self.target_url)
+        if self.role != "worker":
+            for line in self.session_inputs.warnings:  # preflight's warnings about the session file
+                log.warning("rtload: %s", line)
         return self.session_inputs
 
 
@@ -193,6 +196,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         state.role = "master" if isinstance(runner, MasterRunner) else "local"
         state.worker_id = "master" if state.role == "master" else "local"
         try:
+            _apply_run_config(environment.parsed_options)
             options = state.load_options(environment.parsed_options)
             options.check_key()
             options.check_mock()
@@ -326,8 +330,52 @@ def run_info(options: HarnessOptions, **extra: Any) -> dict[str, Any]:
     if options.is_mock:
         url = redact_url(state.target_url) if state.target_url else None
         info["mock"] = {"profile": options.mock_profile, "overrides": options.redacted_mock_set(), "url": url}
+    info.update(_workload_info(options))
     info.update(extra)
     return info
+
+
+def _apply_run_config(parsed: Any) -> None:
+    """``locust -f loadtest/locustfile.py --config run.toml``: the file's top-level rtload options."""
+    from loadtest.locust.options import LOCUST_OPTIONS
+    from loadtest.workload.errors import WorkloadError
+    from loadtest.workload.run_config import apply_to_locust
+
+    defaults = {flag[2:].replace("-", "_"): default for flag, default, _help in LOCUST_OPTIONS}
+    try:
+        apply_to_locust(parsed, defaults)
+    except WorkloadError as exc:
+        raise OptionError(str(exc)) from None
+
+
+def _workload_info(options: HarnessOptions) -> dict[str, Any]:
+    """For run.json: the scenario mix, the scenario and session files (content and hash), and the
+    resolved configuration ``rtload run`` left in the run directory (secrets redacted)."""
+    import tomllib
+
+    from loadtest.locust.launcher import RUN_CONFIG_FILE
+
+    state = STATE
+    out: dict[str, Any] = {}
+    from loadtest.workload.bind import bind, describe
+
+    inputs = state.session_inputs
+    work = inputs.workload if inputs is not None else None
+    with contextlib.suppress(Exception):  # run.json is written whatever the files say (validated elsewhere)
+        if work is None:  # the master builds no sessions: read the files for the record
+            work = bind(
+                options.scenario,
+                dialect=options.dialect,
+                session_file=options.session_file,
+                fixture=options.fixture,
+                given=options.given,
+                check=False,
+            )
+        out["workload"] = describe(work, options.scenario)
+    if state.run_dir is not None and (state.run_dir / RUN_CONFIG_FILE).is_file():
+        with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+            out["config"] = tomllib.loads((state.run_dir / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
+    return out
 
 
 def _emit_health(row: dict[str, Any]) -> None:

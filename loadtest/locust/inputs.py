@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 from typing import Any
 
 from loadtest.locust.options import HarnessOptions, OptionError
 from loadtest.protocol.targets import Target
 
-DEFAULT_SCENARIO = "single_turn"
-
 
 @dataclass(slots=True)
 class SessionInputs:
     target: Target
-    scenario: Any  # loadtest.session.scenario.Scenario
-    config: Any  # loadtest.session.config.SessionConfig
+    scenario: Any  # loadtest.session.scenario.Scenario (the first of a mix)
+    config: Any  # loadtest.session.config.SessionConfig (the first scenario's)
+    # every (scenario, config) a new session may run, and their weights (--scenario FILE)
+    choices: list[tuple[Any, Any]] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # preflight's WARN lines about the session file(s)
+    workload: Any = None  # loadtest.workload.bind.Workload
 
-
-def resolve_scenario(options: HarnessOptions) -> Any:
-    from loadtest.session.scenario import get_scenario
-
-    try:
-        scenario = get_scenario(options.scenario or DEFAULT_SCENARIO)
-    except ValueError as exc:
-        raise OptionError(f"--scenario: {exc}") from None
-    if options.fixture:
-        check_fixture(options.fixture)
-        scenario = scenario.with_fixtures([f.strip() for f in options.fixture.split(",") if f.strip()])
-    return scenario
+    def pick(self, rng: random.Random | None = None) -> tuple[Any, Any]:
+        """The (scenario, config) of a new session, by weight (as Locust weights user classes)."""
+        if len(self.choices) <= 1:
+            return self.scenario, self.config
+        return (rng or random).choices(self.choices, weights=self.weights, k=1)[0]
 
 
 def check_fixture(names: str) -> None:
@@ -68,7 +65,42 @@ def build_config(options: HarnessOptions) -> Any:
 
 def build_session_inputs(options: HarnessOptions, target_url: str | None = None) -> SessionInputs:
     """Validate and build; :class:`OptionError` (one line) for bad input."""
-    scenario = resolve_scenario(options)
-    config = build_config(options)
+    import dataclasses
+
+    from loadtest.workload.bind import bind
+    from loadtest.workload.errors import WorkloadError
+
+    if options.fixture:
+        check_fixture(options.fixture)
+    try:
+        work = bind(
+            options.scenario,
+            dialect=options.dialect,
+            session_file=options.session_file,
+            fixture=options.fixture,
+            given=options.given,
+            check=not options.no_check,
+        )
+    except WorkloadError as exc:
+        raise OptionError(str(exc)) from None
+    base = build_config(options)
+    choices = []
+    for scenario in work.mix.scenarios:
+        implied = work.settings.get(scenario.name, {})
+        config = base
+        if implied:
+            try:
+                config = dataclasses.replace(base, **implied)  # equal to any option given (bind checks)
+            except ValueError as exc:
+                raise OptionError(f"session settings: {exc}") from None
+        choices.append((scenario, config))
     target = options.build_target(target_url)
-    return SessionInputs(target=target, scenario=scenario, config=config)
+    return SessionInputs(
+        target=target,
+        scenario=choices[0][0],
+        config=choices[0][1],
+        choices=choices,
+        weights=[s.weight for s, _ in choices],
+        warnings=work.warnings,
+        workload=work,
+    )

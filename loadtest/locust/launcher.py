@@ -52,8 +52,10 @@ class RunRequest:
     api_version: str = ""
     scenario: str = "single_turn"
     fixture: str = ""
-    modalities: str = "audio"
-    audio_format: str = "pcm16"
+    modalities: str = ""  # "" = the session file's, else audio
+    audio_format: str = ""  # "" = the session file's, else pcm16
+    session_file: str = ""
+    no_check: bool = False
     pacing: str = "realtime"
     users: int = 4
     spawn_rate: float = 2.0
@@ -114,6 +116,8 @@ class RunRequest:
             "--rt-out": self.out,
             "--rt-mock-profile": self.mock_profile,
             "--rt-mock-set": ";".join(self.mock_set),
+            "--rt-session-file": self.session_file,
+            "--rt-no-check": "1" if self.no_check else "",
         }
         args: list[str] = []
         for flag, value in pairs.items():
@@ -155,7 +159,9 @@ def validate(request: RunRequest) -> tuple[HarnessOptions, list[Threshold]]:
     options.check_mock()
     from loadtest.locust.inputs import build_session_inputs
 
-    build_session_inputs(options)
+    inputs = build_session_inputs(options)
+    for line in inputs.warnings:  # preflight's warnings about the session file: printed, the run goes on
+        sys.stderr.write(f"rtload: {line}\n")
     try:
         thresholds = parse_fail_on(request.fail_on)
     except ValueError as exc:
@@ -188,7 +194,11 @@ def _locust(*args: str) -> list[str]:
     return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *args]
 
 
-def launch(request: RunRequest) -> int:
+RUN_CONFIG_FILE = "run_config.toml"  # the resolved configuration (secrets redacted), beside run.json
+
+
+def launch(request: RunRequest, resolved: dict[str, Any] | None = None) -> int:
+    """Run ``request``; ``resolved`` (the configuration it came from) is kept in the run directory."""
     if request.worker:
         return _run_worker(request)
     try:
@@ -200,6 +210,10 @@ def launch(request: RunRequest) -> int:
     if (run_dir / "run.json").exists():
         return _die(f"run directory {run_dir} already exists: choose another --run-id or --out")
     run_dir.mkdir(parents=True, exist_ok=True)
+    if resolved is not None:
+        from loadtest.workload.run_config import redacted, to_toml
+
+        (run_dir / RUN_CONFIG_FILE).write_text(to_toml(redacted(resolved)), encoding="utf-8")
     with sigterm_as_interrupt():
         try:
             code = _run_processes(request, options, run_id, run_dir)

@@ -67,6 +67,9 @@ class HarnessOptions:
     mock_profile: str = "healthy"
     mock_set: list[str] = field(default_factory=list)
     health_interval_s: float = 1.0
+    session_file: str = ""  # the user's session object (JSON) for session.update
+    no_check: bool = False  # skip preflight's static checks of the session file
+    given: dict[str, str] = field(default_factory=dict)  # session-shaping options the user set (vs the file)
 
     @property
     def is_mock(self) -> bool:
@@ -241,6 +244,13 @@ class HarnessOptions:
             mock_profile=str(get("rt_mock_profile", "healthy")),
             mock_set=list(mock_set),
             health_interval_s=float(get("rt_health_interval", 1.0)),
+            session_file=str(get("rt_session_file", "")),
+            no_check=str(get("rt_no_check", "")).lower() in ("1", "true", "yes"),
+            given={
+                name: value
+                for name, value in (("modalities", modalities), ("audio_format", audio_format))
+                if get(f"rt_{name}") is not None
+            },
         )
 
 
@@ -276,8 +286,8 @@ LOCUST_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--rt-label", "", "short label for the target in records and reports"),
     ("--rt-scenario", "", "scenario name (default: the session client's default)"),
     ("--rt-fixture", "", "audio fixture to use instead of the scenario's"),
-    ("--rt-modalities", "audio", "requested output: audio | text"),
-    ("--rt-audio-format", "pcm16", "pcm16 | g711_ulaw | g711_alaw"),
+    ("--rt-modalities", "", "requested output: audio | text (default: the session file's, else audio)"),
+    ("--rt-audio-format", "", "pcm16 | g711_ulaw | g711_alaw (default: the session file's, else pcm16)"),
     ("--rt-pacing", "realtime", "realtime (audio sent at speaking pace) | fast"),
     ("--rt-stall-ms", "1500", "audio gap counted as a stall (ms)"),
     ("--rt-deadline", "30s", "time a response may take before it is a timeout"),
@@ -297,6 +307,8 @@ LOCUST_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--rt-mock-set", "", "mock profile overrides: key=value, several separated by ';'"),
     ("--rt-mock-url", "", "with --rt-target mock: the URL of a mock already running (rtload run starts one)"),
     ("--rt-health-interval", "1", "seconds between harness health samples"),
+    ("--rt-session-file", "", "the session object (JSON) your agent sends in session.update"),
+    ("--rt-no-check", "", "1: skip preflight's static checks of the session file"),
 )
 
 

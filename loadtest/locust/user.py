@@ -57,10 +57,11 @@ class RealtimeUser(User):
             state.context,
         )
         deadline = state.run_end  # the session recycles itself at config.lifetime_s
+        scenario, config = inputs.pick()  # each new session picks its scenario by weight
         session = RealtimeSession(
             inputs.target,
-            inputs.scenario,
-            inputs.config,
+            scenario,
+            config,
             sink,
             run_id=state.run_id,
             worker_id=state.worker_id,

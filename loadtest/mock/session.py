@@ -257,6 +257,8 @@ class MockSession:
 
     async def on_session_update(self, event: dict[str, Any]) -> None:
         changes = session_update(event.get("session"), self.dialect, self.profile["audio"]["voices"])
+        # what the client asked for, as received (tests check a session file arrives as sent)
+        self.server.truth.write({"kind": "session_update", "session_id": self.id, "session": event.get("session")})
         if "voice" in changes and isinstance(changes["voice"], dict):
             changes["voice"] = changes["voice"].get("id")
         td_changed = "turn_detection" in changes
@@ -336,6 +338,10 @@ class MockSession:
         await self._commit(item_id)
 
     async def _commit(self, item_id: str) -> None:
+        # how much input audio the item holds, at the session's input format (tests check the rate)
+        self.server.truth.write(
+            {"kind": "input_committed", "session_id": self.id, "item_id": item_id, "audio_ms": self.buffer_ms}
+        )
         self.pending_input_audio_ms += self.buffer_ms
         self.buffer_ms = 0.0
         previous = self.last_item_id

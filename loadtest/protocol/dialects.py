@@ -148,10 +148,13 @@ class Dialect:
         instructions: str | None = None,
         metadata: dict[str, str] | None = None,
         input_items: list[dict[str, Any]] | None = None,
+        max_output_tokens: int | str | None = None,
     ) -> dict[str, Any]:
         """A ``response.create`` event; ``out_of_band`` sets ``conversation: "none"``; ``input_items``
         sets the response's own input (``response.input``) instead of the whole conversation."""
         response: dict[str, Any] = {}
+        if max_output_tokens is not None:
+            response["max_output_tokens" if self.is_ga else "max_response_output_tokens"] = max_output_tokens
         if output_modalities:
             if self.is_ga:
                 response["output_modalities"] = ["text"] if output_modalities == ["text"] else ["audio"]
@@ -167,6 +170,57 @@ class Dialect:
             response["input"] = input_items
         create = self.client_response_create
         return {"type": create, "response": response} if response else {"type": create}
+
+    # ---- a user's own session object (``rtload run --session-file``) -------------------------
+    def turn_detection_of(self, session: dict[str, Any]) -> tuple[bool, Any]:
+        """(present, value) of the session's turn detection (``None`` = turned off)."""
+        if self.is_ga:
+            inp = (session.get("audio") or {}).get("input") if isinstance(session.get("audio"), dict) else None
+            if isinstance(inp, dict) and "turn_detection" in inp:
+                return True, inp["turn_detection"]
+            return False, None
+        return ("turn_detection" in session), session.get("turn_detection")
+
+    def formats_of(self, session: dict[str, Any]) -> tuple[Any, Any]:
+        """The (input, output) audio format values the session sets (``None`` where it says nothing)."""
+        if self.is_ga:
+            audio = session.get("audio") if isinstance(session.get("audio"), dict) else {}
+            inp, out = audio.get("input"), audio.get("output")
+            return (
+                inp.get("format") if isinstance(inp, dict) else None,
+                out.get("format") if isinstance(out, dict) else None,
+            )
+        return session.get("input_audio_format"), session.get("output_audio_format")
+
+    def output_modalities_of(self, session: dict[str, Any]) -> list[str] | None:
+        """The session's output modalities in GA vocabulary (``["audio"]`` or ``["text"]``), or None."""
+        value = session.get("output_modalities" if self.is_ga else "modalities")
+        if not isinstance(value, list) or not value:
+            return None
+        return ["audio"] if "audio" in value else ["text"]
+
+    def user_session_update(self, session: dict[str, Any], trigger: str) -> tuple[dict[str, Any], bool]:
+        """``session.update`` carrying the user's ``session`` as given, plus only what the harness must
+        add: ``type`` on GA when missing, and the turn detection the turn's ``trigger`` needs (off for
+        ``manual``; server VAD where the session says nothing and the turn is ``server_vad``; off
+        where it says nothing and the turn is ``text``). Returns (event, turn detection on)."""
+        import copy
+
+        body = copy.deepcopy(session)
+        if self.is_ga:
+            body.setdefault("type", "realtime")
+        present, value = self.turn_detection_of(body)
+        if trigger == "manual":
+            value, present = None, False
+        elif not present:
+            value = {"type": "server_vad"} if trigger == "server_vad" else None
+        if not present:
+            if self.is_ga:
+                audio = body.setdefault("audio", {})
+                audio.setdefault("input", {})["turn_detection"] = value
+            else:
+                body["turn_detection"] = value
+        return {"type": self.client_session_update, "session": body}, value is not None
 
     def user_text_item(self, text: str) -> dict[str, Any]:
         """A ``conversation.item.create`` event carrying one user text message."""

@@ -176,13 +176,13 @@ class RealtimeSession:
 
     def _new_tracker(self, index: int = 0, turn: Turn | None = None) -> ResponseTracker:
         cfg = self.config
-        modalities = list(cfg.output_modalities)
+        modalities = list((turn.modalities if turn else None) or cfg.output_modalities)
         return ResponseTracker(
             turn_index=index,
             trigger=turn.trigger if turn else "",
             fixture=(turn.fixture or "") if turn and turn.trigger != "text" else "",
             out_of_band=bool(turn and turn.out_of_band),
-            wants_audio=cfg.wants_audio,
+            wants_audio="audio" in modalities,
             modalities=modalities,
             audio_format=cfg.audio_format,
             trace_events=cfg.trace_events,
@@ -333,6 +333,11 @@ class RealtimeSession:
 
     def _send_session_update(self, conn: Connection, turn: Turn, tracker: ResponseTracker | None) -> None:
         cfg = self.config
+        if self.scenario.session is not None:  # the user's own session object, as given
+            update, vad_on = self.dialect.user_session_update(self.scenario.session, turn.trigger)
+            conn.turn_detection = "server_vad" if vad_on else None
+            self._send(conn, update, tracker)
+            return
         turn_detection = "server_vad" if turn.trigger == "server_vad" else None
         update = self.dialect.session_update(
             output_modalities=cfg.output_modalities,
@@ -398,15 +403,19 @@ class RealtimeSession:
             self._start_turn(conn, turn, tracker)
             upcoming = next(turns, None)
             if upcoming is not None and upcoming[1].barge_in and not turn.out_of_band:
+                after = upcoming[1].barge_in_after_ms
                 conn.wait_barge_in_point(
-                    tracker, cfg.barge_in_after_ms, cfg.response_deadline_s + 5.0, self._is_stopping
+                    tracker,
+                    cfg.barge_in_after_ms if after is None else after,
+                    cfg.response_deadline_s + 5.0,
+                    self._is_stopping,
                 )
                 self._barge_in(conn, upcoming[1])
             else:
                 self._wait(conn, lambda tr=tracker: tr.finished, cfg.response_deadline_s + 5.0)
                 self._cancel_if_hung(conn, tracker)
                 if upcoming is not None and not upcoming[1].barge_in:
-                    self._think()
+                    self._think(upcoming[1])
             current, tracker = upcoming, None
             aged = cfg.lifetime_s is not None and time.time() - conn.t_open >= cfg.lifetime_s
             if current is not None and aged and not conn.closed.is_set():
@@ -419,6 +428,7 @@ class RealtimeSession:
     def _start_turn(self, conn: Connection, turn: Turn, tracker: ResponseTracker) -> None:
         cfg = self.config
         dialect = self.dialect
+        modalities = turn.modalities or cfg.output_modalities
         if turn.trigger != "text":
             needed = "server_vad" if turn.trigger == "server_vad" else None
             if conn.turn_detection != needed:
@@ -428,16 +438,19 @@ class RealtimeSession:
             metadata = {OOB_TAG: tracker.tag} if turn.out_of_band else None
             if turn.out_of_band:
                 create = dialect.response_create(
-                    output_modalities=cfg.output_modalities,
+                    output_modalities=modalities,
                     out_of_band=True,
                     instructions=turn.instructions,
+                    max_output_tokens=turn.max_output_tokens,
                     metadata=metadata,
                     input_items=[dialect.user_text_message(turn.text or "")],
                 )
             else:
                 self._send(conn, dialect.user_text_item(turn.text or ""), tracker)
                 create = dialect.response_create(
-                    output_modalities=cfg.output_modalities, instructions=turn.instructions
+                    output_modalities=modalities,
+                    instructions=turn.instructions,
+                    max_output_tokens=turn.max_output_tokens,
                 )
             tracker.t_trigger = time.time()
             self._send(conn, create, tracker)
@@ -448,10 +461,11 @@ class RealtimeSession:
             self._send(conn, {"type": dialect.client_audio_commit}, tracker)
             metadata = {OOB_TAG: tracker.tag} if turn.out_of_band else None
             create = dialect.response_create(
-                output_modalities=cfg.output_modalities,
+                output_modalities=modalities,
                 out_of_band=turn.out_of_band,
                 instructions=turn.instructions,
                 metadata=metadata,
+                max_output_tokens=turn.max_output_tokens,
             )
             tracker.t_trigger = time.time()
             self._send(conn, create, tracker)
@@ -466,8 +480,8 @@ class RealtimeSession:
         if tracker.ended == ENDED_TIMEOUT and tracker.response_id and not tracker.out_of_band and conn.alive():
             self._send(conn, {"type": self.dialect.client_response_cancel, "response_id": tracker.response_id}, None)
 
-    def _think(self) -> None:
-        lo, hi = self.config.think_time_s
+    def _think(self, turn: Turn | None = None) -> None:
+        lo, hi = (turn.think_time_s if turn is not None else None) or self.config.think_time_s
         if hi > 0:
             concurrency.wait(self._stop_event, self.rng.uniform(lo, hi))
 

@@ -15,14 +15,22 @@ truncated at the played ms). ``out_of_band`` asks for a response outside the con
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 Trigger = Literal["server_vad", "manual", "text"]
 TRIGGERS: tuple[str, ...] = ("server_vad", "manual", "text")
 
 DEFAULT_FIXTURE = "short_hello"  # a short spoken question (see audio_fixtures/manifest)
 DEFAULT_TEXT = "Say hello and tell me one short fact about the ocean."
+
+
+@dataclass(frozen=True, slots=True)
+class ToolReply:
+    """What a function call is answered with, and after how long (the function-calling issue uses it)."""
+
+    output: str  # the function_call_output's output (JSON text as a rule)
+    latency_ms: float = 0.0  # simulated time the function takes
 
 
 @dataclass(slots=True)
@@ -33,6 +41,11 @@ class Turn:
     barge_in: bool = False
     out_of_band: bool = False
     instructions: str | None = None  # per-response instructions (response.create)
+    modalities: list[str] | None = None  # per-response output modalities (None = the session's)
+    max_output_tokens: int | str | None = None  # per-response cap (response.create)
+    barge_in_after_ms: float | None = None  # barge-in: this long into the answer (None = the config's)
+    think_time_s: tuple[float, float] | None = None  # pause before this turn (None = the config's)
+    transcript: str | None = None  # what an audio turn says (the manifest's for a fixture)
 
     def __post_init__(self) -> None:
         if self.trigger not in TRIGGERS:
@@ -55,6 +68,9 @@ class Scenario:
     turns: list[Turn] = field(default_factory=list)
     repeat: bool = False  # loop the turns until run()'s deadline or stop()
     description: str = ""
+    session: dict[str, Any] | None = None  # the user's session object for session.update (None = built)
+    tools: dict[str, ToolReply] = field(default_factory=dict)  # function name -> canned reply
+    weight: float = 1.0  # share of new sessions in a mix
 
     def __post_init__(self) -> None:
         if not self.turns:
@@ -80,8 +96,8 @@ class Scenario:
             if t.trigger != "text":
                 fixture = names[i % len(names)]
                 i += 1
-            turns.append(Turn(t.trigger, fixture, t.text, t.barge_in, t.out_of_band, t.instructions))
-        return Scenario(self.name, turns, self.repeat, self.description)
+            turns.append(replace(t, fixture=fixture, transcript=None if fixture != t.fixture else t.transcript))
+        return replace(self, turns=turns)
 
 
 def conversation(fixtures: list[str], name: str = "conversation") -> Scenario:
