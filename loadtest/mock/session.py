@@ -16,15 +16,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import orjson
 import pybase64
 from websockets.exceptions import ConnectionClosed
 
 from loadtest.mock import events as ev
+from loadtest.mock import input_transcription, tool_calls
 from loadtest.mock.faults import FaultPlan, plan_response
 from loadtest.mock.speech import WIRE_BYTES_PER_MS, Answer
+from loadtest.mock.tools import PlannedCall, Rule, ToolContext, arguments_for, choose, parse_rules, plan_tool_fault
 from loadtest.mock.vad import EnergyVad
-from loadtest.mock.validate import Invalid, check_event, response_create, session_update, user_item
+from loadtest.mock.validate import (
+    Invalid,
+    check_event,
+    response_create,
+    session_update,
+    transcription_session_update,
+    user_item,
+)
 from loadtest.protocol.dialects import AUDIO_FORMATS, Dialect
 
 if TYPE_CHECKING:
@@ -44,6 +54,17 @@ def expiry_message(max_duration_s: float) -> str:
 
 def _new_id(rng: random.Random, prefix: str) -> str:
     return f"{prefix}_{rng.getrandbits(96):024x}"
+
+
+def profile_rules(profile: dict[str, Any]) -> list[Rule]:
+    key = tuple(profile["tools"]["rules"])
+    rules = _RULES.get(key)
+    if rules is None:
+        rules = _RULES[key] = parse_rules(list(key))
+    return rules
+
+
+_RULES: dict[tuple[str, ...], list[Rule]] = {}
 
 
 @dataclass(slots=True, eq=False)
@@ -72,6 +93,9 @@ class MockResponse:
     status: str | None = None
     previous_item_id: str | None = None
     first_send: float | None = None  # loop time of the first audio delta
+    calls: list[PlannedCall] = field(default_factory=list)  # a calling response's function calls
+    follow_up_of: str | None = None  # the calling response whose outputs this one answers
+    temperature: float = 0.8
 
 
 class MockSession:
@@ -106,11 +130,17 @@ class MockSession:
             },
             "transcription": None,
             "max_output_tokens": "inf",
+            "session_type": "realtime",
+            "tools": [],
+            "tool_choice": "auto",
+            "parallel_tool_calls": None,
+            "noise_reduction": None,
         }
         self.vad: EnergyVad | None = None
         self._reset_vad()
         self.items: dict[str, dict[str, Any]] = {}
         self.item_audio_ms: dict[str, float] = {}
+        self.item_answers: dict[str, Answer] = {}  # assistant item -> its answer (truncation)
         self.last_item_id: str | None = None
         self.audio_clock_ms = 0.0  # all audio appended in this session
         self.buffer_ms = 0.0  # audio appended since the last commit/clear
@@ -127,6 +157,12 @@ class MockSession:
         self._expiry: asyncio.TimerHandle | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._idle_from_ms = 0.0
+        # function calling and input transcription (loadtest/mock/tools.py, transcribe.py)
+        self.tool_ctx = ToolContext()
+        self.calls_by_id: dict[str, str] = {}  # call_id -> the response that made it
+        self.answered: dict[str, list[str]] = {}  # calling response id -> call_ids answered so far
+        self._input_pcm: list[np.ndarray] = []  # decoded input since the last commit (when needed)
+        self._transcriptions: set[asyncio.Task[None]] = set()
 
     # ---- sending ------------------------------------------------------------------------
     def _event_id(self) -> str:
@@ -166,6 +202,8 @@ class MockSession:
                 self._expiry.cancel()
             if self._idle:
                 self._idle.cancel()
+            for task in list(self._transcriptions):
+                task.cancel()
             for resp in [r for r in (self.active, *self.out_of_band) if r is not None]:
                 if resp.task and not resp.task.done():
                     resp.task.cancel()
@@ -279,6 +317,26 @@ class MockSession:
             self._reset_vad()
         await self.send({"type": "session.updated", "session": self._session_object()})
 
+    async def on_transcription_session_update(self, event: dict[str, Any]) -> None:
+        """Preview ``transcription_session.update``: the session becomes transcription-only."""
+        changes = transcription_session_update(event.get("session"))
+        self.server.truth.write({"kind": "session_update", "session_id": self.id, "session": event.get("session")})
+        if changes.get("turn_detection") is not None:
+            merged = dict(self.cfg["turn_detection"] or {})
+            merged.update(changes["turn_detection"])
+            changes["turn_detection"] = merged
+        self.cfg.update(changes)
+        self._reset_vad()
+        await self.send({"type": "transcription_session.updated", "session": self._session_object()})
+
+    @property
+    def transcription_only(self) -> bool:
+        return self.cfg.get("session_type") == "transcription"
+
+    def _keeps_input(self) -> bool:
+        """Input audio is kept until the commit when something will listen to it."""
+        return bool(self.cfg.get("transcription")) or bool(self.cfg.get("tools"))
+
     async def on_append(self, event: dict[str, Any]) -> None:
         audio = event.get("audio")
         if not isinstance(audio, str):
@@ -293,9 +351,14 @@ class MockSession:
         self.audio_clock_ms += ms
         self.buffer_ms += ms
         self.server.stats.appends += 1
-        if self.vad is None:
+        keep = self._keeps_input()
+        if self.vad is None and not keep:
             return
         pcm = self.server.decode_input(data, fmt)
+        if keep:
+            self._input_pcm.append(pcm)
+        if self.vad is None:
+            return
         for vad_event in self.vad.feed(pcm, AUDIO_FORMATS[fmt][2], clock):
             if vad_event.kind == "started":
                 if self._idle is not None:
@@ -324,7 +387,7 @@ class MockSession:
                 )
                 await self._commit(item_id)
                 td = self.cfg["turn_detection"] or {}
-                if td.get("create_response", True):
+                if td.get("create_response", True) and not self.transcription_only:
                     if self.active is None:
                         self.start_response({}, trigger=self.loop.time())
                     else:
@@ -348,27 +411,29 @@ class MockSession:
         self.server.truth.write(
             {"kind": "input_committed", "session_id": self.id, "item_id": item_id, "audio_ms": self.buffer_ms}
         )
+        seconds = self.buffer_ms / 1000.0
         self.pending_input_audio_ms += self.buffer_ms
         self.buffer_ms = 0.0
         previous = self.last_item_id
         await self.send({"type": "input_audio_buffer.committed", "previous_item_id": previous, "item_id": item_id})
         item = ev.user_item(self.dialect, item_id, ev.audio_user_content(self.dialect))
         await self._add_item(item, previous)
-        if self.cfg.get("transcription"):
-            self.loop.create_task(self._transcribe(item_id))
+        self._on_input_committed(item_id, seconds)
 
-    async def _transcribe(self, item_id: str) -> None:
-        await asyncio.sleep(0.3)
-        with contextlib.suppress(ConnectionClosed):
-            await self.send(
-                {
-                    "type": "conversation.item.input_audio_transcription.completed",
-                    "item_id": item_id,
-                    "content_index": 0,
-                    "transcript": "Hello, I have a question about my account.",
-                    "usage": {"type": "duration", "seconds": 2.0},
-                }
-            )
+    def _on_input_committed(self, item_id: str, seconds: float) -> None:
+        """Recognise the committed audio (tool rules see it) and transcribe it when configured."""
+        chunks, self._input_pcm = self._input_pcm, []
+        if not chunks:
+            return
+        from loadtest.mock.transcribe import fixture_index
+
+        rate = AUDIO_FORMATS[self.cfg["input_format"]][2]
+        heard = fixture_index().recognise(np.concatenate(chunks), rate)
+        self.tool_ctx.text, self.tool_ctx.fixture = (heard.transcript if heard.fixture else None), heard.fixture
+        if self.cfg.get("transcription"):
+            task = self.loop.create_task(input_transcription.run(self, item_id, heard, seconds, time.time()))
+            self._transcriptions.add(task)
+            task.add_done_callback(self._transcriptions.discard)
 
     async def _add_item(self, item: dict[str, Any], previous: str | None) -> None:
         self.items[item["id"]] = item
@@ -381,6 +446,7 @@ class MockSession:
 
     async def on_clear(self, event: dict[str, Any]) -> None:
         self.buffer_ms = 0.0
+        self._input_pcm = []
         if self.vad is not None:
             self.vad.reset()
         await self.send({"type": "input_audio_buffer.cleared"})
@@ -395,6 +461,28 @@ class MockSession:
                 self.pending_input_text += len(part["text"])
         previous = event.get("previous_item_id", self.last_item_id)
         await self._add_item(item, previous)
+        self._on_item_added(item)
+
+    def _on_item_added(self, item: dict[str, Any]) -> None:
+        """A caller's item: its text feeds the tool rules; a function_call_output answers a call."""
+        if item.get("type") == "message" and item.get("role") == "user":
+            parts = [p for p in item.get("content") or [] if isinstance(p, dict)]
+            texts = [p["text"] for p in parts if isinstance(p.get("text"), str)]
+            if texts:
+                self.tool_ctx.text, self.tool_ctx.fixture = " ".join(texts), None
+            return
+        if item.get("type") != "function_call_output":
+            return
+        call_id = item["call_id"]
+        response_id = self.calls_by_id.get(call_id)
+        self.pending_input_text += len(item["output"])
+        if response_id is not None:
+            self.answered.setdefault(response_id, []).append(call_id)
+            self.tool_ctx.follow_up = True
+            self.tool_ctx.follow_up_of = response_id
+        self.server.truth.write({"kind": "function_call_output", "session_id": self.id, "item_id": item["id"],
+                                 "call_id": call_id, "response_id": response_id, "known_call": response_id is not None,
+                                 "output_chars": len(item["output"])})  # fmt: skip
 
     async def on_item_retrieve(self, event: dict[str, Any]) -> None:
         item = self.items.get(str(event.get("item_id")))
@@ -423,6 +511,7 @@ class MockSession:
                 f"Audio content of {int(audio_ms)}ms is already shorter than {end}ms.",
                 "audio_end_ms",
             )
+        self._drop_unheard(item, item_id, end)
         await self.send(
             {
                 "type": "conversation.item.truncated",
@@ -432,7 +521,21 @@ class MockSession:
             }
         )
 
+    def _drop_unheard(self, item: dict[str, Any], item_id: str, end_ms: int) -> None:
+        """After a truncate the item's audio and transcript stop at ``end_ms`` (what was played)."""
+        answer = self.item_answers.get(item_id)
+        self.item_audio_ms[item_id] = float(end_ms)
+        for part in item.get("content") or []:
+            if answer is not None and isinstance(part.get("transcript"), str):
+                heard = answer.transcript_upto(end_ms)
+                part["transcript"] = heard if len(heard) < len(part["transcript"]) else part["transcript"]
+        transcript = next((p.get("transcript") for p in item.get("content") or []), None)
+        self.server.truth.write({"kind": "truncate", "session_id": self.id, "item_id": item_id,
+                                 "audio_end_ms": end_ms, "transcript": transcript})  # fmt: skip
+
     async def on_response_create(self, event: dict[str, Any]) -> None:
+        if self.transcription_only:
+            raise Invalid("invalid_request_error", "Responses are not supported in a transcription session.", "type")
         params = response_create(event.get("response"), self.dialect)
         if not params.get("out_of_band") and self.active is not None:
             raise self._already_active()
@@ -482,15 +585,22 @@ class MockSession:
             plan=plan,
             trigger=trigger,
             input_tokens=(input_text, input_audio),
+            temperature=float(params.get("temperature", self.cfg.get("temperature", 0.8))),
         )
+        if isinstance(params.get("voice"), str | dict):
+            voice = params["voice"]
+            resp.voice = voice.get("id") if isinstance(voice, dict) else voice
+        self._plan_calls(resp, params)
         resp.kind = "text" if modalities == ["text"] or plan.fault == "text_only" else "audio"
-        if modalities == ["text"] and plan.fault in ("text_only", "stall", "silence", "missing_audio"):
+        if resp.calls:
+            pass  # a calling response speaks no audio: its fault is a tool fault (or none)
+        elif modalities == ["text"] and plan.fault in ("text_only", "stall", "silence", "missing_audio"):
             plan.fault = "none"  # text was asked for: an audio fault has nothing to act on
             plan.params = {}
         # a max_output_tokens below the answer's size cuts it short (incomplete)
         full = self._output_tokens(resp, resp.answer.duration_ms, len(answer.transcript))
         limit = resp.max_output_tokens
-        if plan.fault == "none" and isinstance(limit, int) and limit < sum(full):
+        if plan.fault == "none" and isinstance(limit, int) and limit < sum(full) and not resp.calls:
             plan.fault = "incomplete"
             plan.at = limit / sum(full)
             plan.params = {"max_output_tokens": limit, "at_fraction": round(plan.at, 4), "cause": "client_limit"}
@@ -502,6 +612,30 @@ class MockSession:
         server.stats.responses += 1
         resp.task = self.loop.create_task(self._run(resp, latency_extra))
         return resp
+
+    def _plan_calls(self, resp: MockResponse, params: dict[str, Any]) -> None:
+        """Whether ``resp`` calls tools (loadtest/mock/tools.py); a calling response's plan becomes
+        its tool fault, drawn from the session RNG only when it calls."""
+        ctx = self.tool_ctx
+        follow_up_of = ctx.follow_up_of if ctx.follow_up else None
+        ctx.follow_up, ctx.follow_up_of = False, None
+        resp.follow_up_of = follow_up_of
+        tools = params.get("tools", self.cfg.get("tools") or [])
+        if not tools or (resp.out_of_band and "tools" not in params):
+            return
+        tool_choice = params.get("tool_choice", self.cfg.get("tool_choice", "auto"))
+        parallel = params.get("parallel_tool_calls", self.cfg.get("parallel_tool_calls"))
+        knobs = self.profile["tools"]
+        view = ToolContext(ctx.text, ctx.fixture, follow_up=follow_up_of is not None)
+        chosen = choose(tools, tool_choice, parallel is not False, knobs, profile_rules(self.profile), view, self.rng)
+        for name, why in chosen:
+            call = PlannedCall(name, _new_id(self.rng, "call")[:21], _new_id(self.rng, "item"),
+                               arguments_for(tools, name, self.rng), why)  # fmt: skip
+            resp.calls.append(call)
+            self.calls_by_id[call.call_id] = resp.id
+        if resp.calls:
+            fault, fault_params = plan_tool_fault(self.rng, self.profile["faults"])
+            resp.plan = FaultPlan(fault, fault_params)
 
     def _output_tokens(self, resp: MockResponse, audio_ms: float, chars: int) -> tuple[int, int]:
         rl = self.profile["rate_limits"]
@@ -520,6 +654,7 @@ class MockSession:
             voice=resp.voice,
             max_output_tokens=resp.max_output_tokens,
             metadata=resp.metadata,
+            temperature=resp.temperature,
             **extra,
         )
 
@@ -548,8 +683,11 @@ class MockSession:
                 "modalities": resp.modalities,
                 "audio_format": resp.output_format,
                 "audio_ms": round(resp.audio_ms, 1),
-                "transcript": resp.answer.transcript,
+                "transcript": "" if resp.calls else resp.answer.transcript,
                 "status": resp.status,
+                "function_calls": [call.name for call in resp.calls],
+                "call_ids": [call.call_id for call in resp.calls],
+                "follow_up_of": resp.follow_up_of,
             }
         )
 
@@ -567,7 +705,7 @@ class MockSession:
             self._idle = None
         td = self.cfg["turn_detection"] or {}
         idle_ms = td.get("idle_timeout_ms")
-        if not self.dialect.is_ga or td.get("type") != "server_vad" or not idle_ms or self.closing:
+        if not self.dialect.is_ga or td.get("type") != "server_vad" or not idle_ms or self.closing or resp.calls:
             return
         played_until = (resp.first_send + resp.audio_ms / 1000.0) if resp.first_send is not None else self.loop.time()
         when = max(self.loop.time(), played_until) + float(idle_ms) / 1000.0
@@ -652,6 +790,9 @@ class MockSession:
             return
         if plan.fault == "server_error" and not plan.params.get("after_output"):
             await self._fail(resp, self._server_error(), "server_error")
+            return
+        if resp.calls:
+            await tool_calls.stream_calls(self, resp, created_at + first_gap + latency_extra / 2)
             return
         dialect = self.dialect
         item = ev.assistant_item(dialect, resp.item_id, "in_progress", [])
@@ -848,6 +989,7 @@ class MockSession:
         if not resp.out_of_band:
             self.items[resp.item_id] = item
             self.item_audio_ms[resp.item_id] = resp.audio_ms
+            self.item_answers[resp.item_id] = resp.answer
             if self.dialect.is_ga:
                 done = {"type": "conversation.item.done", "previous_item_id": resp.previous_item_id, "item": item}
                 await self.send(done)
@@ -860,6 +1002,9 @@ class MockSession:
         self._finish(resp)
         if not resp.created_sent:
             await self._send_created(resp)
+        if resp.calls:
+            await tool_calls.cancel_calls(self, resp, reason)
+            return
         dialect = self.dialect
         text = "".join(resp.transcript)
         output: list[dict[str, Any]] = []
@@ -892,6 +1037,7 @@ class MockSession:
 
 _HANDLERS = {
     "session.update": MockSession.on_session_update,
+    "transcription_session.update": MockSession.on_transcription_session_update,
     "input_audio_buffer.append": MockSession.on_append,
     "input_audio_buffer.commit": MockSession.on_commit,
     "input_audio_buffer.clear": MockSession.on_clear,
