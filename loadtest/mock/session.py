@@ -95,6 +95,7 @@ class MockResponse:
     first_send: float | None = None  # loop time of the first audio delta
     calls: list[PlannedCall] = field(default_factory=list)  # a calling response's function calls
     follow_up_of: str | None = None  # the calling response whose outputs this one answers
+    calls_logged: bool = False  # its function_call truth rows are written
     temperature: float = 0.8
 
 
@@ -211,6 +212,7 @@ class MockSession:
                     self._truth(
                         resp, "drop" if resp.plan.fault == "drop" else "none", {"ended_by": "connection_closed"}
                     )
+                tool_calls.log_calls(self, resp, resp.plan.fault)
             self.server.truth.write(
                 {
                     "kind": "session",

@@ -87,6 +87,7 @@ async def stream_calls(session: MockSession, resp: MockResponse, first_at: float
             params["arguments_sent"] = call.sent
             if fault == "tool_call_hang":
                 session._truth(resp, fault)
+                log_calls(session, resp, fault)
                 await asyncio.Event().wait()  # only a cancel or the socket closing ends it
             await _arguments_done(session, resp, call, where, call.sent)
             await _close_call(session, resp, call, index, previous, "incomplete", call.sent)
@@ -129,6 +130,19 @@ async def finish_calls(session: MockSession, resp: MockResponse, status: str,
     cancelled = status == "cancelled"
     fault = (details or {}).get("reason", "client_cancelled") if cancelled else resp.plan.fault
     session._truth(resp, fault, {"planned_fault": resp.plan.fault} if cancelled else None)
+    log_calls(session, resp, fault)
+    output = [item for item, call in zip(call_items(resp), resp.calls, strict=True) if call.sent or call.done]
+    usage = ev.usage(session.dialect, *resp.input_tokens, output_tokens(session, resp.calls, sent=True), 0)
+    body = session._response_body(resp, status, output=output, status_details=details, usage=usage)
+    await session.send({"type": "response.done", "response": body})
+    await session._rate_limits()
+
+
+def log_calls(session: MockSession, resp: MockResponse, fault: str) -> None:
+    """One truth row per call (once per response: a hung call is logged when it hangs)."""
+    if resp.calls_logged:
+        return
+    resp.calls_logged = True
     for call in resp.calls:
         session.server.truth.write(
             {
@@ -146,11 +160,6 @@ async def finish_calls(session: MockSession, resp: MockResponse, status: str,
                 "t_arguments_done": call.t_arguments_done,
             }
         )
-    output = [item for item, call in zip(call_items(resp), resp.calls, strict=True) if call.sent or call.done]
-    usage = ev.usage(session.dialect, *resp.input_tokens, output_tokens(session, resp.calls, sent=True), 0)
-    body = session._response_body(resp, status, output=output, status_details=details, usage=usage)
-    await session.send({"type": "response.done", "response": body})
-    await session._rate_limits()
 
 
 async def cancel_calls(session: MockSession, resp: MockResponse, reason: str) -> None:
