@@ -15,6 +15,9 @@ def _ga_format(name: str) -> dict[str, Any]:
     return dict(AUDIO_FORMATS[name][0])
 
 
+_TRANSCRIPTION_TURN = ("type", "threshold", "prefix_padding_ms", "silence_duration_ms")
+
+
 def session_object(
     dialect: Dialect, session_id: str, model: str, cfg: dict[str, Any], expires_at: int
 ) -> dict[str, Any]:
@@ -98,7 +101,7 @@ def session_object(
             "input_audio_format": cfg["input_format"],
             "input_audio_transcription": transcription,
             "input_audio_noise_reduction": cfg.get("noise_reduction"),
-            "turn_detection": turn,
+            "turn_detection": None if turn is None else {k: v for k, v in turn.items() if k in _TRANSCRIPTION_TURN},
         }
     return {
         "id": session_id,
