@@ -34,9 +34,15 @@ GA_SESSION = {
             "format": {"type": "audio/pcmu"},
             "transcription": {"model": "gpt-4o-transcribe", "language": "en", "prompt": "orders"},
             "noise_reduction": {"type": "near_field"},
-            "turn_detection": {"type": "server_vad", "threshold": 0.6, "prefix_padding_ms": 200,
-                               "silence_duration_ms": 400, "idle_timeout_ms": 6000, "create_response": False,
-                               "interrupt_response": False},  # fmt: skip
+            "turn_detection": {
+                "type": "server_vad",
+                "threshold": 0.6,
+                "prefix_padding_ms": 200,
+                "silence_duration_ms": 400,
+                "idle_timeout_ms": 6000,
+                "create_response": False,
+                "interrupt_response": False,
+            },
         },
         "output": {"format": {"type": "audio/pcma"}, "voice": "marin", "speed": 1.2},
     },
@@ -49,8 +55,12 @@ PREVIEW_SESSION = {
     "output_audio_format": "g711_alaw",
     "input_audio_transcription": {"model": "whisper-1", "language": "en", "prompt": "orders"},
     "input_audio_noise_reduction": {"type": "far_field"},
-    "turn_detection": {"type": "semantic_vad", "eagerness": "high", "create_response": False,
-                       "interrupt_response": False},  # fmt: skip
+    "turn_detection": {
+        "type": "semantic_vad",
+        "eagerness": "high",
+        "create_response": False,
+        "interrupt_response": False,
+    },
     "tools": [TOOL],
     "tool_choice": "required",
     "temperature": 0.7,
@@ -134,8 +144,10 @@ def test_a_later_update_keeps_what_an_earlier_one_set(shared_mock) -> None:
     [
         ({"type": "realtime", "tool_choice": "sometimes"}, "session.tool_choice"),
         ({"type": "realtime", "tools": [{"type": "function"}]}, "session.tools[0].name"),
-        ({"type": "realtime", "audio": {"input": {"noise_reduction": {"type": "loud"}}}},
-         "session.audio.input.noise_reduction.type"),  # fmt: skip
+        (
+            {"type": "realtime", "audio": {"input": {"noise_reduction": {"type": "loud"}}}},
+            "session.audio.input.noise_reduction.type",
+        ),
         ({"type": "realtime", "parallel_tool_calls": "yes"}, "session.parallel_tool_calls"),
     ],
 )
