@@ -64,14 +64,23 @@ async def run(session: MockSession, item_id: str, heard: Recognition, seconds: f
         "t_first_delta": None,
         "t_done": None,
     }
+    written = False
+
+    def write() -> None:
+        nonlocal written
+        if not written:
+            written = True
+            session.server.truth.write(row)
+
     try:
         await session._sleep_until(session.loop.time() + delay / 1000.0)
         with contextlib.suppress(ConnectionClosed):
             base = {"item_id": item_id, "content_index": 0}
             if fault == "transcription_failed":
+                row["t_done"] = time.time()
+                write()  # (before the event: a client that reads it may close at once)
                 await session.send({"type": "conversation.item.input_audio_transcription.failed", **base,
                                     "error": dict(FAILED_ERROR)})  # fmt: skip
-                row["t_done"] = time.time()
                 return
             step = float(knobs["delta_ms"]) / 1000.0
             for index, piece in enumerate(deltas(transcript, model)):
@@ -82,14 +91,15 @@ async def run(session: MockSession, item_id: str, heard: Recognition, seconds: f
                 if row["t_first_delta"] is None:
                     row["t_first_delta"] = time.time()
             usage = ev.transcription_usage(model, seconds, transcript)
-            await session.send({"type": "conversation.item.input_audio_transcription.completed", **base,
-                                "transcript": transcript, "usage": usage})  # fmt: skip
             row["t_done"] = time.time()
             row["usage"] = usage
+            write()
+            await session.send({"type": "conversation.item.input_audio_transcription.completed", **base,
+                                "transcript": transcript, "usage": usage})  # fmt: skip
             item = session.items.get(item_id)
             if item is not None:
                 for part in item.get("content") or []:
                     if part.get("type") == "input_audio":
                         part["transcript"] = transcript
     finally:
-        session.server.truth.write(row)
+        write()  # a session that ends first still logs the item (t_done null)

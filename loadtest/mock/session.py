@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from loadtest.mock.server import MockServer
 
 MIN_COMMIT_MS = 100.0
+KEEP_INPUT_S = 60.0  # input audio kept for recognition (the longest fixture is 27 s)
 EAGERNESS_SILENCE_MS = {"low": 1500, "medium": 700, "auto": 700, "high": 300}
 
 
@@ -163,6 +164,8 @@ class MockSession:
         self.calls_by_id: dict[str, str] = {}  # call_id -> the response that made it
         self.answered: dict[str, list[str]] = {}  # calling response id -> call_ids answered so far
         self._input_pcm: list[np.ndarray] = []  # decoded input since the last commit (when needed)
+        self._input_kept_ms = 0.0
+        self._keep_input = False
         self._transcriptions: set[asyncio.Task[None]] = set()
 
     # ---- sending ------------------------------------------------------------------------
@@ -317,6 +320,9 @@ class MockSession:
         self.cfg.update(changes)
         if td_changed or "input_format" in changes:
             self._reset_vad()
+        if "input_format" in changes:
+            self._input_pcm, self._input_kept_ms = [], 0.0
+        self._update_keep_input()
         await self.send({"type": "session.updated", "session": self._session_object()})
 
     async def on_transcription_session_update(self, event: dict[str, Any]) -> None:
@@ -329,15 +335,27 @@ class MockSession:
             changes["turn_detection"] = merged
         self.cfg.update(changes)
         self._reset_vad()
+        self._input_pcm, self._input_kept_ms = [], 0.0
+        self._update_keep_input()
         await self.send({"type": "transcription_session.updated", "session": self._session_object()})
 
     @property
     def transcription_only(self) -> bool:
         return self.cfg.get("session_type") == "transcription"
 
-    def _keeps_input(self) -> bool:
-        """Input audio is kept until the commit when something will listen to it."""
-        return bool(self.cfg.get("transcription")) or bool(self.cfg.get("tools"))
+    def _update_keep_input(self) -> None:
+        """Input audio is kept until the commit when something will listen to it (transcription,
+        tool rules); at most KEEP_INPUT_S of it, so a caller that never commits holds no more."""
+        self._keep_input = bool(self.cfg.get("transcription")) or bool(self.cfg.get("tools"))
+        if not self._keep_input:
+            self._input_pcm, self._input_kept_ms = [], 0.0
+
+    def _keep(self, pcm: np.ndarray) -> None:
+        rate = AUDIO_FORMATS[self.cfg["input_format"]][2]
+        self._input_pcm.append(pcm)
+        self._input_kept_ms += pcm.size * 1000.0 / rate
+        while self._input_kept_ms > KEEP_INPUT_S * 1000.0 and len(self._input_pcm) > 1:
+            self._input_kept_ms -= self._input_pcm.pop(0).size * 1000.0 / rate
 
     async def on_append(self, event: dict[str, Any]) -> None:
         audio = event.get("audio")
@@ -353,12 +371,12 @@ class MockSession:
         self.audio_clock_ms += ms
         self.buffer_ms += ms
         self.server.stats.appends += 1
-        keep = self._keeps_input()
+        keep = self._keep_input
         if self.vad is None and not keep:
             return
         pcm = self.server.decode_input(data, fmt)
         if keep:
-            self._input_pcm.append(pcm)
+            self._keep(pcm)
         if self.vad is None:
             return
         for vad_event in self.vad.feed(pcm, AUDIO_FORMATS[fmt][2], clock):
@@ -424,7 +442,7 @@ class MockSession:
 
     def _on_input_committed(self, item_id: str, seconds: float) -> None:
         """Recognise the committed audio (tool rules see it) and transcribe it when configured."""
-        chunks, self._input_pcm = self._input_pcm, []
+        chunks, self._input_pcm, self._input_kept_ms = self._input_pcm, [], 0.0
         if not chunks:
             return
         from loadtest.mock.transcribe import fixture_index
@@ -448,7 +466,7 @@ class MockSession:
 
     async def on_clear(self, event: dict[str, Any]) -> None:
         self.buffer_ms = 0.0
-        self._input_pcm = []
+        self._input_pcm, self._input_kept_ms = [], 0.0
         if self.vad is not None:
             self.vad.reset()
         await self.send({"type": "input_audio_buffer.cleared"})

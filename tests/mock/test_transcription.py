@@ -158,6 +158,7 @@ def test_transcription_failed_and_slow_faults(mock_server) -> None:
         committed_at = c.arrivals[-1]
         c.until(DELTA)
         assert c.arrivals[-1] - committed_at >= 0.8
+        c.until(COMPLETED)
     row = next(r for r in slow.truth() if r["kind"] == "transcription")
     assert row["fault"] == "transcription_slow" and 800 <= row["params"]["delay_ms"] <= 900
 
