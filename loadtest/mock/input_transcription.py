@@ -43,7 +43,7 @@ def plan(rng: random.Random, faults: dict[str, Any]) -> tuple[str, dict[str, Any
 async def run(session: MockSession, item_id: str, heard: Recognition, seconds: float, t_commit: float) -> None:
     knobs = session.profile["transcription"]
     model = (session.cfg.get("transcription") or {}).get("model")
-    rng = session.rng
+    rng = session.transcription_rng
     fault, params = plan(rng, session.profile["faults"])
     delay = rng.uniform(*(float(v) for v in knobs["first_delta_ms"])) + float(params.get("delay_ms", 0.0))
     transcript, replaced = substitute(heard.transcript, float(knobs["substitution_rate"]), rng)

@@ -107,6 +107,10 @@ class MockSession:
         self.route = route
         self.dialect: Dialect = server.dialect(route.dialect)
         self.rng = random.Random(f"{server.seed}:{index}")
+        # function calls and input transcription draw from their own streams: turning them on
+        # changes no other draw, and their values do not depend on the responses' timing
+        self.tools_rng = random.Random(f"{server.seed}:{index}:tools")
+        self.transcription_rng = random.Random(f"{server.seed}:{index}:transcription")
         self.id = _new_id(self.rng, "sess")
         self.conversation_id = _new_id(self.rng, "conv")
         self.profile = server.profile
@@ -647,14 +651,15 @@ class MockSession:
         parallel = params.get("parallel_tool_calls", self.cfg.get("parallel_tool_calls"))
         knobs = self.profile["tools"]
         view = ToolContext(ctx.text, ctx.fixture, follow_up=follow_up_of is not None)
-        chosen = choose(tools, tool_choice, parallel is not False, knobs, profile_rules(self.profile), view, self.rng)
+        rng = self.tools_rng
+        chosen = choose(tools, tool_choice, parallel is not False, knobs, profile_rules(self.profile), view, rng)
         for name, why in chosen:
-            call = PlannedCall(name, _new_id(self.rng, "call")[:21], _new_id(self.rng, "item"),
-                               arguments_for(tools, name, self.rng), why)  # fmt: skip
+            call = PlannedCall(name, _new_id(rng, "call")[:21], _new_id(rng, "item"), arguments_for(tools, name, rng),
+                               why)  # fmt: skip
             resp.calls.append(call)
             self.calls_by_id[call.call_id] = resp.id
         if resp.calls:
-            fault, fault_params = plan_tool_fault(self.rng, self.profile["faults"])
+            fault, fault_params = plan_tool_fault(rng, self.profile["faults"])
             resp.plan = FaultPlan(fault, fault_params)
 
     def _output_tokens(self, resp: MockResponse, audio_ms: float, chars: int) -> tuple[int, int]:

@@ -71,7 +71,7 @@ async def stream_calls(session: MockSession, resp: MockResponse, first_at: float
             name = "conversation.item.added" if dialect.is_ga else "conversation.item.created"
             await session.send({"type": name, "previous_item_id": previous, "item": item})
         where = {"response_id": resp.id, "item_id": call.item_id, "output_index": index, "call_id": call.call_id}
-        parts = pieces(call.arguments, session.rng, tuple(knobs["delta_chars"]))
+        parts = pieces(call.arguments, session.tools_rng, tuple(knobs["delta_chars"]))
         last = index == len(resp.calls) - 1
         cut = len(parts)
         if last and fault in ("tool_arguments_cut", "tool_call_hang"):
