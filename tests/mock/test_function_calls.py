@@ -287,3 +287,26 @@ def test_cancel_mid_call_ends_the_call_incomplete(mock_server) -> None:
                                                 "response.done"]  # fmt: skip
     assert response["output"][0]["status"] == "incomplete"
     assert next(r for r in mock.truth() if r["kind"] == "response")["fault"] == "client_cancelled"
+
+
+def test_a_fixture_rule_calls_on_the_recognised_audio(mock_server) -> None:
+    from loadtest.audio.fixtures import load_pcm
+    from loadtest.audio.frames import encode_appends
+
+    rules = ["fixture:medium_order_status -> lookup_order", "store close -> store_hours"]
+    mock = mock_server(overrides={**FAST, "tools.rules": rules})
+    with dialect_client(mock.url, "ga") as c:
+        c.recv()
+        c.send(_tools_session("ga", [LOOKUP, WEATHER], "auto", audio={"input": {"format": {"type": "audio/pcmu"},
+                              "turn_detection": None}}))  # fmt: skip
+        c.until("session.updated")
+        names = []
+        for fixture in ("medium_order_status", "medium_store_hours", "short_yes"):
+            for message in encode_appends(load_pcm(fixture), 100, "g711_ulaw").messages:
+                c.ws.send(message.decode())
+            c.send({"type": "input_audio_buffer.commit"})
+            c.send({"type": "response.create"})
+            output = response_events(c)[-1]["response"]["output"]
+            names.append([o.get("name") for o in output if o["type"] == "function_call"])
+    # the first by its fixture; the second by its transcript ("... downtown store close ..."); the third speaks
+    assert names == [["lookup_order"], ["store_hours"], []]
