@@ -97,6 +97,8 @@ class MockResponse:
     calls: list[PlannedCall] = field(default_factory=list)  # a calling response's function calls
     follow_up_of: str | None = None  # the calling response whose outputs this one answers
     calls_logged: bool = False  # its function_call truth rows are written
+    answered_call_ids: list[str] = field(default_factory=list)  # (a follow-up) the outputs it answers
+    t_first_arguments: float | None = None  # wall clock of a calling response's first arguments delta
     temperature: float = 0.8
 
 
@@ -644,6 +646,8 @@ class MockSession:
         follow_up_of = ctx.follow_up_of if ctx.follow_up else None
         ctx.follow_up, ctx.follow_up_of = False, None
         resp.follow_up_of = follow_up_of
+        if follow_up_of is not None:
+            resp.answered_call_ids = self.answered.pop(follow_up_of, [])
         tools = params.get("tools", self.cfg.get("tools") or [])
         if not tools or (resp.out_of_band and "tools" not in params):
             return
@@ -713,6 +717,8 @@ class MockSession:
                 "function_calls": [call.name for call in resp.calls],
                 "call_ids": [call.call_id for call in resp.calls],
                 "follow_up_of": resp.follow_up_of,
+                "answered_call_ids": resp.answered_call_ids,
+                "t_first_arguments": resp.t_first_arguments,
             }
         )
 

@@ -81,8 +81,8 @@ async def stream_calls(session: MockSession, resp: MockResponse, first_at: float
             when += step_s
             await session.send({"type": "response.function_call_arguments.delta", **where, "delta": piece})
             call.sent += piece
-            if resp.t_first_audio is None:
-                resp.t_first_audio = time.time()  # (the response's first output delta, as for speech)
+            if resp.t_first_arguments is None:
+                resp.t_first_arguments = time.time()
         if cut < len(parts):
             params["arguments_sent"] = call.sent
             if fault == "tool_call_hang":

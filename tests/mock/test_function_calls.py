@@ -123,11 +123,17 @@ def test_forced_call_event_order_arguments_and_spoken_follow_up(mock_server, dia
     responses = [r for r in rows if r["kind"] == "response"]
     assert responses[0]["function_calls"] == ["lookup_order"] and responses[0]["call_ids"] == [done["call_id"]]
     assert responses[1]["follow_up_of"] == responses[0]["response_id"] and responses[1]["function_calls"] == []
+    assert responses[1]["answered_call_ids"] == [done["call_id"]]
+    assert responses[0]["t_first_arguments"] <= call_row_time(rows) and responses[0]["t_first_audio"] is None
     call_row = next(r for r in rows if r["kind"] == "function_call")
     assert call_row["arguments"] == done["arguments"] and call_row["done"] and call_row["fault"] == "none"
     assert call_row["why"] == ("required" if choice == "required" else "named")
     output_row = next(r for r in rows if r["kind"] == "function_call_output")
     assert output_row["known_call"] and output_row["response_id"] == responses[0]["response_id"]
+
+
+def call_row_time(rows: list[dict]) -> float:
+    return next(r["t_arguments_done"] for r in rows if r["kind"] == "function_call")
 
 
 def test_response_create_before_the_calls_response_done_is_refused(mock_server) -> None:
@@ -211,10 +217,17 @@ def test_parallel_calls_where_parallel_tool_calls_allows(mock_server, dialect: s
         assert [e["output_index"] for e in dones] == [0, 1, 2]
         types = [e["type"] for e in events if "conversation.item" not in e["type"]]
         assert _squash(types) == [t for t in _calling_order(dialect, 3) if "conversation.item" not in t]
+        for o in output:  # every call answered, then one response.create for the follow-up
+            c.send({"type": "conversation.item.create", "item": {"type": "function_call_output",
+                    "call_id": o["call_id"], "output": "{}"}})  # fmt: skip
+        c.send(d.response_create())
+        assert response_events(c)[-1]["response"]["output"][0]["type"] == "message"
         if d.is_ga:  # parallel_tool_calls false: one call
             c.send({"type": "session.update", "session": {"type": "realtime", "parallel_tool_calls": False}})
             c.until("session.updated")
             assert len(_ask(c, dialect)[-1]["response"]["output"]) == 1
+    follow_up = [r for r in mock.truth() if r["kind"] == "response"][1]
+    assert follow_up["answered_call_ids"] == [o["call_id"] for o in output]
 
 
 @pytest.mark.parametrize("fault", ["tool_arguments_cut", "tool_server_error", "tool_call_hang", "tool_slow_arguments"])
