@@ -144,6 +144,8 @@ class MockSession:
             "parallel_tool_calls": None,
             "noise_reduction": None,
         }
+        if route.intent == "transcription":
+            self.cfg["session_type"] = "transcription"
         self.vad: EnergyVad | None = None
         self._reset_vad()
         self.items: dict[str, dict[str, Any]] = {}
@@ -312,6 +314,9 @@ class MockSession:
 
     async def on_session_update(self, event: dict[str, Any]) -> None:
         changes = session_update(event.get("session"), self.dialect, self.profile["audio"]["voices"])
+        if self.route.intent == "transcription" and changes.get("session_type") != "transcription":
+            raise Invalid("invalid_value", f"Invalid value: '{changes.get('session_type')}'. This endpoint (intent="
+                          "transcription) supports 'transcription' sessions.", "session.type")  # fmt: skip
         # what the client asked for, as received (tests check a session file arrives as sent)
         self.server.truth.write({"kind": "session_update", "session_id": self.id, "session": event.get("session")})
         if "voice" in changes and isinstance(changes["voice"], dict):

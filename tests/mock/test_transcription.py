@@ -205,3 +205,19 @@ def test_transcription_only_session_transcribes_each_utterance_and_never_respond
     assert not any(e["type"].startswith("response.") for e in c.events)
     assert error["error"]["param"] == "type"
     assert not [r for r in mock.truth() if r["kind"] == "response"]
+
+
+def test_openai_intent_transcription_url_opens_a_transcription_session(mock_server) -> None:
+    mock = mock_server(overrides=FAST)
+    with Client(f"{mock.url}/v1/realtime?intent=transcription") as c:
+        created = c.recv()
+        validate(created, "ga")
+        assert created["session"]["type"] == "transcription"
+        c.send({"type": "session.update", "session": {"type": "realtime"}})
+        assert c.until("error")["error"]["param"] == "session.type"
+        c.send({"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
+            "transcription": {"model": "whisper-1"}, "turn_detection": None}}}})  # fmt: skip
+        validate(c.until("session.updated"), "ga")
+        _speak(c, "short_front_center")
+        completed = c.until(COMPLETED)
+        assert completed["transcript"] == "Front center." and completed["usage"]["type"] == "duration"
