@@ -15,6 +15,9 @@ def _ga_format(name: str) -> dict[str, Any]:
     return dict(AUDIO_FORMATS[name][0])
 
 
+_TRANSCRIPTION_TURN = ("type", "threshold", "prefix_padding_ms", "silence_duration_ms")
+
+
 def session_object(
     dialect: Dialect, session_id: str, model: str, cfg: dict[str, Any], expires_at: int
 ) -> dict[str, Any]:
@@ -32,31 +35,49 @@ def session_object(
                 turn["eagerness"] = td.get("eagerness", "auto")
             turn["create_response"] = td.get("create_response", True)
             turn["interrupt_response"] = td.get("interrupt_response", True)
-        return {
+        audio_input = {
+            "format": _ga_format(cfg["input_format"]),
+            "transcription": transcription,
+            "noise_reduction": cfg.get("noise_reduction"),
+            "turn_detection": turn,
+        }
+        if cfg.get("session_type") == "transcription":
+            return {
+                "type": "transcription",
+                "object": "realtime.transcription_session",
+                "id": session_id,
+                "expires_at": expires_at,
+                "audio": {"input": audio_input},
+                "include": cfg.get("include"),
+            }
+        body = {
             "type": "realtime",
             "object": "realtime.session",
             "id": session_id,
             "model": model,
             "output_modalities": list(cfg["output_modalities"]),
             "instructions": cfg["instructions"],
-            "tools": [],
-            "tool_choice": "auto",
+            "tools": list(cfg.get("tools") or []),
+            "tool_choice": cfg.get("tool_choice", "auto"),
             "max_output_tokens": cfg["max_output_tokens"],
-            "tracing": None,
-            "truncation": "auto",
-            "prompt": None,
+            "tracing": cfg.get("tracing"),
+            "truncation": cfg.get("truncation", "auto"),
+            "prompt": cfg.get("prompt"),
             "expires_at": expires_at,
             "audio": {
-                "input": {
-                    "format": _ga_format(cfg["input_format"]),
-                    "transcription": transcription,
-                    "noise_reduction": None,
-                    "turn_detection": turn,
+                "input": audio_input,
+                "output": {
+                    "format": _ga_format(cfg["output_format"]),
+                    "voice": cfg["voice"],
+                    "speed": cfg.get("speed", 1.0),
                 },
-                "output": {"format": _ga_format(cfg["output_format"]), "voice": cfg["voice"], "speed": 1.0},
             },
-            "include": None,
+            "include": cfg.get("include"),
         }
+        for key in ("parallel_tool_calls", "reasoning"):  # echoed only once a client sets them
+            if cfg.get(key) is not None:
+                body[key] = cfg[key]
+        return body
     turn = None
     if td is not None:
         turn = {
@@ -70,6 +91,18 @@ def session_object(
         if turn["type"] == "semantic_vad":
             turn = {k: v for k, v in turn.items() if k in ("type", "create_response", "interrupt_response")}
             turn["eagerness"] = td.get("eagerness", "auto")
+    if cfg.get("session_type") == "transcription":
+        # the WebSocket event carries no client_secret (openai/openai-openapi#568), though the SDK
+        # type declares it
+        return {
+            "id": session_id,
+            "object": "realtime.transcription_session",
+            "modalities": ["text"],
+            "input_audio_format": cfg["input_format"],
+            "input_audio_transcription": transcription,
+            "input_audio_noise_reduction": cfg.get("noise_reduction"),
+            "turn_detection": None if turn is None else {k: v for k, v in turn.items() if k in _TRANSCRIPTION_TURN},
+        }
     return {
         "id": session_id,
         "object": "realtime.session",
@@ -81,14 +114,14 @@ def session_object(
         "input_audio_format": cfg["input_format"],
         "output_audio_format": cfg["output_format"],
         "input_audio_transcription": transcription,
-        "input_audio_noise_reduction": None,
+        "input_audio_noise_reduction": cfg.get("noise_reduction"),
         "turn_detection": turn,
-        "tools": [],
-        "tool_choice": "auto",
-        "temperature": 0.8,
+        "tools": list(cfg.get("tools") or []),
+        "tool_choice": cfg.get("tool_choice", "auto"),
+        "temperature": cfg.get("temperature", 0.8),
         "max_response_output_tokens": cfg["max_output_tokens"],
-        "speed": 1.0,
-        "tracing": None,
+        "speed": cfg.get("speed", 1.0),
+        "tracing": cfg.get("tracing"),
     }
 
 
@@ -137,6 +170,7 @@ def response_object(
     output: list[dict[str, Any]] | None = None,
     status_details: dict[str, Any] | None = None,
     usage: dict[str, Any] | None = None,
+    temperature: float = 0.8,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "object": "realtime.response",
@@ -156,7 +190,7 @@ def response_object(
         body["modalities"] = ["text"] if modalities == ["text"] else ["audio", "text"]
         body["output_audio_format"] = output_format
         body["voice"] = voice
-        body["temperature"] = 0.8
+        body["temperature"] = temperature
     return body
 
 
@@ -174,3 +208,25 @@ def usage(dialect: Dialect, input_text: int, input_audio: int, output_text: int,
         body["input_token_details"]["image_tokens"] = 0
         body["input_token_details"]["cached_tokens_details"] = {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0}
     return body
+
+
+def function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
+    """A ``function_call`` item (same shape in both dialects)."""
+    return {"id": item_id, "object": "realtime.item", "type": "function_call", "status": status, "name": name,
+            "call_id": call_id, "arguments": arguments}  # fmt: skip
+
+
+def transcription_usage(model: str | None, seconds: float, transcript: str) -> dict[str, Any]:
+    """Usage of one input transcription in the configured model's shape: ``duration`` for
+    whisper-1, ``tokens`` (audio in, text out) for the gpt-4o transcribe models and the rest."""
+    if (model or "").startswith("whisper"):
+        return {"type": "duration", "seconds": round(seconds, 3)}
+    audio_tokens = max(1, round(seconds * 10))
+    output_tokens = max(1, round(len(transcript) / 4))
+    return {
+        "type": "tokens",
+        "input_tokens": audio_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": audio_tokens + output_tokens,
+        "input_token_details": {"text_tokens": 0, "audio_tokens": audio_tokens},
+    }

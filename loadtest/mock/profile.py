@@ -120,6 +120,12 @@ def load_profile(
         items = [parse_override(text, flag) for text in overrides]
     for key, value in items:
         apply_override(base, key, copy.deepcopy(value), flag)
+    from loadtest.mock.tools import RuleError, parse_rules
+
+    try:
+        parse_rules(list(base["tools"]["rules"]))
+    except RuleError as exc:
+        raise ProfileError(str(exc)) from None
     return base
 
 

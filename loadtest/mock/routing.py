@@ -38,6 +38,7 @@ class Route:
     deployment: str
     api_version: str | None = None
     rejection: Rejection | None = None
+    intent: str | None = None  # "transcription": OpenAI's ?intent=transcription (no model needed)
 
 
 def _reject(code: str | None, message: str, close_code: int, error_type: str = "invalid_request_error") -> Rejection:
@@ -68,6 +69,8 @@ def resolve(path_and_query: str, headers: Any, profile: dict[str, Any], keys: fr
         model = query.get("model", "")
         beta = (headers.get("OpenAI-Beta") or "").replace(" ", "").lower() == "realtime=v1"
         route = Route("openai", "preview" if beta else "ga", model)
+        if query.get("intent") == "transcription" and not beta:
+            route.intent = "transcription"
         if key is None:
             route.rejection = _reject(
                 None,
@@ -88,9 +91,9 @@ def resolve(path_and_query: str, headers: Any, profile: dict[str, Any], keys: fr
                 "header and use the GA interface.",
                 4000,
             )
-        elif not model:
+        elif not model and route.intent is None:
             route.rejection = _reject("missing_model", "Missing required parameter: 'model'.", 4000)
-        elif model not in names:
+        elif model and model not in names:
             what = "has been retired" if model in retired else "does not exist or you do not have access to it"
             route.rejection = _reject("invalid_model", f"The model '{model}' {what}.", 4000)
         return route

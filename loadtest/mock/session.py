@@ -16,23 +16,34 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import orjson
 import pybase64
 from websockets.exceptions import ConnectionClosed
 
 from loadtest.mock import events as ev
+from loadtest.mock import input_transcription, tool_calls
 from loadtest.mock.context import SessionContext
 from loadtest.mock.faults import FaultPlan, plan_response
 from loadtest.mock.speech import WIRE_BYTES_PER_MS, Answer
+from loadtest.mock.tools import PlannedCall, Rule, ToolContext, arguments_for, choose, parse_rules, plan_tool_fault
 from loadtest.mock.truth import session_row
 from loadtest.mock.vad import EnergyVad
-from loadtest.mock.validate import Invalid, check_event, response_create, session_update, user_item
+from loadtest.mock.validate import (
+    Invalid,
+    check_event,
+    response_create,
+    session_update,
+    transcription_session_update,
+    user_item,
+)
 from loadtest.protocol.dialects import AUDIO_FORMATS, Dialect
 
 if TYPE_CHECKING:
     from loadtest.mock.routing import Route
 
 MIN_COMMIT_MS = 100.0
+KEEP_INPUT_S = 60.0  # input audio kept for recognition (the longest fixture is 27 s)
 EAGERNESS_SILENCE_MS = {"low": 1500, "medium": 700, "auto": 700, "high": 300}
 
 
@@ -45,6 +56,17 @@ def expiry_message(max_duration_s: float) -> str:
 
 def _new_id(rng: random.Random, prefix: str) -> str:
     return f"{prefix}_{rng.getrandbits(96):024x}"
+
+
+def profile_rules(profile: dict[str, Any]) -> list[Rule]:
+    key = tuple(profile["tools"]["rules"])
+    rules = _RULES.get(key)
+    if rules is None:
+        rules = _RULES[key] = parse_rules(list(key))
+    return rules
+
+
+_RULES: dict[tuple[str, ...], list[Rule]] = {}
 
 
 @dataclass(slots=True, eq=False)
@@ -73,6 +95,12 @@ class MockResponse:
     status: str | None = None
     previous_item_id: str | None = None
     first_send: float | None = None  # loop time of the first audio delta
+    calls: list[PlannedCall] = field(default_factory=list)  # a calling response's function calls
+    follow_up_of: str | None = None  # the calling response whose outputs this one answers
+    calls_logged: bool = False  # its function_call truth rows are written
+    answered_call_ids: list[str] = field(default_factory=list)  # (a follow-up) the outputs it answers
+    t_first_arguments: float | None = None  # wall clock of a calling response's first arguments delta
+    temperature: float = 0.8
 
 
 class MockSession:
@@ -82,6 +110,10 @@ class MockSession:
         self.route = route
         self.dialect: Dialect = ctx.dialect(route.dialect)
         self.rng = random.Random(f"{ctx.seed}:{index}")
+        # function calls and input transcription draw from their own streams: turning them on
+        # changes no other draw, and their values do not depend on the responses' timing
+        self.tools_rng = random.Random(f"{ctx.seed}:{index}:tools")
+        self.transcription_rng = random.Random(f"{ctx.seed}:{index}:transcription")
         self.id = _new_id(self.rng, "sess")
         self.conversation_id = _new_id(self.rng, "conv")
         self.profile = ctx.profile
@@ -107,11 +139,19 @@ class MockSession:
             },
             "transcription": None,
             "max_output_tokens": "inf",
+            "session_type": "realtime",
+            "tools": [],
+            "tool_choice": "auto",
+            "parallel_tool_calls": None,
+            "noise_reduction": None,
         }
+        if route.intent == "transcription":
+            self.cfg["session_type"] = "transcription"
         self.vad: EnergyVad | None = None
         self._reset_vad()
         self.items: dict[str, dict[str, Any]] = {}
         self.item_audio_ms: dict[str, float] = {}
+        self.item_answers: dict[str, Answer] = {}  # assistant item -> its answer (truncation)
         self.last_item_id: str | None = None
         self.audio_clock_ms = 0.0  # all audio appended in this session
         self.buffer_ms = 0.0  # audio appended since the last commit/clear
@@ -128,6 +168,14 @@ class MockSession:
         self._expiry: asyncio.TimerHandle | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._idle_from_ms = 0.0
+        # function calling and input transcription (loadtest/mock/tools.py, transcribe.py)
+        self.tool_ctx = ToolContext()
+        self.calls_by_id: dict[str, str] = {}  # call_id -> the response that made it
+        self.answered: dict[str, list[str]] = {}  # calling response id -> call_ids answered so far
+        self._input_pcm: list[np.ndarray] = []  # decoded input since the last commit (when needed)
+        self._input_kept_ms = 0.0
+        self._keep_input = False
+        self._transcriptions: set[asyncio.Task[None]] = set()
 
     # ---- sending ------------------------------------------------------------------------
     def _event_id(self) -> str:
@@ -167,6 +215,8 @@ class MockSession:
                 self._expiry.cancel()
             if self._idle:
                 self._idle.cancel()
+            for task in list(self._transcriptions):
+                task.cancel()
             for resp in [r for r in (self.active, *self.out_of_band) if r is not None]:
                 if resp.task and not resp.task.done():
                     resp.task.cancel()
@@ -174,6 +224,7 @@ class MockSession:
                     self._truth(
                         resp, "drop" if resp.plan.fault == "drop" else "none", {"ended_by": "connection_closed"}
                     )
+                tool_calls.log_calls(self, resp, resp.plan.fault)
             self.ctx.truth.write(
                 session_row(
                     self.route,
@@ -257,8 +308,11 @@ class MockSession:
 
     async def on_session_update(self, event: dict[str, Any]) -> None:
         changes = session_update(event.get("session"), self.dialect, self.profile["audio"]["voices"])
+        if self.route.intent == "transcription" and changes.get("session_type") != "transcription":
+            raise Invalid("invalid_value", f"Invalid value: '{changes.get('session_type')}'. This endpoint (intent="
+                          "transcription) supports 'transcription' sessions.", "session.type")  # fmt: skip
         # what the client asked for, as received (tests check a session file arrives as sent)
-        self.server.truth.write({"kind": "session_update", "session_id": self.id, "session": event.get("session")})
+        self.ctx.truth.write({"kind": "session_update", "session_id": self.id, "session": event.get("session")})
         if "voice" in changes and isinstance(changes["voice"], dict):
             changes["voice"] = changes["voice"].get("id")
         td_changed = "turn_detection" in changes
@@ -271,7 +325,42 @@ class MockSession:
         self.cfg.update(changes)
         if td_changed or "input_format" in changes:
             self._reset_vad()
+        if "input_format" in changes:
+            self._input_pcm, self._input_kept_ms = [], 0.0
+        self._update_keep_input()
         await self.send({"type": "session.updated", "session": self._session_object()})
+
+    async def on_transcription_session_update(self, event: dict[str, Any]) -> None:
+        """Preview ``transcription_session.update``: the session becomes transcription-only."""
+        changes = transcription_session_update(event.get("session"))
+        self.ctx.truth.write({"kind": "session_update", "session_id": self.id, "session": event.get("session")})
+        if changes.get("turn_detection") is not None:
+            merged = dict(self.cfg["turn_detection"] or {})
+            merged.update(changes["turn_detection"])
+            changes["turn_detection"] = merged
+        self.cfg.update(changes)
+        self._reset_vad()
+        self._input_pcm, self._input_kept_ms = [], 0.0
+        self._update_keep_input()
+        await self.send({"type": "transcription_session.updated", "session": self._session_object()})
+
+    @property
+    def transcription_only(self) -> bool:
+        return self.cfg.get("session_type") == "transcription"
+
+    def _update_keep_input(self) -> None:
+        """Input audio is kept until the commit when something will listen to it (transcription,
+        tool rules); at most KEEP_INPUT_S of it, so a caller that never commits holds no more."""
+        self._keep_input = bool(self.cfg.get("transcription")) or bool(self.cfg.get("tools"))
+        if not self._keep_input:
+            self._input_pcm, self._input_kept_ms = [], 0.0
+
+    def _keep(self, pcm: np.ndarray) -> None:
+        rate = AUDIO_FORMATS[self.cfg["input_format"]][2]
+        self._input_pcm.append(pcm)
+        self._input_kept_ms += pcm.size * 1000.0 / rate
+        while self._input_kept_ms > KEEP_INPUT_S * 1000.0 and len(self._input_pcm) > 1:
+            self._input_kept_ms -= self._input_pcm.pop(0).size * 1000.0 / rate
 
     async def on_append(self, event: dict[str, Any]) -> None:
         audio = event.get("audio")
@@ -287,9 +376,14 @@ class MockSession:
         self.audio_clock_ms += ms
         self.buffer_ms += ms
         self.ctx.stats.appends += 1
-        if self.vad is None:
+        keep = self._keep_input
+        if self.vad is None and not keep:
             return
         pcm = self.ctx.decode_input(data, fmt)
+        if keep:
+            self._keep(pcm)
+        if self.vad is None:
+            return
         for vad_event in self.vad.feed(pcm, AUDIO_FORMATS[fmt][2], clock):
             if vad_event.kind == "started":
                 if self._idle is not None:
@@ -318,7 +412,7 @@ class MockSession:
                 )
                 await self._commit(item_id)
                 td = self.cfg["turn_detection"] or {}
-                if td.get("create_response", True):
+                if td.get("create_response", True) and not self.transcription_only:
                     if self.active is None:
                         self.start_response({}, trigger=self.loop.time())
                     else:
@@ -339,30 +433,32 @@ class MockSession:
 
     async def _commit(self, item_id: str) -> None:
         # how much input audio the item holds, at the session's input format (tests check the rate)
-        self.server.truth.write(
+        self.ctx.truth.write(
             {"kind": "input_committed", "session_id": self.id, "item_id": item_id, "audio_ms": self.buffer_ms}
         )
+        seconds = self.buffer_ms / 1000.0
         self.pending_input_audio_ms += self.buffer_ms
         self.buffer_ms = 0.0
         previous = self.last_item_id
         await self.send({"type": "input_audio_buffer.committed", "previous_item_id": previous, "item_id": item_id})
         item = ev.user_item(self.dialect, item_id, ev.audio_user_content(self.dialect))
         await self._add_item(item, previous)
-        if self.cfg.get("transcription"):
-            self.loop.create_task(self._transcribe(item_id))
+        self._on_input_committed(item_id, seconds)
 
-    async def _transcribe(self, item_id: str) -> None:
-        await asyncio.sleep(0.3)
-        with contextlib.suppress(ConnectionClosed):
-            await self.send(
-                {
-                    "type": "conversation.item.input_audio_transcription.completed",
-                    "item_id": item_id,
-                    "content_index": 0,
-                    "transcript": "Hello, I have a question about my account.",
-                    "usage": {"type": "duration", "seconds": 2.0},
-                }
-            )
+    def _on_input_committed(self, item_id: str, seconds: float) -> None:
+        """Recognise the committed audio (tool rules see it) and transcribe it when configured."""
+        chunks, self._input_pcm, self._input_kept_ms = self._input_pcm, [], 0.0
+        if not chunks:
+            return
+        from loadtest.mock.transcribe import fixture_index
+
+        rate = AUDIO_FORMATS[self.cfg["input_format"]][2]
+        heard = fixture_index().recognise(np.concatenate(chunks), rate)
+        self.tool_ctx.text, self.tool_ctx.fixture = (heard.transcript if heard.fixture else None), heard.fixture
+        if self.cfg.get("transcription"):
+            task = self.loop.create_task(input_transcription.run(self, item_id, heard, seconds, time.time()))
+            self._transcriptions.add(task)
+            task.add_done_callback(self._transcriptions.discard)
 
     async def _add_item(self, item: dict[str, Any], previous: str | None) -> None:
         self.items[item["id"]] = item
@@ -375,6 +471,7 @@ class MockSession:
 
     async def on_clear(self, event: dict[str, Any]) -> None:
         self.buffer_ms = 0.0
+        self._input_pcm, self._input_kept_ms = [], 0.0
         if self.vad is not None:
             self.vad.reset()
         await self.send({"type": "input_audio_buffer.cleared"})
@@ -389,6 +486,28 @@ class MockSession:
                 self.pending_input_text += len(part["text"])
         previous = event.get("previous_item_id", self.last_item_id)
         await self._add_item(item, previous)
+        self._on_item_added(item)
+
+    def _on_item_added(self, item: dict[str, Any]) -> None:
+        """A caller's item: its text feeds the tool rules; a function_call_output answers a call."""
+        if item.get("type") == "message" and item.get("role") == "user":
+            parts = [p for p in item.get("content") or [] if isinstance(p, dict)]
+            texts = [p["text"] for p in parts if isinstance(p.get("text"), str)]
+            if texts:
+                self.tool_ctx.text, self.tool_ctx.fixture = " ".join(texts), None
+            return
+        if item.get("type") != "function_call_output":
+            return
+        call_id = item["call_id"]
+        response_id = self.calls_by_id.get(call_id)
+        self.pending_input_text += len(item["output"])
+        if response_id is not None:
+            self.answered.setdefault(response_id, []).append(call_id)
+            self.tool_ctx.follow_up = True
+            self.tool_ctx.follow_up_of = response_id
+        self.ctx.truth.write({"kind": "function_call_output", "session_id": self.id, "item_id": item["id"],
+                                 "call_id": call_id, "response_id": response_id, "known_call": response_id is not None,
+                                 "output_chars": len(item["output"])})  # fmt: skip
 
     async def on_item_retrieve(self, event: dict[str, Any]) -> None:
         item = self.items.get(str(event.get("item_id")))
@@ -417,6 +536,7 @@ class MockSession:
                 f"Audio content of {int(audio_ms)}ms is already shorter than {end}ms.",
                 "audio_end_ms",
             )
+        self._drop_unheard(item, item_id, end)
         await self.send(
             {
                 "type": "conversation.item.truncated",
@@ -426,7 +546,21 @@ class MockSession:
             }
         )
 
+    def _drop_unheard(self, item: dict[str, Any], item_id: str, end_ms: int) -> None:
+        """After a truncate the item's audio and transcript stop at ``end_ms`` (what was played)."""
+        answer = self.item_answers.get(item_id)
+        self.item_audio_ms[item_id] = float(end_ms)
+        for part in item.get("content") or []:
+            if answer is not None and isinstance(part.get("transcript"), str):
+                heard = answer.transcript_upto(end_ms)
+                part["transcript"] = heard if len(heard) < len(part["transcript"]) else part["transcript"]
+        transcript = next((p.get("transcript") for p in item.get("content") or []), None)
+        self.ctx.truth.write({"kind": "truncate", "session_id": self.id, "item_id": item_id,
+                                 "audio_end_ms": end_ms, "transcript": transcript})  # fmt: skip
+
     async def on_response_create(self, event: dict[str, Any]) -> None:
+        if self.transcription_only:
+            raise Invalid("invalid_request_error", "Responses are not supported in a transcription session.", "type")
         params = response_create(event.get("response"), self.dialect)
         if not params.get("out_of_band") and self.active is not None:
             raise self._already_active()
@@ -476,15 +610,22 @@ class MockSession:
             plan=plan,
             trigger=trigger,
             input_tokens=(input_text, input_audio),
+            temperature=float(params.get("temperature", self.cfg.get("temperature", 0.8))),
         )
+        if isinstance(params.get("voice"), str | dict):
+            voice = params["voice"]
+            resp.voice = voice.get("id") if isinstance(voice, dict) else voice
+        self._plan_calls(resp, params)
         resp.kind = "text" if modalities == ["text"] or plan.fault == "text_only" else "audio"
-        if modalities == ["text"] and plan.fault in ("text_only", "stall", "silence", "missing_audio"):
+        if resp.calls:
+            pass  # a calling response speaks no audio: its fault is a tool fault (or none)
+        elif modalities == ["text"] and plan.fault in ("text_only", "stall", "silence", "missing_audio"):
             plan.fault = "none"  # text was asked for: an audio fault has nothing to act on
             plan.params = {}
         # a max_output_tokens below the answer's size cuts it short (incomplete)
         full = self._output_tokens(resp, resp.answer.duration_ms, len(answer.transcript))
         limit = resp.max_output_tokens
-        if plan.fault == "none" and isinstance(limit, int) and limit < sum(full):
+        if plan.fault == "none" and isinstance(limit, int) and limit < sum(full) and not resp.calls:
             plan.fault = "incomplete"
             plan.at = limit / sum(full)
             plan.params = {"max_output_tokens": limit, "at_fraction": round(plan.at, 4), "cause": "client_limit"}
@@ -496,6 +637,33 @@ class MockSession:
         ctx.stats.responses += 1
         resp.task = self.loop.create_task(self._run(resp, latency_extra))
         return resp
+
+    def _plan_calls(self, resp: MockResponse, params: dict[str, Any]) -> None:
+        """Whether ``resp`` calls tools (loadtest/mock/tools.py); a calling response's plan becomes
+        its tool fault, drawn from the session RNG only when it calls."""
+        ctx = self.tool_ctx
+        follow_up_of = ctx.follow_up_of if ctx.follow_up else None
+        ctx.follow_up, ctx.follow_up_of = False, None
+        resp.follow_up_of = follow_up_of
+        if follow_up_of is not None:
+            resp.answered_call_ids = self.answered.pop(follow_up_of, [])
+        tools = params.get("tools", self.cfg.get("tools") or [])
+        if not tools or (resp.out_of_band and "tools" not in params):
+            return
+        tool_choice = params.get("tool_choice", self.cfg.get("tool_choice", "auto"))
+        parallel = params.get("parallel_tool_calls", self.cfg.get("parallel_tool_calls"))
+        knobs = self.profile["tools"]
+        view = ToolContext(ctx.text, ctx.fixture, follow_up=follow_up_of is not None)
+        rng = self.tools_rng
+        chosen = choose(tools, tool_choice, parallel is not False, knobs, profile_rules(self.profile), view, rng)
+        for name, why in chosen:
+            call = PlannedCall(name, _new_id(rng, "call")[:21], _new_id(rng, "item"), arguments_for(tools, name, rng),
+                               why)  # fmt: skip
+            resp.calls.append(call)
+            self.calls_by_id[call.call_id] = resp.id
+        if resp.calls:
+            fault, fault_params = plan_tool_fault(rng, self.profile["faults"])
+            resp.plan = FaultPlan(fault, fault_params)
 
     def _output_tokens(self, resp: MockResponse, audio_ms: float, chars: int) -> tuple[int, int]:
         rl = self.profile["rate_limits"]
@@ -514,6 +682,7 @@ class MockSession:
             voice=resp.voice,
             max_output_tokens=resp.max_output_tokens,
             metadata=resp.metadata,
+            temperature=resp.temperature,
             **extra,
         )
 
@@ -542,8 +711,13 @@ class MockSession:
                 "modalities": resp.modalities,
                 "audio_format": resp.output_format,
                 "audio_ms": round(resp.audio_ms, 1),
-                "transcript": resp.answer.transcript,
+                "transcript": "" if resp.calls else resp.answer.transcript,
                 "status": resp.status,
+                "function_calls": [call.name for call in resp.calls],
+                "call_ids": [call.call_id for call in resp.calls],
+                "follow_up_of": resp.follow_up_of,
+                "answered_call_ids": resp.answered_call_ids,
+                "t_first_arguments": resp.t_first_arguments,
             }
         )
 
@@ -561,7 +735,7 @@ class MockSession:
             self._idle = None
         td = self.cfg["turn_detection"] or {}
         idle_ms = td.get("idle_timeout_ms")
-        if not self.dialect.is_ga or td.get("type") != "server_vad" or not idle_ms or self.closing:
+        if not self.dialect.is_ga or td.get("type") != "server_vad" or not idle_ms or self.closing or resp.calls:
             return
         played_until = (resp.first_send + resp.audio_ms / 1000.0) if resp.first_send is not None else self.loop.time()
         when = max(self.loop.time(), played_until) + float(idle_ms) / 1000.0
@@ -646,6 +820,9 @@ class MockSession:
             return
         if plan.fault == "server_error" and not plan.params.get("after_output"):
             await self._fail(resp, self._server_error(), "server_error")
+            return
+        if resp.calls:
+            await tool_calls.stream_calls(self, resp, created_at + first_gap + latency_extra / 2)
             return
         dialect = self.dialect
         item = ev.assistant_item(dialect, resp.item_id, "in_progress", [])
@@ -842,6 +1019,7 @@ class MockSession:
         if not resp.out_of_band:
             self.items[resp.item_id] = item
             self.item_audio_ms[resp.item_id] = resp.audio_ms
+            self.item_answers[resp.item_id] = resp.answer
             if self.dialect.is_ga:
                 done = {"type": "conversation.item.done", "previous_item_id": resp.previous_item_id, "item": item}
                 await self.send(done)
@@ -854,6 +1032,9 @@ class MockSession:
         self._finish(resp)
         if not resp.created_sent:
             await self._send_created(resp)
+        if resp.calls:
+            await tool_calls.cancel_calls(self, resp, reason)
+            return
         dialect = self.dialect
         text = "".join(resp.transcript)
         output: list[dict[str, Any]] = []
@@ -886,6 +1067,7 @@ class MockSession:
 
 _HANDLERS = {
     "session.update": MockSession.on_session_update,
+    "transcription_session.update": MockSession.on_transcription_session_update,
     "input_audio_buffer.append": MockSession.on_append,
     "input_audio_buffer.commit": MockSession.on_commit,
     "input_audio_buffer.clear": MockSession.on_clear,

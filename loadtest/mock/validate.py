@@ -64,6 +64,15 @@ GA_RESPONSE = frozenset(
         "conversation", "input", "prompt", "parallel_tool_calls", "reasoning",
     }
 )  # fmt: skip
+GA_TRANSCRIPTION_SESSION = frozenset({"type", "audio", "include"})
+GA_TRANSCRIPTION_AUDIO_INPUT = frozenset({"format", "noise_reduction", "transcription", "turn_detection"})
+PREVIEW_TRANSCRIPTION_SESSION = frozenset(
+    {
+        "input_audio_format", "input_audio_transcription", "turn_detection", "input_audio_noise_reduction",
+        "include", "modalities", "client_secret",
+    }
+)  # fmt: skip
+TOOL_CHOICES = ("auto", "none", "required")
 PREVIEW_RESPONSE = frozenset(
     {
         "modalities", "instructions", "voice", "output_audio_format", "tools", "tool_choice", "temperature",
@@ -180,8 +189,11 @@ def _max_tokens(value: Any, param: str) -> int | str:
 def session_update(session: Any, dialect: Dialect, voices: list[str]) -> dict[str, Any]:
     """The validated changes of a ``session.update`` as harness-vocabulary settings.
 
-    Keys (each present only when set): output_modalities, instructions, voice, input_format,
-    output_format, turn_detection (dict or None), transcription (dict or None), max_output_tokens.
+    Keys (each present only when set): session_type (GA), output_modalities, instructions, voice,
+    speed, temperature (preview), input_format, output_format, turn_detection (dict or None),
+    transcription (dict or None), noise_reduction (dict or None), max_output_tokens, tools,
+    tool_choice, parallel_tool_calls, and the GA fields echoed as sent (tracing, truncation, prompt,
+    include, reasoning).
     """
     s = _dict(session, "session")
     out: dict[str, Any] = {}
@@ -189,12 +201,19 @@ def session_update(session: Any, dialect: Dialect, voices: list[str]) -> dict[st
         if "type" not in s:
             raise Invalid("missing_required_parameter", "Missing required parameter: 'session.type'.", "session.type")
         _unknown(s, GA_SESSION, "session.")
-        if s["type"] != "realtime":
+        if s["type"] not in ("realtime", "transcription"):
             raise Invalid(
                 "invalid_value",
-                f"Invalid value: '{s['type']}'. This endpoint supports 'realtime' sessions.",
+                f"Invalid value: '{s['type']}'. Supported values are: 'realtime' and 'transcription'.",
                 "session.type",
             )
+        out["session_type"] = s["type"]
+        if s["type"] == "transcription":
+            _unknown(s, GA_TRANSCRIPTION_SESSION, "session.")
+        _tools_fields(s, out, "session.", ga=True)
+        for key in ("tracing", "truncation", "prompt", "include", "reasoning"):
+            if key in s:
+                out[key] = s[key]
         if "output_modalities" in s:
             out["output_modalities"] = _modalities(s["output_modalities"], "session.output_modalities", True)
         if "max_output_tokens" in s:
@@ -208,13 +227,17 @@ def session_update(session: Any, dialect: Dialect, voices: list[str]) -> dict[st
         if "turn_detection" in inp:
             out["turn_detection"] = _turn_detection(inp["turn_detection"], "session.audio.input.turn_detection")
         if "transcription" in inp:
-            out["transcription"] = inp["transcription"]
+            out["transcription"] = _transcription(inp["transcription"], "session.audio.input.transcription")
+        if "noise_reduction" in inp:
+            out["noise_reduction"] = _noise_reduction(inp["noise_reduction"], "session.audio.input.noise_reduction")
         outp = _dict(audio.get("output", {}), "session.audio.output")
         _unknown(outp, GA_AUDIO_OUTPUT, "session.audio.output.")
         if "format" in outp:
             out["output_format"] = _ga_format(outp["format"], "session.audio.output.format")
         if "voice" in outp:
             out["voice"] = outp["voice"]
+        if "speed" in outp:
+            out["speed"] = _speed(outp["speed"], "session.audio.output.speed")
     else:
         _unknown(s, PREVIEW_SESSION, "session.")
         if "modalities" in s:
@@ -230,9 +253,20 @@ def session_update(session: Any, dialect: Dialect, voices: list[str]) -> dict[st
         if "turn_detection" in s:
             out["turn_detection"] = _turn_detection(s["turn_detection"], "session.turn_detection")
         if "input_audio_transcription" in s:
-            out["transcription"] = s["input_audio_transcription"]
+            out["transcription"] = _transcription(s["input_audio_transcription"], "session.input_audio_transcription")
+        if "input_audio_noise_reduction" in s:
+            out["noise_reduction"] = _noise_reduction(
+                s["input_audio_noise_reduction"], "session.input_audio_noise_reduction"
+            )
         if "voice" in s:
             out["voice"] = s["voice"]
+        if "speed" in s:
+            out["speed"] = _speed(s["speed"], "session.speed")
+        if "temperature" in s:
+            out["temperature"] = _temperature(s["temperature"], "session.temperature")
+        if "tracing" in s:
+            out["tracing"] = s["tracing"]
+        _tools_fields(s, out, "session.", ga=False)
     if "voice" in out:
         voice = out["voice"]
         name = voice.get("id") if isinstance(voice, dict) else voice
@@ -250,8 +284,9 @@ def session_update(session: Any, dialect: Dialect, voices: list[str]) -> dict[st
 
 
 def response_create(response: Any, dialect: Dialect) -> dict[str, Any]:
-    """The validated ``response`` of a ``response.create``: output_modalities, output_format,
-    out_of_band, max_output_tokens, instructions, metadata (each present only when set)."""
+    """The validated ``response`` of a ``response.create``: output_modalities, output_format, voice,
+    temperature, out_of_band, max_output_tokens, instructions, metadata, tools, tool_choice,
+    parallel_tool_calls (each present only when set)."""
     if response is None:
         return {}
     r = _dict(response, "response")
@@ -266,8 +301,11 @@ def response_create(response: Any, dialect: Dialect) -> dict[str, Any]:
         _unknown(outp, frozenset({"format", "voice"}), "response.audio.output.")
         if "format" in outp:
             out["output_format"] = _ga_format(outp["format"], "response.audio.output.format")
+        if "voice" in outp:
+            out["voice"] = outp["voice"]
         if "max_output_tokens" in r:
             out["max_output_tokens"] = _max_tokens(r["max_output_tokens"], "response.max_output_tokens")
+        _tools_fields(r, out, "response.", ga=True)
     else:
         _unknown(r, PREVIEW_RESPONSE, "response.")
         if "modalities" in r:
@@ -278,6 +316,11 @@ def response_create(response: Any, dialect: Dialect) -> dict[str, Any]:
             out["max_output_tokens"] = _max_tokens(
                 r["max_response_output_tokens"], "response.max_response_output_tokens"
             )
+        if "voice" in r:
+            out["voice"] = r["voice"]
+        if "temperature" in r:
+            out["temperature"] = _temperature(r["temperature"], "response.temperature")
+        _tools_fields(r, out, "response.", ga=False)
     conversation = r.get("conversation", "auto")
     if conversation not in ("auto", "none"):
         raise Invalid(
@@ -303,6 +346,10 @@ def user_item(item: Any, dialect: Dialect) -> dict[str, Any]:
             f"Invalid value: '{kind}'. Supported values are: 'message', 'function_call', and 'function_call_output'.",
             "item.type",
         )
+    if kind == "function_call_output":
+        for key in ("call_id", "output"):
+            if not isinstance(it.get(key), str):
+                raise Invalid("missing_required_parameter", f"Missing required parameter: 'item.{key}'.", f"item.{key}")
     if kind == "message":
         if it.get("role") not in ("user", "assistant", "system"):
             raise Invalid(
@@ -324,3 +371,107 @@ def user_item(item: Any, dialect: Dialect) -> dict[str, Any]:
                     f"item.content[{index}].type",
                 )
     return it
+
+
+def _tools_fields(obj: dict[str, Any], out: dict[str, Any], prefix: str, *, ga: bool) -> None:
+    """``tools``, ``tool_choice`` and (GA) ``parallel_tool_calls`` of a session or a response."""
+    if "tools" in obj:
+        out["tools"] = _tools(obj["tools"], prefix + "tools")
+    if "tool_choice" in obj:
+        out["tool_choice"] = _tool_choice(obj["tool_choice"], prefix + "tool_choice", ga)
+    if "parallel_tool_calls" in obj:
+        if not isinstance(obj["parallel_tool_calls"], bool):
+            raise Invalid("invalid_type", f"Invalid type for '{prefix}parallel_tool_calls': expected a boolean.",
+                          prefix + "parallel_tool_calls")  # fmt: skip
+        out["parallel_tool_calls"] = obj["parallel_tool_calls"]
+
+
+def _tools(value: Any, param: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise Invalid("invalid_type", f"Invalid type for '{param}': expected an array.", param)
+    for index, tool in enumerate(value):
+        where = f"{param}[{index}]"
+        tool = _dict(tool, where)
+        _unknown(tool, frozenset({"type", "name", "description", "parameters"}), where + ".")
+        if tool.get("type", "function") != "function":
+            raise Invalid("invalid_value", f"Invalid value: '{tool.get('type')}'. Supported values are: 'function'.",
+                          where + ".type")  # fmt: skip
+        if not isinstance(tool.get("name"), str) or not tool["name"]:
+            raise Invalid("missing_required_parameter", f"Missing required parameter: '{where}.name'.", where + ".name")
+        if "parameters" in tool and not isinstance(tool["parameters"], dict):
+            raise Invalid("invalid_type", f"Invalid type for '{where}.parameters': expected an object.",
+                          where + ".parameters")  # fmt: skip
+    return value
+
+
+def _tool_choice(value: Any, param: str, ga: bool) -> str | dict[str, Any]:
+    """GA: "auto" | "none" | "required" | {type: "function", name}. Preview: a string, the three
+    options or a function's name (the preview types declare ``tool_choice: str``)."""
+    if isinstance(value, str) and (value in TOOL_CHOICES or not ga):
+        return value
+    if ga and isinstance(value, dict):
+        _unknown(value, frozenset({"type", "name"}), param + ".")
+        if value.get("type") == "function" and isinstance(value.get("name"), str):
+            return value
+    raise Invalid(
+        "invalid_value",
+        f"Invalid value for '{param}': use 'auto', 'none', 'required' or "
+        + ("{'type': 'function', 'name': ...}." if ga else "a function name."),
+        param,
+    )
+
+
+def _transcription(value: Any, param: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    t = _dict(value, param)
+    model = t.get("model")
+    if model is not None and not isinstance(model, str):
+        raise Invalid("invalid_type", f"Invalid type for '{param}.model': expected a string.", param + ".model")
+    return t
+
+
+def _noise_reduction(value: Any, param: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    nr = _dict(value, param)
+    if nr.get("type") not in ("near_field", "far_field"):
+        raise Invalid(
+            "invalid_value",
+            f"Invalid value: '{nr.get('type')}'. Supported values are: 'near_field' and 'far_field'.",
+            param + ".type",
+        )
+    return nr
+
+
+def _speed(value: Any, param: str) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0.25 <= value <= 1.5:
+        raise Invalid("invalid_value", f"Invalid '{param}': expected a number between 0.25 and 1.5.", param)
+    return float(value)
+
+
+def _temperature(value: Any, param: str) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0.6 <= value <= 1.2:
+        raise Invalid("invalid_value", f"Invalid '{param}': expected a number between 0.6 and 1.2.", param)
+    return float(value)
+
+
+def transcription_session_update(session: Any) -> dict[str, Any]:
+    """The validated changes of a preview ``transcription_session.update`` (same keys as
+    :func:`session_update`: input_format, transcription, turn_detection, noise_reduction, include)."""
+    s = _dict(session, "session")
+    _unknown(s, PREVIEW_TRANSCRIPTION_SESSION, "session.")
+    out: dict[str, Any] = {"session_type": "transcription"}
+    if "input_audio_format" in s:
+        out["input_format"] = _preview_format(s["input_audio_format"], "session.input_audio_format")
+    if "input_audio_transcription" in s:
+        out["transcription"] = _transcription(s["input_audio_transcription"], "session.input_audio_transcription")
+    if "turn_detection" in s:
+        out["turn_detection"] = _turn_detection(s["turn_detection"], "session.turn_detection")
+    if "input_audio_noise_reduction" in s:
+        out["noise_reduction"] = _noise_reduction(
+            s["input_audio_noise_reduction"], "session.input_audio_noise_reduction"
+        )
+    if "include" in s:
+        out["include"] = s["include"]
+    return out

@@ -18,6 +18,7 @@ KNOWN_EXTRAS = {
     ("session", "id"),
     ("session", "expires_at"),
     ("session", "include"),
+    ("session", "input_audio_noise_reduction"),  # preview transcription session (declared for realtime ones)
 }
 
 
@@ -43,6 +44,9 @@ def _extras(model: Any, path: str, out: list[str]) -> None:
 
 def validate(event: dict[str, Any], dialect: str) -> BaseModel:
     """The parsed event; AssertionError naming any field the SDK type does not know."""
+    if event.get("type") == "transcription_session.updated" and "client_secret" not in event.get("session", {}):
+        # the WebSocket event has no client_secret, which the SDK type requires (openai/openai-openapi#568)
+        event = {**event, "session": {**event["session"], "client_secret": {"value": "", "expires_at": 0}}}
     model = adapter(dialect).validate_python(event)
     assert type(model).__name__ != "dict", event["type"]
     extras: list[str] = []

@@ -62,6 +62,8 @@ def test_profile_file_with_unknown_knob_names_it(tmp_path) -> None:
         (["--profile", "nope"], "unknown mock profile 'nope'"),
         (["--set", "faults.stal.rate=1"], "unknown knob"),
         (["--profile", "/no/such.toml"], "no such profile file"),
+        (["--set", 'tools.rules=["order status"]'], "expected 'REGEX -> tool'"),
+        (["--set", 'tools.rules=["(order -> lookup"]'], "not a regular expression"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(args, needle) -> None:

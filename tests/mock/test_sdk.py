@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 
 import pytest
 from openai import OpenAI
@@ -49,3 +51,53 @@ def test_azure_openai_sdk_uses_the_legacy_path_with_ga_events(shared_mock) -> No
             if event.type == "response.done":
                 break
     assert text and event.response.status == "completed"
+
+
+LOOKUP = {
+    "type": "function",
+    "name": "lookup_order",
+    "description": "Find an order by its id",
+    "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
+}
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_async_openai_sdk_gets_a_forced_call_sends_its_output_and_hears_the_answer(shared_mock) -> None:
+    from openai import AsyncOpenAI
+
+    async def main() -> tuple[list, str, bytes]:
+        client = AsyncOpenAI(api_key="mock-key", base_url="http://127.0.0.1:9/v1",
+                             websocket_base_url=shared_mock.url + "/v1")  # fmt: skip
+        calls, audio = [], bytearray()
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.session.update(session={"type": "realtime", "output_modalities": ["audio"], "tools": [LOOKUP],
+                                               "tool_choice": {"type": "function", "name": "lookup_order"},
+                                               "audio": {"input": {"turn_detection": None}}})  # fmt: skip
+            await conn.conversation.item.create(
+                item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Order 42?"}]}
+            )
+            await conn.response.create()
+            async for event in conn:
+                if event.type == "response.function_call_arguments.done":
+                    calls.append((event.name, event.call_id, json.loads(event.arguments)))
+                if event.type == "response.done":
+                    assert event.response.status == "completed"
+                    assert [o.type for o in event.response.output] == ["function_call"]
+                    break
+            for _name, call_id, _arguments in calls:
+                await conn.conversation.item.create(
+                    item={"type": "function_call_output", "call_id": call_id, "output": '{"status": "shipped"}'}
+                )
+            await conn.response.create(response={"tool_choice": "none"})
+            async for event in conn:
+                if event.type == "response.output_audio.delta":
+                    audio += base64.b64decode(event.delta)
+                if event.type == "response.done":
+                    assert event.response.status == "completed"
+                    transcript = event.response.output[0].content[0].transcript
+                    break
+        return calls, transcript, bytes(audio)
+
+    calls, transcript, audio = asyncio.run(main())
+    assert [(name, sorted(arguments)) for name, _id, arguments in calls] == [("lookup_order", ["order_id"])]
+    assert transcript and len(audio) / 48000 > len(transcript) / 16

@@ -110,3 +110,17 @@ def assert_vad_turn(events: list[dict[str, Any]], start_ms: float = 200, end_ms:
     assert abs(started["audio_start_ms"] - start_ms) <= 20, started
     assert abs(stopped["audio_end_ms"] - end_ms) <= 40, stopped
     assert started["item_id"] == stopped["item_id"] == committed["item_id"]
+
+
+def dialect_client(base: str, dialect: str) -> Client:
+    """A client of ``dialect``: GA on the OpenAI path, preview on the Azure legacy path."""
+    if dialect == "ga":
+        return Client(openai_url(base), {"Authorization": f"Bearer {KEY}"})
+    return Client(azure_preview_url(base), {"api-key": KEY})
+
+
+def response_events(c: Client, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """Events from now to the next ``response.done`` (inclusive)."""
+    start = len(c.events)
+    c.until("response.done", timeout)
+    return c.events[start:]
