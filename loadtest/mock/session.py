@@ -224,7 +224,7 @@ class MockSession:
                     self._truth(
                         resp, "drop" if resp.plan.fault == "drop" else "none", {"ended_by": "connection_closed"}
                     )
-                tool_calls.log_calls(self, resp, resp.plan.fault)
+                tool_calls.log_calls(self, resp, "session_expired" if self.expired else resp.plan.fault)
             self.ctx.truth.write(
                 session_row(
                     self.route,

@@ -165,8 +165,8 @@ def test_arguments_are_deterministic_under_the_seed(mock_server) -> None:
         mock.stop()
         return next(e for e in events if e["type"] == "response.function_call_arguments.done")["arguments"]
 
-    assert first_arguments(7) == first_arguments(7)
-    assert first_arguments(7) != first_arguments(8)
+    seven = first_arguments(7)
+    assert first_arguments(7) == seven != first_arguments(8)
 
 
 def test_auto_follows_the_profile_rules_and_none_never_calls(mock_server) -> None:
@@ -232,7 +232,10 @@ def test_parallel_calls_where_parallel_tool_calls_allows(mock_server, dialect: s
 
 @pytest.mark.parametrize("fault", ["tool_arguments_cut", "tool_server_error", "tool_call_hang", "tool_slow_arguments"])
 def test_tool_faults_show_on_the_wire_as_the_truth_log_says(mock_server, fault: str) -> None:
-    mock = mock_server(overrides={**FAST, f"faults.{fault}.rate": 1.0})
+    overrides = {**FAST, f"faults.{fault}.rate": 1.0}
+    if fault == "tool_slow_arguments":  # a few slow deltas are enough
+        overrides.update({"tools.delta_chars": [16, 24], "faults.tool_slow_arguments.delta_ms": [300, 320]})
+    mock = mock_server(overrides=overrides)
     with dialect_client(mock.url, "ga") as c:
         c.recv()
         c.send(_tools_session("ga", [LOOKUP], "required"))
