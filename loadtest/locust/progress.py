@@ -6,6 +6,7 @@ call), so ``rtload run`` can print "step, users, outcomes so far" without talkin
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,19 +18,36 @@ from loadtest.records.schema import HEALTH_FILE, OUTCOMES, RESPONSES_FILE
 
 
 class JsonlTail:
-    """Rows appended to one JSONL file since the last :meth:`read`."""
+    """Rows appended to one JSONL file since the last :meth:`read`. The file stays open, so when the
+    writer rolls it into a segment (renames it away and starts a new one) the rest of the old file
+    is still read before the new one."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offset = 0
+        self._handle: Any = None
 
     def read(self) -> list[dict[str, Any]]:
+        rows = self._read_open()
         try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read()
+            rolled = self._handle is not None and os.fstat(self._handle.fileno()).st_ino != os.stat(self.path).st_ino
         except FileNotFoundError:
-            return []
+            rolled = False
+        if rolled:  # nothing is written to the old file once renamed: its rest, then the new one
+            rows.extend(self._read_open())
+            self._handle.close()
+            self._handle, self.offset = None, 0
+            rows.extend(self._read_open())
+        return rows
+
+    def _read_open(self) -> list[dict[str, Any]]:
+        if self._handle is None:
+            try:
+                self._handle = open(self.path, "rb")  # noqa: SIM115 - kept open across reads
+            except FileNotFoundError:
+                return []
+        self._handle.seek(self.offset)
+        data = self._handle.read()
         end = data.rfind(b"\n")
         if end < 0:
             return []
@@ -38,9 +56,11 @@ class JsonlTail:
         for line in data[:end].split(b"\n"):
             if line.strip():
                 try:
-                    rows.append(orjson.loads(line))
+                    row = orjson.loads(line)
                 except orjson.JSONDecodeError:
                     continue
+                if isinstance(row, dict):
+                    rows.append(row)
         return rows
 
 

@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from loadtest.records import segments
 from loadtest.records.schema import (
     HEALTH_FILE,
     RATE_LIMITS_FILE,
@@ -85,6 +86,8 @@ CACHE_FORMAT = "3"  # 3: the warnings of a careful read are kept in the cache
 CACHE_WARNINGS_KEY = b"rtload_warnings"
 MAX_LINE_WARNINGS = 5  # per file; the rest are counted
 SAMPLE_LINES = 200  # lines inspected for fields this version does not know
+# the column a time range selects on, per record type
+TIME_COLUMNS = {"ResponseRecord": "t_trigger", "SessionRecord": "t_start", "RateLimitRecord": "t", "HealthRecord": "t"}
 RUN_END_KEYS = ("t_end", "end", "ended_at", "finished_at")  # run.json keys that say the run ended
 RUN_END_STATUSES = ("stopped", "finished", "completed", "failed")  # run.json "status" values likewise
 
@@ -113,6 +116,7 @@ class RunData:
     health: pd.DataFrame | None = None
     warnings: list[str] = field(default_factory=list)
     in_progress: bool = False
+    response_total: int | None = None  # responses in the run, before any row selection
 
     @property
     def run_id(self) -> str:
@@ -597,28 +601,18 @@ def _sentinel(record_type: type) -> list[str]:
     return [fields(record_type)[0].name, "schema_version"]
 
 
-def read_table(
-    path: Path,
-    record_type: type,
-    columns: list[str] | None = None,
-    warnings: list[str] | None = None,
-    *,
-    cache: bool = True,
-) -> tuple[pa.Table, bool]:
-    """One JSONL file as an Arrow table with the record's columns (missing file: no rows).
-
-    Returns the table and whether a torn last line showed the file is still being written.
-    """
-    warnings = warnings if warnings is not None else []
-    wanted = _with_version(columns)
-    schema = arrow_schema(record_type, wanted)
+def _read_jsonl(
+    path: Path, record_type: type, schema: pa.Schema, warnings: list[str], cache: bool
+) -> tuple[pa.Table, bool, set[str]]:
+    """One JSONL file's rows with ``schema``'s columns, whether its last line is torn, and the
+    fields of its first rows this version does not know."""
     if not path.exists():
-        return schema.empty_table(), False
+        return schema.empty_table(), False, set()
     if cache:
         cached = _read_cache(path, schema.names)
         if cached is not None:
             warnings.extend(cached[1])
-            return cached[0], False
+            return cached[0], False, set()
     buf, torn = _complete_bytes(path)
     if torn:
         warnings.append(f"{path.name}: the last line is incomplete (the run is still being written?); skipped it")
@@ -653,13 +647,213 @@ def read_table(
             table = _parse_jsonl(buf, parse, path.name, known, warnings, odd)
         table = table.select(schema.names)
     extra = _unknown_fields(buf, known) if table.num_rows else set()
-    _version_warnings(table, path.name, extra, warnings)
-    return table, torn
+    return table, torn, extra
 
 
-def to_frame(table: pa.Table) -> pd.DataFrame:
-    """An Arrow table as pandas (numbers with nulls become float with NaN)."""
-    return table.to_pandas(split_blocks=True, self_destruct=True)
+def read_table(
+    path: Path,
+    record_type: type,
+    columns: list[str] | None = None,
+    warnings: list[str] | None = None,
+    *,
+    cache: bool = True,
+    time_range: tuple[float | None, float | None] | None = None,
+    where: Any = None,
+    totals: dict[str, int] | None = None,
+    compact: bool = False,
+) -> tuple[pa.Table, bool]:
+    """All rows of one record file as an Arrow table with the record's columns (no file: no rows):
+    its Parquet segments and rolled pieces (:mod:`loadtest.records.segments`), oldest first, then
+    the live JSONL. ``time_range`` keeps the rows whose time column (``TIME_COLUMNS``) is in
+    [start, end); ``where`` (a ``pyarrow.compute`` expression) keeps the rows it is true for; in
+    segments both are applied as they are read, so a window or a selection of a huge run fits.
+    ``totals["rows"]`` gets the number of rows before ``where``. ``compact`` reads the
+    ``CATEGORY_COLUMNS`` as dictionaries.
+
+    Returns the table and whether a torn last line showed the file is still being written.
+    """
+    got = _gather(path, record_type, columns, warnings, cache, time_range, where, totals, compact)
+    tables = [src.table(got.schema.names) if isinstance(src, _Segments) else src for src in got.sources]
+    tables = [t if t.schema == got.final else t.cast(got.final) for t in tables]
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    table = table.select(got.schema.names)
+    _version_warnings(table, path.name, got.extra, got.warnings)
+    return table, got.torn
+
+
+@dataclass
+class _Segments:
+    """Consecutive Parquet segments, read when (and as far as) asked: column by column for frames."""
+
+    dataset: Any
+    expr: Any
+
+    def table(self, columns: list[str]) -> pa.Table:
+        return self.dataset.to_table(columns=columns, filter=self.expr)
+
+
+@dataclass
+class _Gathered:
+    sources: list[Any]  # pa.Table or _Segments, in row order
+    schema: pa.Schema  # the wanted columns
+    final: pa.Schema  # every source cast to this (the wanted and the selection's columns)
+    torn: bool
+    extra: set[str]
+    warnings: list[str]
+
+
+def _gather(
+    path: Path,
+    record_type: type,
+    columns: list[str] | None,
+    warnings: list[str] | None,
+    cache: bool,
+    time_range: tuple[float | None, float | None] | None,
+    where: Any,
+    totals: dict[str, int] | None,
+    compact: bool,
+) -> _Gathered:
+    warnings = warnings if warnings is not None else []
+    schema = arrow_schema(record_type, _with_version(columns))
+    time_col = TIME_COLUMNS.get(record_type.__name__)
+    extra_cols = [time_col] if time_range is not None and time_col else []
+    if where is not None:
+        extra_cols += sorted(_expr_fields(where, set(arrow_schema(record_type).names)))
+    read_schema = arrow_schema(record_type, list(dict.fromkeys([*schema.names, *extra_cols])))
+    counted = {"rows": 0}
+    selection = (time_range, time_col, where, counted, compact)
+    sources: list[Any] = []
+    extra: set[str] = set()
+    batch: list[Path] = []
+    for part in segments.parts(path):
+        if part.is_segment:
+            batch.append(part.path)
+            continue
+        if batch:
+            sources.append(_read_segments(batch, record_type, read_schema, warnings, *selection))
+            batch = []
+        rolled, _, more = _read_jsonl(part.path, record_type, read_schema, warnings, False)
+        sources.append(_select(rolled, time_range, time_col, where, counted))
+        extra |= more
+    if batch:
+        sources.append(_read_segments(batch, record_type, read_schema, warnings, *selection))
+    live, torn, more = _read_jsonl(path, record_type, read_schema, warnings, cache)
+    sources.append(_select(live, time_range, time_col, where, counted))
+    extra |= more
+    if totals is not None:
+        totals["rows"] = counted["rows"]
+    final = compact_schema(read_schema) if compact else read_schema
+    return _Gathered(sources, schema, final, torn, extra, warnings)
+
+
+def _select(
+    table: pa.Table,
+    time_range: tuple[float | None, float | None] | None,
+    col: str | None,
+    where: Any,
+    counted: dict[str, int],
+) -> pa.Table:
+    expr = _range_expr(time_range, col) if time_range is not None and col else None
+    if expr is not None and table.num_rows:
+        table = table.filter(expr)
+    counted["rows"] += table.num_rows
+    if where is not None and table.num_rows:
+        table = table.filter(where)
+    return table
+
+
+def _expr_fields(expr: Any, names: set[str]) -> set[str]:
+    """The record columns an expression names (pyarrow gives no public way to list them)."""
+    text = str(expr)
+    return {n for n in names if n in text}
+
+
+def _range_expr(time_range: tuple[float | None, float | None], col: str) -> Any:
+    start, end = time_range
+    expr = None
+    if start is not None:
+        expr = pc.field(col) >= start
+    if end is not None:
+        upper = pc.field(col) < end
+        expr = upper if expr is None else expr & upper
+    return expr
+
+
+def _read_segments(
+    files: list[Path],
+    record_type: type,
+    schema: pa.Schema,
+    warnings: list[str],
+    time_range: tuple[float | None, float | None] | None,
+    time_col: str | None,
+    where: Any,
+    counted: dict[str, int],
+    compact: bool,
+) -> _Segments | pa.Table:
+    """Parquet segments, only ``schema``'s columns (a column a segment lacks is null) and rows
+    in ``time_range`` for which ``where`` holds; the warnings their conversion gave are said again."""
+    import pyarrow.dataset as ds
+
+    for file in files:
+        try:
+            meta = pq.read_schema(file).metadata or {}
+        except (OSError, pa.ArrowException):
+            warnings.append(f"{file.parent.name}/{file.name}: not a readable Parquet segment; skipped it")
+            files = [f for f in files if f != file]
+            continue
+        if segments.WARNINGS_KEY in meta:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                warnings.extend(str(w) for w in orjson.loads(meta[segments.WARNINGS_KEY]))
+    if not files:
+        return schema.empty_table()
+    full = arrow_schema(record_type)
+    if compact:
+        names = {f.name for f in compact_schema(schema) if pa.types.is_dictionary(f.type)}
+        fmt: Any = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=names))
+        full = pa.schema([pa.field(f.name, _CATEGORY) if f.name in names else f for f in full])
+    else:
+        fmt = "parquet"
+    dataset = ds.dataset([str(f) for f in files], format=fmt, schema=full)
+    expr = _range_expr(time_range, time_col) if time_range is not None and time_col else None
+    counted["rows"] += dataset.count_rows(filter=expr) if expr is not None else dataset.count_rows()
+    if where is not None:
+        expr = where if expr is None else expr & where
+    return _Segments(dataset, expr)
+
+
+# Compact pandas dtypes for reports (``read_run(compact=True)``): the string columns of few
+# distinct values become categoricals (one byte a row instead of ~20; read straight from the
+# segments' Parquet dictionaries; "" is always a category, so ``fillna("")`` works). Numbers stay
+# float64/int64: float32 would halve them, but latencies' percentiles would then print as
+# 201.7969009 instead of 201.7969, and float32 sums of counts lose exactness past 2**24.
+CATEGORY_COLUMNS = frozenset(
+    {
+        "run_id", "worker_id", "target", "provider", "dialect", "deployment", "scenario", "fixture", "trigger",
+        "audio_format", "outcome", "reason", "status", "status_reason", "error_type", "error_code", "ended_by",
+        "name", "region", "url",
+    }
+)  # fmt: skip
+_CATEGORY = pa.dictionary(pa.int32(), pa.string())
+
+
+def compact_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with the ``CATEGORY_COLUMNS`` strings as dictionaries."""
+    return pa.schema(
+        [pa.field(f.name, _CATEGORY) if f.name in CATEGORY_COLUMNS and f.type == pa.string() else f for f in schema]
+    )
+
+
+def to_frame(table: pa.Table, *, compact: bool = False) -> pd.DataFrame:
+    """An Arrow table as pandas (numbers with nulls become float with NaN); ``compact`` gives the
+    ``CATEGORY_COLUMNS`` as categoricals."""
+    if compact:
+        table = table.cast(compact_schema(table.schema))
+    categories = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    for name in categories:
+        if "" not in frame[name].cat.categories:
+            frame[name] = frame[name].cat.add_categories([""])
+    return frame
 
 
 def read_frame(
@@ -669,9 +863,30 @@ def read_frame(
     warnings: list[str] | None = None,
     *,
     cache: bool = True,
+    compact: bool = False,
+    time_range: tuple[float | None, float | None] | None = None,
+    where: Any = None,
+    totals: dict[str, int] | None = None,
 ) -> tuple[pd.DataFrame, bool]:
-    table, torn = read_table(path, record_type, columns, warnings, cache=cache)
-    return to_frame(table), torn
+    """As :func:`read_table`, as pandas. The frame is built column by column (each read from the
+    segments and converted on its own), so the peak is the frame and one column, not twice the frame."""
+    got = _gather(path, record_type, columns, warnings, cache, time_range, where, totals, compact)
+    series: dict[str, pd.Series] = {}
+    for name in got.schema.names:
+        kind = got.final.field(name).type
+        chunks: list[pa.Array] = []
+        for src in got.sources:
+            part = src.table([name]) if isinstance(src, _Segments) else src.select([name])
+            column = part.column(0)
+            chunks.extend((column if column.type == kind else column.cast(kind)).chunks)
+        one = pa.table({name: pa.chunked_array(chunks, type=kind)})
+        del chunks
+        series[name] = to_frame(one)[name]
+    frame = pd.DataFrame(series, copy=False)
+    if "schema_version" in frame:
+        version = pa.table({"schema_version": pa.array(frame["schema_version"].to_numpy(), from_pandas=True)})
+        _version_warnings(version, path.name, got.extra, got.warnings)
+    return frame, got.torn
 
 
 def read_run_json(run_dir: Path, warnings: list[str]) -> dict[str, Any]:
@@ -708,30 +923,55 @@ def read_run(
     *,
     response_columns: list[str] | None = None,
     session_columns: list[str] | None = None,
+    rate_limit_columns: list[str] | None = None,
     with_rate_limits: bool = True,
     with_health: bool = True,
     cache: bool = True,
+    compact: bool = False,
+    time_range: tuple[float | None, float | None] | None = None,
+    response_where: Any = None,
+    session_where: Any = None,
 ) -> RunData:
-    """Read a run directory. Problems become ``warnings``; only a non-run path raises RunDirError."""
+    """Read a run directory. Problems become ``warnings``; only a non-run path raises RunDirError.
+
+    For a notebook on a big run: name the columns you need (``response_columns=["outcome",
+    "ttfa_ms"]``), ``compact=True`` for small dtypes, ``time_range=(t0, t1)`` (Unix seconds, on
+    ``t_trigger`` / ``t_start`` / ``t``) for a window, ``response_where=pyarrow.compute.field(
+    "outcome") != "completed"`` for a selection. ``RunData.response_total`` counts the responses
+    before ``response_where``.
+    """
     run_dir = check_run_dir(Path(run_dir))
     warnings: list[str] = []
     run = read_run_json(run_dir, warnings)
-    responses, torn_r = read_frame(run_dir / RESPONSES_FILE, ResponseRecord, response_columns, warnings, cache=cache)
-    sessions, torn_s = read_frame(run_dir / SESSIONS_FILE, SessionRecord, session_columns, warnings, cache=cache)
+    opts: dict[str, Any] = {"cache": cache, "compact": compact, "time_range": time_range}
+    totals: dict[str, int] = {}
+    responses, torn_r = read_frame(
+        run_dir / RESPONSES_FILE,
+        ResponseRecord,
+        response_columns,
+        warnings,
+        where=response_where,
+        totals=totals,
+        **opts,
+    )
+    sessions, torn_s = read_frame(
+        run_dir / SESSIONS_FILE, SessionRecord, session_columns, warnings, where=session_where, **opts
+    )
     torn_l = False
     if with_rate_limits:
-        rate_limits, torn_l = read_frame(run_dir / RATE_LIMITS_FILE, RateLimitRecord, None, warnings)
+        rl_path = run_dir / RATE_LIMITS_FILE
+        rate_limits, torn_l = read_frame(rl_path, RateLimitRecord, rate_limit_columns, warnings, **opts)
     else:
-        rate_limits = to_frame(arrow_schema(RateLimitRecord).empty_table())
+        rate_limits = to_frame(arrow_schema(RateLimitRecord, _with_version(rate_limit_columns)).empty_table())
     health = None
-    if with_health and (run_dir / HEALTH_FILE).exists():
+    if with_health and (_has_rows(run_dir / HEALTH_FILE)):
         # health rows are the harness's own diagnostics: their version is not worth a warning
-        health, _ = read_frame(run_dir / HEALTH_FILE, HealthRecord, None, [], cache=False)
+        health, _ = read_frame(run_dir / HEALTH_FILE, HealthRecord, None, [], cache=False, time_range=time_range)
     ended = any(run.get(k) for k in RUN_END_KEYS) or run.get("status") in RUN_END_STATUSES
     in_progress = torn_r or torn_s or torn_l or (bool(run) and not ended)
     if bool(run) and not ended:
         warnings.append(f"{RUN_FILE}: no end time yet (the run is still going or was killed); reporting what is there")
-    if responses.empty:
+    if not totals.get("rows"):
         warnings.append(f"{RESPONSES_FILE}: no responses recorded yet")
     return RunData(
         path=run_dir,
@@ -742,4 +982,10 @@ def read_run(
         health=health,
         warnings=warnings,
         in_progress=in_progress,
+        response_total=totals.get("rows", len(responses)),
     )
+
+
+def _has_rows(path: Path) -> bool:
+    """The file or any of its rolled pieces exists."""
+    return path.exists() or bool(segments.parts(path))

@@ -29,6 +29,7 @@ def _load(run: Path, no_cache: bool = False, **kwargs: Any) -> Any:
     from loadtest.records.reader import RunDirError, read_run
 
     cache = not no_cache and not os.environ.get("RTLOAD_NO_CACHE")
+    kwargs.setdefault("compact", True)  # categoricals (loadtest.records.reader.CATEGORY_COLUMNS)
     try:
         return read_run(run, cache=cache, **kwargs)
     except RunDirError as exc:
@@ -141,9 +142,11 @@ def failures(
 ) -> None:
     """Every non-completed response with its ids, error and request ids; --bundle zips the evidence."""
     _check_format(fmt)
-    from loadtest.report.failures import build_failures, write_bundle
+    from loadtest.report.failures import build_failures, failed_responses, failed_sessions_filter, write_bundle
 
-    data = _load(run, no_cache, with_rate_limits=False, with_health=False)
+    # only the rows the listing and the bundle hold (every column of them), so a huge run fits
+    where = {"response_where": failed_responses(), "session_where": failed_sessions_filter()}
+    data = _load(run, no_cache, with_rate_limits=False, with_health=False, **where)
     report = build_failures(data)
     _emit(report, fmt)
     if bundle is not None:
