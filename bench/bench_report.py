@@ -508,6 +508,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_report", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=N_ROLLED, help="responses in the rolled runs (default 10M)")
     parser.add_argument("--legacy-rows", type=int, default=N_RESPONSES, help="responses in the one-JSONL run (0: skip)")
+    parser.add_argument("--data", type=Path, help="keep the generated runs here (reused when there: deterministic)")
     args = parser.parse_args(sys.argv[2:] if argv is None and sys.argv[1:2] == ["report"] else argv)
     results: dict[str, Any] = {
         "responses": args.rows,
@@ -525,9 +526,12 @@ def main(argv: list[str] | None = None) -> None:
     results["writer"] = json.loads(writer.stdout.strip().splitlines()[-1])
     print(f"writer: {results['writer']}", flush=True)
     with tempfile.TemporaryDirectory(prefix="rtload-bench-report-") as tmp:
-        run_a, run_b = Path(tmp) / "rolled-a", Path(tmp) / "rolled-b"
-        results["generate_seconds"] = _generate("write_segmented_run", run_a, args.rows, 0)
-        _generate("write_segmented_run", run_b, args.rows, 1)
+        data = args.data if args.data is not None else Path(tmp)
+        run_a, run_b = data / "rolled-a", data / "rolled-b"
+        for run_dir, seed in ((run_a, 0), (run_b, 1)):
+            if (run_dir / RUN_FILE).exists():
+                continue  # generated before (same generator, same seed)
+            results[f"generate_seconds_{run_dir.name}"] = _generate("write_segmented_run", run_dir, args.rows, seed)
         disk = _disk(run_a)
         results["disk"] = {
             **disk,

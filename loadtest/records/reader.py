@@ -683,13 +683,28 @@ def read_table(
 
 @dataclass
 class _Segments:
-    """Consecutive Parquet segments, read when (and as far as) asked: column by column for frames."""
+    """Consecutive Parquet segments, each opened once (its footer parsed once), read when asked:
+    column by column for frames. ``rows`` holds, per segment, the indices of the selected rows
+    (None: all)."""
 
-    dataset: Any
-    expr: Any
+    files: list[Any]  # pq.ParquetFile
+    rows: list[Any]
+    kinds: dict[str, pa.DataType]
+
+    def column(self, name: str) -> list[pa.Array]:
+        chunks: list[pa.Array] = []
+        for pf, take in zip(self.files, self.rows, strict=True):
+            if name in pf.schema_arrow.names:
+                col = pf.read(columns=[name], use_threads=False).column(0)
+            else:  # a segment written before the column existed
+                col = pa.chunked_array([pa.nulls(pf.metadata.num_rows, self.kinds[name])])
+            if take is not None:
+                col = col.take(take)
+            chunks.extend(col.chunks)
+        return chunks
 
     def table(self, columns: list[str]) -> pa.Table:
-        return self.dataset.to_table(columns=columns, filter=self.expr)
+        return pa.table({name: pa.chunked_array(self.column(name), type=self.kinds[name]) for name in columns})
 
 
 @dataclass
@@ -789,36 +804,45 @@ def _read_segments(
     where: Any,
     counted: dict[str, int],
     compact: bool,
-) -> _Segments | pa.Table:
+) -> _Segments:
     """Parquet segments, only ``schema``'s columns (a column a segment lacks is null) and rows
     in ``time_range`` for which ``where`` holds; the warnings their conversion gave are said again."""
-    import pyarrow.dataset as ds
-
+    kinds = {f.name: f.type for f in (compact_schema(schema) if compact else schema)}
+    dictionary = [name for name, kind in kinds.items() if pa.types.is_dictionary(kind)]
+    time_expr = _range_expr(time_range, time_col) if time_range is not None and time_col else None
+    opened, rows = [], []
     for file in files:
+        sidecar = segments.warnings_path(file)
+        if sidecar.exists():
+            with contextlib.suppress(OSError, orjson.JSONDecodeError):
+                warnings.extend(str(w) for w in orjson.loads(sidecar.read_bytes()))
         try:
-            meta = pq.read_schema(file).metadata or {}
+            pf = pq.ParquetFile(file, read_dictionary=dictionary)
         except (OSError, pa.ArrowException):
             warnings.append(f"{file.parent.name}/{file.name}: not a readable Parquet segment; skipped it")
-            files = [f for f in files if f != file]
             continue
-        if segments.WARNINGS_KEY in meta:
-            with contextlib.suppress(orjson.JSONDecodeError):
-                warnings.extend(str(w) for w in orjson.loads(meta[segments.WARNINGS_KEY]))
-    if not files:
-        return schema.empty_table()
-    full = arrow_schema(record_type)
-    if compact:
-        names = {f.name for f in compact_schema(schema) if pa.types.is_dictionary(f.type)}
-        fmt: Any = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=names))
-        full = pa.schema([pa.field(f.name, _CATEGORY) if f.name in names else f for f in full])
-    else:
-        fmt = "parquet"
-    dataset = ds.dataset([str(f) for f in files], format=fmt, schema=full)
-    expr = _range_expr(time_range, time_col) if time_range is not None and time_col else None
-    counted["rows"] += dataset.count_rows(filter=expr) if expr is not None else dataset.count_rows()
-    if where is not None:
-        expr = where if expr is None else expr & where
-    return _Segments(dataset, expr)
+        take = None
+        if time_expr is not None or where is not None:
+            needed = sorted(_expr_fields(_and(time_expr, where), set(pf.schema_arrow.names)))
+            probe = pf.read(columns=needed, use_threads=False)
+            probe = probe.append_column("__row", pa.array(np.arange(probe.num_rows)))
+            if time_expr is not None:
+                probe = probe.filter(time_expr)
+            counted["rows"] += probe.num_rows
+            if where is not None:
+                probe = probe.filter(where)
+            take = probe.column("__row")
+        else:
+            counted["rows"] += pf.metadata.num_rows
+        opened.append(pf)
+        rows.append(take)
+    return _Segments(opened, rows, kinds)
+
+
+def _and(a: Any, b: Any) -> Any:
+    if a is None:
+        return b
+    return a if b is None else a & b
 
 
 # Compact pandas dtypes for reports (``read_run(compact=True)``): the string columns of few
@@ -876,9 +900,8 @@ def read_frame(
         kind = got.final.field(name).type
         chunks: list[pa.Array] = []
         for src in got.sources:
-            part = src.table([name]) if isinstance(src, _Segments) else src.select([name])
-            column = part.column(0)
-            chunks.extend((column if column.type == kind else column.cast(kind)).chunks)
+            pieces = src.column(name) if isinstance(src, _Segments) else src.column(name).chunks
+            chunks.extend(c if c.type == kind else c.cast(kind) for c in pieces)
         one = pa.table({name: pa.chunked_array(chunks, type=kind)})
         del chunks
         series[name] = to_frame(one)[name]

@@ -112,11 +112,22 @@ def convert(rolled: Path, record_type: type) -> Path | None:
     return segment
 
 
+def warnings_path(segment: Path) -> Path:
+    """The warnings the conversion of ``segment`` gave (bad lines), written only when there were some."""
+    return segment.with_name(f"_{segment.stem}.warnings.json")
+
+
 def write_segment(table: Any, segment: Path, tmp: Path | None = None, warnings: list[str] | None = None) -> None:
-    """Write one segment: under ``tmp`` (default ``.<name>.tmp``) first, renamed when complete."""
+    """Write one segment: under ``tmp`` (default ``.<name>.tmp``) first, renamed when complete.
+    Its warnings go beside it first (readers say them again without opening every footer)."""
     import pyarrow.parquet as pq
 
     tmp = tmp if tmp is not None else segment.with_name(f".{segment.name}.tmp")
+    if warnings:
+        side = warnings_path(segment)
+        side_tmp = side.with_name(f".{side.name}.tmp")
+        side_tmp.write_bytes(orjson.dumps(warnings))
+        os.replace(side_tmp, side)
     meta = {WARNINGS_KEY: orjson.dumps(warnings or []), ROWS_KEY: str(table.num_rows).encode()}
     try:
         pq.write_table(

@@ -26,8 +26,13 @@ def _check_format(fmt: str) -> str:
 
 
 def _load(run: Path, no_cache: bool = False, **kwargs: Any) -> Any:
+    import pyarrow as pa
+
     from loadtest.records.reader import RunDirError, read_run
 
+    # malloc, not Arrow's own pool: frames are built column by column, and memory Arrow frees
+    # must be reusable by numpy (mimalloc keeps it), or the peak is the frame twice
+    pa.set_memory_pool(pa.system_memory_pool())
     cache = not no_cache and not os.environ.get("RTLOAD_NO_CACHE")
     kwargs.setdefault("compact", True)  # categoricals (loadtest.records.reader.CATEGORY_COLUMNS)
     try:
