@@ -164,3 +164,19 @@ def test_reports_on_a_rolled_run_equal_reports_on_one_jsonl(tmp_path, cli) -> No
     a = json.dumps(cli.json("compare", plain, other)).replace(str(plain), "RUN")
     b = json.dumps(cli.json("compare", rolled, other)).replace(str(rolled), "RUN")
     assert a.replace('"rolled"', '"plain"') == b.replace('"rolled"', '"plain"')
+
+
+def test_bad_lines_of_a_rolled_file_are_still_named_after_it_became_a_segment(tmp_path) -> None:
+    run = tmp_path / "bad"
+    with RunWriter(run, roll_bytes=0) as writer:
+        writer.write_many("response", _rows(10))
+        writer.write_raw("response", b"null\n")
+        writer.write_many("response", _rows(12)[10:])
+    rolled = segments.roll(run / RESPONSES_FILE, 1)
+    (run / RESPONSES_FILE).write_bytes(b"")
+    before = read_run(run, response_columns=["turn_index"])
+    segments.convert(rolled, ResponseRecord)
+    after = read_run(run, response_columns=["turn_index"])
+    for data in (before, after):
+        assert [int(x) for x in data.responses["turn_index"]] == list(range(12))
+        assert "_000001.jsonl line 11: not a JSON object; skipped it" in data.warnings
