@@ -804,13 +804,13 @@ def _read_segments(
     where: Any,
     counted: dict[str, int],
     compact: bool,
-) -> _Segments:
+) -> _Segments | pa.Table:
     """Parquet segments, only ``schema``'s columns (a column a segment lacks is null) and rows
     in ``time_range`` for which ``where`` holds; the warnings their conversion gave are said again."""
     kinds = {f.name: f.type for f in (compact_schema(schema) if compact else schema)}
     dictionary = [name for name, kind in kinds.items() if pa.types.is_dictionary(kind)]
     time_expr = _range_expr(time_range, time_col) if time_range is not None and time_col else None
-    opened, rows = [], []
+    opened, rows, selected = [], [], []
     for file in files:
         sidecar = segments.warnings_path(file)
         if sidecar.exists():
@@ -822,27 +822,36 @@ def _read_segments(
             warnings.append(f"{file.parent.name}/{file.name}: not a readable Parquet segment; skipped it")
             continue
         take = None
-        if time_expr is not None or where is not None:
-            needed = sorted(_expr_fields(_and(time_expr, where), set(pf.schema_arrow.names)))
+        if where is not None:  # a selection (few rows, every column): read it whole, keep the rows
+            whole = pf.read(columns=[n for n in kinds if n in pf.schema_arrow.names], use_threads=False)
+            if time_expr is not None:
+                whole = whole.filter(time_expr)
+            counted["rows"] += whole.num_rows
+            selected.append(_fill(whole.filter(where), kinds))
+            continue
+        if time_expr is not None:
+            needed = sorted(_expr_fields(time_expr, set(pf.schema_arrow.names)))
             probe = pf.read(columns=needed, use_threads=False)
             probe = probe.append_column("__row", pa.array(np.arange(probe.num_rows)))
-            if time_expr is not None:
-                probe = probe.filter(time_expr)
+            probe = probe.filter(time_expr)
             counted["rows"] += probe.num_rows
-            if where is not None:
-                probe = probe.filter(where)
             take = probe.column("__row")
         else:
             counted["rows"] += pf.metadata.num_rows
         opened.append(pf)
         rows.append(take)
+    if where is not None:
+        schema_ = pa.schema(list(kinds.items()))
+        return pa.concat_tables(selected) if selected else schema_.empty_table()
     return _Segments(opened, rows, kinds)
 
 
-def _and(a: Any, b: Any) -> Any:
-    if a is None:
-        return b
-    return a if b is None else a & b
+def _fill(table: pa.Table, kinds: dict[str, pa.DataType]) -> pa.Table:
+    """``table`` with every column of ``kinds`` (a missing one null), in that order and type."""
+    cols = [
+        table.column(n).cast(k) if n in table.column_names else pa.nulls(table.num_rows, k) for n, k in kinds.items()
+    ]
+    return pa.table(cols, names=list(kinds))
 
 
 # Compact pandas dtypes for reports (``read_run(compact=True)``): the string columns of few

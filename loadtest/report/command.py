@@ -34,7 +34,6 @@ def _load(run: Path, no_cache: bool = False, **kwargs: Any) -> Any:
     # must be reusable by numpy (mimalloc keeps it), or the peak is the frame twice
     pa.set_memory_pool(pa.system_memory_pool())
     cache = not no_cache and not os.environ.get("RTLOAD_NO_CACHE")
-    kwargs.setdefault("compact", True)  # categoricals (loadtest.records.reader.CATEGORY_COLUMNS)
     try:
         return read_run(run, cache=cache, **kwargs)
     except RunDirError as exc:
