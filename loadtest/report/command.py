@@ -50,7 +50,9 @@ def _emit(report: Any, fmt: str) -> None:
 
 
 RUN_ARG = typer.Argument(..., help="The run directory (reports/<run_id>).", show_default=False)
-NO_CACHE = typer.Option(False, "--no-cache", help="Do not read or write the Parquet cache beside large JSONL files.")
+NO_CACHE = typer.Option(
+    False, "--no-cache", help="Do not read or write the caches (Parquet beside large JSONL files, kept report outputs)."
+)
 
 
 def summary(
@@ -210,12 +212,14 @@ def register(app: typer.Typer) -> None:
         help="Reports on a run directory: summary, limits, capacity, compare, failures, html, soak.",
         no_args_is_help=True,
     )
-    report_app.command("summary")(summary)
-    report_app.command("limits")(limits)
-    report_app.command("capacity")(capacity)
-    report_app.command("compare")(compare)
-    report_app.command("failures")(failures)
-    report_app.command("html")(html)
-    report_app.command("soak")(soak)
-    report_app.command("windows", hidden=True)(soak)
+    from loadtest.report.memo import memoized
+
+    report_app.command("summary")(memoized("summary", summary))
+    report_app.command("limits")(memoized("limits", limits))
+    report_app.command("capacity")(memoized("capacity", capacity))
+    report_app.command("compare")(memoized("compare", compare))
+    report_app.command("failures")(memoized("failures", failures))
+    report_app.command("html")(html)  # writes a file: always built
+    report_app.command("soak")(memoized("soak", soak))
+    report_app.command("windows", hidden=True)(memoized("soak", soak))
     app.add_typer(report_app, name="report")
