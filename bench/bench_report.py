@@ -20,6 +20,7 @@ import itertools
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -375,7 +376,11 @@ sys.exit(code)
 def _timed(args: list[str]) -> dict[str, float]:
     """Wall time and peak resident memory of one report command in its own process."""
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, check=False)
+    # stdout thrown away: held here, a big output (failures) would grow this process, and a child's
+    # ru_maxrss starts from its parent's resident size
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False
+    )
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
@@ -481,7 +486,9 @@ def _timed_code(code: str) -> dict[str, float]:
     child = code + "\nimport resource, sys\nu = resource.getrusage(resource.RUSAGE_SELF)\n"
     child += 'sys.stderr.write("PEAK_RSS_KB=%d CPU_S=%.3f\\n" % (u.ru_maxrss, u.ru_utime + u.ru_stime))\n'
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", child], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-500:])
     last = [line for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KB=")][-1]
@@ -509,7 +516,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=N_ROLLED, help="responses in the rolled runs (default 10M)")
     parser.add_argument("--legacy-rows", type=int, default=N_RESPONSES, help="responses in the one-JSONL run (0: skip)")
     parser.add_argument("--data", type=Path, help="keep the generated runs here (reused when there: deterministic)")
+    parser.add_argument(
+        "--only", help="time only these reports (comma-separated) and update their figures in the results file"
+    )
     args = parser.parse_args(sys.argv[2:] if argv is None and sys.argv[1:2] == ["report"] else argv)
+    if args.only:
+        return rerun(args)
     results: dict[str, Any] = {
         "responses": args.rows,
         "machine": {
@@ -566,6 +578,27 @@ def main(argv: list[str] | None = None) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))
+
+
+def rerun(args: argparse.Namespace) -> None:
+    """Time some reports again on kept runs (``--data``) and update their figures in the results."""
+    if args.data is None:
+        raise SystemExit("--only needs --data (the runs generated before)")
+    results = json.loads(RESULTS.read_text(encoding="utf-8"))
+    run_a, run_b = args.data / "rolled-a", args.data / "rolled-b"
+    with tempfile.TemporaryDirectory(prefix="rtload-bench-report-") as tmp:
+        for name in args.only.split(","):
+            argv_ = [x.format(a=run_a, b=run_b, tmp=tmp) for x in REPORTS[name]]
+            for attempt in ("first", "again"):
+                if attempt == "first":  # a first read: nothing kept from before
+                    for run_dir in (run_a, run_b):
+                        shutil.rmtree(run_dir / ".rtload-cache", ignore_errors=True)
+                results["timings"][f"{name}_{attempt}"] = _timed(["report", *argv_])
+                print(f"{name}_{attempt}: {results['timings'][f'{name}_{attempt}']}", flush=True)
+    results.setdefault("reruns", []).append(
+        {"reports": args.only, "load_average": [round(x, 2) for x in os.getloadavg()], "at": time.strftime("%H:%M")}
+    )
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
 
 def legacy(run_dir: Path, rows: int) -> dict[str, Any]:
