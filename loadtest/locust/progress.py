@@ -6,6 +6,7 @@ call), so ``rtload run`` can print "step, users, outcomes so far" without talkin
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,36 +14,88 @@ from typing import Any
 import orjson
 
 from loadtest.locust.board import OutcomeBoard
+from loadtest.records import segments
 from loadtest.records.schema import HEALTH_FILE, OUTCOMES, RESPONSES_FILE, RUN_FILE
 from loadtest.records.worker_loss import WORKERS_LOST
 
 
 class JsonlTail:
-    """Rows appended to one JSONL file since the last :meth:`read`."""
+    """Rows appended to one JSONL file since the last :meth:`read`, across the writer's rolls.
+
+    The file stays open, so when the writer rolls it into a segment (renames it away and starts
+    a new one) the rest of the old file is still read; the pieces rolled after it (when the writer
+    rolled more than once between two reads) are read whole, then the new file."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offset = 0
+        self._handle: Any = None
+        self._index = 0  # the segment index the open file gets when it is rolled
 
     def read(self) -> list[dict[str, Any]]:
+        rows = self._read_open()
         try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read()
+            rolled = self._handle is not None and os.fstat(self._handle.fileno()).st_ino != os.stat(self.path).st_ino
         except FileNotFoundError:
-            return []
+            rolled = False
+        if rolled:  # nothing is written to the old file once renamed: its rest, then the next pieces
+            rows.extend(self._read_open())
+            self._handle.close()
+            self._handle, self.offset = None, 0
+            for part in segments.parts(self.path):
+                if part.index > self._index:
+                    rows.extend(_whole_piece(part))
+            rows.extend(self._read_open())
+        return rows
+
+    def _read_open(self) -> list[dict[str, Any]]:
+        if self._handle is None:
+            while True:  # the index the file will get, stable across the open (no roll in between)
+                before = segments.next_index(self.path)
+                try:
+                    self._handle = open(self.path, "rb")  # noqa: SIM115 - kept open across reads
+                except FileNotFoundError:
+                    return []
+                if segments.next_index(self.path) == before:
+                    break
+                self._handle.close()
+            self._index = before
+        self._handle.seek(self.offset)
+        data = self._handle.read()
         end = data.rfind(b"\n")
         if end < 0:
             return []
         self.offset += end + 1
-        rows = []
-        for line in data[:end].split(b"\n"):
-            if line.strip():
-                try:
-                    rows.append(orjson.loads(line))
-                except orjson.JSONDecodeError:
-                    continue
-        return rows
+        return _rows(data[:end])
+
+
+def _rows(data: bytes) -> list[dict[str, Any]]:
+    rows = []
+    for line in data.split(b"\n"):
+        if line.strip():
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows
+
+
+def _whole_piece(part: segments.Part) -> list[dict[str, Any]]:
+    try:
+        if part.is_segment:
+            import pyarrow.parquet as pq
+
+            return pq.read_table(part.path).to_pylist()
+        return _rows(part.path.read_bytes())
+    except (OSError, ValueError):
+        # converted (and removed) while we looked: its segment has the rows
+        if not part.is_segment:
+            seg = segments.segment_path(part.path.parent.with_suffix(".jsonl"), part.index)
+            if seg.exists():
+                return _whole_piece(segments.Part(part.index, seg))
+        return []
 
 
 class RunTail:

@@ -6,6 +6,11 @@ master, or the standalone process). Every JSONL file is opened in append mode; a
 the next write or the background flusher), so a SIGKILL loses at most the rows younger than that
 and can tear only the last line (readers skip a torn last line, and any corrupt line, with a warning).
 
+A file that grows past ``roll_bytes`` (64 MiB) is rolled into a compressed Parquet segment
+(:mod:`loadtest.records.segments`): renamed under the lock (the hot path pays nothing more
+than a size check per batch), converted in a background OS thread, so a day-long run keeps
+~40-150 bytes a row at rest instead of ~1.2 KB.
+
 ``run.json`` is replaced atomically (write to a temporary file, then ``os.replace``), so it is
 always either the previous or the new complete document.
 
@@ -27,6 +32,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from loadtest.records import segments
 from loadtest.records.schema import (
     HEALTH_FILE,
     RATE_LIMITS_FILE,
@@ -35,6 +41,10 @@ from loadtest.records.schema import (
     SCHEMA_VERSION,
     SESSIONS_FILE,
     TRACES_DIR,
+    HealthRecord,
+    RateLimitRecord,
+    ResponseRecord,
+    SessionRecord,
     to_row,
 )
 
@@ -43,6 +53,12 @@ KINDS: dict[str, str] = {
     "session": SESSIONS_FILE,
     "rate_limit": RATE_LIMITS_FILE,
     "health": HEALTH_FILE,
+}
+RECORD_TYPES: dict[str, type] = {
+    "response": ResponseRecord,
+    "session": SessionRecord,
+    "rate_limit": RateLimitRecord,
+    "health": HealthRecord,
 }
 MAX_TRACES = 500  # traces kept per run; later ones are counted, not written
 MAX_LINE_WARNINGS = 5  # per file, as loadtest.records.reader; the rest are counted
@@ -62,8 +78,18 @@ def trace_relpath(name: str) -> str:
 class RunWriter:
     """Appends record rows to a run directory; thread- and greenlet-safe."""
 
-    def __init__(self, run_dir: Path | str, *, flush_interval: float = 0.5, max_traces: int = MAX_TRACES) -> None:
+    def __init__(
+        self,
+        run_dir: Path | str,
+        *,
+        flush_interval: float = 0.5,
+        max_traces: int = MAX_TRACES,
+        roll_bytes: int = segments.ROLL_BYTES,
+    ) -> None:
         self.run_dir = Path(run_dir)
+        self.roll_bytes = roll_bytes  # 0: never roll
+        self._sizes: dict[str, int] = {}
+        self._converter = _Converter()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / TRACES_DIR).mkdir(exist_ok=True)
         self.flush_interval = flush_interval
@@ -87,6 +113,7 @@ class RunWriter:
         if handle is None:
             handle = open(self.run_dir / KINDS[kind], "ab")  # noqa: SIM115 - kept open for the run
             self._files[kind] = handle
+            self._sizes[kind] = handle.tell()
         return handle
 
     def write(self, kind: str, row: dict[str, Any] | Any) -> None:
@@ -112,8 +139,31 @@ class RunWriter:
             self._file(kind).write(data)
             self.counts[kind] += data.count(b"\n")
             self._dirty = True
-            if time.monotonic() - self._last_flush >= self.flush_interval:
+            self._sizes[kind] += len(data)
+            if self.roll_bytes and self._sizes[kind] >= self.roll_bytes:
+                self._roll_locked(kind)
+            elif time.monotonic() - self._last_flush >= self.flush_interval:
                 self._flush_locked()
+
+    def _roll_locked(self, kind: str) -> None:
+        """Move the file's rows into the segment directory and start a fresh file; the segment is
+        written in the background. The rows are flushed first, so nothing waits in a buffer."""
+        self._flush_locked()
+        path = self.run_dir / KINDS[kind]
+        self._files.pop(kind).close()
+        rolled = segments.roll(path, segments.next_index(path))
+        self._file(kind)
+        self._converter.submit(rolled, RECORD_TYPES[kind])
+
+    def roll(self, kind: str) -> None:
+        """Roll ``kind``'s file now (whatever its size), if it holds any row."""
+        with self._lock:
+            if not self._closed and self._sizes.get(kind):
+                self._roll_locked(kind)
+
+    def wait_segments(self) -> None:
+        """Wait until every rolled file is a segment (conversions run in the background)."""
+        self._converter.wait()
 
     def response(self, record: Any) -> None:
         self.write("response", record)
@@ -178,12 +228,62 @@ class RunWriter:
                 with contextlib.suppress(OSError):
                     handle.close()
             self._closed = True
+        self._converter.wait()  # rolled files become segments before the run is called finished
 
     def __enter__(self) -> RunWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Converter:
+    """Runs segment conversions one at a time in a real OS thread (gevent's thread pool when the
+    process is monkey-patched, as under Locust), so parsing never blocks the event loop.
+    A conversion that fails leaves its rolled JSONL in place: readers read it as it is."""
+
+    def __init__(self) -> None:
+        self._pending: list[Any] = []
+        self._pool: Any = None
+
+    def _submit_fn(self) -> Any:
+        if self._pool is None:
+            gevent_pool = None
+            if "gevent" in sys.modules:
+                from gevent import monkey
+
+                if monkey.is_module_patched("threading"):
+                    import gevent
+
+                    gevent_pool = gevent.get_hub().threadpool
+            if gevent_pool is not None:
+                self._pool = gevent_pool
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtload-segments")
+        return self._pool.spawn if hasattr(self._pool, "spawn") else self._pool.submit
+
+    def submit(self, rolled: Path, record_type: type) -> None:
+        self._pending = [p for p in self._pending if not _done(p)]
+        self._pending.append(self._submit_fn()(_convert_quietly, rolled, record_type))
+
+    def wait(self) -> None:
+        for job in self._pending:
+            with contextlib.suppress(Exception):
+                job.get() if hasattr(job, "get") else job.result()
+        self._pending = []
+
+
+def _done(job: Any) -> bool:
+    return job.ready() if hasattr(job, "ready") else job.done()
+
+
+def _convert_quietly(rolled: Path, record_type: type) -> None:
+    try:
+        segments.convert(rolled, record_type)
+    except Exception as exc:  # the rolled JSONL stays and is read as it is
+        sys.stderr.write(f"warning: could not write the segment of {rolled}: {exc}\n")
 
 
 def write_run_json(run_dir: Path | str, info: dict[str, Any]) -> Path:
@@ -209,14 +309,24 @@ def update_run_json(run_dir: Path | str, **changes: Any) -> Path:
 
 
 def read_rows(path: Path | str, warnings: list[str] | None = None) -> list[dict[str, Any]]:
-    """The rows of a JSONL file. A line that is not a JSON object (corrupt, or a torn last line
+    """The rows of a JSONL file, after those already rolled into its segments (nulls left out,
+    as a writer leaves them out). A line that is not a JSON object (corrupt, or a torn last line
     left by a killed writer) is skipped with one warning naming the file and line, and the rest of
     the file is still read. Warnings go to ``warnings`` when a list is given, else to stderr
     (``warning: ...``, one line each), worded as :mod:`loadtest.records.reader` words them."""
     path = Path(path)
+    rolled: list[dict[str, Any]] = []
+    for part in segments.parts(path):  # the rows already rolled out of the file, oldest first
+        if part.is_segment:
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(part.path)
+            rolled.extend({k: v for k, v in row.items() if v is not None} for row in table.to_pylist())
+        else:
+            rolled.extend(read_rows(part.path, warnings))
     if not path.exists():
-        return []
-    rows: list[dict[str, Any]] = []
+        return rolled
+    rows: list[dict[str, Any]] = rolled
     bad: list[str] = []
     torn = False
     lines = path.read_bytes().split(b"\n")

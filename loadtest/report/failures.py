@@ -73,6 +73,25 @@ def scrub(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
     return text
 
 
+def failed_responses() -> Any:
+    """The rows `failures` reads: every response that did not complete."""
+    import pyarrow.compute as pc
+
+    return ~pc.field("outcome").isin([COMPLETED]) | pc.field("outcome").is_null()
+
+
+def failed_sessions_filter() -> Any:
+    """The sessions `failures` reads: refused or failed upgrades (see _failed_sessions)."""
+    import pyarrow.compute as pc
+
+    status = pc.field("handshake_status")
+    return (status.is_valid() & (status != 101)) | (pc.field("ended_by") == "handshake_failed")
+
+
+def _total(data: RunData) -> int:
+    return data.response_total if data.response_total is not None else len(data.responses)
+
+
 def failure_rows(data: RunData) -> pd.DataFrame:
     r = data.responses
     if r.empty:
@@ -136,7 +155,7 @@ def build_failures(data: RunData, secrets: list[str] | None = None) -> Report:
             ]
         )
     table = Table(
-        f"Responses that did not complete ({len(rows)} of {len(data.responses)})",
+        f"Responses that did not complete ({len(rows)} of {_total(data)})",
         [
             "time (UTC)",
             "outcome",
@@ -152,7 +171,7 @@ def build_failures(data: RunData, secrets: list[str] | None = None) -> Report:
         table_rows,
     )
     safe = [{k: scrub(v, secrets) if isinstance(v, str) else v for k, v in r.items()} for r in rows]
-    d = {"run_id": data.run_id, "responses": len(data.responses), "failures": len(rows), "rows": safe}
+    d = {"run_id": data.run_id, "responses": _total(data), "failures": len(rows), "rows": safe}
     return Report(f"Failures in run {data.run_id}", d, [table], [], list(data.warnings))
 
 
@@ -171,7 +190,7 @@ def _readme(data: RunData, n_rows: int, traces: list[str], missing: list[str]) -
         "",
         f"Run: {data.run_id}",
         f"Created: {datetime.now(tz=UTC).strftime('%Y-%m-%d %H:%M:%S UTC')}",
-        f"Responses in the run: {len(data.responses)}; not completed: {n_rows}",
+        f"Responses in the run: {_total(data)}; not completed: {n_rows}",
         "",
         "Files:",
         "  failures.csv / failures.jsonl  every response that did not complete: time (t_trigger, Unix seconds),",

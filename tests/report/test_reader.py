@@ -57,7 +57,7 @@ def test_wrong_type_value_falls_back_and_is_reported(tmp_path) -> None:
     data = read_run(run.path)
     assert len(data.responses) == 5
     assert np.isnan(data.responses["ttfa_ms"].iloc[2])
-    assert any("1 values of the wrong type were read as empty" in w for w in data.warnings)
+    assert "responses.jsonl line 3: wrong type for ttfa_ms (a string); read as empty" in data.warnings
 
 
 def test_empty_run_reports_no_responses_clearly(tmp_path, cli) -> None:
@@ -157,7 +157,7 @@ def test_tolerant_path_keeps_order_across_blocks(tmp_path, monkeypatch) -> None:
     lines_named = [w for w in data.warnings if "not valid JSON" in w]
     assert lines_named == [f"responses.jsonl line {i + 1}: not valid JSON; skipped it" for i in sorted(broken)[:5]]
     assert "responses.jsonl: 2 more unreadable lines skipped" in data.warnings
-    assert "responses.jsonl: 1 values of the wrong type were read as empty" in data.warnings
+    assert "responses.jsonl line 21: wrong type for ttfa_ms (a string); read as empty" in data.warnings
 
 
 def test_a_cache_that_cannot_be_written_loses_no_rows(tmp_path, monkeypatch) -> None:
