@@ -15,15 +15,18 @@ def register(app: typer.Typer) -> None:
     def run(
         ctx: typer.Context,
         target: str = typer.Option("mock", help="mock (the embedded mock server) or the service URL."),
-        provider: str = typer.Option("openai", help="openai | azure"),
-        dialect: str = typer.Option("ga", help="ga | preview"),
+        provider: str = typer.Option("openai", help="openai | azure | voicelive (Azure Voice Live)"),
+        dialect: str = typer.Option("ga", help="ga | preview (Voice Live has its own: leave it out)"),
         deployment: str = typer.Option("gpt-realtime", help="Model (OpenAI) or deployment name (Azure)."),
         api_key_env: str = typer.Option(
             "",
             help="NAME of the variable holding the API key (default OPENAI_API_KEY / AZURE_OPENAI_API_KEY).",
         ),
         auth: str = typer.Option("auto", help="auto | bearer | api-key | entra"),
-        api_version: str = typer.Option("", help="Azure preview api-version."),
+        api_version: str = typer.Option("", help="Azure preview or Voice Live api-version."),
+        query: list[str] = typer.Option(
+            [], "--query", help="Voice Live URL query parameter name=value (agent-name, agent-project-name, profile)."
+        ),
         scenario: str = typer.Option(
             "single_turn", help="Built-in scenario name (rtload scenarios list) or a scenario TOML file."
         ),
@@ -34,7 +37,7 @@ def register(app: typer.Typer) -> None:
             "", help="Requested output: audio | text (default: the session file's, else audio)."
         ),
         audio_format: str = typer.Option(
-            "", help="pcm16 | g711_ulaw | g711_alaw (default: the session file's, else pcm16)."
+            "", help="pcm16 | g711_ulaw | g711_alaw | pcm16_16000hz (Voice Live); default: the session file's or pcm16."
         ),
         pacing: str = typer.Option("realtime", help="realtime (speaking pace) | fast"),
         users: int = typer.Option(4, "--users", "-u", help="Users (concurrent sessions); the top of a step shape."),

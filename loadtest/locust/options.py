@@ -18,10 +18,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from loadtest.locust.shapes import SHAPES, ShapePlan, parse_duration
-from loadtest.protocol.targets import Target
+from loadtest.protocol.targets import PROVIDERS, REDACTED, SECRET_QUERY_KEYS, Target
 
 MOCK_API_KEY = "mock-key"
-DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY"}
+DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY", "voicelive": "AZURE_VOICELIVE_API_KEY"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -38,6 +38,7 @@ class HarnessOptions:
     api_key_env: str = ""  # the NAME of the variable holding the key ("" = provider default)
     auth: str = "auto"
     api_version: str | None = None
+    query: dict[str, str] = field(default_factory=dict)  # extra URL query parameters (Voice Live agent, profile)
     label: str = ""
     scenario: str = ""  # "" = the session client's default scenario
     fixture: str = ""  # overrides the scenario's fixtures when set
@@ -100,6 +101,7 @@ class HarnessOptions:
             api_key=self.api_key(environ),
             auth=self.auth,
             api_version=self.api_version,
+            query=dict(self.query),
             url_override=override,
             label=self.label or ("mock" if self.is_mock else parts.hostname or self.provider),
         )
@@ -108,6 +110,7 @@ class HarnessOptions:
         """Options for run.json (no secret: only the variable's name)."""
         out = asdict(self)
         out["plan"] = self.plan.describe()
+        out["query"] = {k: REDACTED if k.lower() in SECRET_QUERY_KEYS else v for k, v in self.query.items()}
         out["api_key_env"] = None if self.is_mock and not self.api_key_env else self.key_env
         return out
 
@@ -123,10 +126,25 @@ class HarnessOptions:
         target = str(get("rt_target", "mock")).strip()
         provider = str(get("rt_provider", "openai")).lower()
         dialect = str(get("rt_dialect", "ga")).lower()
-        if provider not in ("openai", "azure"):
-            raise OptionError(f"--provider {provider!r} is not known: use openai or azure")
-        if dialect not in ("ga", "preview"):
+        if provider not in PROVIDERS:
+            raise OptionError(f"--provider {provider!r} is not known: use openai, azure or voicelive")
+        if provider == "voicelive":
+            if get("rt_dialect") not in (None, "voicelive", "ga"):  # ga: the default, left as it was
+                raise OptionError(f"--dialect {dialect}: Voice Live speaks its own dialect; drop --dialect")
+            dialect = "voicelive"
+        elif dialect not in ("ga", "preview"):
             raise OptionError(f"--dialect {dialect!r} is not known: use ga or preview")
+        query: dict[str, str] = {}
+        raw_query = get("rt_query", [])
+        for item in [s.strip() for s in raw_query.split(";")] if isinstance(raw_query, str) else raw_query:
+            if not item:
+                continue
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                raise OptionError(f"--query {item!r}: use name=value, e.g. agent-name=my-agent")
+            query[name.strip()] = value.strip()
+        if query and provider != "voicelive":
+            raise OptionError("--query is for --provider voicelive (agent-name, agent-project-name, profile)")
         if target != "mock":
             parts = urlsplit(target)
             if parts.scheme not in ("ws", "wss", "http", "https") or not parts.hostname:
@@ -143,8 +161,9 @@ class HarnessOptions:
         if modalities not in ("audio", "text"):
             raise OptionError(f"--modalities {modalities!r} is not known: use audio or text")
         audio_format = str(get("rt_audio_format", "pcm16"))
-        if audio_format not in ("pcm16", "g711_ulaw", "g711_alaw"):
-            raise OptionError(f"--audio-format {audio_format!r} is not known: use pcm16, g711_ulaw or g711_alaw")
+        known_formats = ("pcm16", "g711_ulaw", "g711_alaw") + (("pcm16_16000hz",) if provider == "voicelive" else ())
+        if audio_format not in known_formats:
+            raise OptionError(f"--audio-format {audio_format!r} is not known: use {', '.join(known_formats)}")
         pacing = str(get("rt_pacing", "realtime"))
         if pacing not in ("realtime", "fast"):
             raise OptionError(f"--pacing {pacing!r} is not known: use realtime or fast")
@@ -192,6 +211,7 @@ class HarnessOptions:
             api_key_env=key_env,
             auth=str(get("rt_auth", "auto")),
             api_version=get("rt_api_version"),
+            query=query,
             label=str(get("rt_label", "")),
             scenario=str(get("rt_scenario", "")),
             fixture=str(get("rt_fixture", "")),
@@ -223,12 +243,13 @@ class HarnessOptions:
 # options onto these.
 LOCUST_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--rt-target", "mock", "mock (the embedded mock server) or the service URL, e.g. wss://res.openai.azure.com"),
-    ("--rt-provider", "openai", "openai | azure"),
+    ("--rt-provider", "openai", "openai | azure | voicelive"),
     ("--rt-dialect", "ga", "ga | preview"),
     ("--rt-deployment", "gpt-realtime", "model (OpenAI) or deployment name (Azure)"),
     ("--rt-api-key-env", "", "NAME of the environment variable holding the API key"),
     ("--rt-auth", "auto", "auto | bearer | api-key | entra"),
-    ("--rt-api-version", "", "Azure preview api-version"),
+    ("--rt-api-version", "", "Azure preview or Voice Live api-version"),
+    ("--rt-query", "", "Voice Live query parameters name=value (agent-name, agent-project-name, profile); ';' between"),
     ("--rt-label", "", "short label for the target in records and reports"),
     ("--rt-scenario", "", "scenario name (default: the session client's default)"),
     ("--rt-fixture", "", "audio fixture to use instead of the scenario's"),

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from loadtest.preflight import retirements
+from loadtest.preflight import retirements, voicelive
 from loadtest.preflight.config import (
     OPENAI_HOSTS,
     SHAPE_AZURE_GA,
@@ -23,7 +23,7 @@ from loadtest.preflight.config import (
     PreflightConfig,
 )
 from loadtest.preflight.findings import Finding, Severity
-from loadtest.protocol.dialects import GA, PREVIEW, RENAMED_EVENTS, DialectName
+from loadtest.protocol.dialects import GA, PREVIEW, RENAMED_EVENTS, DialectName, get_dialect
 from loadtest.protocol.targets import redact_url
 
 E, W, INFO, OK = Severity.ERROR, Severity.WARNING, Severity.INFO, Severity.OK
@@ -130,14 +130,7 @@ def check_url(cfg: PreflightConfig) -> list[Finding]:
         if has_api_version:
             out.append(Finding("url.api_version_on_ga", E, "api-version has no place in an OpenAI URL", "remove it"))
     elif shape == SHAPE_VOICE_LIVE:
-        out.append(
-            Finding(
-                "url.voice_live",
-                INFO,
-                "Azure Voice Live speaks the preview-style session shape (modalities, turn_detection at top level)",
-                "configure the client with --dialect preview",
-            )
-        )
+        out.extend(voicelive.check_url(cfg))
     elif shape == SHAPE_OTHER:
         out.append(
             Finding(
@@ -148,7 +141,7 @@ def check_url(cfg: PreflightConfig) -> list[Finding]:
             )
         )
 
-    if shape != SHAPE_BASE and not cfg.url_deployment and shape != SHAPE_OTHER:
+    if shape not in (SHAPE_BASE, SHAPE_OTHER, SHAPE_VOICE_LIVE) and not cfg.url_deployment:
         out.append(
             Finding(
                 "url.missing_model",
@@ -233,7 +226,7 @@ def check_auth(cfg: PreflightConfig) -> list[Finding]:
                     "pip install 'realtime-loadtest[azure]'",
                 )
             )
-        if provider != "azure":
+        if provider not in ("azure", "voicelive"):
             out.append(
                 Finding("auth.kind", E, "Entra ID tokens work only with Azure", "use --auth bearer with an API key")
             )
@@ -250,7 +243,7 @@ def check_auth(cfg: PreflightConfig) -> list[Finding]:
                 )
             )
         else:
-            if provider == "azure" and key.startswith("sk-"):
+            if provider in ("azure", "voicelive") and key.startswith("sk-"):
                 out.append(
                     Finding(
                         "auth.key_kind",
@@ -290,6 +283,8 @@ def check_model(cfg: PreflightConfig, today: dt.date | None = None) -> list[Find
         return []
     today = today or dt.date.today()
     provider = cfg.inferred_provider
+    if provider == "voicelive":
+        return voicelive.check_model(name)
     row = retirements.lookup(name, provider)
     if row is None:
         return []
@@ -430,7 +425,9 @@ def check_session(cfg: PreflightConfig) -> list[Finding]:
                 f'GA uses {GA.client_session_update} with session.type "transcription"',
             )
         )
-    if cfg.inferred_dialect == DialectName.GA:
+    if cfg.inferred_dialect == DialectName.VOICE_LIVE:
+        out.extend(voicelive.check_session(session, cfg.effective_deployment, path.name))
+    elif cfg.inferred_dialect == DialectName.GA:
         if "type" not in session:
             out.append(
                 Finding(
@@ -482,7 +479,7 @@ def check_client_source(cfg: PreflightConfig) -> list[Finding]:
     """Event names in the client's code that belong to the other dialect (stale handlers)."""
     if not cfg.client_source:
         return []
-    dialect = GA if cfg.inferred_dialect == DialectName.GA else PREVIEW
+    dialect = get_dialect(cfg.inferred_dialect)
     known = dialect.server_events | dialect.client_events
     out: list[Finding] = []
     for path in _source_files(cfg.client_source):

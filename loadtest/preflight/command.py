@@ -15,7 +15,7 @@ HELP = (
 
 def preflight(
     target: str = typer.Option(..., "--target", help="The URL your client uses (or a base URL), or 'mock'."),
-    provider: str | None = typer.Option(None, help="openai | azure (inferred from the URL)."),
+    provider: str | None = typer.Option(None, help="openai | azure | voicelive (inferred from the URL)."),
     dialect: str | None = typer.Option(None, help="ga | preview (inferred from the URL shape)."),
     deployment: str | None = typer.Option(None, help="Model (OpenAI) or deployment (Azure)."),
     api_key_env: str | None = typer.Option(None, help="NAME of the environment variable holding the key."),
@@ -46,8 +46,8 @@ def preflight(
         raise typer.BadParameter("use table or json", param_hint="--format")
     if dialect is not None and dialect not in ("ga", "preview"):
         raise typer.BadParameter(f"{dialect!r}: use ga or preview", param_hint="--dialect")
-    if provider is not None and provider not in ("openai", "azure"):
-        raise typer.BadParameter(f"{provider!r}: use openai or azure", param_hint="--provider")
+    if provider is not None and provider not in ("openai", "azure", "voicelive"):
+        raise typer.BadParameter(f"{provider!r}: use openai, azure or voicelive", param_hint="--provider")
     if auth not in ("auto", "bearer", "api-key", "entra"):
         raise typer.BadParameter(f"{auth!r}: use auto, bearer, api-key or entra", param_hint="--auth")
     headers: dict[str, str] = {}
@@ -67,6 +67,8 @@ def preflight(
         api_key = "mock-key"
         provider = provider or "openai"
         deployment = deployment or "gpt-realtime"
+        if provider == "voicelive":  # the mock's Voice Live endpoint, as a full URL the checks read
+            target = f"{mock.url}/voice-live/realtime?api-version=2026-04-10&model={deployment}"
     try:
         cfg = PreflightConfig(
             target=target,

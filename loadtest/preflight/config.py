@@ -25,8 +25,8 @@ SHAPE_OTHER = "other"  # a gateway's own path
 @dataclass(slots=True)
 class PreflightConfig:
     target: str  # the URL as the client uses it (a full realtime URL or a base)
-    provider: str | None = None  # openai | azure (inferred from the URL when None)
-    dialect: str | None = None  # ga | preview (inferred from the URL shape when None)
+    provider: str | None = None  # openai | azure | voicelive (inferred from the URL when None)
+    dialect: str | None = None  # ga | preview | voicelive (inferred from the URL shape when None)
     deployment: str | None = None  # model (OpenAI) or deployment (Azure)
     api_key_env: str | None = None  # the NAME of the environment variable holding the key
     auth: str = "auto"  # auto | bearer | api-key | entra
@@ -72,6 +72,8 @@ class PreflightConfig:
     def inferred_provider(self) -> str:
         if self.provider:
             return self.provider
+        if self.shape == SHAPE_VOICE_LIVE or self.dialect == DialectName.VOICE_LIVE:
+            return "voicelive"
         if self.host.endswith(AZURE_HOST_SUFFIXES):
             return "azure"
         if self.shape in (SHAPE_AZURE_GA, SHAPE_AZURE_PREVIEW, SHAPE_VOICE_LIVE):
@@ -80,9 +82,11 @@ class PreflightConfig:
 
     @property
     def inferred_dialect(self) -> str:
+        if self.provider == "voicelive" or self.shape == SHAPE_VOICE_LIVE:
+            return DialectName.VOICE_LIVE
         if self.dialect:
             return self.dialect
-        if self.shape in (SHAPE_AZURE_PREVIEW, SHAPE_VOICE_LIVE):
+        if self.shape == SHAPE_AZURE_PREVIEW:
             return DialectName.PREVIEW
         if any(k.lower() == "openai-beta" for k in self.headers):
             return DialectName.PREVIEW

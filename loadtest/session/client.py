@@ -225,6 +225,7 @@ class RealtimeSession:
             user_id=self.user_id,
             target=t.label or t.provider,
             provider=t.provider,
+            model_class=t.model_class,
             dialect=str(t.dialect),
             deployment=t.deployment,
             url=t.redacted_url(),
@@ -311,7 +312,7 @@ class RealtimeSession:
         if provider is None:
             from loadtest.protocol.auth import entra_provider
 
-            provider = self.token_provider = entra_provider()
+            provider = self.token_provider = entra_provider(self.target.token_scope)
         return provider.token()
 
     def _handshake_failed(self, srec: SessionRecord, hs: Handshake, first: tuple[int, Turn]) -> None:
@@ -710,6 +711,7 @@ class RealtimeSession:
             turn_index=tr.turn_index,
             target=t.label or t.provider,
             provider=t.provider,
+            model_class=t.model_class,
             dialect=str(t.dialect),
             deployment=t.deployment,
             scenario=self.scenario.name,
