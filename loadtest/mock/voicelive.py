@@ -128,8 +128,9 @@ def resolve(
 class ConnectionRate:
     """New connections per minute for the resource: a sliding one-minute window."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, window_s: float = 60.0) -> None:
         self.per_minute = int(per_minute)
+        self.window_s = float(window_s)  # one minute; shorter in tests
         self.opened: collections.deque[float] = collections.deque()
 
     def admit(self, now: float | None = None) -> Refusal | None:
@@ -138,10 +139,10 @@ class ConnectionRate:
         if self.per_minute <= 0:
             return None
         now = time.monotonic() if now is None else now
-        while self.opened and now - self.opened[0] >= 60.0:
+        while self.opened and now - self.opened[0] >= self.window_s:
             self.opened.popleft()
         if len(self.opened) >= self.per_minute:
-            retry = max(1, int(60.0 - (now - self.opened[0]) + 0.999))
+            retry = max(1, int(self.window_s - (now - self.opened[0]) + 0.999))
             return Refusal(
                 429,
                 "TooManyRequests",
@@ -158,7 +159,7 @@ class VoiceLiveState:
     def __init__(self, profile: dict[str, Any], limits: Any) -> None:
         vl = profile["voicelive"]
         self.knobs = vl
-        self.rate = ConnectionRate(int(vl["new_connections_per_minute"]))
+        self.rate = ConnectionRate(int(vl["new_connections_per_minute"]), float(vl["connection_window_s"]))
         limits.tokens[BUDGET_KEY] = Bucket(int(vl["tokens_per_minute"]))
         limits.requests[BUDGET_KEY] = Bucket(int(profile["rate_limits"]["requests_per_minute"]))
 
