@@ -162,6 +162,8 @@ class HarnessOptions:
             raise OptionError(f"--modalities {modalities!r} is not known: use audio or text")
         audio_format = str(get("rt_audio_format", "pcm16"))
         known_formats = ("pcm16", "g711_ulaw", "g711_alaw") + (("pcm16_16000hz",) if provider == "voicelive" else ())
+        if audio_format == "pcm16_16000hz" and provider != "voicelive":
+            raise OptionError("--audio-format pcm16_16000hz is Voice Live's: use it with --provider voicelive")
         if audio_format not in known_formats:
             raise OptionError(f"--audio-format {audio_format!r} is not known: use {', '.join(known_formats)}")
         pacing = str(get("rt_pacing", "realtime"))
