@@ -111,6 +111,8 @@ class MockSession:
             "transcription": None,
             "max_output_tokens": "inf",
         }
+        if self.dialect.is_voice_live:
+            voicelive.session_defaults(self.cfg, route.api_version)
         self.vad: EnergyVad | None = None
         self._reset_vad()
         self.items: dict[str, dict[str, Any]] = {}

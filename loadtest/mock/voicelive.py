@@ -175,6 +175,14 @@ def class_latency_s(rng: random.Random, route: Route, profile: dict[str, Any]) -
     return rng.uniform(float(lo), float(hi)) / 1000.0
 
 
+def session_defaults(cfg: dict[str, Any], api_version: str | None) -> None:
+    """Voice Live's defaults in a new session: server VAD's prefix padding is 400 ms from 2026-04-10
+    (300 before) ([R0410])."""
+    td = cfg.get("turn_detection")
+    if td is not None:
+        td["prefix_padding_ms"] = 400 if (api_version or "") >= "2026-04-10" else 300
+
+
 def max_duration_s(profile: dict[str, Any]) -> float:
     return float(profile["voicelive"]["max_duration_s"])
 
@@ -215,14 +223,13 @@ def _turn_detection(value: Any, model: str) -> dict[str, Any] | None:
                 f"Invalid value: '{eou.get('model')}'. Supported values are: {', '.join(EOU_MODELS)}.",
                 "session.turn_detection.end_of_utterance_detection.model",
             )
+    # the documented defaults (2026-04-10); speech_duration_ms only on the azure types, as the SDK has it
     azure = kind.startswith("azure_")
-    out = {
-        "prefix_padding_ms": 420 if azure else 400,
-        "speech_duration_ms": 80 if azure else 200,
-        "silence_duration_ms": 500,
-        **td,
-        "type": kind,
-    }
+    out = {"prefix_padding_ms": 420 if azure else 400, "silence_duration_ms": 500, **td, "type": kind}
+    if azure:
+        out.setdefault("speech_duration_ms", 80)
+    else:
+        out.pop("speech_duration_ms", None)
     return out
 
 
@@ -409,7 +416,8 @@ def session_object(base: dict[str, Any], cfg: dict[str, Any], api_version: str |
     td = cfg.get("turn_detection")
     if td is not None and body.get("turn_detection") is not None:
         turn = dict(body["turn_detection"])
-        for key in ("speech_duration_ms", "remove_filler_words", "languages", "end_of_utterance_detection"):
+        azure = ("speech_duration_ms", "remove_filler_words", "languages") if td["type"].startswith("azure_") else ()
+        for key in (*azure, "end_of_utterance_detection"):
             if td.get(key) is not None:
                 turn[key] = td[key]
         body["turn_detection"] = turn

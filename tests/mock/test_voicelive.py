@@ -61,6 +61,8 @@ def test_accepted_upgrades_speak_the_voicelive_dialect(shared_mock, query, heade
         validate_voicelive(created)
         session = created["session"]
         assert created["type"] == "session.created" and "type" not in session
+        version = query.get("version", "2026-04-10")  # server VAD's prefix padding: 400 ms from 2026-04-10
+        assert session["turn_detection"]["prefix_padding_ms"] == (400 if version >= "2026-04-10" else 300)
         assert (
             session["voice"]["type"] in ("openai", "azure-standard") and session["input_audio_sampling_rate"] == 24000
         )
