@@ -84,7 +84,7 @@ def test_a_voicelive_session_file_with_spoken_and_text_turns(tmp_path: Path) -> 
         "--users",
         "1",
         "--duration",
-        "4s",
+        "8s",
         "--run-id",
         "vl",
         "--no-summary",
