@@ -50,6 +50,7 @@ class RunRequest:
     api_key_env: str = ""
     auth: str = "auto"
     api_version: str = ""
+    query: list[str] = field(default_factory=list)  # Voice Live query parameters, name=value
     scenario: str = "single_turn"
     fixture: str = ""
     modalities: str = ""  # "" = the session file's, else audio
@@ -97,6 +98,7 @@ class RunRequest:
             "--rt-api-key-env": self.api_key_env,
             "--rt-auth": self.auth,
             "--rt-api-version": self.api_version,
+            "--rt-query": ";".join(self.query),
             "--rt-scenario": self.scenario,
             "--rt-fixture": self.fixture,
             "--rt-modalities": self.modalities,

@@ -33,11 +33,18 @@ class Rejection:
 
 @dataclass(slots=True)
 class Route:
-    provider: str  # openai | azure
-    dialect: str  # ga | preview
+    provider: str  # openai | azure | voicelive
+    dialect: str  # ga | preview | voicelive
     deployment: str
     api_version: str | None = None
     rejection: Rejection | None = None
+    model_class: str = ""  # Voice Live: native | cascade | byom | agent
+    budget_key: str = ""  # the token budget spent (default: the deployment's own)
+    byom_cascade: bool = False  # Voice Live BYOM chat-completion: a cascade around your deployment
+
+    @property
+    def limits_key(self) -> str:
+        return self.budget_key or self.deployment
 
 
 def _reject(code: str | None, message: str, close_code: int, error_type: str = "invalid_request_error") -> Rejection:
@@ -135,5 +142,10 @@ def resolve(path_and_query: str, headers: Any, profile: dict[str, Any], keys: fr
                 "last 5 minutes, please wait a moment and try again.",
             )
         return Route("azure", dialect, deployment, api_version)
+
+    if path == "/voice-live/realtime":
+        from loadtest.mock import voicelive
+
+        return voicelive.resolve(path, query, headers, profile, keys, _bearer(headers))
 
     return Refusal(404, "NotFound", f"No Realtime endpoint at {path or '/'}.")

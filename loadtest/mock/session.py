@@ -21,6 +21,7 @@ import pybase64
 from websockets.exceptions import ConnectionClosed
 
 from loadtest.mock import events as ev
+from loadtest.mock import voicelive
 from loadtest.mock.context import SessionContext
 from loadtest.mock.faults import FaultPlan, plan_response
 from loadtest.mock.speech import WIRE_BYTES_PER_MS, Answer
@@ -87,7 +88,10 @@ class MockSession:
         self.profile = ctx.profile
         self.loop = asyncio.get_running_loop()
         self.t_open = time.time()
-        max_s = float(self.profile["session"]["max_duration_s"]) or (3600.0 if route.provider == "openai" else 1800.0)
+        max_s = float(self.profile["session"]["max_duration_s"]) or (
+            voicelive.max_duration_s(self.profile) if route.provider == "voicelive"
+            else 3600.0 if route.provider == "openai" else 1800.0
+        )  # fmt: skip
         self.max_duration_s = max_s
         self.expires_at = int(self.t_open + max_s)
         self.cfg: dict[str, Any] = {
@@ -108,6 +112,8 @@ class MockSession:
             "transcription": None,
             "max_output_tokens": "inf",
         }
+        if self.dialect.is_voice_live:
+            voicelive.session_defaults(self.cfg, route.api_version)
         self.vad: EnergyVad | None = None
         self._reset_vad()
         self.items: dict[str, dict[str, Any]] = {}
@@ -189,7 +195,10 @@ class MockSession:
             )
 
     def _session_object(self) -> dict[str, Any]:
-        return ev.session_object(self.dialect, self.id, self.route.deployment, self.cfg, self.expires_at)
+        body = ev.session_object(self.dialect, self.id, self.route.deployment, self.cfg, self.expires_at)
+        if self.dialect.is_voice_live:
+            body = voicelive.session_object(body, self.cfg, self.route.api_version)
+        return body
 
     def _reset_vad(self) -> None:
         td = self.cfg["turn_detection"]
@@ -256,7 +265,11 @@ class MockSession:
             await self.send_error(exc, client_event_id)
 
     async def on_session_update(self, event: dict[str, Any]) -> None:
-        changes = session_update(event.get("session"), self.dialect, self.profile["audio"]["voices"])
+        if self.dialect.is_voice_live:
+            voices = self.profile["audio"]["voices"]
+            changes = voicelive.validate_session(event.get("session"), voices, self.cfg, self.route.deployment)
+        else:
+            changes = session_update(event.get("session"), self.dialect, self.profile["audio"]["voices"])
         # what the client asked for, as received (tests check a session file arrives as sent)
         self.server.truth.write({"kind": "session_update", "session_id": self.id, "session": event.get("session")})
         if "voice" in changes and isinstance(changes["voice"], dict):
@@ -348,7 +361,7 @@ class MockSession:
         await self.send({"type": "input_audio_buffer.committed", "previous_item_id": previous, "item_id": item_id})
         item = ev.user_item(self.dialect, item_id, ev.audio_user_content(self.dialect))
         await self._add_item(item, previous)
-        if self.cfg.get("transcription"):
+        if self.cfg.get("transcription") or voicelive.wants_transcription(self.route, self.cfg):
             self.loop.create_task(self._transcribe(item_id))
 
     async def _transcribe(self, item_id: str) -> None:
@@ -455,6 +468,8 @@ class MockSession:
     def start_response(self, params: dict[str, Any], trigger: float) -> MockResponse:
         ctx = self.ctx
         latency_extra, error_extra = ctx.limits.overload(self.route.deployment)
+        if self.dialect.is_voice_live:  # a cascade answers later than a native model
+            latency_extra += voicelive.class_latency_s(self.rng, self.route, self.profile)
         plan = plan_response(self.rng, self.profile["faults"], error_extra)
         answer = self.rng.choice(ctx.bank.answers)
         modalities = params.get("output_modalities") or self.cfg["output_modalities"]
@@ -600,7 +615,7 @@ class MockSession:
 
     async def _rate_limits(self) -> None:
         await self.send(
-            {"type": "rate_limits.updated", "rate_limits": self.ctx.limits.rate_limits(self.route.deployment)}
+            {"type": "rate_limits.updated", "rate_limits": self.ctx.limits.rate_limits(self.route.limits_key)}
         )
 
     async def _fail(self, resp: MockResponse, error: dict[str, Any], fault: str) -> None:
@@ -634,7 +649,7 @@ class MockSession:
         answer = resp.answer
         text_tokens, audio_tokens = self._output_tokens(resp, answer.duration_ms, len(answer.transcript))
         ok, which = self.ctx.limits.admit_response(
-            self.route.deployment, sum(resp.input_tokens) + text_tokens + audio_tokens
+            self.route.limits_key, sum(resp.input_tokens) + text_tokens + audio_tokens
         )
         await self._send_created(resp)
         if not ok:
@@ -819,6 +834,11 @@ class MockSession:
         incomplete = resp.plan.fault == "incomplete"
         text = "".join(resp.transcript) if incomplete else resp.answer.transcript
         if resp.kind == "audio":
+            if dialect.is_voice_live:  # word timestamps when asked, a warning now and then
+                for extra in voicelive.timestamp_events(self.cfg, where, text, resp.audio_ms):
+                    await self.send(extra)
+                if (warning := voicelive.warning_event(self.rng, self.profile)) is not None:
+                    await self.send(warning)
             await self.send({"type": dialect.output_audio_done, **where})
             await self.send({"type": dialect.output_audio_transcript_done, **where, "transcript": text})
         else:

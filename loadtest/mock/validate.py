@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from loadtest.protocol.dialects import AUDIO_FORMATS, Dialect, audio_format_name
+from loadtest.protocol.dialects import AUDIO_FORMATS, VOICE_LIVE_ONLY_FORMATS, Dialect, audio_format_name
 
 
 @dataclass(slots=True)
@@ -156,7 +156,7 @@ def _ga_format(value: Any, param: str) -> str:
 
 
 def _preview_format(value: Any, param: str) -> str:
-    if value not in AUDIO_FORMATS:
+    if value not in AUDIO_FORMATS or value in VOICE_LIVE_ONLY_FORMATS:
         raise Invalid(
             "invalid_value",
             f"Invalid value: '{value}'. Supported values are: 'pcm16', 'g711_ulaw', and 'g711_alaw'.",
