@@ -92,13 +92,14 @@ def register(app: typer.Typer) -> None:
         from loadtest.locust.launcher import RunRequest, launch
 
         values = {k: v for k, v in locals().items() if k in RunRequest.__dataclass_fields__}
-        resolved = _resolve(ctx, values, config)
-        if print_config:
-            from loadtest.workload.run_config import redacted, to_toml
+        from loadtest.workload.run_config import redacted, to_toml
 
-            typer.echo(to_toml(redacted(resolved)), nl=False)
+        resolved = _resolve(ctx, values, config)
+        config_toml = to_toml(redacted(resolved))  # the run directory keeps it (no secret)
+        if print_config:
+            typer.echo(config_toml, nl=False)
             raise typer.Exit(0)
-        raise typer.Exit(launch(RunRequest(**resolved), resolved))
+        raise typer.Exit(launch(RunRequest(**resolved), config_toml))
 
 
 def _resolve(ctx: typer.Context, values: dict, config: str) -> dict:

@@ -54,7 +54,7 @@ def _reject(code: str | None, message: str, close_code: int, error_type: str = "
     )
 
 
-def _bearer(headers: Any) -> str | None:
+def bearer_token(headers: Any) -> str | None:
     value = headers.get("Authorization") or headers.get("authorization")
     if value and value[:7].lower() == "bearer ":
         return value[7:].strip()
@@ -71,7 +71,7 @@ def resolve(path_and_query: str, headers: Any, profile: dict[str, Any], keys: fr
     retired = set(deployments["retired"])
 
     if path == "/v1/realtime":
-        key = _bearer(headers)
+        key = bearer_token(headers)
         model = query.get("model", "")
         beta = (headers.get("OpenAI-Beta") or "").replace(" ", "").lower() == "realtime=v1"
         route = Route("openai", "preview" if beta else "ga", model)
@@ -103,7 +103,7 @@ def resolve(path_and_query: str, headers: Any, profile: dict[str, Any], keys: fr
         return route
 
     if path in ("/openai/v1/realtime", "/openai/realtime"):
-        key = headers.get("api-key") or _bearer(headers) or query.get("api-key")
+        key = headers.get("api-key") or bearer_token(headers) or query.get("api-key")
         if path == "/openai/v1/realtime":
             if "api-version" in query:
                 return Refusal(401, "invalid_url", "The v1 Realtime API does not take an api-version query parameter.")
@@ -142,10 +142,5 @@ def resolve(path_and_query: str, headers: Any, profile: dict[str, Any], keys: fr
                 "last 5 minutes, please wait a moment and try again.",
             )
         return Route("azure", dialect, deployment, api_version)
-
-    if path == "/voice-live/realtime":
-        from loadtest.mock import voicelive
-
-        return voicelive.resolve(path, query, headers, profile, keys, _bearer(headers))
 
     return Refusal(404, "NotFound", f"No Realtime endpoint at {path or '/'}.")

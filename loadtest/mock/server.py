@@ -24,6 +24,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from loadtest.mock import voicelive
 from loadtest.mock.context import SessionContext
 from loadtest.mock.faults import plan_handshake
 from loadtest.mock.limits import Limits
@@ -34,6 +35,7 @@ from loadtest.mock.stats import Stats
 from loadtest.mock.truth import TruthLog, session_row
 from loadtest.mock.voicelive import VoiceLiveState
 from loadtest.protocol.dialects import Dialect, get_dialect
+from loadtest.protocol.targets import VOICE_LIVE_PATH
 
 READY_PREFIX = "rtload mock: listening on "
 
@@ -124,7 +126,10 @@ class MockServer:
             response = connection.respond(200, orjson.dumps(self.stats.snapshot()).decode())
             response.headers["Content-Type"] = "application/json"
             return response
-        result = resolve(request.path, request.headers, self.profile, self.keys)
+        if request.path.split("?", 1)[0].rstrip("/") == VOICE_LIVE_PATH:
+            result = voicelive.resolve(request.path, request.headers, self.profile, self.keys)
+        else:
+            result = resolve(request.path, request.headers, self.profile, self.keys)
         if isinstance(result, Refusal):
             self.stats.refused += 1
             path = request.path.split("?")[0]

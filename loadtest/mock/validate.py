@@ -72,13 +72,13 @@ PREVIEW_RESPONSE = frozenset(
 )  # fmt: skip
 
 
-def _unknown(obj: dict[str, Any], allowed: frozenset[str], prefix: str) -> None:
+def reject_unknown(obj: dict[str, Any], allowed: frozenset[str], prefix: str) -> None:
     for key in obj:
         if key not in allowed:
             raise Invalid("unknown_parameter", f"Unknown parameter: '{prefix}{key}'.", f"{prefix}{key}")
 
 
-def _dict(value: Any, param: str) -> dict[str, Any]:
+def require_object(value: Any, param: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Invalid("invalid_type", f"Invalid type for '{param}': expected an object.", param)
     return value
@@ -98,15 +98,15 @@ def check_event(event: Any, dialect: Dialect) -> str:
             f"Invalid value: '{kind}'. Supported values are: {accepted}.",
             "type",
         )
-    _unknown(event, _EVENT_FIELDS.get(kind, frozenset()) | {"type", "event_id"}, "")
+    reject_unknown(event, _EVENT_FIELDS.get(kind, frozenset()) | {"type", "event_id"}, "")
     return kind
 
 
 def _turn_detection(value: Any, param: str) -> dict[str, Any] | None:
     if value is None:
         return None
-    td = _dict(value, param)
-    _unknown(td, TURN_DETECTION, param + ".")
+    td = require_object(value, param)
+    reject_unknown(td, TURN_DETECTION, param + ".")
     kind = td.get("type", "server_vad")
     if kind not in ("server_vad", "semantic_vad"):
         raise Invalid(
@@ -122,15 +122,15 @@ def _turn_detection(value: Any, param: str) -> dict[str, Any] | None:
     return td
 
 
-def _modalities(value: Any, param: str, ga: bool) -> list[str]:
+def modalities_value(value: Any, param: str, ga: bool) -> list[str]:
     if not isinstance(value, list) or not value or any(m not in ("text", "audio") for m in value):
         raise Invalid("invalid_value", f"Invalid value for '{param}': use ['audio'] or ['text'].", param)
     return ["audio"] if "audio" in value else ["text"]
 
 
 def _ga_format(value: Any, param: str) -> str:
-    fmt = _dict(value, param)
-    _unknown(fmt, frozenset({"type", "rate"}), param + ".")
+    fmt = require_object(value, param)
+    reject_unknown(fmt, frozenset({"type", "rate"}), param + ".")
     name = audio_format_name(fmt)
     if name is None:
         raise Invalid(
@@ -165,7 +165,7 @@ def _preview_format(value: Any, param: str) -> str:
     return str(value)
 
 
-def _max_tokens(value: Any, param: str) -> int | str:
+def max_tokens_value(value: Any, param: str) -> int | str:
     if value == "inf":
         return "inf"
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -183,12 +183,12 @@ def session_update(session: Any, dialect: Dialect, voices: list[str]) -> dict[st
     Keys (each present only when set): output_modalities, instructions, voice, input_format,
     output_format, turn_detection (dict or None), transcription (dict or None), max_output_tokens.
     """
-    s = _dict(session, "session")
+    s = require_object(session, "session")
     out: dict[str, Any] = {}
     if dialect.is_ga:
         if "type" not in s:
             raise Invalid("missing_required_parameter", "Missing required parameter: 'session.type'.", "session.type")
-        _unknown(s, GA_SESSION, "session.")
+        reject_unknown(s, GA_SESSION, "session.")
         if s["type"] != "realtime":
             raise Invalid(
                 "invalid_value",
@@ -196,31 +196,31 @@ def session_update(session: Any, dialect: Dialect, voices: list[str]) -> dict[st
                 "session.type",
             )
         if "output_modalities" in s:
-            out["output_modalities"] = _modalities(s["output_modalities"], "session.output_modalities", True)
+            out["output_modalities"] = modalities_value(s["output_modalities"], "session.output_modalities", True)
         if "max_output_tokens" in s:
-            out["max_output_tokens"] = _max_tokens(s["max_output_tokens"], "session.max_output_tokens")
-        audio = _dict(s.get("audio", {}), "session.audio")
-        _unknown(audio, frozenset({"input", "output"}), "session.audio.")
-        inp = _dict(audio.get("input", {}), "session.audio.input")
-        _unknown(inp, GA_AUDIO_INPUT, "session.audio.input.")
+            out["max_output_tokens"] = max_tokens_value(s["max_output_tokens"], "session.max_output_tokens")
+        audio = require_object(s.get("audio", {}), "session.audio")
+        reject_unknown(audio, frozenset({"input", "output"}), "session.audio.")
+        inp = require_object(audio.get("input", {}), "session.audio.input")
+        reject_unknown(inp, GA_AUDIO_INPUT, "session.audio.input.")
         if "format" in inp:
             out["input_format"] = _ga_format(inp["format"], "session.audio.input.format")
         if "turn_detection" in inp:
             out["turn_detection"] = _turn_detection(inp["turn_detection"], "session.audio.input.turn_detection")
         if "transcription" in inp:
             out["transcription"] = inp["transcription"]
-        outp = _dict(audio.get("output", {}), "session.audio.output")
-        _unknown(outp, GA_AUDIO_OUTPUT, "session.audio.output.")
+        outp = require_object(audio.get("output", {}), "session.audio.output")
+        reject_unknown(outp, GA_AUDIO_OUTPUT, "session.audio.output.")
         if "format" in outp:
             out["output_format"] = _ga_format(outp["format"], "session.audio.output.format")
         if "voice" in outp:
             out["voice"] = outp["voice"]
     else:
-        _unknown(s, PREVIEW_SESSION, "session.")
+        reject_unknown(s, PREVIEW_SESSION, "session.")
         if "modalities" in s:
-            out["output_modalities"] = _modalities(s["modalities"], "session.modalities", False)
+            out["output_modalities"] = modalities_value(s["modalities"], "session.modalities", False)
         if "max_response_output_tokens" in s:
-            out["max_output_tokens"] = _max_tokens(
+            out["max_output_tokens"] = max_tokens_value(
                 s["max_response_output_tokens"], "session.max_response_output_tokens"
             )
         if "input_audio_format" in s:
@@ -254,28 +254,28 @@ def response_create(response: Any, dialect: Dialect) -> dict[str, Any]:
     out_of_band, max_output_tokens, instructions, metadata (each present only when set)."""
     if response is None:
         return {}
-    r = _dict(response, "response")
+    r = require_object(response, "response")
     out: dict[str, Any] = {}
     if dialect.is_ga:
-        _unknown(r, GA_RESPONSE, "response.")
+        reject_unknown(r, GA_RESPONSE, "response.")
         if "output_modalities" in r:
-            out["output_modalities"] = _modalities(r["output_modalities"], "response.output_modalities", True)
-        audio = _dict(r.get("audio", {}), "response.audio")
-        _unknown(audio, frozenset({"output"}), "response.audio.")
-        outp = _dict(audio.get("output", {}), "response.audio.output")
-        _unknown(outp, frozenset({"format", "voice"}), "response.audio.output.")
+            out["output_modalities"] = modalities_value(r["output_modalities"], "response.output_modalities", True)
+        audio = require_object(r.get("audio", {}), "response.audio")
+        reject_unknown(audio, frozenset({"output"}), "response.audio.")
+        outp = require_object(audio.get("output", {}), "response.audio.output")
+        reject_unknown(outp, frozenset({"format", "voice"}), "response.audio.output.")
         if "format" in outp:
             out["output_format"] = _ga_format(outp["format"], "response.audio.output.format")
         if "max_output_tokens" in r:
-            out["max_output_tokens"] = _max_tokens(r["max_output_tokens"], "response.max_output_tokens")
+            out["max_output_tokens"] = max_tokens_value(r["max_output_tokens"], "response.max_output_tokens")
     else:
-        _unknown(r, PREVIEW_RESPONSE, "response.")
+        reject_unknown(r, PREVIEW_RESPONSE, "response.")
         if "modalities" in r:
-            out["output_modalities"] = _modalities(r["modalities"], "response.modalities", False)
+            out["output_modalities"] = modalities_value(r["modalities"], "response.modalities", False)
         if "output_audio_format" in r:
             out["output_format"] = _preview_format(r["output_audio_format"], "response.output_audio_format")
         if "max_response_output_tokens" in r:
-            out["max_output_tokens"] = _max_tokens(
+            out["max_output_tokens"] = max_tokens_value(
                 r["max_response_output_tokens"], "response.max_response_output_tokens"
             )
     conversation = r.get("conversation", "auto")
@@ -295,7 +295,7 @@ def response_create(response: Any, dialect: Dialect) -> dict[str, Any]:
 
 def user_item(item: Any, dialect: Dialect) -> dict[str, Any]:
     """A validated item of ``conversation.item.create`` (a message or function output)."""
-    it = _dict(item, "item")
+    it = require_object(item, "item")
     kind = it.get("type")
     if kind not in ("message", "function_call", "function_call_output"):
         raise Invalid(

@@ -17,10 +17,18 @@ import collections
 import random
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from loadtest.mock.limits import Bucket
-from loadtest.mock.routing import Refusal, Route
-from loadtest.mock.validate import Invalid, _dict, _max_tokens, _modalities, _unknown, session_update
+from loadtest.mock.routing import Refusal, Route, bearer_token
+from loadtest.mock.validate import (
+    Invalid,
+    max_tokens_value,
+    modalities_value,
+    reject_unknown,
+    require_object,
+    session_update,
+)
 from loadtest.protocol.dialects import (
     PREVIEW,
     VOICE_LIVE_INPUT_RATES,
@@ -80,12 +88,14 @@ AZURE_TRANSCRIBE = ("azure-speech", "mai-transcribe")
 SEMANTIC_VAD_MODELS = ("gpt-realtime", "gpt-realtime-mini")
 
 
-def resolve(
-    path: str, query: dict[str, str], headers: Any, profile: dict[str, Any], keys: frozenset[str], bearer: str | None
-) -> Route | Refusal:
-    """The route of a ``/voice-live/realtime`` upgrade, or its refusal (statuses unverified but 401)."""
+def resolve(path_and_query: str, headers: Any, profile: dict[str, Any], keys: frozenset[str]) -> Route | Refusal:
+    """The route of a ``/voice-live/realtime`` upgrade, or its refusal (statuses unverified but 401).
+
+    The server sends the upgrades of this path here and every other to
+    :func:`loadtest.mock.routing.resolve` (so that module needs nothing of this one)."""
+    query = {k: v[-1] for k, v in parse_qs(urlsplit(path_and_query).query, keep_blank_values=True).items()}
     vl = profile["voicelive"]
-    key = headers.get("api-key") or bearer or query.get("api-key")
+    key = headers.get("api-key") or bearer_token(headers) or query.get("api-key")
     if not key or key not in keys:
         return Refusal(401, "Unauthorized", "Access denied due to invalid subscription key or wrong API endpoint.")
     version = query.get("api-version")
@@ -191,8 +201,8 @@ def max_duration_s(profile: dict[str, Any]) -> float:
 def _turn_detection(value: Any, model: str) -> dict[str, Any] | None:
     if value is None:
         return None
-    td = _dict(value, "session.turn_detection")
-    _unknown(td, TURN_FIELDS, "session.turn_detection.")
+    td = require_object(value, "session.turn_detection")
+    reject_unknown(td, TURN_FIELDS, "session.turn_detection.")
     kind = td.get("type", "server_vad")
     if kind not in TURN_TYPES:
         raise Invalid(
@@ -215,8 +225,8 @@ def _turn_detection(value: Any, model: str) -> dict[str, Any] | None:
         )
     eou = td.get("end_of_utterance_detection")
     if eou is not None:
-        eou = _dict(eou, "session.turn_detection.end_of_utterance_detection")
-        _unknown(eou, EOU_FIELDS, "session.turn_detection.end_of_utterance_detection.")
+        eou = require_object(eou, "session.turn_detection.end_of_utterance_detection")
+        reject_unknown(eou, EOU_FIELDS, "session.turn_detection.end_of_utterance_detection.")
         if eou.get("model") not in EOU_MODELS:
             raise Invalid(
                 "invalid_value",
@@ -235,7 +245,7 @@ def _turn_detection(value: Any, model: str) -> dict[str, Any] | None:
 
 def _voice(value: Any, voices: list[str]) -> tuple[str, dict[str, Any]]:
     # a plain string, as in the preview protocol (whether Voice Live still takes one is unverified)
-    voice = voice_live_voice(value) if isinstance(value, str) else _dict(value, "session.voice")
+    voice = voice_live_voice(value) if isinstance(value, str) else require_object(value, "session.voice")
     kind, name = voice.get("type"), voice.get("name")
     if kind not in VOICE_TYPES:
         raise Invalid(
@@ -284,7 +294,7 @@ def validate_session(session: Any, voices: list[str], cfg: dict[str, Any], model
     """The validated changes of a Voice Live ``session.update`` (the keys of
     :func:`loadtest.mock.validate.session_update`, plus ``voicelive``: the Voice Live fields, merged
     with the session's)."""
-    s = _dict(session, "session")
+    s = require_object(session, "session")
     if "type" in s or "audio" in s or "output_modalities" in s:
         bad = next(k for k in ("type", "audio", "output_modalities") if k in s)
         raise Invalid(
@@ -321,9 +331,13 @@ def validate_session(session: Any, voices: list[str], cfg: dict[str, Any], model
                 "(plus 'animation', 'avatar'; audio alone is not allowed).",
                 "session.modalities",
             )
-        out["output_modalities"] = _modalities([m for m in mods if m in ("text", "audio")], "session.modalities", False)
+        out["output_modalities"] = modalities_value(
+            [m for m in mods if m in ("text", "audio")], "session.modalities", False
+        )
     if "max_response_output_tokens" in s:
-        out["max_output_tokens"] = _max_tokens(s["max_response_output_tokens"], "session.max_response_output_tokens")
+        out["max_output_tokens"] = max_tokens_value(
+            s["max_response_output_tokens"], "session.max_response_output_tokens"
+        )
     if "temperature" in s:
         t = s["temperature"]
         if not isinstance(t, int | float) or not 0.6 <= t <= 1.2:
@@ -350,7 +364,10 @@ def validate_session(session: Any, voices: list[str], cfg: dict[str, Any], model
         out["turn_detection"] = _turn_detection(s["turn_detection"], model)
     if "input_audio_noise_reduction" in s:
         noise = s["input_audio_noise_reduction"]
-        if noise is not None and _dict(noise, "session.input_audio_noise_reduction").get("type") not in NOISE_TYPES:
+        if (
+            noise is not None
+            and require_object(noise, "session.input_audio_noise_reduction").get("type") not in NOISE_TYPES
+        ):
             raise Invalid(
                 "invalid_value",
                 f"Invalid value: '{noise.get('type')}'. Supported values are: {', '.join(NOISE_TYPES)}.",
@@ -359,7 +376,7 @@ def validate_session(session: Any, voices: list[str], cfg: dict[str, Any], model
         extras["input_audio_noise_reduction"] = noise
     if "input_audio_echo_cancellation" in s:
         echo = s["input_audio_echo_cancellation"]
-        if echo is not None and _dict(echo, "session.input_audio_echo_cancellation").get("type") != (
+        if echo is not None and require_object(echo, "session.input_audio_echo_cancellation").get("type") != (
             "server_echo_cancellation"
         ):
             raise Invalid(
@@ -371,7 +388,7 @@ def validate_session(session: Any, voices: list[str], cfg: dict[str, Any], model
     if "input_audio_transcription" in s:
         tr = s["input_audio_transcription"]
         if tr is not None:
-            name = _dict(tr, "session.input_audio_transcription").get("model")
+            name = require_object(tr, "session.input_audio_transcription").get("model")
             if name not in OPENAI_TRANSCRIBE + AZURE_TRANSCRIBE:
                 raise Invalid(
                     "invalid_value",
