@@ -271,7 +271,7 @@ class MockSession:
         else:
             changes = session_update(event.get("session"), self.dialect, self.profile["audio"]["voices"])
         # what the client asked for, as received (tests check a session file arrives as sent)
-        self.server.truth.write({"kind": "session_update", "session_id": self.id, "session": event.get("session")})
+        self.ctx.truth.write({"kind": "session_update", "session_id": self.id, "session": event.get("session")})
         if "voice" in changes and isinstance(changes["voice"], dict):
             changes["voice"] = changes["voice"].get("id")
         td_changed = "turn_detection" in changes
@@ -352,7 +352,7 @@ class MockSession:
 
     async def _commit(self, item_id: str) -> None:
         # how much input audio the item holds, at the session's input format (tests check the rate)
-        self.server.truth.write(
+        self.ctx.truth.write(
             {"kind": "input_committed", "session_id": self.id, "item_id": item_id, "audio_ms": self.buffer_ms}
         )
         self.pending_input_audio_ms += self.buffer_ms
