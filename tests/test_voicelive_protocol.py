@@ -95,3 +95,17 @@ def test_16khz_appends_carry_16khz_audio() -> None:
     assert abs(at16.duration_ms - at24.duration_ms) < 1.0
     assert len(decode_appends(at16)) == at16.audio_bytes == pytest.approx(at24.audio_bytes * 2 / 3, abs=4)
     assert len(at16.messages[0]) < len(at24.messages[0])  # a 100 ms frame holds 3,200 bytes, not 4,800
+
+
+@pytest.mark.parametrize(
+    ("query", "model_class"),
+    [("model=gpt-4.1", "cascade"), ("agent-name=a&agent-project-name=p", "agent"),
+     ("model=mine&profile=byom-azure-openai-realtime", "byom")],
+)  # fmt: skip
+def test_model_class_of_a_full_url(query: str, model_class: str) -> None:
+    """A full URL (`rtload run --target URL`) names the agent or profile itself, not --query."""
+    url = f"{BASE}/voice-live/realtime?api-version=2026-04-10&{query}"
+    model = dict(q.split("=") for q in query.split("&")).get("model", "")
+    target = Target(base_url=url, provider="voicelive", deployment=model, url_override=url)
+    assert target.model_class == model_class
+    assert target.url() == url

@@ -138,14 +138,20 @@ class Target:
     @property
     def is_agent(self) -> bool:
         """Voice Live agent mode: the query names an agent instead of a model."""
-        return any(key in self.query for key in ("agent-name", "agent-id"))
+        return any(key in self.dialled_query for key in ("agent-name", "agent-id"))
+
+    @property
+    def dialled_query(self) -> dict[str, str]:
+        """The query parameters the connection carries: a full URL's own, then ``query``'s."""
+        own = dict(parse_qsl(urlsplit(self.url_override).query)) if self.url_override else {}
+        return {**own, **self.query}
 
     @property
     def model_class(self) -> str:
         """Voice Live's model class (native, cascade, byom, agent); ``""`` for the other providers."""
         if self.provider != "voicelive":
             return ""
-        return voice_live_model_class(self.deployment, self.query.get("profile"), self.is_agent)
+        return voice_live_model_class(self.deployment, self.dialled_query.get("profile"), self.is_agent)
 
     @property
     def token_scope(self) -> str:
