@@ -132,6 +132,13 @@ def test_url_problem_and_provider_inference() -> None:
     assert infer_provider("ws://127.0.0.1:4000/v1/realtime") == infer_provider("wss://api.openai.com") == "openai"
 
 
+def test_a_voice_live_path_means_voicelive_on_its_azure_hosts_and_any_other() -> None:
+    """Voice Live shares its hosts with Azure OpenAI: its path decides, the bare host stays azure."""
+    for host in ("r.services.ai.azure.com", "r.cognitiveservices.azure.com", "127.0.0.1:4000"):
+        assert infer_provider(f"wss://{host}/voice-live/realtime?api-version=2026-04-10&model=gpt-4.1") == "voicelive"
+        assert infer_provider(f"wss://{host}/openai/v1/realtime?model=gpt-realtime") == "azure"
+
+
 # Dialect fields that are not event names
 _NOT_EVENT_FIELDS = {"name", "content_audio", "content_text", "client_events", "server_events"}
 

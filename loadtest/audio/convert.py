@@ -15,9 +15,12 @@ from loadtest.audio import g711
 PCM_RATE = 24000
 G711_RATE = 8000
 
-# harness format name -> (sample rate, bytes per sample); same names as dialects.AUDIO_FORMATS
-FORMAT_RATES: dict[str, int] = {"pcm16": PCM_RATE, "g711_ulaw": G711_RATE, "g711_alaw": G711_RATE}
-BYTES_PER_SAMPLE: dict[str, int] = {"pcm16": 2, "g711_ulaw": 1, "g711_alaw": 1}
+# wire format name -> (sample rate, bytes per sample); the names of dialects.AUDIO_FORMATS, plus
+# Voice Live's narrower PCM16 rates (``pcm16_16000hz`` both ways, ``pcm16_8000hz`` output only)
+FORMAT_RATES: dict[str, int] = {
+    "pcm16": PCM_RATE, "g711_ulaw": G711_RATE, "g711_alaw": G711_RATE, "pcm16_16000hz": 16000, "pcm16_8000hz": 8000,
+}  # fmt: skip
+BYTES_PER_SAMPLE: dict[str, int] = {"pcm16": 2, "g711_ulaw": 1, "g711_alaw": 1, "pcm16_16000hz": 2, "pcm16_8000hz": 2}
 
 
 def check_format(audio_format: str) -> str:
@@ -54,14 +57,17 @@ def to_wire(pcm24k: np.ndarray, audio_format: str) -> bytes:
     check_format(audio_format)
     if audio_format == "pcm16":
         return np.asarray(pcm24k, dtype="<i2").tobytes()
+    if audio_format.startswith("pcm16_"):
+        return np.asarray(resample(pcm24k, PCM_RATE, FORMAT_RATES[audio_format]), dtype="<i2").tobytes()
     narrow = resample(pcm24k, PCM_RATE, G711_RATE)
     return g711.ulaw_encode(narrow) if audio_format == "g711_ulaw" else g711.alaw_encode(narrow)
 
 
 def from_wire(data: bytes, audio_format: str) -> np.ndarray:
-    """Received bytes -> int16 samples at the format's rate (24 kHz pcm16, 8 kHz G.711)."""
+    """Received bytes -> int16 samples at the format's rate (24 kHz pcm16, 8 kHz G.711, 16 or 8 kHz
+    for Voice Live's pcm16_16000hz / pcm16_8000hz)."""
     check_format(audio_format)
-    if audio_format == "pcm16":
+    if audio_format.startswith("pcm16"):
         usable = len(data) - (len(data) % 2)
         return np.frombuffer(data, dtype="<i2", count=usable // 2).astype(np.int16, copy=False)
     return g711.ulaw_decode(data) if audio_format == "g711_ulaw" else g711.alaw_decode(data)

@@ -16,20 +16,25 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         target: str = typer.Option("mock", help="mock (the embedded mock server) or the service URL."),
         provider: str = typer.Option(
-            "", help="openai | azure | gateway (default: from the URL; an Azure host means azure)."
+            "",
+            help="openai | azure | voicelive (Azure Voice Live) | gateway (default: from the URL; a Voice Live "
+            "path means voicelive, another Azure host azure).",
         ),
-        dialect: str = typer.Option("ga", help="ga | preview"),
+        dialect: str = typer.Option("ga", help="ga | preview (Voice Live has its own: leave it out)"),
         deployment: str = typer.Option(
             "",
-            help="Model (OpenAI) or deployment (Azure): fills a URL that names none; default: the URL's, "
-            "or gpt-realtime on a bare host.",
+            help="Model (OpenAI, Voice Live) or deployment (Azure): fills a URL that names none; default: the "
+            "URL's, or gpt-realtime on a bare host.",
         ),
         api_key_env: str = typer.Option(
             "",
             help="NAME of the variable holding the API key (default OPENAI_API_KEY / AZURE_OPENAI_API_KEY).",
         ),
         auth: str = typer.Option("auto", help="auto | bearer | api-key | entra"),
-        api_version: str = typer.Option("", help="Azure preview api-version."),
+        api_version: str = typer.Option("", help="Azure preview or Voice Live api-version."),
+        query: list[str] = typer.Option(
+            [], "--query", help="Voice Live URL query parameter name=value (agent-name, agent-project-name, profile)."
+        ),
         scenario: str = typer.Option(
             "single_turn", help="Built-in scenario name (rtload scenarios list) or a scenario TOML file."
         ),
@@ -40,7 +45,7 @@ def register(app: typer.Typer) -> None:
             "", help="Requested output: audio | text (default: the session file's, else audio)."
         ),
         audio_format: str = typer.Option(
-            "", help="pcm16 | g711_ulaw | g711_alaw (default: the session file's, else pcm16)."
+            "", help="pcm16 | g711_ulaw | g711_alaw | pcm16_16000hz (Voice Live); default: the session file's or pcm16."
         ),
         pacing: str = typer.Option("realtime", help="realtime (speaking pace) | fast"),
         users: int = typer.Option(4, "--users", "-u", help="Users (concurrent sessions); the top of a step shape."),
@@ -87,13 +92,14 @@ def register(app: typer.Typer) -> None:
         from loadtest.locust.launcher import RunRequest, launch
 
         values = {k: v for k, v in locals().items() if k in RunRequest.__dataclass_fields__}
-        resolved = _resolve(ctx, values, config)
-        if print_config:
-            from loadtest.workload.run_config import redacted, to_toml
+        from loadtest.workload.run_config import redacted, to_toml
 
-            typer.echo(to_toml(redacted(resolved)), nl=False)
+        resolved = _resolve(ctx, values, config)
+        config_toml = to_toml(redacted(resolved))  # the run directory keeps it (no secret)
+        if print_config:
+            typer.echo(config_toml, nl=False)
             raise typer.Exit(0)
-        raise typer.Exit(launch(RunRequest(**resolved), resolved))
+        raise typer.Exit(launch(RunRequest(**resolved), config_toml))
 
 
 def _resolve(ctx: typer.Context, values: dict, config: str) -> dict:

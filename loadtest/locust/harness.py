@@ -366,6 +366,7 @@ def _workload_info(options: HarnessOptions) -> dict[str, Any]:
             work = bind(
                 options.scenario,
                 dialect=options.dialect,
+                deployment=options.deployment,
                 session_file=options.session_file,
                 fixture=options.fixture,
                 given=options.given,

@@ -76,6 +76,7 @@ def build_session_inputs(options: HarnessOptions, target_url: str | None = None)
         work = bind(
             options.scenario,
             dialect=options.dialect,
+            deployment=options.deployment,
             session_file=options.session_file,
             fixture=options.fixture,
             given=options.given,

@@ -50,6 +50,7 @@ class RunRequest:
     api_key_env: str = ""
     auth: str = "auto"
     api_version: str = ""
+    query: list[str] = field(default_factory=list)  # Voice Live query parameters, name=value
     scenario: str = "single_turn"
     fixture: str = ""
     modalities: str = ""  # "" = the session file's, else audio
@@ -97,6 +98,7 @@ class RunRequest:
             "--rt-api-key-env": self.api_key_env,
             "--rt-auth": self.auth,
             "--rt-api-version": self.api_version,
+            "--rt-query": ";".join(self.query),
             "--rt-scenario": self.scenario,
             "--rt-fixture": self.fixture,
             "--rt-modalities": self.modalities,
@@ -197,8 +199,9 @@ def _locust(*args: str) -> list[str]:
 RUN_CONFIG_FILE = "run_config.toml"  # the resolved configuration (secrets redacted), beside run.json
 
 
-def launch(request: RunRequest, resolved: dict[str, Any] | None = None) -> int:
-    """Run ``request``; ``resolved`` (the configuration it came from) is kept in the run directory."""
+def launch(request: RunRequest, config_toml: str | None = None) -> int:
+    """Run ``request``; ``config_toml`` (the configuration it came from, secrets redacted, as
+    :func:`loadtest.workload.run_config.to_toml` writes it) is kept in the run directory."""
     if request.worker:
         return _run_worker(request)
     try:
@@ -210,10 +213,8 @@ def launch(request: RunRequest, resolved: dict[str, Any] | None = None) -> int:
     if (run_dir / "run.json").exists():
         return _die(f"run directory {run_dir} already exists: choose another --run-id or --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    if resolved is not None:
-        from loadtest.workload.run_config import redacted, to_toml
-
-        (run_dir / RUN_CONFIG_FILE).write_text(to_toml(redacted(resolved)), encoding="utf-8")
+    if config_toml is not None:
+        (run_dir / RUN_CONFIG_FILE).write_text(config_toml, encoding="utf-8")
     with sigterm_as_interrupt():
         try:
             code = _run_processes(request, options, run_id, run_dir)

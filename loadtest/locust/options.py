@@ -22,6 +22,8 @@ from loadtest.protocol.targets import (
     DEFAULT_DEPLOYMENT,
     DEFAULT_KEY_ENV,
     PROVIDERS,
+    REDACTED,
+    SECRET_QUERY_KEYS,
     Target,
     infer_provider,
     is_full_url,
@@ -50,6 +52,7 @@ class HarnessOptions:
     api_key_env: str = ""  # the NAME of the variable holding the key ("" = provider default)
     auth: str = "auto"
     api_version: str | None = None
+    query: dict[str, str] = field(default_factory=dict)  # extra URL query parameters (Voice Live agent, profile)
     label: str = ""
     scenario: str = ""  # "" = the session client's default scenario
     fixture: str = ""  # overrides the scenario's fixtures when set
@@ -132,6 +135,7 @@ class HarnessOptions:
             api_key=self.api_key(environ),
             auth=self.auth,
             api_version=self.api_version,
+            query=dict(self.query),
             url_override=override,
             label=self.label or ("mock" if self.is_mock else parts.hostname or self.provider),
         )
@@ -142,6 +146,7 @@ class HarnessOptions:
         out["target"] = self.target if self.is_mock else redact_url(self.target)
         out["mock_set"] = self.redacted_mock_set()
         out["plan"] = self.plan.describe()
+        out["query"] = {k: REDACTED if k.lower() in SECRET_QUERY_KEYS else v for k, v in self.query.items()}
         out["api_key_env"] = None if self.is_mock and not self.api_key_env else self.key_env
         return out
 
@@ -161,12 +166,31 @@ class HarnessOptions:
             if problem:
                 shown = redact_text(target, secrets_of(target))  # a key in the query is not echoed
                 raise OptionError(f"--target {shown!r} {url_problem(shown) or problem}")  # positions as shown
-        # the provider: as given, else the URL's (an Azure host or path means azure)
+        # the provider: as given, else the URL's (a Voice Live path means voicelive, another Azure
+        # host or path azure)
         provider = str(get("rt_provider", "") or ("openai" if target == "mock" else infer_provider(target))).lower()
         if provider not in PROVIDERS:
-            raise OptionError(f"--provider {provider!r} is not known: use {', '.join(PROVIDERS)}")
-        if dialect not in ("ga", "preview"):
+            raise OptionError(
+                f"--provider {provider!r} is not known: use openai, azure or voicelive "
+                f"(or gateway for a service in front of one)"
+            )
+        if provider == "voicelive":
+            if get("rt_dialect") not in (None, "voicelive", "ga"):  # ga: the default, left as it was
+                raise OptionError(f"--dialect {dialect}: Voice Live speaks its own dialect; drop --dialect")
+            dialect = "voicelive"
+        elif dialect not in ("ga", "preview"):
             raise OptionError(f"--dialect {dialect!r} is not known: use ga or preview")
+        query: dict[str, str] = {}
+        raw_query = get("rt_query", [])
+        for item in [s.strip() for s in raw_query.split(";")] if isinstance(raw_query, str) else raw_query:
+            if not item:
+                continue
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                raise OptionError(f"--query {item!r}: use name=value, e.g. agent-name=my-agent")
+            query[name.strip()] = value.strip()
+        if query and provider != "voicelive":
+            raise OptionError("--query is for --provider voicelive (agent-name, agent-project-name, profile)")
         deployment = resolve_deployment(target, str(get("rt_deployment", "")).strip())
         key_env = str(get("rt_api_key_env", ""))
         if key_env and not _ENV_NAME.match(key_env):
@@ -178,8 +202,11 @@ class HarnessOptions:
         if modalities not in ("audio", "text"):
             raise OptionError(f"--modalities {modalities!r} is not known: use audio or text")
         audio_format = str(get("rt_audio_format", "pcm16"))
-        if audio_format not in ("pcm16", "g711_ulaw", "g711_alaw"):
-            raise OptionError(f"--audio-format {audio_format!r} is not known: use pcm16, g711_ulaw or g711_alaw")
+        known_formats = ("pcm16", "g711_ulaw", "g711_alaw") + (("pcm16_16000hz",) if provider == "voicelive" else ())
+        if audio_format == "pcm16_16000hz" and provider != "voicelive":
+            raise OptionError("--audio-format pcm16_16000hz is Voice Live's: use it with --provider voicelive")
+        if audio_format not in known_formats:
+            raise OptionError(f"--audio-format {audio_format!r} is not known: use {', '.join(known_formats)}")
         pacing = str(get("rt_pacing", "realtime"))
         if pacing not in ("realtime", "fast"):
             raise OptionError(f"--pacing {pacing!r} is not known: use realtime or fast")
@@ -227,6 +254,7 @@ class HarnessOptions:
             api_key_env=key_env,
             auth=str(get("rt_auth", "auto")),
             api_version=get("rt_api_version"),
+            query=query,
             label=str(get("rt_label", "")),
             scenario=str(get("rt_scenario", "")),
             fixture=str(get("rt_fixture", "")),
@@ -277,12 +305,13 @@ def resolve_deployment(target: str, given: str) -> str:
 # options onto these.
 LOCUST_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--rt-target", "mock", "mock (the embedded mock server) or the service URL, e.g. wss://res.openai.azure.com"),
-    ("--rt-provider", "", "openai | azure | gateway (default: from the URL; an Azure host means azure)"),
+    ("--rt-provider", "", "openai | azure | voicelive | gateway (default: from the URL)"),
     ("--rt-dialect", "ga", "ga | preview"),
     ("--rt-deployment", "", "model (OpenAI) or deployment (Azure); fills a URL naming none (default gpt-realtime)"),
     ("--rt-api-key-env", "", "NAME of the environment variable holding the API key"),
     ("--rt-auth", "auto", "auto | bearer | api-key | entra"),
-    ("--rt-api-version", "", "Azure preview api-version"),
+    ("--rt-api-version", "", "Azure preview or Voice Live api-version"),
+    ("--rt-query", "", "Voice Live query parameters name=value (agent-name, agent-project-name, profile); ';' between"),
     ("--rt-label", "", "short label for the target in records and reports"),
     ("--rt-scenario", "", "scenario name (default: the session client's default)"),
     ("--rt-fixture", "", "audio fixture to use instead of the scenario's"),

@@ -204,7 +204,7 @@ def usage(dialect: Dialect, input_text: int, input_audio: int, output_text: int,
         "input_token_details": {"text_tokens": input_text, "audio_tokens": input_audio, "cached_tokens": 0},
         "output_token_details": {"text_tokens": output_text, "audio_tokens": output_audio},
     }
-    if dialect.is_ga:
+    if dialect.is_ga or dialect.is_voice_live:  # Voice Live's usage has them too (azure-ai-voicelive)
         body["input_token_details"]["image_tokens"] = 0
         body["input_token_details"]["cached_tokens_details"] = {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0}
     return body

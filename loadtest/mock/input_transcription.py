@@ -94,8 +94,10 @@ async def run(session: MockSession, item_id: str, heard: Recognition, seconds: f
             row["t_done"] = time.time()
             row["usage"] = usage
             write()
-            await session.send({"type": "conversation.item.input_audio_transcription.completed", **base,
-                                "transcript": transcript, "usage": usage})  # fmt: skip
+            done = {"type": "conversation.item.input_audio_transcription.completed", **base, "transcript": transcript}
+            if not session.dialect.is_voice_live:  # Voice Live's completed event carries no usage
+                done["usage"] = usage
+            await session.send(done)
             item = session.items.get(item_id)
             if item is not None:
                 for part in item.get("content") or []:

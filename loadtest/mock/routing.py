@@ -33,12 +33,19 @@ class Rejection:
 
 @dataclass(slots=True)
 class Route:
-    provider: str  # openai | azure
-    dialect: str  # ga | preview
+    provider: str  # openai | azure | voicelive
+    dialect: str  # ga | preview | voicelive
     deployment: str
     api_version: str | None = None
     rejection: Rejection | None = None
     intent: str | None = None  # "transcription": OpenAI's ?intent=transcription (no model needed)
+    model_class: str = ""  # Voice Live: native | cascade | byom | agent
+    budget_key: str = ""  # the token budget spent (default: the deployment's own)
+    byom_cascade: bool = False  # Voice Live BYOM chat-completion: a cascade around your deployment
+
+    @property
+    def limits_key(self) -> str:
+        return self.budget_key or self.deployment
 
 
 def _reject(code: str | None, message: str, close_code: int, error_type: str = "invalid_request_error") -> Rejection:
@@ -48,7 +55,7 @@ def _reject(code: str | None, message: str, close_code: int, error_type: str = "
     )
 
 
-def _bearer(headers: Any) -> str | None:
+def bearer_token(headers: Any) -> str | None:
     value = headers.get("Authorization") or headers.get("authorization")
     if value and value[:7].lower() == "bearer ":
         return value[7:].strip()
@@ -65,7 +72,7 @@ def resolve(path_and_query: str, headers: Any, profile: dict[str, Any], keys: fr
     retired = set(deployments["retired"])
 
     if path == "/v1/realtime":
-        key = _bearer(headers)
+        key = bearer_token(headers)
         model = query.get("model", "")
         beta = (headers.get("OpenAI-Beta") or "").replace(" ", "").lower() == "realtime=v1"
         route = Route("openai", "preview" if beta else "ga", model)
@@ -99,7 +106,7 @@ def resolve(path_and_query: str, headers: Any, profile: dict[str, Any], keys: fr
         return route
 
     if path in ("/openai/v1/realtime", "/openai/realtime"):
-        key = headers.get("api-key") or _bearer(headers) or query.get("api-key")
+        key = headers.get("api-key") or bearer_token(headers) or query.get("api-key")
         if path == "/openai/v1/realtime":
             if "api-version" in query:
                 return Refusal(401, "invalid_url", "The v1 Realtime API does not take an api-version query parameter.")

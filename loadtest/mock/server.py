@@ -24,6 +24,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from loadtest.mock import voicelive
 from loadtest.mock.context import SessionContext
 from loadtest.mock.faults import plan_handshake
 from loadtest.mock.limits import Limits
@@ -32,7 +33,9 @@ from loadtest.mock.session import MockSession
 from loadtest.mock.speech import load_bank
 from loadtest.mock.stats import Stats
 from loadtest.mock.truth import TruthLog, session_row
+from loadtest.mock.voicelive import VoiceLiveState
 from loadtest.protocol.dialects import Dialect, get_dialect
+from loadtest.protocol.targets import VOICE_LIVE_PATH
 
 READY_PREFIX = "rtload mock: listening on "
 
@@ -84,7 +87,8 @@ class MockServer:
         self.keys = frozenset(profile["auth"]["keys"] or [api_key])
         self.handshake_rng = random.Random(f"{seed}:handshake")
         self.session_index = 0
-        self._dialects = {name: get_dialect(name) for name in ("ga", "preview")}
+        self._dialects = {name: get_dialect(name) for name in ("ga", "preview", "voicelive")}
+        self.voicelive = VoiceLiveState(profile, self.limits)
         # what each MockSession needs of the server (and nothing more)
         self.context = SessionContext(
             profile=profile,
@@ -111,7 +115,7 @@ class MockServer:
         body = orjson.dumps({"error": {"code": code, "message": message}}).decode()
         response = connection.respond(status, body)
         response.headers["Content-Type"] = "application/json"
-        if provider == "azure":
+        if provider in ("azure", "voicelive"):
             response.headers["apim-request-id"] = str(uuid.uuid4())
         for name, value in (headers or {}).items():
             response.headers[name] = value
@@ -122,10 +126,15 @@ class MockServer:
             response = connection.respond(200, orjson.dumps(self.stats.snapshot()).decode())
             response.headers["Content-Type"] = "application/json"
             return response
-        result = resolve(request.path, request.headers, self.profile, self.keys)
+        if request.path.split("?", 1)[0].rstrip("/") == VOICE_LIVE_PATH:
+            result = voicelive.resolve(request.path, request.headers, self.profile, self.keys)
+        else:
+            result = resolve(request.path, request.headers, self.profile, self.keys)
         if isinstance(result, Refusal):
             self.stats.refused += 1
-            provider = "azure" if request.path.startswith("/openai/") else None
+            path = request.path.split("?")[0]
+            provider = "azure" if path.startswith("/openai/") else None
+            provider = "voicelive" if path.startswith("/voice-live/") else provider
             self._session_truth(None, "none", result.status, {}, rejected=result.code, path=request.path.split("?")[0])
             return self._refuse(connection, result.status, result.code, result.message, provider, result.headers)
         route = result
@@ -134,6 +143,13 @@ class MockServer:
         if route.rejection is not None:
             return None  # OpenAI: accepted, then an error event and a close
         fault, params = plan_handshake(self.handshake_rng, self.profile["faults"])
+        if route.provider == "voicelive" and (refusal := self.voicelive.rate.admit()) is not None:
+            self.stats.refused += 1
+            self.stats.faults["connection_rate_429"] = self.stats.faults.get("connection_rate_429", 0) + 1
+            retry_after = int(refusal.headers["Retry-After"])
+            params = {"per_minute": self.voicelive.rate.per_minute, "retry_after_s": retry_after}
+            self._session_truth(route, "connection_rate_429", 429, params)
+            return self._refuse(connection, 429, refusal.code, refusal.message, route.provider, refusal.headers)
         if fault == "handshake_5xx":
             self.stats.refused += 1
             self.stats.faults[fault] = self.stats.faults.get(fault, 0) + 1
@@ -174,7 +190,7 @@ class MockServer:
             self.limits.close(counted)
             connection.mock_counted = None
         route = connection.mock_route
-        if response.status_code == 101 and route is not None and route.provider == "azure":
+        if response.status_code == 101 and route is not None and route.provider in ("azure", "voicelive"):
             response.headers["apim-request-id"] = str(uuid.uuid4())
             response.headers["x-ms-region"] = "Mock Region"
         return response

@@ -22,7 +22,7 @@ import pybase64
 from websockets.exceptions import ConnectionClosed
 
 from loadtest.mock import events as ev
-from loadtest.mock import input_transcription, tool_calls
+from loadtest.mock import input_transcription, tool_calls, voicelive
 from loadtest.mock.context import SessionContext
 from loadtest.mock.faults import FaultPlan, plan_response
 from loadtest.mock.speech import WIRE_BYTES_PER_MS, Answer
@@ -119,7 +119,10 @@ class MockSession:
         self.profile = ctx.profile
         self.loop = asyncio.get_running_loop()
         self.t_open = time.time()
-        max_s = float(self.profile["session"]["max_duration_s"]) or (3600.0 if route.provider == "openai" else 1800.0)
+        max_s = float(self.profile["session"]["max_duration_s"]) or (
+            voicelive.max_duration_s(self.profile) if route.provider == "voicelive"
+            else 3600.0 if route.provider == "openai" else 1800.0
+        )  # fmt: skip
         self.max_duration_s = max_s
         self.expires_at = int(self.t_open + max_s)
         self.cfg: dict[str, Any] = {
@@ -147,6 +150,8 @@ class MockSession:
         }
         if route.intent == "transcription":
             self.cfg["session_type"] = "transcription"
+        if self.dialect.is_voice_live:
+            voicelive.session_defaults(self.cfg, route.api_version)
         self.vad: EnergyVad | None = None
         self._reset_vad()
         self.items: dict[str, dict[str, Any]] = {}
@@ -240,7 +245,10 @@ class MockSession:
             )
 
     def _session_object(self) -> dict[str, Any]:
-        return ev.session_object(self.dialect, self.id, self.route.deployment, self.cfg, self.expires_at)
+        body = ev.session_object(self.dialect, self.id, self.route.deployment, self.cfg, self.expires_at)
+        if self.dialect.is_voice_live:
+            body = voicelive.session_object(body, self.cfg, self.route.api_version)
+        return body
 
     def _reset_vad(self) -> None:
         td = self.cfg["turn_detection"]
@@ -307,7 +315,11 @@ class MockSession:
             await self.send_error(exc, client_event_id)
 
     async def on_session_update(self, event: dict[str, Any]) -> None:
-        changes = session_update(event.get("session"), self.dialect, self.profile["audio"]["voices"])
+        if self.dialect.is_voice_live:
+            voices = self.profile["audio"]["voices"]
+            changes = voicelive.validate_session(event.get("session"), voices, self.cfg, self.route.deployment)
+        else:
+            changes = session_update(event.get("session"), self.dialect, self.profile["audio"]["voices"])
         if self.route.intent == "transcription" and changes.get("session_type") != "transcription":
             raise Invalid("invalid_value", f"Invalid value: '{changes.get('session_type')}'. This endpoint (intent="
                           "transcription) supports 'transcription' sessions.", "session.type")  # fmt: skip
@@ -351,7 +363,7 @@ class MockSession:
     def _update_keep_input(self) -> None:
         """Input audio is kept until the commit when something will listen to it (transcription,
         tool rules); at most KEEP_INPUT_S of it, so a caller that never commits holds no more."""
-        self._keep_input = bool(self.cfg.get("transcription")) or bool(self.cfg.get("tools"))
+        self._keep_input = voicelive.wants_transcription(self.route, self.cfg) or bool(self.cfg.get("tools"))
         if not self._keep_input:
             self._input_pcm, self._input_kept_ms = [], 0.0
 
@@ -455,7 +467,7 @@ class MockSession:
         rate = AUDIO_FORMATS[self.cfg["input_format"]][2]
         heard = fixture_index().recognise(np.concatenate(chunks), rate)
         self.tool_ctx.text, self.tool_ctx.fixture = (heard.transcript if heard.fixture else None), heard.fixture
-        if self.cfg.get("transcription"):
+        if voicelive.wants_transcription(self.route, self.cfg):
             task = self.loop.create_task(input_transcription.run(self, item_id, heard, seconds, time.time()))
             self._transcriptions.add(task)
             task.add_done_callback(self._transcriptions.discard)
@@ -589,6 +601,8 @@ class MockSession:
     def start_response(self, params: dict[str, Any], trigger: float) -> MockResponse:
         ctx = self.ctx
         latency_extra, error_extra = ctx.limits.overload(self.route.deployment)
+        if self.dialect.is_voice_live:  # a cascade answers later than a native model
+            latency_extra += voicelive.class_latency_s(self.rng, self.route, self.profile)
         plan = plan_response(self.rng, self.profile["faults"], error_extra)
         answer = self.rng.choice(ctx.bank.answers)
         modalities = params.get("output_modalities") or self.cfg["output_modalities"]
@@ -774,7 +788,7 @@ class MockSession:
 
     async def _rate_limits(self) -> None:
         await self.send(
-            {"type": "rate_limits.updated", "rate_limits": self.ctx.limits.rate_limits(self.route.deployment)}
+            {"type": "rate_limits.updated", "rate_limits": self.ctx.limits.rate_limits(self.route.limits_key)}
         )
 
     async def _fail(self, resp: MockResponse, error: dict[str, Any], fault: str) -> None:
@@ -808,7 +822,7 @@ class MockSession:
         answer = resp.answer
         text_tokens, audio_tokens = self._output_tokens(resp, answer.duration_ms, len(answer.transcript))
         ok, which = self.ctx.limits.admit_response(
-            self.route.deployment, sum(resp.input_tokens) + text_tokens + audio_tokens
+            self.route.limits_key, sum(resp.input_tokens) + text_tokens + audio_tokens
         )
         await self._send_created(resp)
         if not ok:
@@ -996,6 +1010,11 @@ class MockSession:
         incomplete = resp.plan.fault == "incomplete"
         text = "".join(resp.transcript) if incomplete else resp.answer.transcript
         if resp.kind == "audio":
+            if dialect.is_voice_live:  # word timestamps when asked, a warning now and then
+                for extra in voicelive.timestamp_events(self.cfg, where, text, resp.audio_ms):
+                    await self.send(extra)
+                if (warning := voicelive.warning_event(self.rng, self.profile)) is not None:
+                    await self.send(warning)
             await self.send({"type": dialect.output_audio_done, **where})
             await self.send({"type": dialect.output_audio_transcript_done, **where, "transcript": text})
         else:

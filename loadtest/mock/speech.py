@@ -29,8 +29,8 @@ from loadtest.audio.convert import to_wire
 CACHE_VERSION = 1
 
 RATE = 24000
-FORMATS = ("pcm16", "g711_ulaw", "g711_alaw")
-WIRE_BYTES_PER_MS = {"pcm16": 48, "g711_ulaw": 8, "g711_alaw": 8}
+FORMATS = ("pcm16", "g711_ulaw", "g711_alaw", "pcm16_16000hz", "pcm16_8000hz")  # the last two: Voice Live
+WIRE_BYTES_PER_MS = {"pcm16": 48, "g711_ulaw": 8, "g711_alaw": 8, "pcm16_16000hz": 32, "pcm16_8000hz": 16}
 
 # A small set of realistic customer-service answers.
 ANSWERS: tuple[str, ...] = (
@@ -205,7 +205,8 @@ class AudioBank:
         # 100 ms of digital silence per format (the `silence` fault sends these)
         self.silence: dict[str, Delta] = {}
         for fmt in FORMATS:
-            chunk = bytes(WIRE_BYTES_PER_MS[fmt] * 100) if fmt == "pcm16" else to_wire(np.zeros(2400, np.int16), fmt)
+            pcm = fmt.startswith("pcm16")
+            chunk = bytes(WIRE_BYTES_PER_MS[fmt] * 100) if pcm else to_wire(np.zeros(2400, np.int16), fmt)
             self.silence[fmt] = Delta(0.0, 100.0, pybase64.b64encode(chunk), len(chunk), b"")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from loadtest.protocol.dialects import AUDIO_FORMATS, Dialect, audio_format_name
+from loadtest.protocol.dialects import AUDIO_FORMATS, VOICE_LIVE_ONLY_FORMATS, Dialect, audio_format_name
 
 
 @dataclass(slots=True)
@@ -81,13 +81,13 @@ PREVIEW_RESPONSE = frozenset(
 )  # fmt: skip
 
 
-def _unknown(obj: dict[str, Any], allowed: frozenset[str], prefix: str) -> None:
+def reject_unknown(obj: dict[str, Any], allowed: frozenset[str], prefix: str) -> None:
     for key in obj:
         if key not in allowed:
             raise Invalid("unknown_parameter", f"Unknown parameter: '{prefix}{key}'.", f"{prefix}{key}")
 
 
-def _dict(value: Any, param: str) -> dict[str, Any]:
+def require_object(value: Any, param: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Invalid("invalid_type", f"Invalid type for '{param}': expected an object.", param)
     return value
@@ -107,15 +107,15 @@ def check_event(event: Any, dialect: Dialect) -> str:
             f"Invalid value: '{kind}'. Supported values are: {accepted}.",
             "type",
         )
-    _unknown(event, _EVENT_FIELDS.get(kind, frozenset()) | {"type", "event_id"}, "")
+    reject_unknown(event, _EVENT_FIELDS.get(kind, frozenset()) | {"type", "event_id"}, "")
     return kind
 
 
 def _turn_detection(value: Any, param: str) -> dict[str, Any] | None:
     if value is None:
         return None
-    td = _dict(value, param)
-    _unknown(td, TURN_DETECTION, param + ".")
+    td = require_object(value, param)
+    reject_unknown(td, TURN_DETECTION, param + ".")
     kind = td.get("type", "server_vad")
     if kind not in ("server_vad", "semantic_vad"):
         raise Invalid(
@@ -131,15 +131,15 @@ def _turn_detection(value: Any, param: str) -> dict[str, Any] | None:
     return td
 
 
-def _modalities(value: Any, param: str, ga: bool) -> list[str]:
+def modalities_value(value: Any, param: str, ga: bool) -> list[str]:
     if not isinstance(value, list) or not value or any(m not in ("text", "audio") for m in value):
         raise Invalid("invalid_value", f"Invalid value for '{param}': use ['audio'] or ['text'].", param)
     return ["audio"] if "audio" in value else ["text"]
 
 
 def _ga_format(value: Any, param: str) -> str:
-    fmt = _dict(value, param)
-    _unknown(fmt, frozenset({"type", "rate"}), param + ".")
+    fmt = require_object(value, param)
+    reject_unknown(fmt, frozenset({"type", "rate"}), param + ".")
     name = audio_format_name(fmt)
     if name is None:
         raise Invalid(
@@ -165,7 +165,7 @@ def _ga_format(value: Any, param: str) -> str:
 
 
 def _preview_format(value: Any, param: str) -> str:
-    if value not in AUDIO_FORMATS:
+    if value not in AUDIO_FORMATS or value in VOICE_LIVE_ONLY_FORMATS:
         raise Invalid(
             "invalid_value",
             f"Invalid value: '{value}'. Supported values are: 'pcm16', 'g711_ulaw', and 'g711_alaw'.",
@@ -174,7 +174,7 @@ def _preview_format(value: Any, param: str) -> str:
     return str(value)
 
 
-def _max_tokens(value: Any, param: str) -> int | str:
+def max_tokens_value(value: Any, param: str) -> int | str:
     if value == "inf":
         return "inf"
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -195,12 +195,12 @@ def session_update(session: Any, dialect: Dialect, voices: list[str]) -> dict[st
     tool_choice, parallel_tool_calls, and the GA fields echoed as sent (tracing, truncation, prompt,
     include, reasoning).
     """
-    s = _dict(session, "session")
+    s = require_object(session, "session")
     out: dict[str, Any] = {}
     if dialect.is_ga:
         if "type" not in s:
             raise Invalid("missing_required_parameter", "Missing required parameter: 'session.type'.", "session.type")
-        _unknown(s, GA_SESSION, "session.")
+        reject_unknown(s, GA_SESSION, "session.")
         if s["type"] not in ("realtime", "transcription"):
             raise Invalid(
                 "invalid_value",
@@ -209,19 +209,19 @@ def session_update(session: Any, dialect: Dialect, voices: list[str]) -> dict[st
             )
         out["session_type"] = s["type"]
         if s["type"] == "transcription":
-            _unknown(s, GA_TRANSCRIPTION_SESSION, "session.")
+            reject_unknown(s, GA_TRANSCRIPTION_SESSION, "session.")
         _tools_fields(s, out, "session.", ga=True)
         for key in ("tracing", "truncation", "prompt", "include", "reasoning"):
             if key in s:
                 out[key] = s[key]
         if "output_modalities" in s:
-            out["output_modalities"] = _modalities(s["output_modalities"], "session.output_modalities", True)
+            out["output_modalities"] = modalities_value(s["output_modalities"], "session.output_modalities", True)
         if "max_output_tokens" in s:
-            out["max_output_tokens"] = _max_tokens(s["max_output_tokens"], "session.max_output_tokens")
-        audio = _dict(s.get("audio", {}), "session.audio")
-        _unknown(audio, frozenset({"input", "output"}), "session.audio.")
-        inp = _dict(audio.get("input", {}), "session.audio.input")
-        _unknown(inp, GA_AUDIO_INPUT, "session.audio.input.")
+            out["max_output_tokens"] = max_tokens_value(s["max_output_tokens"], "session.max_output_tokens")
+        audio = require_object(s.get("audio", {}), "session.audio")
+        reject_unknown(audio, frozenset({"input", "output"}), "session.audio.")
+        inp = require_object(audio.get("input", {}), "session.audio.input")
+        reject_unknown(inp, GA_AUDIO_INPUT, "session.audio.input.")
         if "format" in inp:
             out["input_format"] = _ga_format(inp["format"], "session.audio.input.format")
         if "turn_detection" in inp:
@@ -230,8 +230,8 @@ def session_update(session: Any, dialect: Dialect, voices: list[str]) -> dict[st
             out["transcription"] = _transcription(inp["transcription"], "session.audio.input.transcription")
         if "noise_reduction" in inp:
             out["noise_reduction"] = _noise_reduction(inp["noise_reduction"], "session.audio.input.noise_reduction")
-        outp = _dict(audio.get("output", {}), "session.audio.output")
-        _unknown(outp, GA_AUDIO_OUTPUT, "session.audio.output.")
+        outp = require_object(audio.get("output", {}), "session.audio.output")
+        reject_unknown(outp, GA_AUDIO_OUTPUT, "session.audio.output.")
         if "format" in outp:
             out["output_format"] = _ga_format(outp["format"], "session.audio.output.format")
         if "voice" in outp:
@@ -239,11 +239,11 @@ def session_update(session: Any, dialect: Dialect, voices: list[str]) -> dict[st
         if "speed" in outp:
             out["speed"] = _speed(outp["speed"], "session.audio.output.speed")
     else:
-        _unknown(s, PREVIEW_SESSION, "session.")
+        reject_unknown(s, PREVIEW_SESSION, "session.")
         if "modalities" in s:
-            out["output_modalities"] = _modalities(s["modalities"], "session.modalities", False)
+            out["output_modalities"] = modalities_value(s["modalities"], "session.modalities", False)
         if "max_response_output_tokens" in s:
-            out["max_output_tokens"] = _max_tokens(
+            out["max_output_tokens"] = max_tokens_value(
                 s["max_response_output_tokens"], "session.max_response_output_tokens"
             )
         if "input_audio_format" in s:
@@ -289,31 +289,31 @@ def response_create(response: Any, dialect: Dialect) -> dict[str, Any]:
     parallel_tool_calls (each present only when set)."""
     if response is None:
         return {}
-    r = _dict(response, "response")
+    r = require_object(response, "response")
     out: dict[str, Any] = {}
     if dialect.is_ga:
-        _unknown(r, GA_RESPONSE, "response.")
+        reject_unknown(r, GA_RESPONSE, "response.")
         if "output_modalities" in r:
-            out["output_modalities"] = _modalities(r["output_modalities"], "response.output_modalities", True)
-        audio = _dict(r.get("audio", {}), "response.audio")
-        _unknown(audio, frozenset({"output"}), "response.audio.")
-        outp = _dict(audio.get("output", {}), "response.audio.output")
-        _unknown(outp, frozenset({"format", "voice"}), "response.audio.output.")
+            out["output_modalities"] = modalities_value(r["output_modalities"], "response.output_modalities", True)
+        audio = require_object(r.get("audio", {}), "response.audio")
+        reject_unknown(audio, frozenset({"output"}), "response.audio.")
+        outp = require_object(audio.get("output", {}), "response.audio.output")
+        reject_unknown(outp, frozenset({"format", "voice"}), "response.audio.output.")
         if "format" in outp:
             out["output_format"] = _ga_format(outp["format"], "response.audio.output.format")
         if "voice" in outp:
             out["voice"] = outp["voice"]
         if "max_output_tokens" in r:
-            out["max_output_tokens"] = _max_tokens(r["max_output_tokens"], "response.max_output_tokens")
+            out["max_output_tokens"] = max_tokens_value(r["max_output_tokens"], "response.max_output_tokens")
         _tools_fields(r, out, "response.", ga=True)
     else:
-        _unknown(r, PREVIEW_RESPONSE, "response.")
+        reject_unknown(r, PREVIEW_RESPONSE, "response.")
         if "modalities" in r:
-            out["output_modalities"] = _modalities(r["modalities"], "response.modalities", False)
+            out["output_modalities"] = modalities_value(r["modalities"], "response.modalities", False)
         if "output_audio_format" in r:
             out["output_format"] = _preview_format(r["output_audio_format"], "response.output_audio_format")
         if "max_response_output_tokens" in r:
-            out["max_output_tokens"] = _max_tokens(
+            out["max_output_tokens"] = max_tokens_value(
                 r["max_response_output_tokens"], "response.max_response_output_tokens"
             )
         if "voice" in r:
@@ -338,7 +338,7 @@ def response_create(response: Any, dialect: Dialect) -> dict[str, Any]:
 
 def user_item(item: Any, dialect: Dialect) -> dict[str, Any]:
     """A validated item of ``conversation.item.create`` (a message or function output)."""
-    it = _dict(item, "item")
+    it = require_object(item, "item")
     kind = it.get("type")
     if kind not in ("message", "function_call", "function_call_output"):
         raise Invalid(
@@ -391,8 +391,8 @@ def _tools(value: Any, param: str) -> list[dict[str, Any]]:
         raise Invalid("invalid_type", f"Invalid type for '{param}': expected an array.", param)
     for index, tool in enumerate(value):
         where = f"{param}[{index}]"
-        tool = _dict(tool, where)
-        _unknown(tool, frozenset({"type", "name", "description", "parameters"}), where + ".")
+        tool = require_object(tool, where)
+        reject_unknown(tool, frozenset({"type", "name", "description", "parameters"}), where + ".")
         if tool.get("type", "function") != "function":
             raise Invalid("invalid_value", f"Invalid value: '{tool.get('type')}'. Supported values are: 'function'.",
                           where + ".type")  # fmt: skip
@@ -410,7 +410,7 @@ def _tool_choice(value: Any, param: str, ga: bool) -> str | dict[str, Any]:
     if isinstance(value, str) and (value in TOOL_CHOICES or not ga):
         return value
     if ga and isinstance(value, dict):
-        _unknown(value, frozenset({"type", "name"}), param + ".")
+        reject_unknown(value, frozenset({"type", "name"}), param + ".")
         if value.get("type") == "function" and isinstance(value.get("name"), str):
             return value
     raise Invalid(
@@ -424,7 +424,7 @@ def _tool_choice(value: Any, param: str, ga: bool) -> str | dict[str, Any]:
 def _transcription(value: Any, param: str) -> dict[str, Any] | None:
     if value is None:
         return None
-    t = _dict(value, param)
+    t = require_object(value, param)
     model = t.get("model")
     if model is not None and not isinstance(model, str):
         raise Invalid("invalid_type", f"Invalid type for '{param}.model': expected a string.", param + ".model")
@@ -434,7 +434,7 @@ def _transcription(value: Any, param: str) -> dict[str, Any] | None:
 def _noise_reduction(value: Any, param: str) -> dict[str, Any] | None:
     if value is None:
         return None
-    nr = _dict(value, param)
+    nr = require_object(value, param)
     if nr.get("type") not in ("near_field", "far_field"):
         raise Invalid(
             "invalid_value",
@@ -459,8 +459,8 @@ def _temperature(value: Any, param: str) -> float:
 def transcription_session_update(session: Any) -> dict[str, Any]:
     """The validated changes of a preview ``transcription_session.update`` (same keys as
     :func:`session_update`: input_format, transcription, turn_detection, noise_reduction, include)."""
-    s = _dict(session, "session")
-    _unknown(s, PREVIEW_TRANSCRIPTION_SESSION, "session.")
+    s = require_object(session, "session")
+    reject_unknown(s, PREVIEW_TRANSCRIPTION_SESSION, "session.")
     out: dict[str, Any] = {"session_type": "transcription"}
     if "input_audio_format" in s:
         out["input_format"] = _preview_format(s["input_audio_format"], "session.input_audio_format")

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from loadtest.preflight import retirements
+from loadtest.preflight import retirements, voicelive
 from loadtest.preflight.config import (
     SHAPE_AZURE_GA,
     SHAPE_AZURE_PREVIEW,
@@ -22,7 +22,7 @@ from loadtest.preflight.config import (
     PreflightConfig,
 )
 from loadtest.preflight.findings import Finding, Severity
-from loadtest.protocol.dialects import GA, PREVIEW, RENAMED_EVENTS, DialectName
+from loadtest.protocol.dialects import GA, PREVIEW, RENAMED_EVENTS, DialectName, get_dialect
 from loadtest.protocol.targets import model_query_key, redact_url, url_problem
 
 E, W, INFO, OK = Severity.ERROR, Severity.WARNING, Severity.INFO, Severity.OK
@@ -146,14 +146,7 @@ def check_url(cfg: PreflightConfig) -> list[Finding]:
         if has_api_version:
             out.append(Finding("url.api_version_on_ga", E, "api-version has no place in an OpenAI URL", "remove it"))
     elif shape == SHAPE_VOICE_LIVE:
-        out.append(
-            Finding(
-                "url.voice_live",
-                INFO,
-                "Azure Voice Live speaks the preview-style session shape (modalities, turn_detection at top level)",
-                "configure the client with --dialect preview",
-            )
-        )
+        out.extend(voicelive.check_url(cfg))
     elif shape == SHAPE_OTHER:
         out.append(
             Finding(
@@ -168,7 +161,8 @@ def check_url(cfg: PreflightConfig) -> list[Finding]:
     if shape != SHAPE_BASE and not cfg.url_deployment and cfg.deployment:
         added = f"{model_query_key(cfg.target)}={cfg.deployment}"
         out.append(Finding("url.model_added", INFO, f"the URL names no model; --deployment adds {added}"))
-    elif shape not in (SHAPE_BASE, SHAPE_OTHER) and not cfg.url_deployment and shape != SHAPE_AZURE_PREVIEW:
+    elif shape not in (SHAPE_BASE, SHAPE_OTHER, SHAPE_VOICE_LIVE, SHAPE_AZURE_PREVIEW) and not cfg.url_deployment:
+        # (Voice Live's own check says what its URL lacks: a model or an agent)
         out.append(
             Finding(
                 "url.missing_model",
@@ -254,7 +248,7 @@ def check_auth(cfg: PreflightConfig) -> list[Finding]:
                     "pip install 'realtime-loadtest[azure]'",
                 )
             )
-        if provider != "azure":
+        if provider not in ("azure", "voicelive"):
             if cfg.is_gateway:  # API Management, for one, passes an Entra token on to Azure
                 out.append(Finding("auth.kind", INFO, f"an Entra ID token to a gateway ({LIVE_JUDGES})"))
             else:
@@ -275,7 +269,7 @@ def check_auth(cfg: PreflightConfig) -> list[Finding]:
     elif key is not None and not cfg.api_key_literal:
         # key shapes are the providers' own: a gateway's keys (LiteLLM's sk-..., say) look like anything
         own_host = not cfg.is_gateway
-        if own_host and cfg.is_azure_host and provider == "azure" and key.startswith("sk-"):
+        if own_host and cfg.is_azure_host and provider in ("azure", "voicelive") and key.startswith("sk-"):
             out.append(
                 Finding(
                     "auth.key_kind",
@@ -309,6 +303,8 @@ def check_model(cfg: PreflightConfig, today: dt.date | None = None) -> list[Find
         return []
     today = today or dt.date.today()
     provider = cfg.inferred_provider
+    if provider == "voicelive":
+        return voicelive.check_model(name)
     row = retirements.lookup(name, provider)
     if row is None:
         return []
@@ -449,7 +445,9 @@ def check_session(cfg: PreflightConfig) -> list[Finding]:
                 f'GA uses {GA.client_session_update} with session.type "transcription"',
             )
         )
-    if cfg.inferred_dialect == DialectName.GA:
+    if cfg.inferred_dialect == DialectName.VOICE_LIVE:
+        out.extend(voicelive.check_session(session, cfg.effective_deployment, path.name))
+    elif cfg.inferred_dialect == DialectName.GA:
         if "type" not in session:
             out.append(
                 Finding(
@@ -501,7 +499,7 @@ def check_client_source(cfg: PreflightConfig) -> list[Finding]:
     """Event names in the client's code that belong to the other dialect (stale handlers)."""
     if not cfg.client_source:
         return []
-    dialect = GA if cfg.inferred_dialect == DialectName.GA else PREVIEW
+    dialect = get_dialect(cfg.inferred_dialect)
     known = dialect.server_events | dialect.client_events
     out: list[Finding] = []
     for path in _source_files(cfg.client_source):

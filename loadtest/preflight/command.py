@@ -17,15 +17,17 @@ def preflight(
     target: str = typer.Option(..., "--target", help="The URL your client uses (or a base URL), or 'mock'."),
     provider: str | None = typer.Option(
         None,
-        help="openai | azure | gateway (inferred from the URL: an Azure host means azure; any host not "
-        "OpenAI's or Azure's is treated as a gateway).",
+        help="openai | azure | voicelive | gateway (inferred from the URL: a /voice-live/realtime path means "
+        "voicelive, another Azure host azure; any host not OpenAI's or Azure's is treated as a gateway).",
     ),
     dialect: str | None = typer.Option(None, help="ga | preview (inferred from the URL shape)."),
     deployment: str | None = typer.Option(
         None, help="Model (OpenAI) or deployment (Azure); fills a URL that names none."
     ),
     api_key_env: str | None = typer.Option(
-        None, help="NAME of the variable holding the key (default OPENAI_API_KEY / AZURE_OPENAI_API_KEY)."
+        None,
+        help="NAME of the variable holding the key (default OPENAI_API_KEY / AZURE_OPENAI_API_KEY / "
+        "AZURE_VOICELIVE_API_KEY).",
     ),
     auth: str = typer.Option("auto", help="auto | bearer | api-key | entra"),
     header: list[str] = typer.Option([], "--header", help="Extra header 'Name: value' (repeatable)."),
@@ -54,8 +56,8 @@ def preflight(
         raise typer.BadParameter("use table or json", param_hint="--format")
     if dialect is not None and dialect not in ("ga", "preview"):
         raise typer.BadParameter(f"{dialect!r}: use ga or preview", param_hint="--dialect")
-    if provider is not None and provider not in ("openai", "azure", "gateway"):
-        raise typer.BadParameter(f"{provider!r}: use openai, azure or gateway", param_hint="--provider")
+    if provider is not None and provider not in ("openai", "azure", "voicelive", "gateway"):
+        raise typer.BadParameter(f"{provider!r}: use openai, azure, voicelive or gateway", param_hint="--provider")
     if auth not in ("auto", "bearer", "api-key", "entra"):
         raise typer.BadParameter(f"{auth!r}: use auto, bearer, api-key or entra", param_hint="--auth")
     headers: dict[str, str] = {}
@@ -75,6 +77,8 @@ def preflight(
         api_key = "mock-key"
         provider = provider or "openai"
         deployment = deployment or "gpt-realtime"
+        if provider == "voicelive":  # the mock's Voice Live endpoint, as a full URL the checks read
+            target = f"{mock.url}/voice-live/realtime?api-version=2026-04-10&model={deployment}"
     try:
         cfg = PreflightConfig(
             target=target,

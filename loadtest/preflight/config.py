@@ -39,8 +39,8 @@ _SHAPE_SUFFIXES = {
 @dataclass(slots=True)
 class PreflightConfig:
     target: str  # the URL as the client uses it (a full realtime URL or a base)
-    provider: str | None = None  # openai | azure | gateway (inferred from the URL when None)
-    dialect: str | None = None  # ga | preview (inferred from the URL shape when None)
+    provider: str | None = None  # openai | azure | voicelive | gateway (inferred from the URL when None)
+    dialect: str | None = None  # ga | preview | voicelive (inferred from the URL shape when None)
     deployment: str | None = None  # model (OpenAI) or deployment (Azure)
     api_key_env: str | None = None  # the NAME of the variable holding the key (None: the provider's default)
     auth: str = "auto"  # auto | bearer | api-key | entra
@@ -84,12 +84,15 @@ class PreflightConfig:
 
     @property
     def inferred_provider(self) -> str:
-        """The protocol the URL speaks (openai | azure): as given, else by host, then by path.
+        """The protocol the URL speaks (openai | azure | voicelive): as given, else by path and host
+        (a ``/voice-live/realtime`` path means voicelive, see :func:`infer_provider`).
 
         ``--provider gateway`` says who answers, not which protocol: the URL's shape says that.
         """
         if self.provider and self.provider != "gateway":
             return self.provider
+        if self.dialect == DialectName.VOICE_LIVE:
+            return "voicelive"
         return infer_provider(self.target)
 
     @property
@@ -108,9 +111,11 @@ class PreflightConfig:
 
     @property
     def inferred_dialect(self) -> str:
+        if self.provider == "voicelive" or self.shape == SHAPE_VOICE_LIVE:
+            return DialectName.VOICE_LIVE
         if self.dialect:
             return self.dialect
-        if self.shape in (SHAPE_AZURE_PREVIEW, SHAPE_VOICE_LIVE):
+        if self.shape == SHAPE_AZURE_PREVIEW:
             return DialectName.PREVIEW
         if any(k.lower() == "openai-beta" for k in self.headers):
             return DialectName.PREVIEW

@@ -1,12 +1,16 @@
-"""The two Realtime protocol dialects: GA and preview (beta). The only module that knows wire names.
+"""The Realtime protocol dialects: GA, preview (beta) and Azure Voice Live. The only module that knows
+wire names.
 
 Everything else asks a :class:`Dialect` for event names and session shapes. See
-``../shared/realtime-protocol.md`` §2 for the sources.
+``../shared/realtime-protocol.md`` §2 for GA and preview, ``../shared/voice-live.md`` §2-3 for Voice
+Live: the preview event names and flat session, plus its own session fields (voice as an object,
+``input_audio_sampling_rate``, more output formats, Azure noise suppression, echo cancellation and
+semantic VAD) and its own server events (``warning``, audio timestamps, animation, avatar, MCP...).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -14,18 +18,34 @@ from typing import Any
 class DialectName(StrEnum):
     GA = "ga"
     PREVIEW = "preview"
+    VOICE_LIVE = "voicelive"
 
 
-# Audio formats by their harness name -> (GA format object, preview string, sample rate)
+# Audio formats by their harness name -> (GA format object, preview string, sample rate). A harness
+# format is what a session both sends and receives; ``pcm16_16000hz`` exists on Voice Live only
+# (``input_audio_format: pcm16`` with ``input_audio_sampling_rate: 16000``, ``output_audio_format:
+# pcm16_16000hz``).
 AUDIO_FORMATS: dict[str, tuple[dict[str, Any], str, int]] = {
     "pcm16": ({"type": "audio/pcm", "rate": 24000}, "pcm16", 24000),
     "g711_ulaw": ({"type": "audio/pcmu"}, "g711_ulaw", 8000),
     "g711_alaw": ({"type": "audio/pcma"}, "g711_alaw", 8000),
+    "pcm16_16000hz": ({"type": "audio/pcm", "rate": 16000}, "pcm16_16000hz", 16000),
 }
+VOICE_LIVE_ONLY_FORMATS = frozenset({"pcm16_16000hz"})
+# Voice Live output formats (``output_audio_format``) and their sample rates; ``pcm16_8000hz`` is
+# output only (input is 16 or 24 kHz PCM16, or G.711), so it is no harness format.
+VOICE_LIVE_OUTPUT_FORMATS: dict[str, int] = {
+    "pcm16": 24000, "pcm16_16000hz": 16000, "pcm16_8000hz": 8000, "g711_ulaw": 8000, "g711_alaw": 8000,
+}  # fmt: skip
+VOICE_LIVE_INPUT_RATES = (16000, 24000)
+# The OpenAI voices: a Voice Live session names one as {"type": "openai", "name": ...}; any other
+# name is taken for an Azure voice ({"type": "azure-standard", "name": "en-US-Ava:DragonHDLatestNeural"}).
+OPENAI_VOICES = frozenset({"alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"})
 
 
 def audio_format_name(value: Any) -> str | None:
-    """The harness name (pcm16, g711_ulaw, g711_alaw) of a GA format object or preview string."""
+    """The harness name (pcm16, g711_ulaw, g711_alaw, pcm16_16000hz) of a GA format object or a
+    preview / Voice Live string."""
     if isinstance(value, str):
         return value if value in AUDIO_FORMATS else None
     if isinstance(value, dict):
@@ -87,6 +107,11 @@ class Dialect:
     def is_ga(self) -> bool:
         return self.name is DialectName.GA
 
+    @property
+    def is_voice_live(self) -> bool:
+        """Voice Live: preview names and shapes plus its own session fields (``is_ga`` is False)."""
+        return self.name is DialectName.VOICE_LIVE
+
     # ---- client event builders -------------------------------------------------------
     def session_update(
         self,
@@ -136,6 +161,8 @@ class Dialect:
                 session["input_audio_transcription"] = {"model": transcription_model}
             if max_output_tokens is not None:
                 session["max_response_output_tokens"] = max_output_tokens
+            if self.is_voice_live:
+                _voice_live_session(session, audio_format, voice)
         if instructions is not None:
             session["instructions"] = instructions
         return {"type": self.client_session_update, "session": session}
@@ -190,6 +217,8 @@ class Dialect:
                 inp.get("format") if isinstance(inp, dict) else None,
                 out.get("format") if isinstance(out, dict) else None,
             )
+        if self.is_voice_live:
+            return voice_live_input_format(session), session.get("output_audio_format")
         return session.get("input_audio_format"), session.get("output_audio_format")
 
     def output_modalities_of(self, session: dict[str, Any]) -> list[str] | None:
@@ -248,6 +277,31 @@ class Dialect:
         any dialect is chosen); the pre-encoder writes ``prefix + b64 + b'"}'``.
         """
         return b'{"type":"' + _COMMON_NAMES["client_audio_append"].encode() + b'","audio":"'
+
+
+def voice_live_input_format(session: dict[str, Any]) -> Any:
+    """The harness name of a Voice Live session's input audio (``input_audio_format`` and
+    ``input_audio_sampling_rate`` together; None where the session says neither)."""
+    fmt, rate = session.get("input_audio_format"), session.get("input_audio_sampling_rate")
+    if fmt is None and rate is None:
+        return None
+    if (fmt or "pcm16") == "pcm16":
+        return {None: "pcm16", 24000: "pcm16", 16000: "pcm16_16000hz"}.get(rate, f"pcm16 at {rate} Hz")
+    return fmt
+
+
+def voice_live_voice(voice: str) -> dict[str, Any]:
+    """A voice name as Voice Live's voice object."""
+    return {"type": "openai" if voice in OPENAI_VOICES else "azure-standard", "name": voice}
+
+
+def _voice_live_session(session: dict[str, Any], audio_format: str, voice: str | None) -> None:
+    """The harness's preview session made Voice Live's: the voice object, the input rate field."""
+    if voice:
+        session["voice"] = voice_live_voice(voice)
+    if audio_format == "pcm16_16000hz":
+        session["input_audio_format"] = "pcm16"
+        session["input_audio_sampling_rate"] = 16000
 
 
 # Event names both dialects share: given to GA and PREVIEW alike, so every name is a Dialect attribute.
@@ -379,7 +433,46 @@ PREVIEW = Dialect(
     ),
 )
 
-DIALECTS: dict[str, Dialect] = {DialectName.GA: GA, DialectName.PREVIEW: PREVIEW}
+# Server events Voice Live adds to the preview set ([R0410], the azure-ai-voicelive ServerEventType
+# enum; the foundry_agent_call events are documented but not in the SDK). The client records them
+# in the response's trace (they carry its response_id) and never ends a session on one.
+VOICE_LIVE_SERVER_EVENTS = frozenset(
+    {
+        "warning",
+        "session.avatar.connecting", "session.avatar.switch_to_speaking", "session.avatar.switch_to_idle",
+        "response.audio_timestamp.delta", "response.audio_timestamp.done",
+        "response.animation_viseme.delta", "response.animation_viseme.done",
+        "response.animation_blendshapes.delta", "response.animation_blendshapes.done",
+        "response.video.delta", "output_audio_buffer.cleared",
+        "mcp_list_tools.in_progress", "mcp_list_tools.completed", "mcp_list_tools.failed",
+        "response.mcp_call_arguments.delta", "response.mcp_call_arguments.done",
+        "response.mcp_call.in_progress", "response.mcp_call.completed", "response.mcp_call.failed",
+        "response.foundry_agent_call_arguments.delta", "response.foundry_agent_call_arguments.done",
+        "response.foundry_agent_call.in_progress", "response.foundry_agent_call.completed",
+        "response.foundry_agent_call.failed",
+        "response.web_search_call.searching", "response.web_search_call.in_progress",
+        "response.web_search_call.completed",
+        "response.file_search_call.searching", "response.file_search_call.in_progress",
+        "response.file_search_call.completed",
+        "response.audio_transcript.annotation.added", "response.invocation.delta",
+    }
+)  # fmt: skip
+VOICE_LIVE_CLIENT_EVENTS = frozenset(
+    {"output_audio_buffer.clear", "session.avatar.connect", "input_text.delta", "input_text.done",
+     "mcp_approval_response"}
+)  # fmt: skip
+
+VOICE_LIVE = replace(
+    PREVIEW,
+    name=DialectName.VOICE_LIVE,
+    client_transcription_session_update=None,
+    client_events=frozenset((PREVIEW.client_events - {"transcription_session.update"}) | VOICE_LIVE_CLIENT_EVENTS),
+    server_events=frozenset(
+        (PREVIEW.server_events - {"conversation.created", "transcription_session.updated"}) | VOICE_LIVE_SERVER_EVENTS
+    ),
+)
+
+DIALECTS: dict[str, Dialect] = {DialectName.GA: GA, DialectName.PREVIEW: PREVIEW, DialectName.VOICE_LIVE: VOICE_LIVE}
 
 # Preview name -> GA name, for the events renamed at GA (both directions are looked up).
 RENAMED_EVENTS: dict[str, str] = {
@@ -396,11 +489,11 @@ RENAMED_EVENTS: dict[str, str] = {
 
 
 def get_dialect(name: str) -> Dialect:
-    """The dialect called ``name`` (``ga`` or ``preview``)."""
+    """The dialect called ``name`` (``ga``, ``preview`` or ``voicelive``)."""
     try:
         return DIALECTS[DialectName(name.lower())]
     except (ValueError, KeyError):
-        raise ValueError(f"unknown dialect {name!r}: use 'ga' or 'preview'") from None
+        raise ValueError(f"unknown dialect {name!r}: use 'ga', 'preview' or 'voicelive'") from None
 
 
 def other_dialect_hint(event_type: str, dialect: Dialect) -> str | None:

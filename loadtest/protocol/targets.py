@@ -7,6 +7,12 @@ Three shapes (``../shared/realtime-protocol.md`` §1):
 - ``azure`` GA: ``<base>/openai/v1/realtime?model=<deployment>``, ``api-key`` or Bearer, no
   ``api-version``.
 - ``azure`` preview: ``<base>/openai/realtime?api-version=V&deployment=D``.
+- ``voicelive`` (Azure Voice Live, ``../shared/voice-live.md`` §1):
+  ``<base>/voice-live/realtime?api-version=V&model=M`` on ``<res>.services.ai.azure.com`` (or the
+  legacy ``<res>.cognitiveservices.azure.com``); ``api-key`` header or Entra Bearer (scope
+  ``https://ai.azure.com/.default``); agent mode replaces ``model`` by ``agent-name`` and
+  ``agent-project-name`` (older: ``agent-id``, ``agent-access-token``); ``profile=byom-*`` brings your
+  own Azure OpenAI deployment. Extra query parameters come from ``Target.query``.
 
 ``url_override`` takes any full URL (a gateway) as it is; :func:`with_model` fills the model or
 deployment it lacks. :func:`infer_provider` says which provider a URL belongs to (its host, then its
@@ -24,12 +30,63 @@ from loadtest.protocol.dialects import DialectName
 
 DEFAULT_AZURE_PREVIEW_API_VERSION = "2025-04-01-preview"
 OPENAI_BASE = "wss://api.openai.com"
-PROVIDERS = ("openai", "azure", "gateway")  # gateway: any service in front of one, its URL used as it is
+SECRET_QUERY_KEYS = frozenset(
+    {"api-key", "api_key", "key", "token", "access_token", "sig", "agent-access-token", "authorization"}
+)
+
+# gateway: any service in front of one, its URL used as it is
+PROVIDERS = ("openai", "azure", "voicelive", "gateway")
 AZURE_HOST_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
 OPENAI_HOSTS = ("api.openai.com",)
-DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY", "gateway": "OPENAI_API_KEY"}
+DEFAULT_KEY_ENV = {
+    "openai": "OPENAI_API_KEY",
+    "azure": "AZURE_OPENAI_API_KEY",
+    "voicelive": "AZURE_VOICELIVE_API_KEY",
+    "gateway": "OPENAI_API_KEY",
+}
 DEFAULT_DEPLOYMENT = "gpt-realtime"
-SECRET_QUERY_KEYS = frozenset({"api-key", "api_key", "key", "token", "access_token", "sig"})
+VOICE_LIVE_PATH = "/voice-live/realtime"
+VOICE_LIVE_HOST_SUFFIXES = (".services.ai.azure.com", ".cognitiveservices.azure.com")
+# the api-versions the documentation names (2025-05-01-preview was the first preview; 2025-10-01 the
+# first GA; 2026-01-01-preview is needed by azure-realtime; 2026-07-15 adds session.expires_at)
+VOICE_LIVE_API_VERSIONS = (
+    "2025-05-01-preview", "2025-10-01", "2026-01-01-preview", "2026-04-10", "2026-06-01-preview", "2026-07-15",
+)  # fmt: skip
+DEFAULT_VOICE_LIVE_API_VERSION = "2026-04-10"
+VOICE_LIVE_SCOPE = "https://ai.azure.com/.default"
+# query parameters that name an agent instead of a model (2026-04-10 and later; then the classic ones)
+VOICE_LIVE_AGENT_KEYS = ("agent-name", "agent-project-name", "agent-id", "agent-access-token")
+BYOM_PROFILES = ("byom-azure-openai-realtime", "byom-azure-openai-chat-completion")
+
+# Voice Live model classes ([OVW]): native audio models; cascades (Azure speech-to-text, a text model,
+# Azure text-to-speech); phi4-mm-realtime hears natively and speaks through Azure TTS (cascade out).
+VOICE_LIVE_NATIVE_PREFIXES = ("gpt-realtime", "gpt-4o-realtime", "gpt-4o-mini-realtime", "azure-realtime")
+VOICE_LIVE_CASCADE_MODELS = frozenset(
+    {
+        "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-5", "gpt-5-mini", "gpt-5-nano",
+        "gpt-5.1", "gpt-5.2", "gpt-5.4", "gpt-5.6-terra", "gpt-5.6-luna", "phi4-mini", "phi4-mm-realtime",
+    }
+)  # fmt: skip
+
+
+def voice_live_model_class(model: str, profile: str | None = None, agent: bool = False) -> str:
+    """``native``, ``cascade``, ``byom`` or ``agent`` for a Voice Live session (``""`` when unknown)."""
+    if profile and profile.startswith("byom-"):
+        return "byom"
+    if agent:
+        return "agent"
+    name = model.lower()
+    if name in VOICE_LIVE_CASCADE_MODELS:
+        return "cascade"
+    if name.startswith(VOICE_LIVE_NATIVE_PREFIXES):
+        return "native"
+    return ""
+
+
+def is_voice_live_host(host: str | None) -> bool:
+    return bool(host) and str(host).lower().endswith(VOICE_LIVE_HOST_SUFFIXES)
+
+
 REDACTED = "***"
 
 
@@ -38,15 +95,20 @@ class Target:
     """A Realtime endpoint and how to authenticate against it (the key itself is not kept in records)."""
 
     base_url: str  # ws(s)://host[:port] (a path prefix is allowed)
-    provider: str = "openai"  # openai | azure | gateway (built and authenticated as openai)
+    provider: str = "openai"  # openai | azure | voicelive | gateway (built and authenticated as openai)
     dialect: str = DialectName.GA
     deployment: str = "gpt-realtime"  # the model (OpenAI) or the deployment (Azure)
     api_key: str | None = field(default=None, repr=False)
     auth: str = "auto"  # auto | bearer | api-key | entra (an Entra ID token from azure-identity)
-    api_version: str | None = None  # Azure preview only
+    api_version: str | None = None  # Azure preview and Voice Live
+    query: dict[str, str] = field(default_factory=dict)  # extra query parameters (Voice Live agent, profile)
     extra_headers: dict[str, str] = field(default_factory=dict, repr=False)
     url_override: str | None = None  # a full URL used as it is
     label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.provider == "voicelive":  # Voice Live speaks one dialect: the preview names plus its own
+            self.dialect = DialectName.VOICE_LIVE
 
     def url(self) -> str:
         """The full WebSocket URL to connect to."""
@@ -65,14 +127,45 @@ class Target:
                 }
                 return f"{base}/openai/realtime?{urlencode(query)}"
             return f"{base}/openai/v1/realtime?{urlencode({'model': self.deployment})}"
+        if self.provider == "voicelive":
+            params = {"api-version": self.api_version or DEFAULT_VOICE_LIVE_API_VERSION}
+            if not self.is_agent:
+                params["model"] = self.deployment
+            params.update(self.query)
+            return f"{base}{VOICE_LIVE_PATH}?{urlencode(params)}"
         return f"{base}/v1/realtime?{urlencode({'model': self.deployment})}"
+
+    @property
+    def is_agent(self) -> bool:
+        """Voice Live agent mode: the query names an agent instead of a model."""
+        return any(key in self.dialled_query for key in ("agent-name", "agent-id"))
+
+    @property
+    def dialled_query(self) -> dict[str, str]:
+        """The query parameters the connection carries: a full URL's own, then ``query``'s."""
+        own = dict(parse_qsl(urlsplit(self.url_override).query)) if self.url_override else {}
+        return {**own, **self.query}
+
+    @property
+    def model_class(self) -> str:
+        """Voice Live's model class (native, cascade, byom, agent); ``""`` for the other providers."""
+        if self.provider != "voicelive":
+            return ""
+        return voice_live_model_class(self.deployment, self.dialled_query.get("profile"), self.is_agent)
+
+    @property
+    def token_scope(self) -> str:
+        """The Entra ID scope of this target's tokens."""
+        from loadtest.protocol.auth import COGNITIVE_SERVICES_SCOPE
+
+        return VOICE_LIVE_SCOPE if self.provider == "voicelive" else COGNITIVE_SERVICES_SCOPE
 
     def headers(self, token: str | None = None) -> list[tuple[str, str]]:
         """The upgrade request headers (auth included). ``token`` is an Entra ID token."""
         out: list[tuple[str, str]] = []
         mode = self.auth
         if mode == "auto":
-            mode = "api-key" if self.provider == "azure" else "bearer"  # a gateway: OpenAI's Bearer
+            mode = "api-key" if self.provider in ("azure", "voicelive") else "bearer"  # a gateway: OpenAI's Bearer
         if mode == "entra":
             if token:
                 out.append(("Authorization", f"Bearer {token}"))
@@ -96,6 +189,7 @@ class Target:
             "provider": self.provider,
             "dialect": str(self.dialect),
             "deployment": self.deployment,
+            "model_class": self.model_class,
             "url": self.redacted_url(),
             "auth": self.auth,
         }
@@ -135,15 +229,19 @@ def is_provider_host(host: str) -> bool:
 
 
 def infer_provider(url: str) -> str:
-    """The provider a URL belongs to: an Azure or OpenAI host, else the path's shape, else openai."""
+    """The provider a URL belongs to: a Voice Live path means voicelive (on any host: Voice Live shares
+    its ``services.ai.azure.com`` / ``cognitiveservices.azure.com`` hosts with Azure OpenAI), else an
+    Azure or OpenAI host, else the path's shape, else openai."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower().rstrip(".")
+    path = parts.path.rstrip("/")
+    if path.endswith(VOICE_LIVE_PATH):
+        return "voicelive"
     if host.endswith(AZURE_HOST_SUFFIXES):
         return "azure"
     if host in OPENAI_HOSTS:
         return "openai"
-    path = parts.path.rstrip("/")
-    if path.endswith(("/openai/v1/realtime", "/openai/realtime", "/voice-live/realtime")):
+    if path.endswith(("/openai/v1/realtime", "/openai/realtime")):
         return "azure"
     return "openai"
 

@@ -45,14 +45,15 @@ class ResponseRecord:
     turn_index: int = 0
     # what was asked
     target: str = ""  # a short label for the target (e.g. "mock", "azure-eastus")
-    provider: str = ""  # openai | azure
-    dialect: str = ""  # ga | preview
+    provider: str = ""  # openai | azure | voicelive
+    model_class: str = ""  # Voice Live: native | cascade | byom | agent ("" on the other providers)
+    dialect: str = ""  # ga | preview | voicelive
     deployment: str = ""
     scenario: str = ""
     fixture: str = ""
     trigger: str = ""  # server_vad | manual | text
     modalities: list[str] = field(default_factory=list)  # requested output modalities
-    audio_format: str = ""  # pcm16 | g711_ulaw | g711_alaw
+    audio_format: str = ""  # pcm16 | g711_ulaw | g711_alaw | pcm16_16000hz (Voice Live)
     out_of_band: bool = False
     # load context
     step: int | None = None  # load-shape step index
@@ -126,6 +127,7 @@ class SessionRecord:
     session_id: str | None = None
     target: str = ""
     provider: str = ""
+    model_class: str = ""
     dialect: str = ""
     deployment: str = ""
     url: str = ""  # redacted
@@ -272,6 +274,7 @@ FAULT_EXPECTATIONS: dict[str, tuple[str, str]] = {
     "handshake_5xx": (FAILED, "handshake_5xx"),
     "handshake_429": (THROTTLED, "handshake_429"),
     "capacity_429": (THROTTLED, "handshake_429"),
+    "connection_rate_429": (THROTTLED, "handshake_429"),  # Voice Live: new connections per minute
     "turn_detected": (CANCELLED, "turn_detected"),
     "client_cancelled": (CANCELLED, "client_cancelled"),
 }

@@ -177,7 +177,7 @@ def compare(
 ) -> None:
     """Two runs side by side: outcome rates with Fisher's exact test, latency shifts with CIs and Mann-Whitney."""
     _check_format(fmt)
-    from loadtest.report.compare import build_compare
+    from loadtest.report.compare import TARGET_COLUMNS, build_compare
     from loadtest.report.slo import SloError, parse_slo
     from loadtest.report.summary import RESPONSE_COLUMNS, SESSION_COLUMNS
 
@@ -188,7 +188,8 @@ def compare(
     except SloError as exc:
         raise typer.BadParameter(str(exc), param_hint="--slo") from None
 
-    kw = {"response_columns": RESPONSE_COLUMNS, "session_columns": SESSION_COLUMNS, "with_rate_limits": False}
+    columns = [*RESPONSE_COLUMNS, *(c for c in TARGET_COLUMNS if c not in RESPONSE_COLUMNS)]
+    kw = {"response_columns": columns, "session_columns": SESSION_COLUMNS, "with_rate_limits": False}
     a = _load(run_a, no_cache, **kw)
     b = _load(run_b, no_cache, **kw)
     _emit(build_compare(a, b, clauses, level, table), fmt)

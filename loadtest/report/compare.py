@@ -63,6 +63,24 @@ def _latency_values(data: RunData, label: str) -> np.ndarray:
     return finite(frame[col]) if col in frame else np.array([])
 
 
+TARGET_COLUMNS = ("provider", "deployment", "model_class")  # what what_ran() reads
+
+
+def what_ran(data: RunData) -> str:
+    """Provider, deployment and (Voice Live) model class of a run's responses, e.g. ``voicelive
+    gpt-4.1 (cascade)``: so Azure OpenAI and Voice Live runs of one agent read side by side."""
+    frame = data.responses
+
+    def values(col: str) -> str:
+        if col not in frame:
+            return ""
+        return ",".join(sorted({str(v) for v in frame[col].dropna() if str(v)}))
+
+    text = " ".join(v for v in (values("provider"), values("deployment")) if v)
+    model_class = values("model_class")
+    return f"{text} ({model_class})" if model_class else text
+
+
 def compare_data(
     a: RunData,
     b: RunData,
@@ -147,8 +165,20 @@ def compare_data(
         "confidence": confidence,
         "slo": slo,
         "cost": cost,
-        "a": {"run_id": a.run_id, "path": str(a.path), "responses": na, "in_progress": a.in_progress},
-        "b": {"run_id": b.run_id, "path": str(b.path), "responses": nb, "in_progress": b.in_progress},
+        "a": {
+            "run_id": a.run_id,
+            "path": str(a.path),
+            "responses": na,
+            "in_progress": a.in_progress,
+            "target": what_ran(a),
+        },
+        "b": {
+            "run_id": b.run_id,
+            "path": str(b.path),
+            "responses": nb,
+            "in_progress": b.in_progress,
+            "target": what_ran(b),
+        },
         "alpha": ALPHA,
         "outcomes": outcomes,
         "reasons": reasons,
@@ -221,11 +251,12 @@ def build_compare(
     tables = [
         Table(
             "Runs",
-            ["", "run", "responses", "state"],
+            ["", "run", "target", "responses", "state"],
             [
                 [
                     side,
                     d[side]["run_id"],
+                    d[side]["target"] or "-",
                     count(d[side]["responses"]),
                     "still being written" if d[side]["in_progress"] else "complete",
                 ]

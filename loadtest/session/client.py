@@ -302,7 +302,7 @@ class RealtimeSession:
         if provider is None:
             from loadtest.protocol.auth import entra_provider
 
-            provider = self.token_provider = entra_provider()
+            provider = self.token_provider = entra_provider(self.target.token_scope)
         return provider.token()
 
     def _handshake_failed(self, srec: SessionRecord, hs: Handshake, first: tuple[int, Turn]) -> None:

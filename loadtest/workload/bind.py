@@ -40,6 +40,7 @@ def bind(
     fixture: str = "",
     given: dict[str, Any] | None = None,
     check: bool = True,
+    deployment: str = "",
 ) -> Workload:
     """See the module docstring. ``given``: the session-shaping options the user set, with values."""
     mix = load_mix(scenario or DEFAULT_SCENARIO)
@@ -59,7 +60,7 @@ def bind(
         if key not in loaded:
             sf = load_session_file(key)
             if check:
-                work.warnings.extend(_check(sf, dialect))
+                work.warnings.extend(_check(sf, dialect, deployment))
             loaded[key] = sf
         sf = loaded[key]
         settings = session_settings(sf, dialect)
@@ -74,12 +75,12 @@ def bind(
     return work
 
 
-def _check(sf: SessionFile, dialect: str) -> list[str]:
+def _check(sf: SessionFile, dialect: str, deployment: str = "") -> list[str]:
     """Preflight's static session checks: FAIL stops (preflight's lines), WARN lines are returned."""
     from loadtest.preflight import render
     from loadtest.preflight.findings import Severity
 
-    findings = static_check(sf, dialect)
+    findings = static_check(sf, dialect, deployment)
     fails = [f for f in findings if f.severity is Severity.ERROR]
     warns = [f for f in findings if f.severity is Severity.WARNING]
     if fails:

@@ -111,12 +111,17 @@ def resolve(defaults: dict[str, Any], from_file: dict[str, Any], from_cli: dict[
 
 
 def redacted(resolved: dict[str, Any]) -> dict[str, Any]:
-    """The resolved configuration with secrets blanked (a key in the target URL's query)."""
-    from loadtest.protocol.targets import redact_url
+    """The resolved configuration with secrets blanked (a key in the target URL's query, a token in
+    Voice Live's ``--query``, e.g. ``agent-access-token``)."""
+    from loadtest.protocol.targets import REDACTED, SECRET_QUERY_KEYS, redact_url
 
     out = dict(resolved)
     if out.get("target") and out["target"] != "mock":
         out["target"] = redact_url(out["target"])
+    if out.get("query"):
+        pairs = [str(q).partition("=") for q in out["query"]]
+        out["query"] = [f"{k}={REDACTED}" if k.strip().lower() in SECRET_QUERY_KEYS else f"{k}{sep}{v}"
+                        for k, sep, v in pairs]  # fmt: skip
     return out
 
 

@@ -57,12 +57,15 @@ def load_session_file(path: str | Path) -> SessionFile:
     return SessionFile(path=path, session=session, text=text, sha256=hashlib.sha256(raw).hexdigest())
 
 
-def static_check(sf: SessionFile, dialect: str) -> list[Any]:
-    """Preflight's static session checks of ``sf`` for ``dialect``: a list of Findings."""
+def static_check(sf: SessionFile, dialect: str, deployment: str = "") -> list[Any]:
+    """Preflight's static session checks of ``sf`` for ``dialect`` (and the model, where a check
+    depends on it: Voice Live's): a list of Findings."""
     from loadtest.preflight.checks import check_session
     from loadtest.preflight.config import PreflightConfig
 
-    cfg = PreflightConfig(target="ws://127.0.0.1/", dialect=dialect, session_file=str(sf.path))
+    cfg = PreflightConfig(
+        target="ws://127.0.0.1/", dialect=dialect, session_file=str(sf.path), deployment=deployment or None
+    )
     return check_session(cfg)
 
 
@@ -86,7 +89,10 @@ def session_settings(sf: SessionFile, dialect: str) -> dict[str, Any]:
             continue
         name = audio_format_name(value)
         if name is None:
-            raise WorkloadError(f"{sf.path}: {side} audio format {value!r} is not one the harness knows (pcm16, G.711)")
+            raise WorkloadError(
+                f"{sf.path}: {side} audio format {value!r} is not one the harness knows "
+                "(pcm16, G.711; on Voice Live also pcm16_16000hz)"
+            )
         names.append(name)
     if len(set(names)) > 1:
         raise WorkloadError(

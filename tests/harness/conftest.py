@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import socket
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.records.schema import FAULT_EXPECTATIONS
 from loadtest.records.writer import read_rows
 from tests.support import fast_mock, mock_set_args
 
@@ -61,3 +63,28 @@ def procs() -> Iterator[list[subprocess.Popen]]:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def assert_agrees_with_truth(path: Path) -> list[dict]:
+    """One row per response the mock planned, with the outcome its fault implies.
+
+    A response the client saw created is matched by its id; one the mock planned but never
+    announced (``t_created`` null, e.g. the session hit its cap first) is matched, by session, with
+    a row that has no response id.
+    """
+    truth = [r for r in read_rows(path / "mock_truth.jsonl") if r.get("kind") == "response"]
+    rows = responses(path)
+    assert len(truth) > 0
+    assert len(rows) == len(truth), f"{len(rows)} response rows, {len(truth)} in the mock's truth log"
+    by_id = collections.Counter(r["response_id"] for r in rows if r.get("response_id"))
+    seen = [t for t in truth if t.get("t_created") is not None]
+    assert sorted(by_id) == sorted(t["response_id"] for t in seen), "response ids differ from the truth log"
+    assert set(by_id.values()) <= {1}, "a response was recorded twice"
+    got = {r["response_id"]: (r["outcome"], r["reason"]) for r in rows if r.get("response_id")}
+    expected = {t["response_id"]: FAULT_EXPECTATIONS[t["fault"]] for t in seen}
+    wrong = [(expected[rid], got[rid]) for rid in expected if got[rid] != expected[rid]]
+    unseen = sorted((t["session_id"], FAULT_EXPECTATIONS[t["fault"]]) for t in truth if t.get("t_created") is None)
+    anonymous = sorted((r["session_id"], (r["outcome"], r["reason"])) for r in rows if not r.get("response_id"))
+    assert anonymous == unseen, "responses the mock never announced do not match the rows without an id"
+    assert not wrong, f"outcomes disagree with the truth log: {wrong[:5]}"
+    return rows

@@ -20,10 +20,9 @@ import psutil
 import pytest
 from locust.runners import HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
 
-from loadtest.records.schema import FAULT_EXPECTATIONS
 from loadtest.records.writer import read_rows
 
-from .conftest import free_port, mock_args, responses, rtload_cmd, rtload_run, run_dir
+from .conftest import assert_agrees_with_truth, free_port, mock_args, responses, rtload_cmd, rtload_run, run_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -32,31 +31,6 @@ FAULTS = [
     "faults.text_only.rate=0.1",
     "faults.missing_audio.rate=0.1",
 ]
-
-
-def assert_agrees_with_truth(path: Path) -> list[dict]:
-    """One row per response the mock planned, with the outcome its fault implies.
-
-    A response the client saw created is matched by its id; one the mock planned but never
-    announced (``t_created`` null, e.g. the session hit its cap first) is matched, by session, with
-    a row that has no response id.
-    """
-    truth = [r for r in read_rows(path / "mock_truth.jsonl") if r.get("kind") == "response"]
-    rows = responses(path)
-    assert len(truth) > 0
-    assert len(rows) == len(truth), f"{len(rows)} response rows, {len(truth)} in the mock's truth log"
-    by_id = collections.Counter(r["response_id"] for r in rows if r.get("response_id"))
-    seen = [t for t in truth if t.get("t_created") is not None]
-    assert sorted(by_id) == sorted(t["response_id"] for t in seen), "response ids differ from the truth log"
-    assert set(by_id.values()) <= {1}, "a response was recorded twice"
-    got = {r["response_id"]: (r["outcome"], r["reason"]) for r in rows if r.get("response_id")}
-    expected = {t["response_id"]: FAULT_EXPECTATIONS[t["fault"]] for t in seen}
-    wrong = [(expected[rid], got[rid]) for rid in expected if got[rid] != expected[rid]]
-    unseen = sorted((t["session_id"], FAULT_EXPECTATIONS[t["fault"]]) for t in truth if t.get("t_created") is None)
-    anonymous = sorted((r["session_id"], (r["outcome"], r["reason"])) for r in rows if not r.get("response_id"))
-    assert anonymous == unseen, "responses the mock never announced do not match the rows without an id"
-    assert not wrong, f"outcomes disagree with the truth log: {wrong[:5]}"
-    return rows
 
 
 def test_local_run_agrees_with_truth_and_fail_on_sets_exit_code(tmp_path: Path) -> None:

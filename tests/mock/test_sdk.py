@@ -101,3 +101,47 @@ def test_async_openai_sdk_gets_a_forced_call_sends_its_output_and_hears_the_answ
     calls, transcript, audio = asyncio.run(main())
     assert [(name, sorted(arguments)) for name, _id, arguments in calls] == [("lookup_order", ["order_id"])]
     assert transcript and len(audio) / 48000 > len(transcript) / 16
+def test_azure_voicelive_sdk_gets_a_spoken_answer_and_sees_a_retired_model_as_invalid_response_status(
+    shared_mock,
+) -> None:
+    """The azure-ai-voicelive SDK (aiohttp) against the mock's Voice Live endpoint: a cascade model's
+    spoken answer, every event parsed into the SDK's own model; a retired model refused at the upgrade,
+    which the SDK reports as users see it ("Invalid response status")."""
+    import asyncio
+
+    from azure.ai.voicelive.aio import connect
+    from azure.ai.voicelive.models import RequestSession, ServerEvent
+    from azure.core.credentials import AzureKeyCredential
+
+    endpoint = shared_mock.url.replace("ws://", "http://")
+    key = AzureKeyCredential("mock-key")
+
+    async def talk() -> tuple[list[ServerEvent], bytes]:
+        events: list[ServerEvent] = []
+        audio = b""
+        async with connect(endpoint=endpoint, credential=key, model="gpt-4.1") as conn:
+            await conn.session.update(session=RequestSession(modalities=["text", "audio"], turn_detection=None))
+            await conn.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+                             "content": [{"type": "input_text", "text": "Opening hours?"}]}})  # fmt: skip
+            await conn.response.create()
+            async for event in conn:
+                events.append(event)
+                if event.type == "response.audio.delta":
+                    audio += event.delta
+                if event.type == "response.done":
+                    break
+        return events, audio
+
+    async def retired() -> str:
+        try:
+            async with connect(endpoint=endpoint, credential=key, model="gpt-4o-realtime-preview"):
+                return "connected"
+        except Exception as exc:  # the SDK's own ConnectionError (not the builtin)
+            return str(exc)
+
+    events, audio = asyncio.run(talk())
+    assert all(type(e) is not ServerEvent for e in events)  # every event had its SDK model
+    done = events[-1]
+    assert done.response.status == "completed" and len(audio) > 48000  # over a second at 24 kHz
+    assert "session.updated" in [e.type for e in events]
+    assert "Invalid response status" in asyncio.run(retired())

@@ -28,6 +28,16 @@ def azure_preview_url(
     return f"{base}/openai/realtime?api-version={version}&deployment={deployment}"
 
 
+def voicelive_url(
+    base: str, model: str | None = "gpt-realtime", version: str | None = "2026-04-10", **query: str
+) -> str:
+    """The mock's Azure Voice Live endpoint (``query``: agent-name, profile...; ``_`` becomes ``-``)."""
+    from urllib.parse import urlencode
+
+    params = {"api-version": version, "model": model, **{k.replace("_", "-"): v for k, v in query.items()}}
+    return f"{base}/voice-live/realtime?{urlencode({k: v for k, v in params.items() if v is not None})}"
+
+
 class Client:
     """Connect, send events, collect every server event with its arrival time."""
 

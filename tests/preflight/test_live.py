@@ -189,3 +189,18 @@ def test_events_of_the_other_dialect_are_named_live() -> None:
     assert "response.audio.delta" in dialect[0]["message"] and "response.output_audio.delta" in dialect[0]["message"]
     unknown = by_check(doc)["live.unknown_event"]
     assert [f["severity"] for f in unknown] == ["warning"] and "response.sparkle" in unknown[0]["message"]
+
+
+def test_voicelive_url_passes_live_and_a_retired_model_fails_at_the_upgrade(mock: MockProcess) -> None:
+    """Voice Live end to end: its own dialect passes every live step; a retired model is named by the
+    static check and refused at the upgrade, with no probe of another dialect (Voice Live has one)."""
+    url = f"{mock.url}/voice-live/realtime?api-version=2026-04-10&model="
+    code, _, doc = preflight("--target", url + "gpt-4.1", "--format", "json")
+    assert code == 0 and doc is not None and doc["ok"] is True, doc
+    assert severities(doc, "live.audio_response") == {"ok"} and severities(doc, "live.text_response") == {"ok"}
+    assert severities(doc, "url.voice_live") == {"info"}
+    assert any(row["type"] == "response.audio.delta" for row in doc["timeline"])  # the preview-style names
+    code, _, doc = preflight("--target", url + "gpt-4o-realtime-preview", "--format", "json")
+    assert code == 1 and doc is not None
+    assert severities(doc, "model.retired") == {"error"} and severities(doc, "live.handshake") == {"error"}
+    assert "probe.dialect" not in by_check(doc)

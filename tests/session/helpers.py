@@ -13,7 +13,7 @@ from loadtest.session.scenario import Scenario
 from loadtest.session.sink import MemorySink
 from tests.support import fast_mock
 
-SESSION_FAULTS = ("handshake_5xx", "handshake_429", "capacity_429")
+SESSION_FAULTS = ("handshake_5xx", "handshake_429", "capacity_429", "connection_rate_429")
 
 # Short waits for loopback: a stall gap is at most 2.2 s in these tests (see STALL_GAP).
 FAST = {"pacing": "fast", "response_deadline_s": 12.0, "response_idle_s": 3.0, "setup_timeout_s": 5.0}

@@ -1,7 +1,8 @@
 """End to end against the real mock process: every injected fault is recorded as the mock's truth says.
 
-One mock per fault (rate 1.0), each serving a GA session on the OpenAI URL shape and a preview
-session on the Azure preview shape at the same time; all mocks run concurrently so the whole
+One mock per fault (rate 1.0), each serving a GA session on the OpenAI URL shape, a preview
+session on the Azure preview shape and a Voice Live session (its own dialect and endpoint) at the
+same time; all mocks run concurrently so the whole
 matrix takes about as long as its slowest fault. The agreement between the truth log and the
 recorded outcomes is computed over every response and must be 100%.
 """
@@ -21,6 +22,8 @@ from loadtest.session.scenario import Scenario, Turn
 from tests.session.helpers import FAST_MOCK, SESSION_FAULTS, STALL_GAP, Agreement, agreement, run_session
 
 PREVIEW_TARGET = {"provider": "azure", "dialect": "preview", "api_version": "2025-04-01-preview"}
+VOICELIVE_TARGET = {"provider": "voicelive", "deployment": "gpt-realtime"}
+TARGETS = {"ga": {}, "preview": PREVIEW_TARGET, "voicelive": VOICELIVE_TARGET}
 TWO_TEXT = Scenario("two_text", [Turn("text"), Turn("text")])
 ONE_TEXT = Scenario("one_text", [Turn("text")])
 
@@ -35,7 +38,8 @@ CASES: dict[str, tuple[dict[str, Any], Scenario]] = {
     "text_only": ({"faults.text_only.rate": 1.0}, TWO_TEXT),
     "drop": ({"faults.drop.rate": 1.0}, TWO_TEXT),
     "incomplete": ({"faults.incomplete.rate": 1.0}, TWO_TEXT),
-    "rate_limited": ({"rate_limits.tokens_per_minute": 40}, TWO_TEXT),
+    # (Voice Live spends one budget per resource: its own knob)
+    "rate_limited": ({"rate_limits.tokens_per_minute": 40, "voicelive.tokens_per_minute": 40}, TWO_TEXT),
 }
 
 
@@ -70,27 +74,26 @@ def _run_matrix(mocks: dict[str, MockProcess], capsys: Any) -> None:
 
     def one(fault: str, dialect: str) -> None:
         try:
-            kw = PREVIEW_TARGET if dialect == "preview" else {}
-            sink, _ = run_session(mocks[fault].url, CASES[fault][1], target_kw=kw)
+            sink, _ = run_session(mocks[fault].url, CASES[fault][1], target_kw=TARGETS[dialect])
             results[(fault, dialect)] = sink
         except BaseException as exc:  # surfaced below: nothing may raise out of run()
             errors.append(exc)
 
     t0 = time.monotonic()
-    threads = [threading.Thread(target=one, args=(f, d)) for f in CASES for d in ("ga", "preview")]
+    threads = [threading.Thread(target=one, args=(f, d)) for f in CASES for d in TARGETS]
     for th in threads:
         th.start()
     for th in threads:
         th.join(60)
     elapsed = time.monotonic() - t0
     assert not errors, errors
-    assert len(results) == 2 * len(CASES)
+    assert len(results) == len(TARGETS) * len(CASES)
 
     total = Agreement()
     lines = []
     for fault, mock in mocks.items():
         truth = mock.truth()
-        for dialect in ("ga", "preview"):
+        for dialect in TARGETS:
             sink = results[(fault, dialect)]
             sessions = {r.session_id for r in sink.sessions}
             mine = agreement(sink, [row for row in truth if row.get("session_id") in sessions])
@@ -110,9 +113,9 @@ def _run_matrix(mocks: dict[str, MockProcess], capsys: Any) -> None:
                        "incomplete", "rate_limited"}  # fmt: skip
     assert expected_faults <= set(total.faults), total.faults
     for fault in expected_faults:
-        assert total.faults[fault] >= 2  # one per dialect at least
+        assert total.faults[fault] >= len(TARGETS)  # one per dialect at least
     # drops end the session as dropped; the others close normally
-    for dialect in ("ga", "preview"):
+    for dialect in TARGETS:
         assert results[("drop", dialect)].sessions[0].ended_by == "dropped"
         assert results[("drop", dialect)].responses[0].close_code == 1006
         assert results[("none", dialect)].sessions[0].ended_by == "client_closed"
@@ -127,15 +130,16 @@ def _run_matrix(mocks: dict[str, MockProcess], capsys: Any) -> None:
 
 @pytest.mark.e2e
 def test_session_expiry_mid_response_in_both_dialects(mock_server) -> None:
-    """GA: close 1001 with the cap's reason; preview: an error session_expired, then close 1001."""
-    mock = mock_server(overrides={"session.max_duration_s": 2, "audio.speed": 2.0})
+    """GA: close 1001 with the cap's reason; preview (and Voice Live, whose cap is 60 minutes, here
+    shortened): an error session_expired, then close 1001."""
+    mock = mock_server(overrides={"session.max_duration_s": 2, "voicelive.max_duration_s": 2, "audio.speed": 2.0})
     loop = Scenario("text_loop", [Turn("text")], repeat=True)
     sinks: dict[str, Any] = {}
 
     def one(dialect: str) -> None:
-        sinks[dialect] = run_session(mock.url, loop, target_kw=PREVIEW_TARGET if dialect == "preview" else {})[0]
+        sinks[dialect] = run_session(mock.url, loop, target_kw=TARGETS[dialect])[0]
 
-    threads = [threading.Thread(target=one, args=(d,)) for d in ("ga", "preview")]
+    threads = [threading.Thread(target=one, args=(d,)) for d in TARGETS]
     for th in threads:
         th.start()
     for th in threads:
@@ -148,7 +152,7 @@ def test_session_expiry_mid_response_in_both_dialects(mock_server) -> None:
         assert not result.mismatches and result.rate == 1.0, (dialect, result)
         assert result.faults.get("session_expired") == 1
         assert (sink.responses[-1].outcome, sink.responses[-1].reason) == FAULT_EXPECTATIONS["session_expired"]
-    assert set(sinks) == {"ga", "preview"}
+    assert set(sinks) == set(TARGETS)
 
 
 @pytest.mark.e2e
