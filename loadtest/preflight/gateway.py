@@ -15,12 +15,11 @@ import re
 from typing import Any
 
 from loadtest.preflight.findings import Finding, Severity
+from loadtest.session.classifier import UPSTREAM_STATUS  # the load test's rule reads the same shape
 
 E = Severity.ERROR
 GATEWAY_SIDE = "the gateway's side, not your client's"
 
-# an upstream HTTP status inside an error message or close reason
-_UPSTREAM_STATUS = re.compile(r"(?i)\b(?:upstream|backend)\b[^\n]{0,80}?\b(?:http|status)\b\D{0,3}([1-5]\d\d)\b")
 _UNREACHABLE = re.compile(
     r"(?i)connect(?:ion)?\s+(?:call\s+)?(?:failed|refused|reset|error|timed?\s*out)|errno\s*(?:111|110|113|-2|-3)"
     r"|name or service not known|getaddrinfo|no route to host|could not connect|cannot connect|unreachable"
@@ -60,7 +59,7 @@ def diagnose(run: Any, model: str | None) -> Finding | None:
     texts = _texts(run)
     blob = "\n".join(texts)
     name = repr(model) if model else "the model in the URL"
-    found = _UPSTREAM_STATUS.search(blob)
+    found = UPSTREAM_STATUS.search(blob)
     if found:
         upstream = int(found.group(1))
         said = f"(it said: {next(t for t in texts if found.group(0) in t)[:160]})"

@@ -74,6 +74,7 @@ class ResponseRecord:
     # classification
     outcome: str = ""  # see OUTCOMES
     reason: str = ""  # see REASONS ("" for completed)
+    via_gateway: bool = False  # a gateway's translation of its backend's failure, classified as the direct one
     # what response.done / error said
     status: str | None = None  # completed | cancelled | failed | incomplete (response.done)
     status_reason: str | None = None  # status_details.reason
@@ -146,6 +147,9 @@ class SessionRecord:
     ended_by: str = ""  # see SESSION_ENDINGS
     duration_s: float | None = None
     responses: int = 0
+    # response-scoped events (a response.done, a delta) naming a response id the session never saw:
+    # traced, counted here, no response row
+    unknown_response_events: int = 0
     concurrency: int | None = None
     step: int | None = None
     schema_version: int = SCHEMA_VERSION
@@ -215,6 +219,8 @@ REASONS: dict[str, str] = {
     "connection_dropped": FAILED,  # socket closed mid-response (close_code says how)
     "session_expired": FAILED,  # session cap: error session_expired or close 1001 mid-response
     "response_timeout": FAILED,  # nothing (no response.created/done) within the deadline
+    "session_not_ready": FAILED,  # upgraded, then no session.created/updated within the setup wait
+    "invalid_utf8": FAILED,  # a text frame that is not UTF-8: this client closed 1007 (RFC 6455)
     "done_timeout": FAILED,  # response started, no response.done within the deadline, no audio
     "handshake_401": FAILED,
     "handshake_403": FAILED,
@@ -252,6 +258,7 @@ SESSION_ENDINGS: tuple[str, ...] = (
     "server_closed",  # the server closed it for another reason (close_code says)
     "dropped",  # the connection was lost without a close frame (1006)
     "handshake_failed",  # never opened
+    "session_not_ready",  # opened, but no session.created/updated came within the setup wait
     "error",  # the client gave up after a protocol error
 )
 

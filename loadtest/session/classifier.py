@@ -2,7 +2,10 @@
 
 Pure: :func:`classify` reads a :class:`ResponseFacts` (built by the tracker from the events) and
 the :class:`~loadtest.session.config.Thresholds`; it does no I/O and keeps no state. Reasons come
-only from :data:`loadtest.records.schema.REASONS`. The rules, first match wins:
+only from :data:`loadtest.records.schema.REASONS`. First, a gateway's translation of its backend's
+failure is undone (:data:`GATEWAY_RULES`: an upstream HTTP status or close code named in an error
+or close reason, close 1013; :class:`Verdict` says ``via_gateway``). Then the rules, first match
+wins:
 
 1. the upgrade failed: ``handshake_401/403/404/429/5xx/other`` or ``connect_error``;
 2. ``response.done`` arrived: ``failed`` -> by error code/type (``server_error``,
@@ -15,17 +18,21 @@ only from :data:`loadtest.records.schema.REASONS`. The rules, first match wins:
    than its transcript -> ``audio_too_short``; else ``completed``;
 4. an ``error`` event belongs to the response (it echoed the trigger's event id, or it is fatal):
    by code/type as in 2, plus ``auth_rejected``/``invalid_model``, else ``error_event``;
-5. the socket closed first: close 1001 or ``session_expired`` -> ``session_expired``; before
-   anything started, close 3000 -> ``auth_rejected``, close 4000 -> ``invalid_model`` (reason names
-   the model) or ``protocol_rejected``; else ``connection_dropped``;
-6. the deadline passed with the socket open: nothing started -> ``response_timeout``; audio
-   started -> ``no_audio_done``; else ``done_timeout``;
+5. the socket closed first: this client failed it with 1007 (a text frame that is not UTF-8) ->
+   ``invalid_utf8``; close 1001 or ``session_expired`` -> ``session_expired``; before anything
+   started, close 3000 -> ``auth_rejected``, close 4000 -> ``invalid_model`` (reason names the
+   model) or ``protocol_rejected``; else ``connection_dropped``;
+6. no ``session.created``/``session.updated`` within the setup wait (the upgrade succeeded, then
+   silence) -> ``session_not_ready``; the deadline passed with the socket open: nothing started ->
+   ``response_timeout``; audio started -> ``no_audio_done``; else ``done_timeout``;
 7. the client stopped the session while the response was open -> ``client_cancelled``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from loadtest.records.schema import REASONS, outcome_of
 from loadtest.session.config import Thresholds
@@ -40,8 +47,10 @@ ENDED_CLOSED = "closed"  # the socket closed
 ENDED_TIMEOUT = "timeout"  # the deadline passed with the socket open
 ENDED_STOPPED = "stopped"  # the client stopped the session
 ENDED_HANDSHAKE = "handshake"  # the upgrade failed; the turn never started
+ENDED_NOT_READY = "not_ready"  # upgraded, but no session.created/updated within the setup wait
 
 CLOSE_GOING_AWAY = 1001
+CLOSE_INVALID_DATA = 1007  # this client failed the connection: a text frame that is not UTF-8
 CLOSE_AUTH = 3000  # OpenAI: invalid_request_error.invalid_api_key
 CLOSE_REJECTED = 4000  # OpenAI: invalid_model, missing_model, beta_api_shape_disabled
 
@@ -85,13 +94,131 @@ class ResponseFacts:
     # the socket
     close_code: int | None = None
     close_reason: str = ""
+    # the session: session.created or session.updated had arrived when the response ended
+    session_ready: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What :func:`verdict` decided for one response attempt."""
+
+    outcome: str
+    reason: str  # "" for completed
+    via_gateway: bool = False  # a gateway's translation of its backend's failure (GATEWAY_RULES)
+    retry_after: float | None = None  # seconds, where the gateway passed one on
 
 
 def classify(facts: ResponseFacts, thresholds: Thresholds | None = None) -> tuple[str, str]:
     """``(outcome, reason)`` for one response attempt; reason is ``""`` for completed."""
-    reason = _reason(facts, thresholds or Thresholds())
+    v = verdict(facts, thresholds)
+    return v.outcome, v.reason
+
+
+def verdict(facts: ResponseFacts, thresholds: Thresholds | None = None) -> Verdict:
+    """The outcome and reason of one response attempt, the gateway's translation undone first."""
+    th = thresholds or Thresholds()
+    via = False
+    retry_after = None
+    translated = through_gateway(facts)
+    if translated is not None:
+        facts, retry_after = translated
+        via = True
+    reason = _reason(facts, th)
     assert reason == "" or reason in REASONS, reason
-    return outcome_of(reason), reason
+    return Verdict(outcome_of(reason), reason, via, retry_after)
+
+
+# --- through a gateway -------------------------------------------------------------------------
+# A gateway (LiteLLM's realtime proxy, API Management, a reverse proxy) accepts the client's upgrade
+# before it dials its backend, so its backend's refusal or drop reaches the client translated into
+# an error event and a close. Each rule below is keyed by what the gateway sends and gives the facts
+# the direct failure would have shown; rules are tried in order, the first that matches wins, and a
+# shape none matches is classified as what it says.
+
+CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455 / IANA: the server is overloaded, try again later
+
+# an upstream HTTP status in an error message or close reason ("Upstream realtime handshake rejected
+# with HTTP 429"); shared with preflight's gateway findings
+UPSTREAM_STATUS = re.compile(r"(?i)\b(?:upstream|backend)\b[^\n]{0,80}?\b(?:http|status)\b\D{0,3}([1-5]\d\d)\b")
+# an upstream close code ("upstream ... closed ... 1006")
+UPSTREAM_CLOSE = re.compile(
+    r"(?i)\b(?:upstream|backend)\b[^\n]{0,80}?\b(?:clos\w*|disconnect\w*|code)\b\D{0,16}\b(1\d{3}|[34]\d{3})\b"
+)
+RETRY_AFTER = re.compile(r"(?i)\bretry[-_ ]?after\b\D{0,4}(\d+(?:\.\d+)?)")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayRule:
+    """One thing a gateway sends, and the failure it stands for."""
+
+    sends: str  # what the gateway sends (the README's table)
+    direct: str  # the direct failure it stands for
+    translate: Callable[[ResponseFacts, str], ResponseFacts | None]  # (facts, its texts) -> direct facts
+
+
+def _upstream_status(f: ResponseFacts, text: str) -> ResponseFacts | None:
+    if f.session_ready or f.started:
+        return None
+    found = UPSTREAM_STATUS.search(text)
+    if found is None:
+        return None
+    return replace(f, ended=ENDED_HANDSHAKE, handshake_status=int(found.group(1)))
+
+
+def _upstream_close(f: ResponseFacts, text: str) -> ResponseFacts | None:
+    found = UPSTREAM_CLOSE.search(text)
+    if found is None:
+        return None
+    return replace(
+        f,
+        ended=ENDED_CLOSED,
+        close_code=int(found.group(1)),
+        close_reason="",
+        error_event_type=None,
+        error_event_code=None,
+        error_event_message=None,
+    )
+
+
+def _try_again_later(f: ResponseFacts, text: str) -> ResponseFacts | None:
+    if f.ended != ENDED_CLOSED or f.close_code != CLOSE_TRY_AGAIN_LATER or f.started:
+        return None
+    return replace(f, ended=ENDED_HANDSHAKE, handshake_status=429)
+
+
+GATEWAY_RULES: tuple[GatewayRule, ...] = (
+    GatewayRule(
+        "an error (or close reason) naming an upstream HTTP status, before session.created",
+        "the upgrade refused with that status: handshake_429 / handshake_5xx / handshake_401...",
+        _upstream_status,
+    ),
+    GatewayRule(
+        "an error (or close reason) naming an upstream close code (e.g. 1006, then close 1011)",
+        "the connection closed with that code: connection_dropped for 1006",
+        _upstream_close,
+    ),
+    GatewayRule(
+        "close 1013 (try again later) before the response started",
+        "the upgrade refused 429: handshake_429",
+        _try_again_later,
+    ),
+)
+
+
+def through_gateway(f: ResponseFacts) -> tuple[ResponseFacts, float | None] | None:
+    """The direct failure a gateway's translation stands for, and the retry-after it passed on
+    (None when no rule of :data:`GATEWAY_RULES` matches)."""
+    if f.done or f.ended == ENDED_HANDSHAKE:
+        return None
+    text = "\n".join(t for t in (f.error_event_message, f.close_reason) if t)
+    if not text and f.close_code != CLOSE_TRY_AGAIN_LATER:
+        return None
+    for rule in GATEWAY_RULES:
+        direct = rule.translate(f, text)
+        if direct is not None:
+            found = RETRY_AFTER.search(text)
+            return direct, float(found.group(1)) if found else None
+    return None
 
 
 def handshake_reason(status: int | None) -> str:
@@ -154,6 +281,8 @@ def _reason(f: ResponseFacts, th: Thresholds) -> str:
         return reason
     # 5. the socket closed first
     if f.ended == ENDED_CLOSED:
+        if f.close_code == CLOSE_INVALID_DATA:
+            return "invalid_utf8"
         if (
             f.close_code == CLOSE_GOING_AWAY
             or "session_expired" in f.close_reason
@@ -165,7 +294,9 @@ def _reason(f: ResponseFacts, th: Thresholds) -> str:
             if rejected:
                 return rejected
         return "connection_dropped"
-    # 6. the deadline passed with the socket open
+    # 6. the session never became ready, or the deadline passed with the socket open
+    if f.ended == ENDED_NOT_READY:
+        return "session_not_ready"
     if f.ended == ENDED_TIMEOUT:
         if not f.started:
             return "response_timeout"

@@ -35,7 +35,7 @@ from loadtest.protocol.targets import Target, secrets_of
 from loadtest.records.schema import COMPLETED, SessionRecord
 from loadtest.session import concurrency, endings
 from loadtest.session.audio_send import AudioSender
-from loadtest.session.classifier import ENDED_DONE, ENDED_ERROR, ENDED_TIMEOUT, classify
+from loadtest.session.classifier import ENDED_DONE, ENDED_ERROR, ENDED_NOT_READY, ENDED_TIMEOUT, verdict
 from loadtest.session.config import SessionConfig
 from loadtest.session.connection import Connection
 from loadtest.session.link import Handshake
@@ -292,6 +292,12 @@ class RealtimeSession:
         conn.receiver = concurrency.spawn(lambda: conn.receive(self.timeline), name=f"rtload-recv-{self.user_id}")
         self._send_session_update(conn, turn, tracker)
         self._wait(conn, lambda: conn.router.session_updated or tracker.finished, cfg.setup_timeout_s)
+        router = conn.router
+        ready = router.session_created or router.session_updated
+        if not (ready or tracker.finished or conn.closed.is_set() or self._stopping):
+            # upgraded, then silence: the session never became ready (no turn is worth starting)
+            with conn.lock:
+                router.not_ready(time.time())
         conn.first_tracker = tracker
         return conn
 
@@ -376,6 +382,8 @@ class RealtimeSession:
         while current is not None:
             if tracker is not None and tracker.finished and tracker.ended != ENDED_DONE:
                 # the session was rejected or failed before the turn could start (already recorded)
+                if tracker.ended == ENDED_NOT_READY:
+                    return endings.NOT_READY, None
                 code = tracker.error_event_code or tracker.error_event_type
                 if tracker.ended == ENDED_ERROR and code not in SESSION_FATAL and conn.transport.open:
                     return endings.ERROR, None  # e.g. session.update refused: the client gives up
@@ -522,15 +530,21 @@ class RealtimeSession:
         router = conn.router
         if srec.session_id is None:
             srec.session_id = router.session_id
-        outcome, reason = classify(tracker.facts(), self.thresholds)
+        judged = verdict(tracker.facts(), self.thresholds)
+        outcome, reason = judged.outcome, judged.reason
         rec = self.rows.response(tracker, outcome, reason, srec)
+        if judged.via_gateway:
+            rec.via_gateway = True
+            if srec.retry_after is None:
+                srec.retry_after = judged.retry_after  # the reconnect backoff honours it
         rec.session_id = router.session_id
         rec.rl_tokens_remaining = router.rl_tokens_remaining
         rec.rl_requests_remaining = router.rl_requests_remaining
         if outcome != COMPLETED and self.config.keep_traces and self.config.trace_events > 0:
             events = self.rows.redact_events(tracker.trace.events())
             events.append({"t": tracker.t_end, "dir": "note", "type": "outcome", "outcome": outcome, "reason": reason})
-            rec.trace_file = self._safe(self.sink.trace, trace_name(router.session_id, tracker), events)
+            name = trace_name(router.session_id, tracker, self.rows.attempt(srec))
+            rec.trace_file = self._safe(self.sink.trace, name, events)
         srec.responses += 1
         self.responses += 1
         self._safe(self.sink.response, rec)
@@ -560,7 +574,8 @@ class RealtimeSession:
         transport = conn.transport
         if not conn.closed.is_set():
             conn.client_stop = True
-            transport.close(1000, "lifetime" if ending == endings.LIFETIME else "")
+            reason = {endings.LIFETIME: "lifetime", endings.NOT_READY: "session not ready"}.get(ending, "")
+            transport.close(1000, reason)
             if conn.receiver is not None and not conn.receiver.join(cfg.close_timeout_s):
                 transport.abort()
         transport.abort()
@@ -579,6 +594,7 @@ class RealtimeSession:
             ending = self._ending(conn)
         self.garbage_messages += conn.garbage
         self.unknown_events += conn.router.unknown_events
+        conn.record.unknown_response_events = conn.router.unknown_response_events
         self.internal_errors += conn.internal_errors
         srec = conn.record
         srec.session_id = srec.session_id or conn.router.session_id

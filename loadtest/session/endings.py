@@ -17,6 +17,7 @@ SESSION_EXPIRED = "session_expired"  # the server ended it at its maximum durati
 SERVER_CLOSED = "server_closed"  # the server closed it for another reason (close_code says)
 DROPPED = "dropped"  # the connection was lost without a close frame (1006)
 HANDSHAKE_FAILED = "handshake_failed"  # never opened
+NOT_READY = "session_not_ready"  # opened, but no session.created/updated within the setup wait
 ERROR = "error"  # the client gave up after a protocol error (or an error event)
 
 CLOSE_GOING_AWAY = 1001  # what a server sends at its session cap

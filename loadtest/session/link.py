@@ -25,6 +25,8 @@ from typing import Protocol
 CLOSE_ABNORMAL = 1006  # the connection was lost without a close frame
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_NO_STATUS = 1005  # a close frame without a code
+CLOSE_INVALID_DATA = 1007  # RFC 6455: a text message that is not UTF-8 (this client closes with it)
+INVALID_UTF8 = "invalid UTF-8"  # how CloseInfo.protocol_error begins when that was the failure
 
 OnMessage = Callable[[bytes, float], None]
 

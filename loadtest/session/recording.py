@@ -134,6 +134,12 @@ class RecordBuilder:
         rec.request_id = hs.request_id
         return rec
 
+    def attempt(self, srec: SessionRecord) -> str:
+        """What tells this connection attempt from every other of the run: the worker, the user and
+        the millisecond the attempt began (one user's attempts follow one another)."""
+        started = int((srec.t_start or 0.0) * 1000)
+        return f"{self.worker_id or 'local'}-u{self.user_id}-{started}"
+
     def rate_limits(
         self, entries: list[dict[str, Any]], t: float, session_id: str | None, response_id: str | None
     ) -> list[RateLimitRecord]:
@@ -166,10 +172,12 @@ class RecordBuilder:
         return orjson.loads(redact_text(raw.decode(), secrets))
 
 
-def trace_name(session_id: str | None, tracker: ResponseTracker) -> str:
-    """A file-safe name for a response's trace."""
-    name = f"{session_id or 'nosession'}_{tracker.response_id or f'turn{tracker.turn_index}'}"
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120]
+def trace_name(session_id: str | None, tracker: ResponseTracker, attempt: str) -> str:
+    """A file-safe name for a response's trace, unique per connection attempt (``attempt``, from
+    :meth:`RecordBuilder.attempt`) even when the server gave no session id or reuses one."""
+    response = tracker.response_id or f"turn{tracker.turn_index}"
+    name = f"{session_id or 'nosession'}_{attempt}_{response}"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:160]
 
 
 def _int(value: Any) -> int | None:

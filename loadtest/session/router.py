@@ -31,6 +31,7 @@ from loadtest.session.classifier import (
     ENDED_CLOSED,
     ENDED_DONE,
     ENDED_ERROR,
+    ENDED_NOT_READY,
     ENDED_STOPPED,
     ENDED_TIMEOUT,
 )
@@ -96,6 +97,7 @@ class EventRouter:
         self.foreign_events = 0  # events of the other dialect
         self.events_seen = 0
         self.late_events = 0
+        self.unknown_response_events = 0  # events of a response id never seen (no row is made for them)
         self.session_ring = TraceRing(32)  # recent events no open response took (for context)
         # called with True while some open response waits for its first output delta, False after
         self.on_awaiting_output: Callable[[bool], None] | None = None
@@ -186,20 +188,32 @@ class EventRouter:
     def _context_event(self, event: dict[str, Any], t: float) -> None:
         """An event that belongs to no response: traced on every open tracker (usually one)."""
         rid = event.get("response_id")
-        if isinstance(rid, str):
-            tracker = self._tracker(rid, t)
+        if isinstance(rid, str) and rid:
+            tracker = self._tracker(rid, t, event)
             if tracker is not None:
                 tracker.touch(t)
                 tracker.trace.add(t, event)
                 return
+            if rid not in self.by_response:
+                return  # a response this session never saw: counted and traced by _tracker
+        self._trace_open(event, t)
+
+    def _trace_open(self, event: dict[str, Any], t: float) -> None:
+        """Trace ``event`` on every open tracker (the session's ring when none is open)."""
         if self.open:
             for tracker in self.open:
                 tracker.trace.add(t, event)
         else:
             self.session_ring.add(t, event)
 
-    def _tracker(self, rid: Any, t: float, metadata: Any = None) -> ResponseTracker | None:
-        """The tracker of response ``rid``, binding it to a waiting turn on first sight."""
+    def _tracker(
+        self, rid: Any, t: float, event: dict[str, Any], metadata: Any = None, start: bool = False
+    ) -> ResponseTracker | None:
+        """The tracker of response ``rid``, binding it to a waiting turn on first sight.
+
+        With no turn waiting, only a ``response.created`` (``start``) begins a response the server
+        started on its own; any other event of a response id never seen (a stray ``response.done``,
+        a delta) is counted in ``unknown_response_events`` and traced, and makes no response."""
         if not isinstance(rid, str) or not rid:
             return None
         tracker = self.by_response.get(rid)
@@ -219,6 +233,10 @@ class EventRouter:
             # an out-of-band response whose first event carried no metadata
             tracker = self.pending_oob.pop(next(iter(self.pending_oob)))
         if tracker is None:
+            if not start:
+                self.unknown_response_events += 1
+                self._trace_open(event, t)
+                return None
             tracker = self.new_tracker()  # the server started one on its own
             tracker.trigger = tracker.trigger or "server"
             self.open.append(tracker)
@@ -234,7 +252,7 @@ class EventRouter:
 
     # -- response events -----------------------------------------------------------------------
     def _audio_delta(self, event: dict[str, Any], t: float) -> None:
-        tracker = self._tracker(event.get("response_id"), t)
+        tracker = self._tracker(event.get("response_id"), t, event)
         if tracker is not None:
             if tracker.item_id is None:
                 tracker.item_id = event.get("item_id")
@@ -244,12 +262,12 @@ class EventRouter:
                 self._review_awaiting()
 
     def _transcript_delta(self, event: dict[str, Any], t: float) -> None:
-        tracker = self._tracker(event.get("response_id"), t)
+        tracker = self._tracker(event.get("response_id"), t, event)
         if tracker is not None:
             tracker.on_text_delta(event, t, transcript=True)
 
     def _text_delta(self, event: dict[str, Any], t: float) -> None:
-        tracker = self._tracker(event.get("response_id"), t)
+        tracker = self._tracker(event.get("response_id"), t, event)
         if tracker is not None:
             first = tracker.t_first_text is None
             tracker.on_text_delta(event, t, transcript=False)
@@ -257,7 +275,7 @@ class EventRouter:
                 self._review_awaiting()
 
     def _audio_done(self, event: dict[str, Any], t: float) -> None:
-        tracker = self._tracker(event.get("response_id"), t)
+        tracker = self._tracker(event.get("response_id"), t, event)
         if tracker is not None:
             tracker.touch(t)
             if tracker.audio_done:
@@ -268,7 +286,7 @@ class EventRouter:
             tracker.trace.add(t, event)
 
     def _transcript_done(self, event: dict[str, Any], t: float) -> None:
-        tracker = self._tracker(event.get("response_id"), t)
+        tracker = self._tracker(event.get("response_id"), t, event)
         if tracker is not None:
             tracker.touch(t)
             transcript = event.get("transcript")
@@ -277,7 +295,7 @@ class EventRouter:
             tracker.trace.add(t, event)
 
     def _text_done(self, event: dict[str, Any], t: float) -> None:
-        tracker = self._tracker(event.get("response_id"), t)
+        tracker = self._tracker(event.get("response_id"), t, event)
         if tracker is not None:
             tracker.touch(t)
             text = event.get("text")
@@ -286,13 +304,13 @@ class EventRouter:
             tracker.trace.add(t, event)
 
     def _response_event(self, event: dict[str, Any], t: float) -> None:
-        tracker = self._tracker(event.get("response_id"), t)
+        tracker = self._tracker(event.get("response_id"), t, event)
         if tracker is not None:
             tracker.touch(t)
             tracker.trace.add(t, event)
 
     def _output_item(self, event: dict[str, Any], t: float) -> None:
-        tracker = self._tracker(event.get("response_id"), t)
+        tracker = self._tracker(event.get("response_id"), t, event)
         if tracker is None:
             return
         tracker.touch(t)
@@ -305,7 +323,7 @@ class EventRouter:
         tracker.trace.add(t, event)
 
     def _content_part(self, event: dict[str, Any], t: float) -> None:
-        tracker = self._tracker(event.get("response_id"), t)
+        tracker = self._tracker(event.get("response_id"), t, event)
         if tracker is None:
             return
         tracker.touch(t)
@@ -332,7 +350,7 @@ class EventRouter:
             return
         rid = response.get("id")
         known = isinstance(rid, str) and rid in self.by_response
-        tracker = self._tracker(rid, t, response.get("metadata"))
+        tracker = self._tracker(rid, t, event, response.get("metadata"), start=True)
         if tracker is None:
             return
         if known and tracker.created:
@@ -353,8 +371,11 @@ class EventRouter:
             self.by_response[rid].duplicates += 1
             self.late_events += 1
             return
-        tracker = self._tracker(rid, t, response.get("metadata"))
-        if tracker is None:
+        if isinstance(rid, str) and rid:
+            tracker = self._tracker(rid, t, event, response.get("metadata"))
+            if tracker is None:
+                return  # a response this session never saw (counted), or one already finished
+        else:
             # a failed response.done with no id: it belongs to the oldest waiting turn
             tracker = self.pending.popleft() if self.pending else None
             if tracker is None:
@@ -482,6 +503,7 @@ class EventRouter:
         tracker.finished = True
         tracker.ended = how
         tracker.t_end = t
+        tracker.session_ready = self.session_created or self.session_updated
         if tracker.analyzer is not None:
             tracker.analyzer.finish(t)
         with contextlib.suppress(ValueError):
@@ -502,6 +524,15 @@ class EventRouter:
             tracker.close_reason = reason or ""
             tracker.trace.add(t, {"type": "close", "code": code, "reason": reason}, "note")
             self._finish(tracker, ENDED_CLOSED, t)
+
+    def not_ready(self, t: float) -> None:
+        """The session never became ready (no ``session.created``/``session.updated`` within the
+        setup wait, the socket open): every open response ends so."""
+        for tracker in list(self.open):
+            if tracker.t_trigger is None:
+                tracker.t_trigger = tracker.t_armed
+            tracker.trace.add(t, {"type": "session.not_ready"}, "note")
+            self._finish(tracker, ENDED_NOT_READY, t)
 
     def stop(self, t: float) -> None:
         """The client stopped: every open response ends as stopped."""

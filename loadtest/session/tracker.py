@@ -78,6 +78,7 @@ class ResponseTracker:
         self.error_event_type: str | None = None
         self.error_event_code: str | None = None
         self.error_event_message: str | None = None
+        self.session_ready = False  # session.created/updated had arrived when it ended (set by the router)
         self.usage: dict[str, Any] | None = None
         # progress
         self.created = False
@@ -147,6 +148,7 @@ class ResponseTracker:
             longest_silence_ms=float(a.longest_silence_ms) if a is not None else 0.0,
             close_code=self.close_code,
             close_reason=self.close_reason,
+            session_ready=self.session_ready,
         )
 
     def deadline(self, response_deadline_s: float, response_idle_s: float) -> float | None:

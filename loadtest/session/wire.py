@@ -17,6 +17,12 @@ goes through the ``websockets`` Sans-I/O :class:`~websockets.client.ClientProtoc
 answers pings, runs the closing handshake and fails the connection on protocol errors. Frames
 are handed to that parser whole or as the exact continuation of one it has begun, so both always
 agree on where frames start. Frame masking uses websockets' C speedups.
+
+A text message that is not valid UTF-8 fails the connection with close 1007 (RFC 6455 8.1; the
+parser does not check text payloads itself): it is not delivered, and :attr:`~ClientWire.ended`
+says why (``protocol_error`` starts with :data:`~loadtest.session.link.INVALID_UTF8`). The check
+costs one ``bytes.isascii()`` per text frame (the audio deltas are base64: ASCII); only a frame
+with other bytes is decoded.
 """
 
 from __future__ import annotations
@@ -31,7 +37,14 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import WebSocketURI, parse_uri
 
-from loadtest.session.link import CLOSE_ABNORMAL, CLOSE_NO_STATUS, CLOSE_PROTOCOL_ERROR, CloseInfo
+from loadtest.session.link import (
+    CLOSE_ABNORMAL,
+    CLOSE_INVALID_DATA,
+    CLOSE_NO_STATUS,
+    CLOSE_PROTOCOL_ERROR,
+    INVALID_UTF8,
+    CloseInfo,
+)
 
 try:  # websockets' C extension; the pure-Python fallback gives the same bytes
     from websockets.speedups import apply_mask
@@ -70,6 +83,15 @@ class MaskKeys:
 _MASK_KEYS = MaskKeys()
 
 
+def _utf8(data: bytes) -> bool:
+    """True when ``data`` is valid UTF-8 (called only for payloads that are not all ASCII)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def text_frame(payload: bytes) -> bytes:
     """One masked, final, uncompressed text frame (what ``ClientProtocol.send_text`` would write)."""
     n = len(payload)
@@ -99,6 +121,7 @@ class ClientWire:
         self._rbuf = b""  # the start of a frame whose rest has not arrived
         self._owe = 0  # bytes of a frame websockets' parser has begun that it still needs
         self._parts: list[bytes] | None = None  # a fragmented message being reassembled
+        self._text = False  # the message being reassembled is text (its whole must be UTF-8)
         self._closing_by_client = False
         self.response: Response | None = None  # the upgrade response, once it came
         self.ended: CloseInfo | None = None  # how the connection ended, once it did
@@ -228,7 +251,12 @@ class ClientWire:
             if (b0 == 0x81 or b0 == 0x82) and b1 < 0x80 and length <= limit and self._parts is None:
                 if end > n:
                     break  # the rest of this frame is still on its way
-                on_message(buf[off + head : end], t)
+                payload = buf[off + head : end]
+                if b0 == 0x81 and not payload.isascii() and not _utf8(payload):
+                    self._invalid_utf8(payload, t)
+                    self._rbuf = b""
+                    return self.ended
+                on_message(payload, t)
                 off = end
                 continue
             # anything else: websockets parses this frame (and what of it is still to come)
@@ -249,6 +277,27 @@ class ClientWire:
         self._events(self._proto.events_received(), t, on_message)
         return self.ended is not None
 
+    def _message(self, data: bytes, t: float, on_message: Callable[[bytes, float], None]) -> None:
+        """A whole message from websockets' parser: delivered, unless it is text and not UTF-8."""
+        if self._text and not data.isascii() and not _utf8(data):
+            self._invalid_utf8(data, t)
+        else:
+            on_message(data, t)
+
+    def _invalid_utf8(self, data: bytes, t: float) -> None:
+        """Fail the connection with 1007 (RFC 6455 8.1): queue the close frame, say why."""
+        try:
+            data.decode("utf-8")
+            where = ""
+        except UnicodeDecodeError as exc:
+            where = f" at byte {exc.start} of {len(data)}"
+        if self._proto.state is State.OPEN:
+            self._proto.fail(CLOSE_INVALID_DATA, "invalid UTF-8")
+            self.has_data_to_send = True
+        self.ended = CloseInfo(
+            code=CLOSE_INVALID_DATA, protocol_error=f"{INVALID_UTF8} in a text frame{where}", by_server=True, t=t
+        )
+
     def _events(
         self, events: list[Any], t: float, on_message: Callable[[bytes, float], None], eof: bool = False
     ) -> None:
@@ -260,9 +309,13 @@ class ClientWire:
                 self.response = event
                 continue
             opcode = event.opcode
+            if info is not None:
+                break  # the connection failed (invalid UTF-8): nothing after it is delivered
             if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                self._text = opcode is Opcode.TEXT
                 if event.fin:
-                    on_message(event.data, t)
+                    self._message(event.data, t, on_message)
+                    info = self.ended
                 else:
                     self._parts = [event.data]
             elif opcode is Opcode.CONT:
@@ -270,8 +323,9 @@ class ClientWire:
                     self._parts = []
                 self._parts.append(event.data)
                 if event.fin:
-                    on_message(b"".join(self._parts), t)
-                    self._parts = None
+                    data, self._parts = b"".join(self._parts), None
+                    self._message(data, t, on_message)
+                    info = self.ended
             elif opcode is Opcode.CLOSE and info is None:
                 rcvd = proto.close_rcvd
                 info = CloseInfo(

@@ -3,26 +3,15 @@ proxy does (it accepts the upgrade, then reports its backend's failure as an `er
 
 from __future__ import annotations
 
-import struct
-
 import pytest
 
 from loadtest.preflight.checks import run_static
 from loadtest.preflight.config import PreflightConfig
 from loadtest.preflight.findings import Severity
 from tests.preflight.support import SECRET, by_check, preflight, severities
-from tests.session.rawserver import SESSION_CREATED, SESSION_UPDATED, RawServer, event, frame
+from tests.session.rawserver import SESSION_CREATED, SESSION_UPDATED, RawServer, close, gateway_error
 
 MODEL = "gw-realtime"
-
-
-def close(code: int, reason: str) -> bytes:
-    return frame(struct.pack("!H", code) + reason.encode(), opcode=0x8)
-
-
-def gateway_error(message: str) -> bytes:
-    """LiteLLM's own error event: no event_id, no code."""
-    return event({"type": "error", "error": {"type": "server_error", "message": message}})
 
 
 def through(server: RawServer, *args: str, key: str = SECRET) -> dict:

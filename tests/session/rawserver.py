@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import socket
+import struct
 import threading
 from typing import Any
 
@@ -35,6 +36,37 @@ def frame(payload: bytes, opcode: int = 0x1, fin: bool = True) -> bytes:
 
 def event(obj: dict[str, Any]) -> bytes:
     return frame(orjson.dumps(obj))
+
+
+def close(code: int, reason: str = "") -> bytes:
+    """A server close frame."""
+    return frame(struct.pack("!H", code) + reason.encode(), opcode=0x8)
+
+
+def gateway_error(message: str) -> bytes:
+    """LiteLLM's realtime proxy's own error event (no event_id, no code), as it sends a backend's failure."""
+    return event({"type": "error", "error": {"type": "server_error", "message": message}})
+
+
+def client_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """The (opcode, unmasked payload) of each whole frame the client sent (``RawServer.received``)."""
+    out: list[tuple[int, bytes]] = []
+    off = 0
+    while len(data) - off >= 6:
+        b0, b1 = data[off], data[off + 1]
+        n, head = b1 & 0x7F, 2
+        if n == 126:
+            n, head = int.from_bytes(data[off + 2 : off + 4], "big"), 4
+        elif n == 127:
+            n, head = int.from_bytes(data[off + 2 : off + 10], "big"), 10
+        mask = data[off + head : off + head + 4] if b1 & 0x80 else b"\0\0\0\0"
+        start = off + head + (4 if b1 & 0x80 else 0)
+        payload = data[start : start + n]
+        if len(payload) < n:
+            break
+        out.append((b0 & 0x0F, bytes(c ^ mask[i % 4] for i, c in enumerate(payload))))
+        off = start + n
+    return out
 
 
 SESSION_CREATED = event(

@@ -12,8 +12,10 @@ from loadtest.session.classifier import (
     ResponseFacts,
     classify,
     handshake_reason,
+    verdict,
 )
 from loadtest.session.config import Thresholds
+from loadtest.session.tracker import ResponseTracker
 from tests.session.seq import Seq, silence, tone
 
 DIALECTS = pytest.mark.parametrize("dialect", [GA, PREVIEW], ids=["ga", "preview"])
@@ -502,6 +504,119 @@ def test_trace_ring_is_bounded_and_elides_audio(dialect) -> None:
     assert events[-1]["type"] == "close" and events[-1]["code"] == 1006
     deltas = [e for e in events if e["type"] == dialect.output_audio_delta]
     assert deltas and all("delta" not in e and e["payload_bytes"] == 4800 for e in deltas)
+
+
+# -- responses the session never saw (issue 23, item 10) -------------------------------------------
+@DIALECTS
+def test_a_response_id_the_session_never_saw_makes_no_response(dialect) -> None:
+    """A stray response.done (or delta) for an unknown id was an extra truncated/missing_audio row."""
+    seq = Seq(dialect)
+    seq.done(0.1, rid="resp_ghost")
+    seq.feed(0.2, {"type": dialect.output_audio_delta, "response_id": "resp_ghost", "delta": "AAAA"})
+    assert seq.finished == [] and seq.router.open == []
+    assert seq.router.unknown_response_events == 2
+    assert [e["type"] for e in seq.router.session_ring.events()] == ["response.done", dialect.output_audio_delta]
+
+    seq = Seq(dialect)
+    tr = seq.turn()
+    seq.speak(0.1, [tone(1000)])
+    seq.done(0.5, rid="resp_ghost")  # while resp_1 plays: traced on it, no row of its own
+    seq.finish_ok(0.6, "Hello there.")
+    expect(seq, "completed", "")
+    assert seq.router.unknown_response_events == 1
+    assert sum(1 for e in tr.trace.events() if e.get("response", {}).get("id") == "resp_ghost") == 1
+
+
+# -- the wire failed the connection (issue 23, item 11) ---------------------------------------------
+@DIALECTS
+def test_a_text_frame_that_is_not_utf8_fails_the_response_as_invalid_utf8(dialect) -> None:
+    seq = Seq(dialect)
+    seq.turn()
+    seq.speak(0.1, [tone(200)] * 3)
+    seq.router.close(1007, "invalid UTF-8 in a text frame at byte 6 of 9", 1.0)
+    expect(seq, "failed", "invalid_utf8")
+    assert seq.finished[0].close_code == 1007
+
+
+# -- upgraded, then silence (issue 23, item 12) -----------------------------------------------------
+@DIALECTS
+def test_a_session_that_never_became_ready(dialect) -> None:
+    seq = Seq(dialect)
+    tr = ResponseTracker()
+    tr.t_armed = 0.0
+    seq.router.expect(tr)
+    seq.router.not_ready(5.0)
+    expect(seq, "failed", "session_not_ready")
+    assert tr.t_trigger == 0.0 and tr.t_end == 5.0 and not tr.session_ready
+
+
+# -- through a gateway (issue 21) ------------------------------------------------------------------
+def _gateway_error(seq: Seq, t: float, message: str) -> None:
+    """LiteLLM's own error event: no event_id echo, no code."""
+    seq.router.feed({"type": "error", "error": {"type": "server_error", "message": message}}, t)
+
+
+def _session_created(seq: Seq, t: float) -> None:
+    seq.feed(t, {"type": "session.created", "session": {"id": "sess_1"}})
+
+
+@DIALECTS
+@pytest.mark.parametrize(
+    ("status", "close", "outcome", "reason"),
+    [(429, 1013, "throttled", "handshake_429"), (503, 1011, "failed", "handshake_5xx"),
+     (401, 1008, "failed", "handshake_401")],
+)  # fmt: skip
+def test_a_gateways_upstream_refusal_is_the_refusal_it_stands_for(dialect, status, close, outcome, reason) -> None:
+    """101 from the gateway, then its backend's refusal as an error and a close: was server_error."""
+    seq = Seq(dialect)
+    seq.turn()
+    message = f"Upstream realtime handshake rejected with HTTP {status}"
+    _gateway_error(seq, 0.05, message)
+    seq.router.close(close, message, 0.06)
+    expect(seq, outcome, reason)
+    assert verdict(seq.finished[0].facts()).via_gateway
+
+
+@DIALECTS
+def test_a_gateways_upstream_drop_mid_answer_is_connection_dropped(dialect) -> None:
+    seq = Seq(dialect)
+    _session_created(seq, 0.0)
+    seq.turn()
+    seq.speak(0.1, [tone(200)] * 3)
+    _gateway_error(seq, 1.0, "Upstream realtime connection closed with code 1006")
+    seq.router.close(1011, "Internal server error", 1.01)
+    expect(seq, "failed", "connection_dropped")
+    assert verdict(seq.finished[0].facts()).via_gateway
+
+
+@DIALECTS
+def test_close_1013_before_anything_started_is_a_429_and_a_passed_retry_after_is_kept(dialect) -> None:
+    seq = Seq(dialect)
+    seq.turn()
+    seq.router.close(1013, "try again later, retry-after: 7", 0.1)
+    expect(seq, "throttled", "handshake_429")
+    assert verdict(seq.finished[0].facts()).retry_after == 7.0
+
+
+@DIALECTS
+@pytest.mark.parametrize(
+    ("ready", "message", "close", "reason"),
+    [
+        (False, "boom", 1011, "server_error"),  # no upstream status or close code named: what it says
+        (True, "Upstream realtime handshake rejected with HTTP 429", 1011, "server_error"),  # after session.created
+        (False, "", 1011, "connection_dropped"),
+    ],
+)
+def test_shapes_no_gateway_rule_knows_are_what_they_say(dialect, ready, message, close, reason) -> None:
+    seq = Seq(dialect)
+    if ready:
+        _session_created(seq, 0.0)
+    seq.turn()
+    if message:
+        _gateway_error(seq, 0.05, message)
+    seq.router.close(close, "", 0.06)
+    expect(seq, "failed", reason)
+    assert not verdict(seq.finished[0].facts()).via_gateway
 
 
 def test_every_reason_is_covered() -> None:

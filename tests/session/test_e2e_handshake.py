@@ -20,6 +20,7 @@ from tests.session.rawserver import (
     SESSION_CREATED,
     SESSION_UPDATED,
     RawServer,
+    client_frames,
     event,
     failed_response,
     failed_session,
@@ -298,3 +299,42 @@ def test_every_tls_connection_shares_the_one_ssl_context(monkeypatch) -> None:
     assert len(used) == 4 and used[0] is used[1] is used[2] is shared_ssl_context()
     assert used[0].verify_mode == ssl.CERT_REQUIRED and used[0].check_hostname
     assert used[3] is own  # a context given to the transport wins
+
+
+def test_a_response_done_for_an_id_never_seen_is_counted_not_a_row() -> None:
+    """Issue 23 item 10: it became a second, truncated/missing_audio row."""
+    ghost = event({"type": "response.done", "event_id": "e9", "response": {"id": "resp_ghost", "status": "completed",
+                                                                            "output": []}})  # fmt: skip
+    server = RawServer([SESSION_CREATED, SESSION_UPDATED, *failed_response("resp_raw"), ghost, ("sleep", 0.3)])
+    sink, _ = run_session(server.url, QUICK, target_kw={"url_override": server.url})
+    session, response = only(sink)
+    assert (response.response_id, response.outcome, response.reason) == ("resp_raw", "failed", "server_error")
+    assert session.unknown_response_events == 1
+
+
+def test_invalid_utf8_in_a_text_frame_closes_1007_and_fails_the_response() -> None:
+    """Issue 23 item 11: it was counted as garbage and the response ran to its deadline."""
+    bad = frame(b'{"type":"response.output_text.delta","response_id":"resp_raw","delta":"\xc3\x28"}')
+    created = event({"type": "response.created", "response": {"id": "resp_raw", "status": "in_progress"}})
+    server = RawServer([SESSION_CREATED, SESSION_UPDATED, created, bad, ("sleep", 0.5)])
+    t0 = time.monotonic()
+    sink, client = run_session(server.url, QUICK, target_kw={"url_override": server.url})
+    server.join()
+    session, response = only(sink)
+    assert (response.outcome, response.reason, response.close_code) == ("failed", "invalid_utf8", 1007)
+    assert session.close_code == 1007 and "invalid UTF-8" in (session.close_reason or "")
+    assert session.ended_by == "error" and client.garbage_messages == 0
+    assert time.monotonic() - t0 < FAST["response_idle_s"]  # not run to a deadline
+    closes = [payload for opcode, payload in client_frames(server.received) if opcode == 0x8]
+    assert closes and int.from_bytes(closes[0][:2], "big") == 1007  # the client said why (RFC 6455 7.4.1)
+
+
+def test_an_upgrade_then_silence_is_a_session_that_never_became_ready() -> None:
+    """Issue 23 item 12: it was response_timeout, like a slow answer."""
+    server = RawServer([("sleep", 3.0)])
+    t0 = time.monotonic()
+    sink, _ = run_session(server.url, QUICK, target_kw={"url_override": server.url}, setup_timeout_s=1.0)
+    session, response = only(sink)
+    assert (response.outcome, response.reason) == ("failed", "session_not_ready")
+    assert session.ended_by == "session_not_ready" and session.handshake_status == 101
+    assert response.t_trigger is not None and time.monotonic() - t0 < FAST["response_deadline_s"]

@@ -50,3 +50,25 @@ def test_a_client_close_is_not_the_servers_doing() -> None:
     assert close[0] == 0x88 and not wire.open
     wire.receive(frame(b"\x03\xe8", opcode=0x8), 4.0)
     assert wire.ended is not None and wire.ended.by_server is False and wire.ended.code == 1000
+
+
+def test_a_text_frame_that_is_not_utf8_fails_the_connection_with_1007() -> None:
+    """RFC 6455 8.1: the fast path cut it out and handed it on (counted as garbage, then a deadline)."""
+    wire = open_wire()
+    got = wire.receive(frame(b'{"a":1}') + frame(b'{"x":"\xc3\x28"}') + frame(b'{"b":2}'), 5.0)
+    assert got == [b'{"a":1}']  # nothing after the bad frame is delivered
+    assert wire.ended is not None and (wire.ended.code, wire.ended.by_server, wire.ended.t) == (1007, True, 5.0)
+    assert wire.ended.protocol_error == "invalid UTF-8 in a text frame at byte 6 of 10"
+    (close,) = wire.data_to_send()
+    assert close[0] == 0x88 and not wire.open  # the close frame (1007) waits to be written
+
+
+def test_a_fragmented_text_message_is_checked_whole_and_binary_and_utf8_text_pass() -> None:
+    wire = open_wire()
+    bad = frame(b'{"x":"\xe2\x82', fin=False) + frame(b'"}', opcode=0x0)  # a character cut short
+    assert wire.receive(bad, 6.0) == [] and wire.ended is not None and wire.ended.code == 1007
+    wire = open_wire()
+    split = frame('{"x":"\u20ac'.encode()[:-1], fin=False) + frame('\u20ac"}'.encode()[2:], opcode=0x0)
+    good = ['{"x":"caf\u00e9"}'.encode(), '{"x":"\u20ac"}'.encode(), b"\xff\xfe"]
+    assert wire.receive(frame(good[0]) + split + frame(good[2], opcode=0x2), 7.0) == good
+    assert wire.ended is None
