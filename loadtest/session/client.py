@@ -861,6 +861,7 @@ class RealtimeSession:
         self.last_session = srec
         self._conn = None if self._conn is conn else self._conn
         self._safe(self.sink.session, srec)
+        _release(conn)
 
     # -- observer ------------------------------------------------------------------------------
     def _note(self, direction: str, event_type: str, fields: dict[str, Any], t: float | None = None) -> None:
@@ -908,6 +909,20 @@ class RealtimeSession:
             return None
 
     _current_index = 0
+
+
+def _release(conn: _Connection) -> None:
+    """Break the reference cycles of a finished connection, so it is freed when the session lets go.
+
+    Its router's dispatch table holds the router's own bound methods and its callbacks close over
+    ``conn``; websockets' protocol holds its parser generator (and, after a dropped connection, an
+    exception whose traceback holds the protocol). Left as cycles, every connection (its trackers,
+    audio analysis and trace rings: ~20 KB a response) stays until a full collection of the cyclic
+    collector, which the harness's thresholds make rare, so memory grew with every response over a
+    soak (issue 22).
+    """
+    conn.router.release()
+    conn.transport.release()
 
 
 def _drop(router: EventRouter, tracker: ResponseTracker) -> None:

@@ -210,6 +210,7 @@ class WebSocketTransport:
             hs.error = redact_text(hs.error.replace("\n", " "), self._secrets)[:300]
         if not hs.ok:
             self.abort()
+            self.release()
         return hs
 
     def _connect(self, url: str, headers: Iterable[tuple[str, str]], timeout: float, hs: Handshake) -> None:
@@ -609,6 +610,26 @@ class WebSocketTransport:
         except Exception:
             return
         self._write_queued()
+
+    def release(self) -> None:
+        """The connection is over and recorded: end websockets' parser generator, whose frame holds
+        the protocol object that holds it, and drop the protocol's exceptions, whose tracebacks
+        hold it too (reference cycles that only the cyclic collector frees)."""
+        proto = self._proto
+        if proto is None:
+            return
+        with contextlib.suppress(Exception):
+            proto.parser.close()
+        for exc in (proto.parser_exc, proto.handshake_exc):
+            seen: set[int] = set()
+            while exc is not None and id(exc) not in seen:
+                seen.add(id(exc))
+                exc.__traceback__ = None
+                response = getattr(exc, "response", None)  # a refused upgrade: the two point at each other
+                if getattr(response, "_exception", None) is not None:
+                    response._exception = None
+                exc = exc.__cause__ or exc.__context__
+        proto.parser_exc = proto.handshake_exc = None
 
     def abort(self) -> None:
         """Drop the TCP connection now (wakes a receiver blocked in recv). Idempotent."""
