@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from loadtest.records.reader import RunData
+from loadtest.report.memory import memory_note, memory_trends
 from loadtest.report.render import Report, Table, count, ms, num, pct
 from loadtest.report.stats import (
     LATENCIES,
@@ -185,6 +186,7 @@ def summary_data(data: RunData) -> dict[str, Any]:
         "by_target": group_rows(responses, "target"),
         "by_scenario": group_rows(responses, "scenario"),
         "health": health_stats(data.health),
+        "memory": memory_trends(data.health),
     }
 
 
@@ -336,4 +338,5 @@ def build_summary(data: RunData) -> Report:
         notes.append(f"Was the load generator the bottleneck? {h['verdict']}")
     else:
         notes.append("Was the load generator the bottleneck? unknown: the run has no health.jsonl")
+    notes.append(memory_note(d["memory"]))
     return Report(f"Summary of run {run['run_id']}", d, tables, notes, list(data.warnings))
