@@ -71,19 +71,24 @@ def _sample_mock(root_pid: int, stop: threading.Event, samples: list[tuple[float
             mock = None
 
 
-def _health(run_dir: Path) -> dict[str, list[tuple[float, float]]]:
+def _health(run_dir: Path) -> tuple[dict[str, list[tuple[float, float]]], dict[str, int]]:
+    """Each process's (t, rss_mb) samples, and the most users each worker ran at once."""
     by_worker: dict[str, list[tuple[float, float]]] = {}
+    users: dict[str, int] = {}
     path = run_dir / "health.jsonl"
     if not path.exists():
-        return by_worker
+        return by_worker, users
     for line in path.read_text().splitlines():
         try:
             row = json.loads(line)
         except ValueError:
             continue
+        worker = str(row.get("worker_id") or "local")
         if row.get("t") is not None and row.get("rss_mb") is not None:
-            by_worker.setdefault(str(row.get("worker_id") or "local"), []).append((row["t"], row["rss_mb"]))
-    return by_worker
+            by_worker.setdefault(worker, []).append((row["t"], row["rss_mb"]))
+        if worker != "master" and row.get("users") is not None:
+            users[worker] = max(users.get(worker, 0), int(row["users"]))
+    return by_worker, users
 
 
 def _by_minute(t: tuple[float, ...], rss: tuple[float, ...]) -> list[float]:
@@ -160,8 +165,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     elapsed = time.time() - started
     run_dir = out_dir / run_id
 
+    responses = _count_lines(run_dir / "responses.jsonl")
+    if not responses:  # nothing ran (e.g. the workers never got going): keep the last figures
+        raise RuntimeError(f"the soak recorded no responses (exit code {rc}); see {run_dir}/locust.log")
+    health, users = _health(run_dir)
     processes: dict[str, Any] = {}
-    series = {name: rows for name, rows in sorted(_health(run_dir).items())}
+    series = dict(sorted(health.items()))
     if mock_samples:
         series["mock"] = mock_samples
     for name, rows in series.items():
@@ -189,7 +198,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "exit_code": rc,
         "elapsed_s": round(elapsed, 1),
-        "responses": _count_lines(run_dir / "responses.jsonl"),
+        "responses": responses,
+        "users_per_worker_max": users,
         "sessions_recorded": _count_lines(run_dir / "sessions.jsonl"),
         "outcomes": _outcomes(run_dir),
         "processes": processes,
