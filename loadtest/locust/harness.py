@@ -33,7 +33,7 @@ from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtest import __version__
-from loadtest.locust import final_csv, lifeline, webui
+from loadtest.locust import bounds, final_csv, lifeline, webui
 from loadtest.locust.board import OutcomeBoard
 from loadtest.locust.channel import MSG_DRAIN, MSG_DRAINED, MSG_RECORDS, RecordBatcher, receive_batch
 from loadtest.locust.harness_paths import new_run_id
@@ -555,6 +555,7 @@ def install() -> None:
         return
     _installed = True
     final_csv.install()
+    bounds.install()
     events.init_command_line_parser.add_listener(_on_parser)
     events.init.add_listener(_on_init)
     events.test_start.add_listener(_on_test_start)

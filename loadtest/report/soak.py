@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from loadtest.records.reader import RunData
+from loadtest.report.memory import memory_note, memory_table, memory_trends
 from loadtest.report.render import Report, Table, count, ms, num, pct
 from loadtest.report.stats import finite, outcome_rates, time_span
 
@@ -54,10 +55,11 @@ def window_index(t: np.ndarray, start: float, seconds: float) -> np.ndarray:
 def soak_data(data: RunData, seconds: float) -> dict[str, Any]:
     r = data.responses
     start, _ = time_span(data.run, r, data.sessions)
+    memory = memory_trends(data.health)
     rows: list[dict[str, Any]] = []
     drift: dict[str, Any] = {}
     if r.empty or start is None:
-        return {"run_id": data.run_id, "window_s": seconds, "windows": rows, "drift": None}
+        return {"run_id": data.run_id, "window_s": seconds, "windows": rows, "drift": None, "memory": memory}
     t = pd.to_numeric(r["t_trigger"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     have = np.isfinite(t)
     frame = r[have]
@@ -81,7 +83,7 @@ def soak_data(data: RunData, seconds: float) -> dict[str, Any]:
             }
         )
     if len(rows) < 2:
-        return {"run_id": data.run_id, "window_s": seconds, "windows": rows, "drift": None}
+        return {"run_id": data.run_id, "window_s": seconds, "windows": rows, "drift": None, "memory": memory}
     first, last = groups[rows[0]["window"]], groups[rows[-1]["window"]]
     f0, f1 = rows[0], rows[-1]
     p_fail = float(
@@ -114,7 +116,7 @@ def soak_data(data: RunData, seconds: float) -> dict[str, Any]:
                 "trend_p": rho_p,
                 "drift": bool(p < DRIFT_ALPHA and med_b >= med_a * LATENCY_DRIFT_RATIO),
             }
-    return {"run_id": data.run_id, "window_s": seconds, "windows": rows, "drift": drift}
+    return {"run_id": data.run_id, "window_s": seconds, "windows": rows, "drift": drift, "memory": memory}
 
 
 def _spearman(values: list[Any]) -> tuple[float | None, float | None]:
@@ -167,4 +169,8 @@ def build_soak(data: RunData, seconds: float) -> Report:
             f"Drift = first vs last window differ at p < {DRIFT_ALPHA} and the last is worse "
             f"(latency: median at least {int((LATENCY_DRIFT_RATIO - 1) * 100)}% higher)."
         )
-    return Report(f"Soak view of run {d['run_id']}", d, [table], notes, list(data.warnings))
+    tables = [table]
+    if d["memory"] is not None:
+        tables.append(memory_table(d["memory"]))
+    notes.append(memory_note(d["memory"]))
+    return Report(f"Soak view of run {d['run_id']}", d, tables, notes, list(data.warnings))

@@ -10,6 +10,7 @@ import pandas as pd
 from loadtest.records.reader import RunData
 from loadtest.records.worker_loss import loss_line
 from loadtest.report.cost import USAGE_COLUMNS, PriceTable, cost_data, cost_words, load_prices, money
+from loadtest.report.memory import memory_note, memory_trends
 from loadtest.report.render import Report, Table, count, ms, num, pct
 from loadtest.report.stats import (
     LATENCIES,
@@ -195,6 +196,7 @@ def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, A
         "health": health_stats(data.health),
         "trends": reason_trends(steps) if len(steps) >= 2 else None,  # a step run only
         "cost": cost_data(responses, sessions, prices or load_prices(), end),
+        "memory": memory_trends(data.health),
     }
 
 
@@ -378,5 +380,6 @@ def build_summary(data: RunData, prices: PriceTable | None = None) -> Report:
         notes.append(f"Was the load generator the bottleneck? {h['verdict']}")
     else:
         notes.append("Was the load generator the bottleneck? unknown: the run has no health.jsonl")
+    notes.append(memory_note(d["memory"]))
     headline = [run["incomplete"]] if run["incomplete"] else []
     return Report(f"Summary of run {run['run_id']}", d, tables, notes, list(data.warnings), headline)

@@ -608,6 +608,7 @@ class RealtimeSession:
         self.last_session = srec
         self._conn = None if self._conn is conn else self._conn
         self._safe(self.sink.session, srec)
+        conn.release()
 
     @staticmethod
     def _safe(fn: Callable[..., Any], *args: Any) -> Any:

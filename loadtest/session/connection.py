@@ -56,6 +56,12 @@ class Connection:
         return self.transport.open and not self.closed.is_set()
 
     # -- receiving -----------------------------------------------------------------------------
+    def release(self) -> None:
+        """The connection is over and recorded: its router and transport let go of the cycles that
+        would keep its whole graph alive until a full garbage collection (issue 22)."""
+        self.router.release()
+        self.transport.release()
+
     def receive(self, timeline: Timeline) -> None:
         """The receiver task: every message to the router until the connection ends."""
         conn = self

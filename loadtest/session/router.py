@@ -539,6 +539,22 @@ class EventRouter:
         for tracker in list(self.open):
             self._finish(tracker, ENDED_STOPPED, t)
 
+    def release(self) -> None:
+        """The connection is over: drop what points back at the session and at this router.
+
+        The dispatch table holds bound methods of this router and the callbacks are closures over
+        the session's connection, so a finished connection's whole graph (router, trackers, their
+        audio analysis and trace rings, the transport) would be reference-cycle garbage. The
+        harness runs the cyclic collector rarely (``loadtest.locust.harness.tune_gc``): such garbage
+        outlives young collections and then stays until a full one, i.e. for the rest of the run.
+        Without the cycles, reference counting frees it the moment the session lets go (issue 22).
+        """
+        self.handlers = {}
+        self.on_finished = _ignore
+        self.new_tracker = ResponseTracker
+        self.on_speech_started = self.on_rate_limits = self.on_session = None
+        self.on_awaiting_output = None
+
     def expire(self, now: float) -> float | None:
         """Finish trackers past their deadline; return the next deadline (None: none armed)."""
         next_deadline: float | None = None
@@ -570,3 +586,7 @@ def _OTHER_DIALECT_EVENTS(dialect: Dialect) -> frozenset[str]:
         other = frozenset().union(*(d.server_events for d in DIALECTS.values() if d.name != dialect.name))
         cached = _FOREIGN_CACHE[dialect.name] = other - dialect.server_events
     return cached
+
+
+def _ignore(_tracker: ResponseTracker) -> None:
+    """``on_finished`` of a released router."""

@@ -149,6 +149,7 @@ class WebSocketTransport:
             hs.error = redact_text(hs.error.replace("\n", " "), self._secrets)[:300]
         if not hs.ok:
             self.abort()
+            self.release()
         return hs
 
     def _connect(self, url: str, headers: list[tuple[str, str]], timeout: float, hs: Handshake) -> None:
@@ -431,6 +432,11 @@ class WebSocketTransport:
         except Exception:
             return
         self._write_queued()
+
+    def release(self) -> None:
+        """The connection is over and recorded: break the wire layer's reference cycles (issue 22)."""
+        if self._wire is not None:
+            self._wire.release()
 
     def abort(self) -> None:
         """Drop the TCP connection now (wakes a receiver blocked in recv). Idempotent."""
