@@ -13,15 +13,13 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
 from loadtest.mock import events as ev
+from loadtest.mock.host import SessionHost
 from loadtest.mock.transcribe import Recognition, deltas, substitute
-
-if TYPE_CHECKING:
-    from loadtest.mock.session import MockSession
 
 FAILED_ERROR = {"type": "transcription_error", "code": "audio_unintelligible",
                 "message": "Audio is unintelligible.", "param": None}  # fmt: skip
@@ -40,7 +38,7 @@ def plan(rng: random.Random, faults: dict[str, Any]) -> tuple[str, dict[str, Any
     return "none", {}
 
 
-async def run(session: MockSession, item_id: str, heard: Recognition, seconds: float, t_commit: float) -> None:
+async def run(session: SessionHost, item_id: str, heard: Recognition, seconds: float, t_commit: float) -> None:
     knobs = session.profile["transcription"]
     model = (session.cfg.get("transcription") or {}).get("model")
     rng = session.transcription_rng
@@ -73,7 +71,7 @@ async def run(session: MockSession, item_id: str, heard: Recognition, seconds: f
             session.ctx.truth.write(row)
 
     try:
-        await session._sleep_until(session.loop.time() + delay / 1000.0)
+        await session.sleep_until(session.loop.time() + delay / 1000.0)
         with contextlib.suppress(ConnectionClosed):
             base = {"item_id": item_id, "content_index": 0}
             if fault == "transcription_failed":
@@ -85,7 +83,7 @@ async def run(session: MockSession, item_id: str, heard: Recognition, seconds: f
             step = float(knobs["delta_ms"]) / 1000.0
             for index, piece in enumerate(deltas(transcript, model)):
                 if index:
-                    await session._sleep_until(session.loop.time() + step)
+                    await session.sleep_until(session.loop.time() + step)
                 await session.send({"type": "conversation.item.input_audio_transcription.delta", **base,
                                     "delta": piece})  # fmt: skip
                 if row["t_first_delta"] is None:

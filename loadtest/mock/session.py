@@ -13,7 +13,6 @@ import math
 import random
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +24,7 @@ from loadtest.mock import events as ev
 from loadtest.mock import input_transcription, tool_calls, voicelive
 from loadtest.mock.context import SessionContext
 from loadtest.mock.faults import FaultPlan, plan_response
+from loadtest.mock.host import MockResponse
 from loadtest.mock.speech import WIRE_BYTES_PER_MS, Answer
 from loadtest.mock.tools import PlannedCall, Rule, ToolContext, arguments_for, choose, parse_rules, plan_tool_fault
 from loadtest.mock.truth import session_row
@@ -67,40 +67,6 @@ def profile_rules(profile: dict[str, Any]) -> list[Rule]:
 
 
 _RULES: dict[tuple[str, ...], list[Rule]] = {}
-
-
-@dataclass(slots=True, eq=False)
-class MockResponse:
-    id: str
-    item_id: str
-    out_of_band: bool
-    modalities: list[str]
-    output_format: str
-    voice: str
-    max_output_tokens: int | str
-    metadata: dict[str, Any] | None
-    answer: Answer
-    plan: FaultPlan
-    trigger: float  # loop time
-    input_tokens: tuple[int, int]  # (text, audio)
-    kind: str = "audio"  # audio | text (the content part type sent)
-    task: asyncio.Task[None] | None = None
-    created_sent: bool = False
-    item_open: bool = False
-    t_created: float | None = None
-    t_first_audio: float | None = None
-    audio_ms: float = 0.0
-    transcript: list[str] = field(default_factory=list)
-    truth_written: bool = False
-    status: str | None = None
-    previous_item_id: str | None = None
-    first_send: float | None = None  # loop time of the first audio delta
-    calls: list[PlannedCall] = field(default_factory=list)  # a calling response's function calls
-    follow_up_of: str | None = None  # the calling response whose outputs this one answers
-    calls_logged: bool = False  # its function_call truth rows are written
-    answered_call_ids: list[str] = field(default_factory=list)  # (a follow-up) the outputs it answers
-    t_first_arguments: float | None = None  # wall clock of a calling response's first arguments delta
-    temperature: float = 0.8
 
 
 class MockSession:
@@ -226,7 +192,7 @@ class MockSession:
                 if resp.task and not resp.task.done():
                     resp.task.cancel()
                 if not resp.truth_written:
-                    self._truth(
+                    self.write_truth(
                         resp, "drop" if resp.plan.fault == "drop" else "none", {"ended_by": "connection_closed"}
                     )
                 tool_calls.log_calls(self, resp, "session_expired" if self.expired else resp.plan.fault)
@@ -281,7 +247,7 @@ class MockSession:
             if resp.task and not resp.task.done():
                 resp.task.cancel()
             if not resp.truth_written:
-                self._truth(resp, "session_expired", {"planned_fault": resp.plan.fault})
+                self.write_truth(resp, "session_expired", {"planned_fault": resp.plan.fault})
         reason = expiry_message(self.max_duration_s)
         style = self.profile["session"]["expiry_style"]
         if style == "auto":
@@ -685,7 +651,7 @@ class MockSession:
         audio = 0 if resp.kind == "text" else math.ceil(audio_ms / 1000.0 * float(rl["audio_tokens_per_second"]))
         return text, audio
 
-    def _response_body(self, resp: MockResponse, status: str, **extra: Any) -> dict[str, Any]:
+    def response_body(self, resp: MockResponse, status: str, **extra: Any) -> dict[str, Any]:
         return ev.response_object(
             self.dialect,
             resp.id,
@@ -700,7 +666,7 @@ class MockSession:
             **extra,
         )
 
-    def _truth(self, resp: MockResponse, fault: str, extra: dict[str, Any] | None = None) -> None:
+    def write_truth(self, resp: MockResponse, fault: str, extra: dict[str, Any] | None = None) -> None:
         if resp.truth_written:
             return
         resp.truth_written = True
@@ -735,7 +701,7 @@ class MockSession:
             }
         )
 
-    def _finish(self, resp: MockResponse) -> None:
+    def finish_response(self, resp: MockResponse) -> None:
         if self.active is resp:
             self.active = None
             self._arm_idle_timeout(resp)
@@ -774,7 +740,7 @@ class MockSession:
             if (self.cfg["turn_detection"] or {}).get("create_response", True) and self.active is None:
                 self.start_response({}, trigger=self.loop.time())
 
-    async def _sleep_until(self, when: float) -> float:
+    async def sleep_until(self, when: float) -> float:
         """Sleep until loop time ``when``; returns how late the wake-up was (s)."""
         delay = when - self.loop.time()
         if delay > 0:
@@ -784,33 +750,33 @@ class MockSession:
     async def _send_created(self, resp: MockResponse) -> None:
         resp.t_created = time.time()
         resp.created_sent = True
-        await self.send({"type": "response.created", "response": self._response_body(resp, "in_progress")})
+        await self.send({"type": "response.created", "response": self.response_body(resp, "in_progress")})
 
-    async def _rate_limits(self) -> None:
+    async def send_rate_limits(self) -> None:
         await self.send(
             {"type": "rate_limits.updated", "rate_limits": self.ctx.limits.rate_limits(self.route.limits_key)}
         )
 
     async def _fail(self, resp: MockResponse, error: dict[str, Any], fault: str) -> None:
         resp.status = "failed"
-        self._finish(resp)
-        self._truth(resp, fault)
-        body = self._response_body(
+        self.finish_response(resp)
+        self.write_truth(resp, fault)
+        body = self.response_body(
             resp,
             "failed",
             status_details={"type": "failed", "error": error},
             usage=ev.usage(self.dialect, *resp.input_tokens, 0, 0),
         )
         await self.send({"type": "response.done", "response": body})
-        await self._rate_limits()
+        await self.send_rate_limits()
 
     async def _run(self, resp: MockResponse, latency_extra: float) -> None:
         try:
             await self._stream(resp, latency_extra)
         except (ConnectionClosed, asyncio.CancelledError):
-            self._finish(resp)
+            self.finish_response(resp)
         except Exception:  # a bug in the mock must not kill the server; it shows in the log
-            self._finish(resp)
+            self.finish_response(resp)
             raise
 
     async def _stream(self, resp: MockResponse, latency_extra: float) -> None:
@@ -818,7 +784,7 @@ class MockSession:
         plan = resp.plan
         created_at = resp.trigger + self.rng.uniform(*lat["created_ms"]) / 1000.0 + latency_extra
         first_gap = self.rng.uniform(*lat["first_delta_ms"]) / 1000.0
-        await self._sleep_until(created_at)
+        await self.sleep_until(created_at)
         answer = resp.answer
         text_tokens, audio_tokens = self._output_tokens(resp, answer.duration_ms, len(answer.transcript))
         ok, which = self.ctx.limits.admit_response(
@@ -833,7 +799,7 @@ class MockSession:
             await self._fail(resp, {"type": which, "code": "rate_limit_exceeded", "message": message}, "rate_limited")
             return
         if plan.fault == "server_error" and not plan.params.get("after_output"):
-            await self._fail(resp, self._server_error(), "server_error")
+            await self._fail(resp, self.server_error_body(), "server_error")
             return
         if resp.calls:
             await tool_calls.stream_calls(self, resp, created_at + first_gap + latency_extra / 2)
@@ -861,7 +827,7 @@ class MockSession:
             return
         await self._complete(resp, where)
 
-    def _server_error(self) -> dict[str, Any]:
+    def server_error_body(self) -> dict[str, Any]:
         contact = " or contact aoai-realtimeapi-dri@microsoft.com" if self.route.provider == "azure" else ""
         return {
             "type": "server_error",
@@ -874,14 +840,14 @@ class MockSession:
         """Apply an end-of-output fault at its point; True when the response ends here."""
         fault = resp.plan.fault
         if fault == "server_error":
-            await self._fail(resp, self._server_error(), "server_error")
+            await self._fail(resp, self.server_error_body(), "server_error")
             return True
         if fault == "hang":
-            self._truth(resp, "hang")
+            self.write_truth(resp, "hang")
             await asyncio.Event().wait()  # never finishes: only a cancel or the socket closing ends it
             return True
         if fault == "drop":
-            self._truth(resp, "drop")
+            self.write_truth(resp, "drop")
             self.ctx.stats.drops += 1
             self.ws.transport.abort()
             raise ConnectionClosed(None, None)
@@ -913,7 +879,7 @@ class MockSession:
         head = b'{"type":"' + name + b'","response_id":"' + resp.id.encode() + b'","item_id":"' + resp.item_id.encode()
         head += b'","output_index":0,"content_index":0,"event_id":"'
         for index, piece in enumerate(pieces[:cut]):
-            await self._sleep_until(first_at + index * step)
+            await self.sleep_until(first_at + index * step)
             await self.ws.send(head + self._event_id().encode() + b'","delta":' + piece + b"}", text=True)
             resp.transcript.append(orjson.loads(piece))
         if cut < len(pieces):
@@ -963,14 +929,14 @@ class MockSession:
                     resume = (
                         (first_send if first_send is not None else self.loop.time()) + position_s + plan.params["gap_s"]
                     )
-                    await self._sleep_until(resume)
+                    await self.sleep_until(resume)
                     base_t, base_ms = resume, delta.start_ms + inserted_ms
                 elif fault == "silence":
                     silent = self.ctx.bank.silence[resp.output_format]
                     count = max(1, round(plan.params["gap_s"] * 10))
                     for _ in range(count):
                         when = base_t + (delta.start_ms + inserted_ms - base_ms) / 1000.0 / speed
-                        lag = await self._sleep_until(when)
+                        lag = await self.sleep_until(when)
                         stats.lag(lag)
                         await ws.send(
                             audio_head + self._event_id().encode() + b'","delta":"' + silent.b64 + b'"}', text=True
@@ -981,7 +947,7 @@ class MockSession:
                 else:
                     return await self._fault_at_cut(resp)
             when = base_t + (delta.start_ms + inserted_ms - base_ms) / 1000.0 / speed
-            lag = await self._sleep_until(when)
+            lag = await self.sleep_until(when)
             stats.lag(lag)
             if first_send is not None and fault != "stall":  # (a stall starves the player on purpose)
                 # would a real-time player that started at the first delta already need this audio?
@@ -1027,11 +993,11 @@ class MockSession:
         details = {"type": "incomplete", "reason": "max_output_tokens"} if incomplete else None
         text_tokens, audio_tokens = self._output_tokens(resp, resp.audio_ms, len(text))
         usage = ev.usage(dialect, *resp.input_tokens, text_tokens, audio_tokens)
-        self._finish(resp)
-        self._truth(resp, resp.plan.fault)
-        body = self._response_body(resp, status, output=[item], status_details=details, usage=usage)
+        self.finish_response(resp)
+        self.write_truth(resp, resp.plan.fault)
+        body = self.response_body(resp, status, output=[item], status_details=details, usage=usage)
         await self.send({"type": "response.done", "response": body})
-        await self._rate_limits()
+        await self.send_rate_limits()
 
     async def _close_item(self, resp: MockResponse, item: dict[str, Any]) -> None:
         resp.item_open = False
@@ -1048,7 +1014,7 @@ class MockSession:
         """End ``resp`` now with status cancelled (reason turn_detected or client_cancelled)."""
         if resp.task is not None and not resp.task.done():
             resp.task.cancel()
-        self._finish(resp)
+        self.finish_response(resp)
         if not resp.created_sent:
             await self._send_created(resp)
         if resp.calls:
@@ -1071,9 +1037,9 @@ class MockSession:
             await self._close_item(resp, item)
             output = [item]
         resp.status = "cancelled"
-        self._truth(resp, reason, {"planned_fault": resp.plan.fault})
+        self.write_truth(resp, reason, {"planned_fault": resp.plan.fault})
         text_tokens, audio_tokens = self._output_tokens(resp, resp.audio_ms, len(text))
-        body = self._response_body(
+        body = self.response_body(
             resp,
             "cancelled",
             output=output,
@@ -1081,7 +1047,7 @@ class MockSession:
             usage=ev.usage(dialect, *resp.input_tokens, text_tokens, audio_tokens),
         )
         await self.send({"type": "response.done", "response": body})
-        await self._rate_limits()
+        await self.send_rate_limits()
 
 
 _HANDLERS = {

@@ -27,16 +27,14 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loadtest.mock import events as ev
+from loadtest.mock.host import MockResponse, SessionHost
 from loadtest.mock.tools import PlannedCall, pieces
 
-if TYPE_CHECKING:
-    from loadtest.mock.session import MockResponse, MockSession
 
-
-def output_tokens(session: MockSession, calls: list[PlannedCall], sent: bool = False) -> int:
+def output_tokens(session: SessionHost, calls: list[PlannedCall], sent: bool = False) -> int:
     """Text tokens of the calls' arguments (all of them, or only what was sent)."""
     per_char = float(session.profile["rate_limits"]["text_tokens_per_char"])
     return math.ceil(sum(len(c.sent if sent and not c.done else c.arguments) for c in calls) * per_char)
@@ -51,7 +49,7 @@ def call_items(resp: MockResponse) -> list[dict[str, Any]]:
     return items
 
 
-async def stream_calls(session: MockSession, resp: MockResponse, first_at: float) -> None:
+async def stream_calls(session: SessionHost, resp: MockResponse, first_at: float) -> None:
     """Send the calls of ``resp`` after ``response.created`` and end the response."""
     knobs = session.profile["tools"]
     fault = resp.plan.fault
@@ -77,7 +75,7 @@ async def stream_calls(session: MockSession, resp: MockResponse, first_at: float
         if last and fault in ("tool_arguments_cut", "tool_call_hang"):
             cut = max(1, min(len(parts) - 1, int(len(parts) * float(params["at_fraction"]))))
         for piece in parts[:cut]:
-            await session._sleep_until(when)
+            await session.sleep_until(when)
             when += step_s
             await session.send({"type": "response.function_call_arguments.delta", **where, "delta": piece})
             call.sent += piece
@@ -86,7 +84,7 @@ async def stream_calls(session: MockSession, resp: MockResponse, first_at: float
         if cut < len(parts):
             params["arguments_sent"] = call.sent
             if fault == "tool_call_hang":
-                session._truth(resp, fault)
+                session.write_truth(resp, fault)
                 log_calls(session, resp, fault)
                 await asyncio.Event().wait()  # only a cancel or the socket closing ends it
             await _arguments_done(session, resp, call, where, call.sent)
@@ -98,12 +96,12 @@ async def stream_calls(session: MockSession, resp: MockResponse, first_at: float
         await _arguments_done(session, resp, call, where, call.arguments)
         await _close_call(session, resp, call, index, previous, "completed", call.arguments)
     if fault == "tool_server_error":
-        await finish_calls(session, resp, "failed", {"type": "failed", "error": session._server_error()})
+        await finish_calls(session, resp, "failed", {"type": "failed", "error": session.server_error_body()})
         return
     await finish_calls(session, resp, "completed", None)
 
 
-async def _arguments_done(session: MockSession, resp: MockResponse, call: PlannedCall, where: dict[str, Any],
+async def _arguments_done(session: SessionHost, resp: MockResponse, call: PlannedCall, where: dict[str, Any],
                           arguments: str) -> None:  # fmt: skip
     done: dict[str, Any] = {"type": "response.function_call_arguments.done", **where, "arguments": arguments}
     if session.dialect.is_ga:
@@ -111,7 +109,7 @@ async def _arguments_done(session: MockSession, resp: MockResponse, call: Planne
     await session.send(done)
 
 
-async def _close_call(session: MockSession, resp: MockResponse, call: PlannedCall, index: int,
+async def _close_call(session: SessionHost, resp: MockResponse, call: PlannedCall, index: int,
                       previous: str | None, status: str, arguments: str) -> None:  # fmt: skip
     item = ev.function_call_item(call.item_id, call.call_id, call.name, arguments, status)
     if not resp.out_of_band:
@@ -122,23 +120,23 @@ async def _close_call(session: MockSession, resp: MockResponse, call: PlannedCal
                         "item": item})  # fmt: skip
 
 
-async def finish_calls(session: MockSession, resp: MockResponse, status: str,
+async def finish_calls(session: SessionHost, resp: MockResponse, status: str,
                        details: dict[str, Any] | None) -> None:  # fmt: skip
     """``response.done`` of a calling response (also after a cancel: the calls as far as sent)."""
     resp.status = status
-    session._finish(resp)
+    session.finish_response(resp)
     cancelled = status == "cancelled"
     fault = (details or {}).get("reason", "client_cancelled") if cancelled else resp.plan.fault
-    session._truth(resp, fault, {"planned_fault": resp.plan.fault} if cancelled else None)
+    session.write_truth(resp, fault, {"planned_fault": resp.plan.fault} if cancelled else None)
     log_calls(session, resp, fault)
     output = [item for item, call in zip(call_items(resp), resp.calls, strict=True) if call.sent or call.done]
     usage = ev.usage(session.dialect, *resp.input_tokens, output_tokens(session, resp.calls, sent=True), 0)
-    body = session._response_body(resp, status, output=output, status_details=details, usage=usage)
+    body = session.response_body(resp, status, output=output, status_details=details, usage=usage)
     await session.send({"type": "response.done", "response": body})
-    await session._rate_limits()
+    await session.send_rate_limits()
 
 
-def log_calls(session: MockSession, resp: MockResponse, fault: str) -> None:
+def log_calls(session: SessionHost, resp: MockResponse, fault: str) -> None:
     """One truth row per call (once per response: a hung call is logged when it hangs)."""
     if resp.calls_logged:
         return
@@ -162,7 +160,7 @@ def log_calls(session: MockSession, resp: MockResponse, fault: str) -> None:
         )
 
 
-async def cancel_calls(session: MockSession, resp: MockResponse, reason: str) -> None:
+async def cancel_calls(session: SessionHost, resp: MockResponse, reason: str) -> None:
     """End a calling response cancelled mid-call: the open call's arguments ``.done`` (cut), its
     item ``incomplete``, then ``response.done`` cancelled."""
     for index, call in enumerate(resp.calls):

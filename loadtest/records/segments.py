@@ -95,21 +95,13 @@ def roll(path: Path, index: int) -> Path:
     return target
 
 
-def convert(rolled: Path, record_type: type) -> Path | None:
-    """Write the segment of one rolled JSONL file (temporary name, then rename), then remove the
-    JSONL. Returns the segment (None when the rolled file is gone: converted already)."""
-    from loadtest.records.reader import arrow_schema, read_table
-
+def rolled_parts(rolled: Path) -> tuple[Path, Path] | None:
+    """The segment a rolled JSONL file becomes and its temporary name (None: not a rolled file, or
+    gone: converted already)."""
     m = _PART.match(rolled.name)
     if not m or not rolled.exists():
         return None
-    segment = rolled.with_name(f"{m.group(2)}.parquet")
-    tmp = rolled.with_name(f".{m.group(2)}.parquet.tmp")
-    warnings: list[str] = []
-    table, _ = read_table(rolled, record_type, None, warnings, cache=False)
-    write_segment(table.cast(arrow_schema(record_type)), segment, tmp, warnings)
-    rolled.unlink(missing_ok=True)
-    return segment
+    return rolled.with_name(f"{m.group(2)}.parquet"), rolled.with_name(f".{m.group(2)}.parquet.tmp")
 
 
 def warnings_path(segment: Path) -> Path:
@@ -142,17 +134,6 @@ def write_segment(table: Any, segment: Path, tmp: Path | None = None, warnings: 
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-
-
-def convert_pending(path: Path, record_type: type) -> list[Path]:
-    """Convert every rolled JSONL of ``path`` that has no segment yet (e.g. after a crash)."""
-    done = []
-    for part in parts(path):
-        if not part.is_segment:
-            seg = convert(part.path, record_type)
-            if seg is not None:
-                done.append(seg)
-    return done
 
 
 def stale_temporaries(path: Path) -> list[Path]:

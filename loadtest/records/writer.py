@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from loadtest.records import segments
+from loadtest.records import rolling, segments
 from loadtest.records.schema import (
     HEALTH_FILE,
     RATE_LIMITS_FILE,
@@ -281,7 +281,7 @@ def _done(job: Any) -> bool:
 
 def _convert_quietly(rolled: Path, record_type: type) -> None:
     try:
-        segments.convert(rolled, record_type)
+        rolling.convert(rolled, record_type)
     except Exception as exc:  # the rolled JSONL stays and is read as it is
         sys.stderr.write(f"warning: could not write the segment of {rolled}: {exc}\n")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 
-from loadtest.records import segments
+from loadtest.records import rolling, segments
 from loadtest.records.reader import read_run
 from loadtest.records.schema import HEALTH_FILE, RATE_LIMITS_FILE, RESPONSES_FILE, SESSIONS_FILE, ResponseRecord, to_row
 from loadtest.records.writer import RunWriter, read_rows
@@ -99,7 +99,7 @@ def test_every_crash_point_of_one_roll_reads_every_row_once(tmp_path) -> None:
             tmp.write_bytes(b"PAR1 half a segment")  # a killed conversion
             if stage in ("segment_renamed", "jsonl_removed"):
                 tmp.unlink()
-                segments.convert(rolled, ResponseRecord)
+                rolling.convert(rolled, ResponseRecord)
                 if stage == "segment_renamed":
                     shutil.copy(live, rolled)  # killed before the rolled JSONL was removed
         stages[stage] = _turns(run)
@@ -175,7 +175,7 @@ def test_bad_lines_of_a_rolled_file_are_still_named_after_it_became_a_segment(tm
     rolled = segments.roll(run / RESPONSES_FILE, 1)
     (run / RESPONSES_FILE).write_bytes(b"")
     before = read_run(run, response_columns=["turn_index"])
-    segments.convert(rolled, ResponseRecord)
+    rolling.convert(rolled, ResponseRecord)
     after = read_run(run, response_columns=["turn_index"])
     for data in (before, after):
         assert [int(x) for x in data.responses["turn_index"]] == list(range(12))
