@@ -22,6 +22,10 @@ except ImportError:  # pragma: no cover - older typer on click
 
 from loadtest import __version__
 
+# Ctrl-C at a prompt: typer's Abort, and click's where this typer's copy of click has one (typer
+# 0.29's does not: naming it in the except clause raised AttributeError over any other error)
+ABORTS: tuple[type[BaseException], ...] = tuple({typer.Abort, getattr(cli_errors, "Abort", typer.Abort)})
+
 
 class OneLineErrors(TyperGroup):
     """The root group: a usage error click or typer raises itself (a bad choice, a bad ``--format`` or
@@ -48,7 +52,7 @@ class OneLineErrors(TyperGroup):
         except cli_errors.ClickException as exc:
             sys.stderr.write(f"rtload: {one_line(exc.format_message())}\n")
             code = exc.exit_code
-        except (typer.Abort, cli_errors.Abort):
+        except ABORTS:
             sys.stderr.write("rtload: aborted\n")
             code = 1
         if not standalone_mode:

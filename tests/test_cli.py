@@ -45,3 +45,25 @@ def test_help_is_still_help(tmp_path: Path) -> None:
         done = rtload(*args, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert "Usage" in done.stdout and done.stderr == ""
+
+
+def test_an_error_inside_a_command_is_not_hidden_by_the_error_handler() -> None:
+    """A command that fails with an unexpected error shows that error, not one of the handler's own
+    (naming an exception class the installed click lacks raised AttributeError over it)."""
+    import pytest
+    import typer
+
+    from loadtest.cli import OneLineErrors
+
+    app = typer.Typer(cls=OneLineErrors, add_completion=False, pretty_exceptions_enable=False)
+
+    @app.command()
+    def boom() -> None:
+        raise ValueError("the real error")
+
+    @app.command()
+    def other() -> None:  # two commands: the group dispatches by name, as rtload does
+        pass
+
+    with pytest.raises(ValueError, match="the real error"):
+        typer.main.get_command(app).main(["boom"], prog_name="rtload", standalone_mode=True)
