@@ -33,7 +33,7 @@ import orjson
 from loadtest.protocol.dialects import Dialect, get_dialect
 from loadtest.protocol.targets import Target, secrets_of
 from loadtest.records.schema import COMPLETED, SessionRecord
-from loadtest.session import concurrency, endings
+from loadtest.session import concurrency, endings, evidence
 from loadtest.session.audio_send import AudioSender
 from loadtest.session.classifier import ENDED_DONE, ENDED_ERROR, ENDED_TIMEOUT, classify
 from loadtest.session.config import SessionConfig
@@ -188,6 +188,8 @@ class RealtimeSession:
             trace_events=cfg.trace_events,
             jitter_buffer_ms=cfg.jitter_buffer_ms,
             context=self._context(),
+            keep_audio=cfg.keep_audio,
+            keep_audio_s=cfg.keep_audio_s,
         )
 
     def _unsolicited_tracker(self, conn: Connection) -> ResponseTracker:
@@ -513,10 +515,15 @@ class RealtimeSession:
         rec.session_id = router.session_id
         rec.rl_tokens_remaining = router.rl_tokens_remaining
         rec.rl_requests_remaining = router.rl_requests_remaining
-        if outcome != COMPLETED and self.config.keep_traces and self.config.trace_events > 0:
+        cfg = self.config
+        name = trace_name(router.session_id, tracker)
+        playback = self._keep_audio(tracker, outcome, rec, name)
+        if (outcome != COMPLETED or playback) and cfg.keep_traces and cfg.trace_events > 0:
             events = self.rows.redact_events(tracker.trace.events())
+            if playback:
+                events.append(playback)
             events.append({"t": tracker.t_end, "dir": "note", "type": "outcome", "outcome": outcome, "reason": reason})
-            rec.trace_file = self._safe(self.sink.trace, trace_name(router.session_id, tracker), events)
+            rec.trace_file = self._safe(self.sink.trace, name, events)
         srec.responses += 1
         self.responses += 1
         self._safe(self.sink.response, rec)
@@ -533,6 +540,28 @@ class RealtimeSession:
                 tracker.t_end,
             )
         conn.wake.set()
+
+    def _keep_audio(self, tracker: ResponseTracker, outcome: str, rec: Any, name: str) -> dict[str, Any] | None:
+        """Write the WAV of a response worth keeping; the trace's playback note, or None. The kept
+        audio is dropped here either way: nothing of it outlives the response."""
+        keep, tracker.kept_audio = tracker.kept_audio, None
+        cfg = self.config
+        store = getattr(self.sink, "audio", None)
+        if keep is None or not keep.chunks or store is None:
+            return None
+        completed = outcome == COMPLETED
+        if not evidence.wanted(cfg.keep_audio, completed, self.rng.random(), cfg.keep_audio_sample):
+            return None
+        try:
+            wav, note = evidence.evidence(keep, tracker.audio_format, cfg.jitter_buffer_ms)
+        except Exception:
+            log.exception("audio evidence failed")
+            return None
+        rec.audio_file = self._safe(store, name, wav, completed)
+        if rec.audio_file is None:
+            return None
+        note["wav"] = rec.audio_file
+        return note
 
     def _on_rate_limits(self, conn: Connection, entries: list[dict[str, Any]], t: float, rid: str | None) -> None:
         for rec in self.rows.rate_limits(entries, t, conn.router.session_id, rid):
