@@ -252,6 +252,4 @@ def write_bundle(data: RunData, path: Path, secrets: list[str] | None = None) ->
     return (
         f"wrote {path}: {len(rows)} responses, {len(sess)} failed sessions, {len(traces)} traces, "
         f"{len(wavs)} recordings"
-    ) + (
-        f" ({len(missing)} referenced traces missing or over the size cap)" if missing else ""
-    )
+    ) + (f" ({len(missing)} referenced traces missing or over the size cap)" if missing else "")

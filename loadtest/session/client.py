@@ -190,6 +190,7 @@ class RealtimeSession:
             context=self._context(),
             keep_audio=cfg.keep_audio,
             keep_audio_s=cfg.keep_audio_s,
+            audio_pool=self.runtime.audio_pool,
         )
 
     def _unsolicited_tracker(self, conn: Connection) -> ResponseTracker:

@@ -3,8 +3,10 @@ ends badly (or is sampled).
 
 :class:`AudioKeep` sits on the per-delta path, so it copies nothing: it holds references to the
 decoded delta payloads the tracker already made (the bytes the analyzer reads) and their arrival
-times, up to ``max_bytes`` of audio (60 s by default); past that it only counts. The session drops
-it when the response ends (:func:`take`), so nothing outlives the response. Only a kept response
+times, up to ``max_bytes`` of audio (60 s by default), drawing on the process's :class:`AudioPool`
+(all open responses together hold at most 512 MB); past either it only counts. The session drops
+it when the response ends, so nothing outlives the response, and a dropped keep returns its share
+of the pool. Only a kept response
 pays for decoding, resampling and the WAV (:func:`evidence`, via :mod:`loadtest.audio.playback`).
 
 Modes (``--keep-audio``): ``none``; ``failed`` (default): every response that did not complete and
@@ -14,12 +16,15 @@ bounds how many of those it keeps, apart from the failures).
 
 from __future__ import annotations
 
+import threading
 from array import array
 from typing import Any
 
 KEEP_MODES = ("none", "failed", "sample")
 DEFAULT_KEEP_S = 60.0
 DEFAULT_SAMPLE_RATE = 0.05
+DEFAULT_POOL_MB = 512  # audio held by all the open responses of one process, at most
+BLOCK_BYTES = 256 * 1024  # a keep reserves from the pool in blocks (no lock per delta)
 
 
 def check_mode(mode: str) -> str:
@@ -28,34 +33,79 @@ def check_mode(mode: str) -> str:
     return mode
 
 
+class AudioPool:
+    """The bytes of audio all open responses of one process may hold (one per
+    :class:`~loadtest.session.runtime.SessionRuntime`): a keep reserves blocks as it grows and
+    returns them when it is dropped, so thousands of open sessions cannot hold unbounded audio."""
+
+    def __init__(self, limit_bytes: int = DEFAULT_POOL_MB * 1024 * 1024) -> None:
+        self.limit = limit_bytes
+        self.held = 0
+        self.refused = 0  # reservations refused (a response's audio kept only in part)
+        self._lock = threading.Lock()
+
+    def reserve(self, n: int) -> bool:
+        with self._lock:
+            if self.held + n > self.limit:
+                self.refused += 1
+                return False
+            self.held += n
+            return True
+
+    def release(self, n: int) -> None:
+        with self._lock:
+            self.held -= n
+
+
 class AudioKeep:
     """References to one open response's audio deltas and their arrival times (bounded)."""
 
-    __slots__ = ("arrivals", "chunks", "dropped", "kept_bytes", "max_bytes")
+    __slots__ = ("arrivals", "chunks", "dropped", "kept_bytes", "max_bytes", "pool", "reserved")
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, pool: AudioPool | None = None) -> None:
         self.chunks: list[bytes] = []
         self.arrivals = array("d")
         self.kept_bytes = 0
         self.max_bytes = max_bytes
-        self.dropped = 0  # deltas past the cap (counted, not kept)
+        self.pool = pool
+        self.reserved = 0 if pool is not None else max_bytes
+        self.dropped = 0  # deltas past the cap or the pool (counted, not kept)
 
     def add(self, raw: bytes, t: float) -> None:
-        if self.kept_bytes >= self.max_bytes:
+        n = self.kept_bytes + len(raw)
+        if n > self.reserved and not self._grow(n):
             self.dropped += 1
             return
         self.chunks.append(raw)
         self.arrivals.append(t)
-        self.kept_bytes += len(raw)
+        self.kept_bytes = n
+
+    def _grow(self, n: int) -> bool:
+        if n > self.max_bytes or self.dropped:  # once cut short, it stays cut (no holes in the middle)
+            return False
+        block = min(max(BLOCK_BYTES, n - self.reserved), self.max_bytes - self.reserved)
+        if not self.pool.reserve(block):  # type: ignore[union-attr] - reserved < max_bytes only with a pool
+            return False
+        self.reserved += block
+        return True
+
+    def __del__(self) -> None:
+        # dropped (the response ended, or its session went away): its reservation goes back
+        pool = self.pool
+        if pool is not None and self.reserved:
+            pool.release(self.reserved)
+            self.reserved = 0
 
 
-def new_keep(mode: str, audio_format: str, max_s: float = DEFAULT_KEEP_S) -> AudioKeep | None:
-    """The keep for a new response, or None when audio is not kept."""
+def new_keep(
+    mode: str, audio_format: str, max_s: float = DEFAULT_KEEP_S, pool: AudioPool | None = None
+) -> AudioKeep | None:
+    """The keep for a new response (drawing on ``pool`` when given), or None when audio is not kept."""
     if mode == "none" or max_s <= 0:
         return None
     from loadtest.audio.convert import bytes_per_second  # numpy and soxr: not at import
 
-    return AudioKeep(int(max_s * bytes_per_second(audio_format)))
+    return AudioKeep(int(max_s * bytes_per_second(audio_format)), pool)
 
 
 def wanted(mode: str, completed: bool, draw: float, sample_rate: float = DEFAULT_SAMPLE_RATE) -> bool:

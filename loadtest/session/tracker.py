@@ -45,6 +45,7 @@ class ResponseTracker:
         context: dict[str, Any] | None = None,
         keep_audio: str = "none",
         keep_audio_s: float = 60.0,
+        audio_pool: Any = None,
     ) -> None:
         self.turn_index = turn_index
         self.trigger = trigger
@@ -97,7 +98,9 @@ class ResponseTracker:
         self.analyzer = _make_analyzer(audio_format, jitter_buffer_ms) if wants_audio else None
         self._audio_deltas_no_analyzer = 0
         # the audio as received, kept until the response ends (see loadtest.session.evidence)
-        self.kept_audio: AudioKeep | None = new_keep(keep_audio, audio_format, keep_audio_s) if wants_audio else None
+        self.kept_audio: AudioKeep | None = (
+            new_keep(keep_audio, audio_format, keep_audio_s, audio_pool) if wants_audio else None
+        )
         # end
         self.finished = False
         self.ended: str | None = None

@@ -12,7 +12,7 @@ import pytest
 from loadtest.locust.channel import RecordBatcher, receive_batch
 from loadtest.mock.process import start_mock
 from loadtest.records.writer import RunWriter
-from loadtest.session.evidence import AudioKeep, wanted
+from loadtest.session.evidence import BLOCK_BYTES, AudioKeep, AudioPool, wanted
 from loadtest.session.scenario import Scenario, Turn
 from loadtest.session.tracker import ResponseTracker
 from tests.session.helpers import FAST_MOCK, STALL_GAP, run_session
@@ -33,6 +33,25 @@ def test_the_tracker_keeps_the_decoded_deltas_by_reference_up_to_its_cap() -> No
     assert len(keep.chunks) == 5 and keep.kept_bytes == 48000 and keep.dropped == 3  # the cap, then counted
     assert list(keep.arrivals) == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
     assert tracker.analyzer is not None and tracker.analyzer.deltas == 8  # the analysis saw every delta
+
+
+def test_open_responses_share_the_process_pool_and_a_dropped_keep_gives_its_share_back() -> None:
+    pool = AudioPool(BLOCK_BYTES + 1000)  # one block and a little: two responses cannot both grow
+    first = ResponseTracker(keep_audio="failed", audio_pool=pool)
+    second = ResponseTracker(keep_audio="failed", audio_pool=pool)
+    chunk = bytes(9600)
+    first.on_audio_delta(_delta(0, chunk), 0.0)
+    assert pool.held == BLOCK_BYTES
+    for i in range(3):
+        second.on_audio_delta(_delta(i, chunk), 0.1 * i)  # the pool has no block left for it
+    assert second.kept_audio.chunks == [] and second.kept_audio.dropped == 3 and pool.refused == 1
+    first.kept_audio = None  # the response ended: its keep is dropped
+    assert pool.held == 0
+    third = ResponseTracker(keep_audio="failed", audio_pool=pool)
+    third.on_audio_delta(_delta(0, chunk), 0.0)
+    assert len(third.kept_audio.chunks) == 1 and pool.held == BLOCK_BYTES
+    del third
+    assert pool.held == 0  # a tracker that goes away unfinished leaks nothing either
 
 
 def test_nothing_is_kept_when_keeping_is_off_or_no_audio_is_wanted() -> None:
