@@ -9,6 +9,9 @@
    against websockets' Sans-I/O ``ClientProtocol.receive_data`` + ``events_received`` (what the
    transport used before, and the wire layer still uses for control frames and fragments). The
    ratio is what justifies the hand-written path.
+4. ``keep_audio_ab``: the router path with the session's default ``keep_audio="failed"`` (a
+   reference to each decoded delta kept while its response is open) against ``"none"``, interleaved
+   in one process on CPU time: what keeping audio evidence costs per delta.
 
 Writes bench/results/session.json. Loopback only; bounded in count.
 """
