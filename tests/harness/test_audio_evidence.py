@@ -75,7 +75,8 @@ def test_stalled_and_silent_responses_keep_wavs_whose_holes_match_the_truth_log(
         assert playback["wav"] == row["audio_file"]
         holes, waits = _zero_runs_ms(wav), _underruns_ms(playback)
         if fault == "stall":
-            injected = t["params"]["gap_s"] * 1000
+            injected = t["params"]["stall_ms"]  # gap_s as delivered (the drawn gap plus the mock's wake-up lag)
+            assert abs(injected - t["params"]["gap_s"] * 1000) < 500
             assert len(waits) == 1 and abs(waits[0] - injected) <= TOLERANCE_MS, (waits, injected)
             assert abs(max(holes) - injected) <= TOLERANCE_MS, (holes, injected)  # heard as silence
         else:
