@@ -248,6 +248,14 @@ def write_bundle(data: RunData, path: Path, secrets: list[str] | None = None) ->
                 audio_total += wav.stat().st_size
                 zf.write(wav, wav.relative_to(root).as_posix())  # audio: nothing in it to scrub
                 wavs.append(wav.name)
+        for ref in dict.fromkeys(r.get("audio_file") for r in rows if r.get("audio_file")):
+            wav = (data.path / str(ref)).resolve()  # a recording whose trace was not kept
+            if wav.name in wavs or not wav.is_relative_to(root) or not wav.is_file():
+                continue
+            if audio_total + wav.stat().st_size <= MAX_AUDIO_BYTES:
+                audio_total += wav.stat().st_size
+                zf.write(wav, wav.relative_to(root).as_posix())
+                wavs.append(wav.name)
         zf.writestr("README.txt", _readme(data, len(rows), traces, missing, len(wavs)))
     return (
         f"wrote {path}: {len(rows)} responses, {len(sess)} failed sessions, {len(traces)} traces, "
