@@ -9,6 +9,9 @@
    against websockets' Sans-I/O ``ClientProtocol.receive_data`` + ``events_received`` (what the
    transport used before, and the wire layer still uses for control frames and fragments). The
    ratio is what justifies the hand-written path.
+4. ``keep_audio_ab``: the router path with the session's default ``keep_audio="failed"`` (a
+   reference to each decoded delta kept while its response is open) against ``"none"``, interleaved
+   in one process on CPU time: what keeping audio evidence costs per delta.
 
 Writes bench/results/session.json. Loopback only; bounded in count.
 """
@@ -68,6 +71,48 @@ def _router(audio_format: str) -> float:
     elapsed = time.perf_counter() - t0
     assert tracker.audio_deltas == N_ROUTER
     return elapsed / N_ROUTER * 1e6
+
+
+def _keep_audio_ab(rounds: int = 30, n: int = 6000, per_response: int = 100) -> dict[str, float]:
+    """The receive path per 100 ms pcm16 delta with the session's default ``keep_audio="failed"``
+    (references to each decoded delta kept while the response is open) against ``"none"``:
+    interleaved rounds in one process, CPU (thread) time, a new response every ``per_response``
+    deltas (its kept audio dropped at its end, as a completed response's is)."""
+    b64 = pybase64.b64encode(to_wire(_speech_like(100), "pcm16")).decode()
+    messages = [_delta_message(i, b64) for i in range(n)]
+    created = {"type": "response.created", "response": {"id": "resp_1"}}
+
+    def one(keep: str) -> float:
+        elapsed = 0.0
+        for start in range(0, n, per_response):
+            router = EventRouter(GA, on_finished=lambda tr: None)
+            tracker = ResponseTracker(keep_audio=keep)
+            tracker.t_trigger = 0.0
+            router.expect(tracker)
+            router.feed(created, 0.0)
+            loads, feed = orjson.loads, router.feed
+            t0 = time.thread_time()
+            for i in range(start, start + per_response):
+                feed(loads(messages[i]), i * 0.1)
+            tracker.kept_audio = None  # the response ends: its audio is dropped
+            elapsed += time.thread_time() - t0
+        return elapsed / n * 1e6
+
+    off, on = [], []
+    for _ in range(rounds):
+        off.append(one("none"))
+        on.append(one("failed"))
+    off.sort()
+    on.sort()
+    return {
+        "rounds": rounds,
+        "none_us_per_delta_best": round(off[0], 2),
+        "failed_us_per_delta_best": round(on[0], 2),
+        "none_us_per_delta_median": round(off[rounds // 2], 2),
+        "failed_us_per_delta_median": round(on[rounds // 2], 2),
+        "failed_over_none_best": round(on[0] / off[0], 3),
+        "failed_over_none_median": round(on[rounds // 2] / off[rounds // 2], 3),
+    }
 
 
 def _frame(payload: bytes) -> bytes:
@@ -196,6 +241,7 @@ def main() -> None:
         "router_us_per_100ms_delta": {fmt: round(_router(fmt), 1) for fmt in ("pcm16", "g711_ulaw")},
         "socket_pcm16": _best_socket(),
         "frames_pcm16": _frames(),
+        "keep_audio_ab": _keep_audio_ab(),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from loadtest.records.writer import KINDS, RunWriter, trace_relpath
+from loadtest.records.writer import KINDS, AudioBudget, RunWriter, trace_relpath
 
 MSG_RECORDS = "rtload_records"
 MSG_DRAIN = "rtload_drain"
@@ -40,6 +40,8 @@ class RecordBatcher:
         self.interval = interval
         self._rows: dict[str, list[bytes]] = {kind: [] for kind in KINDS}
         self._traces: list[tuple[str, bytes]] = []
+        self._audio: list[tuple[str, bytes, bool]] = []
+        self.audio_budget = AudioBudget()  # a worker sends no more than the master would keep
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -57,17 +59,27 @@ class RecordBatcher:
             self._traces.append((name, data))
         return trace_relpath(name)
 
+    def audio(self, name: str, wav: bytes, sampled: bool = False) -> str | None:
+        if not self.audio_budget.take(len(wav), sampled):
+            return None
+        with self._lock:
+            self._audio.append((name, wav, sampled))
+        return trace_relpath(name, ".wav")
+
     def flush(self) -> int:
         """Send what is buffered as one message; returns the number of rows sent."""
         with self._lock:
             rows = {kind: b"\n".join(lines) + b"\n" for kind, lines in self._rows.items() if lines}
             count = sum(len(lines) for lines in self._rows.values())
-            traces = self._traces
+            traces, audio = self._traces, self._audio
             self._rows = {kind: [] for kind in KINDS}
-            self._traces = []
-        if not rows and not traces:
+            self._traces, self._audio = [], []
+        if not rows and not traces and not audio:
             return 0
-        self.send(MSG_RECORDS, {"worker_id": self.worker_id, "rows": rows, "traces": traces})
+        message = {"worker_id": self.worker_id, "rows": rows, "traces": traces}
+        if audio:
+            message["audio"] = audio
+        self.send(MSG_RECORDS, message)
         self.sent_rows += count
         self.batches += 1
         return count
@@ -102,4 +114,6 @@ def receive_batch(data: dict[str, Any], writer: RunWriter, on_response: Callable
                 on_response(orjson.loads(line))
     for name, events in data.get("traces") or []:
         writer.trace(name, orjson.loads(events))
+    for name, wav, sampled in data.get("audio") or []:
+        writer.audio(name, bytes(wav), bool(sampled))
     return written

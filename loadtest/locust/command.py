@@ -62,6 +62,11 @@ def register(app: typer.Typer) -> None:
         reconnect_max: str = typer.Option("30s", help="Cap of the reconnect backoff (retry-after is honoured)."),
         deadline: str = typer.Option("30s", help="Time a response may take before it counts as a timeout."),
         stall_ms: float = typer.Option(1500.0, help="Audio gap (ms) that counts as a stall."),
+        keep_audio: str = typer.Option(
+            "failed",
+            help="Keep the audio a caller heard, as WAVs beside the traces: none | failed (every response that "
+            "did not complete and had audio) | sample (also 5% of completed ones).",
+        ),
         workers: int = typer.Option(0, help="Local worker processes (0 = one standalone process)."),
         master: bool = typer.Option(False, "--master", help="Run as the master of a distributed run."),
         expect_workers: int = typer.Option(0, help="With --master: workers to wait for (default --workers or 1)."),

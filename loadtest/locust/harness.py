@@ -519,6 +519,8 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
             t_end=time.time(),
             rows={k: v for k, v in state.writer.counts.items()},
             traces_dropped=state.writer.traces_dropped,
+            audio_kept=state.writer.audio_budget.files,
+            audio_dropped=state.writer.audio_budget.dropped,
         )
 
 

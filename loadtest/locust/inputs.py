@@ -58,6 +58,7 @@ def build_config(options: HarnessOptions) -> Any:
             response_idle_s=min(10.0, options.deadline_s),
             stall_threshold_ms=options.stall_ms,
             inner_silence_threshold_ms=options.stall_ms,
+            keep_audio=options.keep_audio,
         )
     except ValueError as exc:
         raise OptionError(f"session settings: {exc}") from None

@@ -72,6 +72,7 @@ class RunRequest:
     reconnect_max: str = "30s"
     deadline: str = "30s"
     stall_ms: float = 1500.0
+    keep_audio: str = "failed"
     workers: int = 0
     master: bool = False
     expect_workers: int = 0
@@ -105,6 +106,7 @@ class RunRequest:
             "--rt-audio-format": self.audio_format,
             "--rt-pacing": self.pacing,
             "--rt-stall-ms": str(self.stall_ms),
+            "--rt-keep-audio": self.keep_audio,
             "--rt-deadline": self.deadline,
             "--rt-session-lifetime": self.session_lifetime,
             "--rt-reconnect-max": self.reconnect_max,

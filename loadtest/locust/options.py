@@ -34,6 +34,7 @@ from loadtest.protocol.targets import (
     url_problem,
     with_model,
 )
+from loadtest.session.evidence import KEEP_MODES
 
 MOCK_API_KEY = "mock-key"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -60,6 +61,7 @@ class HarnessOptions:
     audio_format: str = "pcm16"
     pacing: str = "realtime"  # realtime | fast
     stall_ms: float = 1500.0
+    keep_audio: str = "failed"  # none | failed | sample (loadtest.session.evidence)
     deadline_s: float = 30.0
     session_lifetime_s: float | None = None  # recycle sessions at this age (soak)
     reconnect_max_s: float = 30.0  # cap of the reconnect backoff
@@ -240,6 +242,9 @@ class HarnessOptions:
             )
         except ValueError as exc:
             raise OptionError(f"load shape: {exc}") from None
+        keep_audio = str(get("rt_keep_audio", "failed") or "failed")
+        if keep_audio not in KEEP_MODES:
+            raise OptionError(f"--keep-audio {keep_audio!r}: use one of {', '.join(KEEP_MODES)}")
         mock_set = get("rt_mock_set", [])
         if isinstance(mock_set, str):
             mock_set = [s.strip() for s in mock_set.split(";") if s.strip()]
@@ -262,6 +267,7 @@ class HarnessOptions:
             audio_format=audio_format,
             pacing=pacing,
             stall_ms=float(get("rt_stall_ms", 1500.0)),
+            keep_audio=keep_audio,
             deadline_s=float(duration("rt_deadline", "--deadline", "30s") or 30.0),
             session_lifetime_s=lifetime,
             reconnect_max_s=float(duration("rt_reconnect_max", "--reconnect-max", "30s") or 30.0),
@@ -319,6 +325,7 @@ LOCUST_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--rt-audio-format", "", "pcm16 | g711_ulaw | g711_alaw (default: the session file's, else pcm16)"),
     ("--rt-pacing", "realtime", "realtime (audio sent at speaking pace) | fast"),
     ("--rt-stall-ms", "1500", "audio gap counted as a stall (ms)"),
+    ("--rt-keep-audio", "failed", "WAVs of what a caller heard: none | failed | sample (also 5% of completed)"),
     ("--rt-deadline", "30s", "time a response may take before it is a timeout"),
     ("--rt-session-lifetime", "", "recycle each session at this age (soak), e.g. 10m"),
     ("--rt-reconnect-max", "30s", "cap of the reconnect backoff (retry-after is honoured)"),

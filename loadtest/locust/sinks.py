@@ -22,6 +22,7 @@ from loadtest.records.writer import RunWriter
 class ProcessSink(Protocol):
     def add(self, kind: str, row: dict[str, Any]) -> None: ...
     def trace(self, name: str, events: list[dict[str, Any]]) -> str | None: ...
+    def audio(self, name: str, wav: bytes, sampled: bool) -> str | None: ...
 
 
 class WriterSink:
@@ -37,6 +38,9 @@ class WriterSink:
     def trace(self, name: str, events: list[dict[str, Any]]) -> str | None:
         return self.writer.trace(name, events)
 
+    def audio(self, name: str, wav: bytes, sampled: bool) -> str | None:
+        return self.writer.audio(name, wav, sampled)
+
 
 class BatchSink:
     def __init__(self, batcher: RecordBatcher) -> None:
@@ -47,6 +51,9 @@ class BatchSink:
 
     def trace(self, name: str, events: list[dict[str, Any]]) -> str | None:
         return self.batcher.trace(name, events)
+
+    def audio(self, name: str, wav: bytes, sampled: bool) -> str | None:
+        return self.batcher.audio(name, wav, sampled)
 
 
 class RealtimeOutcome(Exception):
@@ -123,3 +130,6 @@ class UserSink:
 
     def trace(self, name: str, events: list[dict[str, Any]]) -> str | None:
         return self.process.trace(name, events)
+
+    def audio(self, name: str, wav: bytes, sampled: bool) -> str | None:
+        return self.process.audio(name, wav, sampled)

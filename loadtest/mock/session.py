@@ -930,6 +930,8 @@ class MockSession:
                         (first_send if first_send is not None else self.loop.time()) + position_s + plan.params["gap_s"]
                     )
                     await self.sleep_until(resume)
+                    if first_send is not None:  # the starvation as delivered (a loaded loop wakes late)
+                        plan.params["stall_ms"] = round((self.loop.time() - first_send - position_s) * 1000, 1)
                     base_t, base_ms = resume, delta.start_ms + inserted_ms
                 elif fault == "silence":
                     silent = self.ctx.bank.silence[resp.output_format]

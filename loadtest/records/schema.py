@@ -115,6 +115,7 @@ class ResponseRecord:
     rl_requests_remaining: int | None = None
     # evidence
     trace_file: str | None = None  # path relative to the run directory
+    audio_file: str | None = None  # the WAV a caller heard (--keep-audio), relative to the run directory
     schema_version: int = SCHEMA_VERSION
 
 

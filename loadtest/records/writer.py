@@ -61,6 +61,9 @@ RECORD_TYPES: dict[str, type] = {
     "health": HealthRecord,
 }
 MAX_TRACES = 500  # traces kept per run; later ones are counted, not written
+MAX_AUDIO = 200  # WAVs kept per run (--keep-audio); later ones are counted, not written
+MAX_SAMPLED_AUDIO = 50  # of which completed responses kept as samples, at most
+MAX_AUDIO_BYTES = 256 * 1024 * 1024  # and all the WAVs together at most
 MAX_LINE_WARNINGS = 5  # per file, as loadtest.records.reader; the rest are counted
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -69,10 +72,35 @@ def _dumps(row: Any) -> bytes:
     return orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS, default=str)
 
 
-def trace_relpath(name: str) -> str:
-    """The run-directory-relative path a trace called ``name`` is stored at."""
+def trace_relpath(name: str, suffix: str = ".json") -> str:
+    """The run-directory-relative path a trace called ``name`` is stored at (its WAV: ``.wav``)."""
     safe = _SAFE_NAME.sub("_", name).strip("._") or "trace"
-    return f"{TRACES_DIR}/{safe[:160]}.json"
+    return f"{TRACES_DIR}/{safe[:160]}{suffix}"
+
+
+class AudioBudget:
+    """How many WAVs, and bytes of them, a run keeps (failures first: samples have a cap of their own)."""
+
+    def __init__(
+        self, max_files: int = MAX_AUDIO, max_sampled: int = MAX_SAMPLED_AUDIO, max_bytes: int = MAX_AUDIO_BYTES
+    ) -> None:
+        self.max_files, self.max_sampled, self.max_bytes = max_files, max_sampled, max_bytes
+        self.files = self.sampled = self.bytes = self.dropped = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int, sampled: bool) -> bool:
+        with self._lock:
+            if (
+                self.files >= self.max_files
+                or (sampled and self.sampled >= self.max_sampled)
+                or self.bytes + size > self.max_bytes
+            ):
+                self.dropped += 1
+                return False
+            self.files += 1
+            self.sampled += sampled
+            self.bytes += size
+            return True
 
 
 class RunWriter:
@@ -97,6 +125,7 @@ class RunWriter:
         self.counts: dict[str, int] = dict.fromkeys(KINDS, 0)
         self.traces_written = 0
         self.traces_dropped = 0
+        self.audio_budget = AudioBudget()
         self._files: dict[str, BinaryIO] = {}
         self._dirty = False
         self._last_flush = time.monotonic()
@@ -190,6 +219,17 @@ class RunWriter:
         path = self.run_dir / rel
         tmp = path.with_suffix(".json.tmp")
         tmp.write_bytes(orjson.dumps({"name": name, "events": events}, default=str))
+        os.replace(tmp, path)
+        return rel
+
+    def audio(self, name: str, wav: bytes, sampled: bool = False) -> str | None:
+        """Write one WAV beside its trace (bounded in count and bytes); its run-relative path or None."""
+        rel = trace_relpath(name, ".wav")
+        if self._closed or not self.audio_budget.take(len(wav), sampled):
+            return None
+        path = self.run_dir / rel
+        tmp = path.with_suffix(".wav.tmp")
+        tmp.write_bytes(wav)
         os.replace(tmp, path)
         return rel
 

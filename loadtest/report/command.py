@@ -198,7 +198,7 @@ def compare(
 def failures(
     run: Path = RUN_ARG,
     bundle: Path | None = typer.Option(
-        None, "--bundle", help="Write a zip for a support case (rows, traces, run.json)."
+        None, "--bundle", help="Write a zip for a support case (rows, traces, recordings, run.json)."
     ),
     fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
     no_cache: bool = NO_CACHE,

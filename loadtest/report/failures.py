@@ -31,6 +31,7 @@ from loadtest.records.schema import COMPLETED, RUN_FILE, ResponseRecord, columns
 from loadtest.report.render import Report, Table
 
 MAX_TRACE_BYTES = 50 * 1024 * 1024  # traces beyond this total are listed, not copied
+MAX_AUDIO_BYTES = 100 * 1024 * 1024  # WAVs (beside their traces) beyond this total are listed, not copied
 _SECRET_PATTERNS = (
     re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),  # OpenAI keys (sk-..., sk-proj-...)
     re.compile(
@@ -183,7 +184,7 @@ def _failed_sessions(data: RunData) -> pd.DataFrame:
     return s[status.notna() & (status != 101) | (s["ended_by"].fillna("") == "handshake_failed")]
 
 
-def _readme(data: RunData, n_rows: int, traces: list[str], missing: list[str]) -> str:
+def _readme(data: RunData, n_rows: int, traces: list[str], missing: list[str], wavs: int = 0) -> str:
     lines = [
         "realtime-loadtest failure bundle",
         "================================",
@@ -199,7 +200,9 @@ def _readme(data: RunData, n_rows: int, traces: list[str], missing: list[str]) -
         "                                 (x-request-id or apim-request-id of the session's WebSocket upgrade)",
         "  failed_sessions.csv            WebSocket upgrades that were refused or failed",
         "                                 (status, retry-after, request id)",
-        "  traces/                        the event trace of each failed response (audio payloads elided)",
+        "  traces/                        the event trace of each failed response (audio payloads elided), and",
+        "                                 beside it (same name, .wav) the audio a caller heard: 24 kHz PCM16,",
+        "                                 underruns as silence; the trace's audio.playback note is its timeline",
         "  run.json                       what ran: target (secrets redacted), dialect, scenario, load shape",
         "",
         "Secrets: API keys and tokens never enter the records; this bundle was scrubbed again for the run's",
@@ -207,6 +210,8 @@ def _readme(data: RunData, n_rows: int, traces: list[str], missing: list[str]) -
     ]
     if traces:
         lines.append(f"Traces included: {len(traces)}")
+    if wavs:
+        lines.append(f"Recordings (WAV) included: {wavs}")
     if missing:
         lines.append(f"Traces referenced but not found: {len(missing)}")
     return "\n".join(lines) + "\n"
@@ -232,7 +237,8 @@ def write_bundle(data: RunData, path: Path, secrets: list[str] | None = None) ->
     sess.to_csv(sess_buf, index=False)
     traces: list[str] = []
     missing: list[str] = []
-    total = 0
+    wavs: list[str] = []
+    total = audio_total = 0
     root = data.path.resolve()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,7 +262,21 @@ def write_bundle(data: RunData, path: Path, secrets: list[str] | None = None) ->
             arcname = trace.relative_to(root).as_posix()
             zf.writestr(arcname, clean(trace.read_text(encoding="utf-8", errors="replace")))
             traces.append(arcname)
-        zf.writestr("README.txt", _readme(data, len(rows), traces, missing))
-    return f"wrote {path}: {len(rows)} responses, {len(sess)} failed sessions, {len(traces)} traces" + (
-        f" ({len(missing)} referenced traces missing or over the size cap)" if missing else ""
-    )
+            wav = trace.with_suffix(".wav")
+            if wav.is_file() and audio_total + wav.stat().st_size <= MAX_AUDIO_BYTES:
+                audio_total += wav.stat().st_size
+                zf.write(wav, wav.relative_to(root).as_posix())  # audio: nothing in it to scrub
+                wavs.append(wav.name)
+        for ref in dict.fromkeys(r.get("audio_file") for r in rows if r.get("audio_file")):
+            wav = (data.path / str(ref)).resolve()  # a recording whose trace was not kept
+            if wav.name in wavs or not wav.is_relative_to(root) or not wav.is_file():
+                continue
+            if audio_total + wav.stat().st_size <= MAX_AUDIO_BYTES:
+                audio_total += wav.stat().st_size
+                zf.write(wav, wav.relative_to(root).as_posix())
+                wavs.append(wav.name)
+        zf.writestr("README.txt", _readme(data, len(rows), traces, missing, len(wavs)))
+    return (
+        f"wrote {path}: {len(rows)} responses, {len(sess)} failed sessions, {len(traces)} traces, "
+        f"{len(wavs)} recordings"
+    ) + (f" ({len(missing)} referenced traces missing or over the size cap)" if missing else "")

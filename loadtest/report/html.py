@@ -13,6 +13,7 @@ from loadtest.report.capacity import RESPONSE_COLUMNS as CAPACITY_COLUMNS
 from loadtest.report.capacity import build_capacity
 from loadtest.report.confidence import DEFAULT_CONFIDENCE
 from loadtest.report.cost import PriceTable, money
+from loadtest.report.evidence import evidence_html
 from loadtest.report.limits import RESPONSE_COLUMNS as LIMITS_COLUMNS
 from loadtest.report.limits import build_limits
 from loadtest.report.render import Report, Table, numeric_column
@@ -51,6 +52,7 @@ main { padding: 16px 24px; }
 .plot { background: #fff; border: 1px solid #e3e3e3; border-radius: 6px; padding: 6px; }
 .plot svg { width: 100%; height: auto; display: block; }
 section { margin-top: 18px; }
+.evidence { margin-top: 12px; } .evidence audio { width: 100%; margin-top: 6px; }
 h2 { font-size: 17px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
 table { border-collapse: collapse; background: #fff; margin: 8px 0 4px; font-size: 12px; }
 th, td { border: 1px solid #e0e0e0; padding: 3px 8px; text-align: right; }
@@ -165,6 +167,7 @@ def build_html(
         + report_html(summary, "Summary")
         + report_html(limits, "Limits")
         + report_html(soak, "Soak windows (5 min)")
+        + evidence_html(data.path)
         + "</main></body></html>\n"
     )
 

@@ -33,7 +33,7 @@ import orjson
 from loadtest.protocol.dialects import Dialect, get_dialect
 from loadtest.protocol.targets import Target, secrets_of
 from loadtest.records.schema import COMPLETED, SessionRecord
-from loadtest.session import concurrency, endings
+from loadtest.session import concurrency, endings, evidence
 from loadtest.session.audio_send import AudioSender
 from loadtest.session.classifier import ENDED_DONE, ENDED_ERROR, ENDED_NOT_READY, ENDED_TIMEOUT, verdict
 from loadtest.session.config import SessionConfig
@@ -188,6 +188,9 @@ class RealtimeSession:
             trace_events=cfg.trace_events,
             jitter_buffer_ms=cfg.jitter_buffer_ms,
             context=self._context(),
+            keep_audio=cfg.keep_audio,
+            keep_audio_s=cfg.keep_audio_s,
+            audio_pool=self.runtime.audio_pool,
         )
 
     def _unsolicited_tracker(self, conn: Connection) -> ResponseTracker:
@@ -540,26 +543,21 @@ class RealtimeSession:
         rec.session_id = router.session_id
         rec.rl_tokens_remaining = router.rl_tokens_remaining
         rec.rl_requests_remaining = router.rl_requests_remaining
-        if outcome != COMPLETED and self.config.keep_traces and self.config.trace_events > 0:
+        cfg = self.config
+        name = trace_name(router.session_id, tracker, self.rows.attempt(srec))
+        playback = evidence.keep(tracker, outcome == COMPLETED, rec, name, cfg, self.rng, self.sink)
+        if (outcome != COMPLETED or playback) and cfg.keep_traces and cfg.trace_events > 0:
             events = self.rows.redact_events(tracker.trace.events())
+            if playback:
+                events.append(playback)
             events.append({"t": tracker.t_end, "dir": "note", "type": "outcome", "outcome": outcome, "reason": reason})
-            name = trace_name(router.session_id, tracker, self.rows.attempt(srec))
             rec.trace_file = self._safe(self.sink.trace, name, events)
         srec.responses += 1
         self.responses += 1
         self._safe(self.sink.response, rec)
         if self.timeline.on:
-            self.timeline.note(
-                "note",
-                "outcome",
-                {
-                    "response_id": tracker.response_id,
-                    "turn_index": tracker.turn_index,
-                    "outcome": outcome,
-                    "reason": reason,
-                },
-                tracker.t_end,
-            )
+            fields = {"response_id": tracker.response_id, "turn_index": tracker.turn_index}
+            self.timeline.note("note", "outcome", {**fields, "outcome": outcome, "reason": reason}, tracker.t_end)
         conn.wake.set()
 
     def _on_rate_limits(self, conn: Connection, entries: list[dict[str, Any]], t: float, rid: str | None) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from loadtest.protocol.dialects import AUDIO_FORMATS
+from loadtest.session.evidence import KEEP_MODES
 
 Pacing = Literal["realtime", "fast"]
 
@@ -56,6 +57,9 @@ class SessionConfig:
     # evidence
     trace_events: int = 200  # events kept per response (ring); 0 disables traces
     keep_traces: bool = True  # hand non-completed responses' traces to the sink
+    keep_audio: str = "failed"  # none | failed | sample: WAVs of what a caller heard (loadtest.session.evidence)
+    keep_audio_s: float = 60.0  # audio kept per response at most (seconds)
+    keep_audio_sample: float = 0.05  # with keep_audio="sample": the share of completed responses kept
     # transport
     permessage_deflate: bool = False
     max_message_bytes: int = 16 * 1024 * 1024
@@ -70,6 +74,8 @@ class SessionConfig:
             raise ValueError(f"output_modalities {mods!r}: use ['audio'], ['text'] or ['text', 'audio']")
         if self.frame_ms <= 0 or self.frame_ms > 1000:
             raise ValueError(f"frame_ms {self.frame_ms}: use 10..1000")
+        if self.keep_audio not in KEEP_MODES:
+            raise ValueError(f"keep_audio {self.keep_audio!r}: use one of {', '.join(KEEP_MODES)}")
         lo, hi = self.think_time_s
         if lo < 0 or hi < lo:
             raise ValueError(f"think_time_s {self.think_time_s!r}: use (min, max) with 0 <= min <= max")

@@ -1,6 +1,7 @@
 """What the sessions of one process share, in one place with one owner: the process's audio clock
 (:class:`~loadtest.session.pacer.Pacer`), its shared receiver
-(:class:`~loadtest.session.reactor.Reactor`) and its figures (:class:`ProcessFigures`: how late
+(:class:`~loadtest.session.reactor.Reactor`), the pool of audio its open responses may keep as
+evidence (:class:`~loadtest.session.evidence.AudioPool`) and its figures (:class:`ProcessFigures`: how late
 audio frames went out, how long reads waited, how many sessions are open).
 
 A :class:`SessionRuntime` is made explicitly; nothing is made or installed at import. Sessions
@@ -8,7 +9,7 @@ take one (``RealtimeSession(runtime=...)``); without one they use the process's
 (:func:`process_runtime`, made on first call). The harness owns the process's runtime in a
 Locust process: it hands it to every session and reads its figures once a second for the health
 rows. ``RTLOAD_SHARED_CLOCK=0`` / ``RTLOAD_SHARED_RECEIVER=0`` (read when a runtime is made) turn
-the shared clock / receiver off for A/B comparisons.
+the shared clock / receiver off for A/B comparisons; ``RTLOAD_KEEP_AUDIO_MB`` sizes the audio pool.
 
 This is also where transports are made (:meth:`SessionRuntime.new_transport`), so the session
 core never names the transport it talks to, and the transport and the shared receiver are
@@ -20,6 +21,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from loadtest.session.evidence import DEFAULT_POOL_MB, AudioPool
 from loadtest.session.lagstats import LagStats
 from loadtest.session.link import Transport
 from loadtest.session.pacer import Pacer
@@ -43,12 +45,22 @@ class ProcessFigures:
 class SessionRuntime:
     """One process's shared audio clock, shared receiver and figures (see the module docstring)."""
 
-    def __init__(self, *, shared_clock: bool | None = None, shared_receiver: bool | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        shared_clock: bool | None = None,
+        shared_receiver: bool | None = None,
+        keep_audio_mb: float | None = None,
+    ) -> None:
         if shared_clock is None:
             shared_clock = os.environ.get("RTLOAD_SHARED_CLOCK", "1") != "0"
         if shared_receiver is None:
             shared_receiver = os.environ.get("RTLOAD_SHARED_RECEIVER", "1") != "0"
+        if keep_audio_mb is None:
+            keep_audio_mb = float(os.environ.get("RTLOAD_KEEP_AUDIO_MB", DEFAULT_POOL_MB))
         self.figures = ProcessFigures()
+        # the audio all open responses may hold for --keep-audio (loadtest.session.evidence)
+        self.audio_pool = AudioPool(int(keep_audio_mb * 1024 * 1024))
         self.pacer = Pacer(enabled=shared_clock)
         self.reactor: Reactor | None = Reactor(self.pacer) if shared_receiver and epoll_class() is not None else None
 

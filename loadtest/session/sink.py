@@ -18,6 +18,12 @@ class RecordSink(Protocol):
         """Keep a trace; return its path relative to the run directory, or None when not kept."""
         ...
 
+    def audio(self, name: str, wav: bytes, sampled: bool) -> str | None:
+        """Keep the WAV a caller heard (``sampled``: a completed response kept as a sample); its
+        path relative to the run directory, or None when not kept. Optional: a sink without it
+        keeps no audio."""
+        ...
+
 
 class MemorySink:
     """Keeps everything in lists (tests, preflight). Thread-safe for appends."""
@@ -27,6 +33,7 @@ class MemorySink:
         self.sessions: list[SessionRecord] = []
         self.rate_limits: list[RateLimitRecord] = []
         self.traces: dict[str, list[dict[str, Any]]] = {}
+        self.audio_files: dict[str, bytes] = {}
         self.keep_traces = keep_traces
         self._lock = threading.Lock()
 
@@ -45,6 +52,12 @@ class MemorySink:
         with self._lock:
             path = f"traces/{name}.json"
             self.traces[path] = events
+            return path
+
+    def audio(self, name: str, wav: bytes, sampled: bool) -> str | None:
+        with self._lock:
+            path = f"traces/{name}.wav"
+            self.audio_files[path] = wav
             return path
 
     def outcomes(self) -> list[tuple[str, str]]:

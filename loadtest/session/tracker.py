@@ -12,6 +12,7 @@ from typing import Any
 import pybase64
 
 from loadtest.session.classifier import ENDED_DONE, ResponseFacts
+from loadtest.session.evidence import AudioKeep, new_keep
 from loadtest.session.trace import TraceRing
 
 OOB_TAG = "rtload_turn"  # response.create metadata key that names an out-of-band turn
@@ -42,6 +43,9 @@ class ResponseTracker:
         trace_events: int = 200,
         jitter_buffer_ms: float = 0.0,
         context: dict[str, Any] | None = None,
+        keep_audio: str = "none",
+        keep_audio_s: float = 60.0,
+        audio_pool: Any = None,
     ) -> None:
         self.turn_index = turn_index
         self.trigger = trigger
@@ -94,6 +98,10 @@ class ResponseTracker:
         self._last_delta_id: str | None = None
         self.analyzer = _make_analyzer(audio_format, jitter_buffer_ms) if wants_audio else None
         self._audio_deltas_no_analyzer = 0
+        # the audio as received, kept until the response ends (see loadtest.session.evidence)
+        self.kept_audio: AudioKeep | None = (
+            new_keep(keep_audio, audio_format, keep_audio_s, audio_pool) if wants_audio else None
+        )
         # end
         self.finished = False
         self.ended: str | None = None
@@ -194,6 +202,9 @@ class ResponseTracker:
             a.feed(raw, t)
         else:
             self._audio_deltas_no_analyzer += 1
+        keep = self.kept_audio
+        if keep is not None:
+            keep.add(raw, t)
         self.trace.add_payload(t, event.get("type", ""), len(raw), event_id)
 
     def on_text_delta(self, event: dict[str, Any], t: float, transcript: bool) -> None:

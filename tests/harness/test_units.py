@@ -420,3 +420,13 @@ def test_lifeline_ends_the_child_soon_after_its_parent(death_signal: int | None,
         os.kill(pid, signal.SIGKILL)
         raise AssertionError("the child outlived its parent by 2 s")
     assert marker.exists() == (death_signal is None)
+
+
+def test_keep_audio_reaches_the_session_settings_and_a_bad_mode_is_one_line() -> None:
+    from loadtest.locust.inputs import build_config
+
+    opts = HarnessOptions.from_namespace(_ns(rt_target="mock", rt_keep_audio="sample"))
+    assert opts.keep_audio == "sample" and build_config(opts).keep_audio == "sample"
+    assert HarnessOptions.from_namespace(_ns(rt_target="mock")).keep_audio == "failed"  # the default
+    with pytest.raises(OptionError, match=r"--keep-audio 'all': use one of none, failed, sample"):
+        HarnessOptions.from_namespace(_ns(rt_target="mock", rt_keep_audio="all"))

@@ -93,3 +93,24 @@ def test_bundle_removes_the_runs_exact_secret_values(tmp_path, cli, monkeypatch)
     assert "gateway echoed *** and *** back" in everything
     shown = cli("failures", run.path, "--format", "json").stdout
     assert api_key not in shown and mock_key not in shown
+
+
+def test_bundle_carries_the_recordings_beside_their_traces_and_those_without_one(tmp_path, cli) -> None:
+    run = ramp_run(tmp_path / "recorded")
+    lines = (run.path / "responses.jsonl").read_bytes().splitlines()
+    rows = [orjson.loads(line) for line in lines]
+    bad = [i for i, r in enumerate(rows) if r["outcome"] != "completed" and r.get("trace_file")][:2]
+    beside, alone = rows[bad[0]], rows[bad[1]]
+    (run.path / beside["trace_file"]).write_text(json.dumps({"name": "x", "events": []}))
+    for row, wav in ((beside, beside["trace_file"].replace(".json", ".wav")), (alone, "traces/alone.wav")):
+        row["audio_file"] = wav
+        (run.path / wav).write_bytes(b"RIFF\x00\xff\xfe" + wav.encode())  # binary: copied as it is
+    (run.path / alone["trace_file"]).unlink(missing_ok=True)  # its trace was not kept
+    (run.path / "responses.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    out = tmp_path / "bundle.zip"
+    result = cli("failures", run.path, "--bundle", out)
+    assert "2 recordings" in result.stderr
+    with zipfile.ZipFile(out) as zf:
+        for row in (beside, alone):
+            assert zf.read(row["audio_file"]) == (run.path / row["audio_file"]).read_bytes()
+        assert "Recordings (WAV) included: 2" in zf.read("README.txt").decode()

@@ -61,3 +61,60 @@ def test_default_output_is_report_html_in_the_run_dir(tmp_path, cli) -> None:
     result = cli("html", run.path)
     assert (run.path / "report.html").exists()
     assert f"wrote {run.path / 'report.html'}" in result.stderr
+
+
+def _kept_failure(run: Path, name: str, reason: str, arrivals: list[float], pieces: list[np.ndarray]) -> None:
+    """A kept failure as the session writes it: the WAV beside its trace, the timeline in the trace."""
+    import orjson
+
+    from loadtest.audio.convert import to_wire
+    from loadtest.audio.playback import render
+    from loadtest.records.writer import RunWriter
+
+    played = render([to_wire(p, "pcm16") for p in pieces], arrivals, "pcm16")
+    writer = RunWriter(run)
+    wav = writer.audio(name, played.wav)
+    note = {"t": 0.0, "dir": "note", "type": "audio.playback", "wav": wav, **played.timeline()}
+    writer.trace(name, [note, {"t": 1.0, "dir": "note", "type": "outcome", "outcome": "truncated", "reason": reason}])
+    writer.close()
+    assert orjson.loads((run / "traces" / f"{name}.json").read_bytes())["events"][0]["wav"] == wav
+
+
+def _tone(ms: int) -> np.ndarray:
+    t = np.arange(24 * ms) / 24000
+    return (9000 * np.sin(2 * np.pi * 330 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 2 * t))).astype(np.int16)
+
+
+@pytest.mark.browser
+def test_the_worst_failures_show_their_playback_timeline_and_a_player_in_chromium(cli, tmp_path) -> None:
+    import base64
+    import io
+    import wave
+
+    from tests.browser import rendered_dom
+    from tests.report.synth import ramp_run
+
+    run = ramp_run(tmp_path / "run").path
+    # a stall: 1.0 s played, then the next delta 2.5 s late; a silence: 1.5 s of zeros in the audio
+    _kept_failure(run, "sess_a_resp_stall", "audio_stall", [0.0, 0.1, 3.5, 3.6], [_tone(500)] * 4)
+    silent = [_tone(800), np.zeros(24 * 1500, dtype=np.int16), _tone(800)]
+    _kept_failure(run, "sess_b_resp_silence", "inner_silence", [0.0, 0.05, 0.1], silent)
+    out = tmp_path / "report.html"
+    cli("html", run, "-o", out)
+    text = out.read_text()
+    assert "<script" not in text and text.count("<svg") == 6 + 2  # the run's six plots and one per failure
+    assert text.index("audio_stall") < text.index("inner_silence")  # the longest hole first
+    dom = rendered_dom(out.as_uri())
+    uris = re.findall(r'<audio controls="" preload="none" src="data:audio/wav;base64,([^"]+)"', dom)
+    assert len(uris) == 2, "the players are in the rendered page"
+    with wave.open(io.BytesIO(base64.b64decode(uris[0])), "rb") as w:  # the stall, as heard: 2 s + 2.5 s
+        assert w.getframerate() == 24000 and abs(w.getnframes() / 24000 - 4.5) < 0.01
+    height = 9000
+    screenshot(out.as_uri(), tmp_path / "tall.png", WIDTH, height)
+    png = (image.imread(tmp_path / "tall.png")[:, :, :3] * 255).astype(int)
+    ink = np.flatnonzero((np.abs(png - png[-1, 4]).sum(axis=2) > 30).any(axis=1))
+    section = png[max(0, ink.max() - 1900) : ink.max()]  # the evidence section closes the page
+    assert _count(section, "#ffd2ab", tol=25) > 2000, "the underrun is shaded on the heard audio"
+    assert _count(section, "#dfd1eb", tol=25) > 2000, "the silent stretch is shaded"
+    assert _count(section, plots.P50_COLOUR) > 100  # when the player needed each delta
+    assert _count(section, "#555555", tol=30) > 2000  # the waveform of what was heard

@@ -118,7 +118,10 @@ def test_reports_on_a_real_mock_run(real_run: Path) -> None:
         names = set(zf.namelist())
         traces = {r["trace_file"] for r in bad if r.get("trace_file") and (real_run / r["trace_file"]).exists()}
         assert traces <= names
-        assert "mock-key" not in b"".join(zf.read(name) for name in names).decode()
+        recordings = {r["audio_file"] for r in bad if r.get("audio_file") and (real_run / r["audio_file"]).exists()}
+        assert recordings <= names  # the WAVs beside their traces
+        text = [name for name in names if not name.endswith(".wav")]  # audio has no text to scrub
+        assert "mock-key" not in b"".join(zf.read(name) for name in text).decode()
 
 
 OUTCOMES = ("completed", "failed", "truncated", "throttled", "cancelled")
@@ -227,7 +230,9 @@ def test_html_on_a_real_run_is_self_contained_and_carries_its_numbers(real_run: 
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.I), "the page must load nothing"
     assert not re.search(r"<script|<link|<iframe|@import", text, re.I)
     assert set(re.findall(r"url\((.)", text)) <= {"#"}, "only in-page references (the SVG clip paths)"
-    assert text.count("<svg") == 6
+    kept = [r for r in responses if r["outcome"] != "completed" and r.get("audio_file")]
+    assert text.count("<svg") == 6 + min(len(kept), 4)  # the plots, and the worst kept failures' timelines
+    assert text.count("<audio controls") == min(len(kept), 4)
     assert "rtload report: real" in text
     n = len(responses)
     counts = _outcome_counts(responses)
