@@ -160,8 +160,7 @@ def capacity(
         no_cache,
         response_columns=RESPONSE_COLUMNS,
         session_columns=SESSION_COLUMNS,
-        with_rate_limits=False,
-        compact=True,
+        compact=True,  # rate limits too: the projection to each limit is part of the capacity report
     )
     _emit(build_capacity(data, clauses, slo, buckets=buckets, confidence=level), fmt)
 
