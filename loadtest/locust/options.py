@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from loadtest.locust.shapes import SHAPES, ShapePlan, parse_duration
+from loadtest.protocol.network import NetworkError, NetworkPath, network_path
 from loadtest.protocol.targets import (
     DEFAULT_DEPLOYMENT,
     DEFAULT_KEY_ENV,
@@ -34,6 +35,7 @@ from loadtest.protocol.targets import (
 )
 
 MOCK_API_KEY = "mock-key"
+PROXY_ENV = "RTLOAD_PROXY"  # how `rtload run` passes --proxy to its Locust processes (not on a command line)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -67,6 +69,8 @@ class HarnessOptions:
     mock_profile: str = "healthy"
     mock_set: list[str] = field(default_factory=list)
     health_interval_s: float = 1.0
+    proxy: str = ""  # --proxy (credentials are secrets: run.json keeps host:port only); "" = the environment's
+    ca_bundle: str = ""  # --ca-bundle ("" = SSL_CERT_FILE or the system's CAs)
 
     @property
     def is_mock(self) -> bool:
@@ -112,6 +116,14 @@ class HarnessOptions:
 
         return [redact_override(item) for item in self.mock_set]
 
+    def network(self, environ: dict[str, str] | None = None) -> NetworkPath:
+        """The proxy and trusted CAs of this run's connections (``--target mock``: never a proxy
+        from the environment, which would not reach the embedded mock anyway)."""
+        try:
+            return network_path(self.proxy, self.ca_bundle, environ)
+        except NetworkError as exc:
+            raise OptionError(str(exc)) from None
+
     def build_target(self, base_url: str | None = None, environ: dict[str, str] | None = None) -> Target:
         """The :class:`Target` (with the key read from the environment, never stored elsewhere)."""
         url = base_url or self.target
@@ -131,6 +143,7 @@ class HarnessOptions:
             api_version=self.api_version,
             url_override=override,
             label=self.label or ("mock" if self.is_mock else parts.hostname or self.provider),
+            network=self.network(environ),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -139,6 +152,12 @@ class HarnessOptions:
         out["target"] = self.target if self.is_mock else redact_url(self.target)
         out["mock_set"] = self.redacted_mock_set()
         out["plan"] = self.plan.describe()
+        out.pop("proxy", None)
+        out["ca_bundle"] = self.ca_bundle or None
+        try:
+            out["network"] = self.network().describe()
+        except OptionError:
+            out["network"] = None
         out["api_key_env"] = None if self.is_mock and not self.api_key_env else self.key_env
         return out
 
@@ -241,6 +260,9 @@ class HarnessOptions:
             mock_profile=str(get("rt_mock_profile", "healthy")),
             mock_set=list(mock_set),
             health_interval_s=float(get("rt_health_interval", 1.0)),
+            # the proxy URL may hold credentials: `rtload run` hands it to its children in RTLOAD_PROXY
+            proxy=str(get("rt_proxy", "") or os.environ.get(PROXY_ENV, "")),
+            ca_bundle=str(get("rt_ca_bundle", "")),
         )
 
 
@@ -297,6 +319,8 @@ LOCUST_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--rt-mock-set", "", "mock profile overrides: key=value, several separated by ';'"),
     ("--rt-mock-url", "", "with --rt-target mock: the URL of a mock already running (rtload run starts one)"),
     ("--rt-health-interval", "1", "seconds between harness health samples"),
+    ("--rt-proxy", "", "HTTP CONNECT proxy URL (default: HTTPS_PROXY/HTTP_PROXY minus NO_PROXY; 'none': direct)"),
+    ("--rt-ca-bundle", "", "PEM file of extra CA certificates to trust (default: SSL_CERT_FILE or the system's)"),
 )
 
 

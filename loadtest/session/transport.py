@@ -25,6 +25,14 @@ from collections.abc import Iterable
 from websockets.exceptions import InvalidURI
 
 from loadtest import __version__
+from loadtest.protocol.network import (
+    NetworkPath,
+    Proxy,
+    certificate_problem,
+    connect_refusal,
+    connect_request,
+    parse_connect_response,
+)
 from loadtest.protocol.targets import redact_text
 from loadtest.session.concurrency import gevent_active, new_lock, spawn
 from loadtest.session.lagstats import LagStats
@@ -76,6 +84,10 @@ def shared_ssl_context() -> ssl.SSLContext:
     return _SSL_CONTEXT
 
 
+class _TunnelRefused(ConnectionError):
+    """The proxy did not open the tunnel (the message is the handshake's one-line error)."""
+
+
 class WebSocketTransport:
     """A client WebSocket over a blocking (or gevent-cooperative) socket.
 
@@ -94,11 +106,14 @@ class WebSocketTransport:
         secrets: tuple[str, ...] = (),
         receiver: SharedReceiver | None = None,
         receive_lag: LagStats | None = None,
+        network: NetworkPath | None = None,
     ) -> None:
         self._max = max_message_bytes
         self._deflate = permessage_deflate
         self._ssl = ssl_context
-        self._secrets = secrets
+        self._network = network
+        self._secrets = (*secrets, *network.secrets()) if network is not None else secrets
+        self._host = ""  # the target's host (for a certificate error's line)
         self._receiver = receiver
         self._receive_lag = receive_lag
         self._sock: socket.socket | None = None
@@ -137,10 +152,16 @@ class WebSocketTransport:
             hs.error = f"bad URL: {exc}"
         except TimeoutError:
             hs.error = f"timed out after {timeout:g}s in the {self._stage}"
+        except _TunnelRefused as exc:
+            hs.error = str(exc)
+        except ssl.SSLCertVerificationError as exc:
+            hs.error = certificate_problem(exc, self._host, self._network)
         except ssl.SSLError as exc:
             hs.error = f"TLS error: {exc}"
         except OSError as exc:
             hs.error = f"{type(exc).__name__}: {exc.strerror or exc}"
+            if self._stage.startswith("TCP connect to the proxy"):
+                hs.error = f"{self._stage}: {hs.error}: check --proxy / HTTPS_PROXY"
         except Exception as exc:  # anything else the stack throws at a strange peer
             hs.error = f"{type(exc).__name__}: {exc}"
         hs.ms = (time.perf_counter() - t0) * 1000.0
@@ -156,14 +177,24 @@ class WebSocketTransport:
         uri = wire.uri
         self._wire = wire
         deadline = time.monotonic() + timeout
-        sock = socket.create_connection((uri.host, uri.port), timeout=timeout)
-        self._sock = sock
+        self._host = uri.host
+        network = self._network
+        proxy = network.proxy_for(uri.host, uri.port, uri.secure) if network is not None else None
+        if proxy is not None:
+            self._stage = f"TCP connect to the proxy {proxy.address}"
+            sock = socket.create_connection((proxy.host, proxy.port), timeout=timeout)
+            self._sock = sock
+            self._stage = f"proxy CONNECT through {proxy.address}"
+            self._tunnel(sock, proxy, uri.host, uri.port, deadline)
+        else:
+            sock = socket.create_connection((uri.host, uri.port), timeout=timeout)
+            self._sock = sock
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._tls = uri.secure
         if uri.secure:
             self._stage = "TLS handshake"
-            ctx = self._ssl or shared_ssl_context()
+            ctx = self._ssl or (network.ssl_context() if network is not None else shared_ssl_context())
             sock = ctx.wrap_socket(sock, server_hostname=uri.host)
             self._sock = sock
         self._stage = "HTTP upgrade"
@@ -196,6 +227,31 @@ class WebSocketTransport:
                 pass
         self._cooperative = hasattr(sock, "_sock") and gevent_active()
         hs.ok = True
+
+    def _tunnel(self, sock: socket.socket, proxy: Proxy, host: str, port: int, deadline: float) -> None:
+        """Ask ``proxy`` for a tunnel to ``host:port`` (HTTP CONNECT); raises unless it opened."""
+        sock.sendall(connect_request(host, port, proxy, USER_AGENT))
+        head = b""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            sock.settimeout(remaining)
+            data = sock.recv(4096)
+            if not data:
+                raise _TunnelRefused(f"proxy {proxy.address} closed the connection before answering CONNECT")
+            head += data
+            try:
+                response = parse_connect_response(head)
+            except ValueError as exc:
+                raise _TunnelRefused(f"proxy {proxy.address}: {exc}: check --proxy / HTTPS_PROXY") from None
+            if response is None:
+                continue
+            if response.status // 100 != 2:
+                raise _TunnelRefused(connect_refusal(proxy, host, port, response))
+            if response.rest:  # the target speaks only after the client: nothing may come yet
+                raise _TunnelRefused(f"proxy {proxy.address} sent bytes before the tunnel opened")
+            return
 
     # -- sending -----------------------------------------------------------------------------
     def send(self, message: bytes) -> bool:

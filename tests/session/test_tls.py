@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.session.helpers import FAST_MOCK
-from tests.session.tlsproxy import TLSProxy, self_signed
-from tests.support import run_child
+from tests.support import TLSProxy, run_child, self_signed
 
 ROOT = Path(__file__).resolve().parents[2]
 
