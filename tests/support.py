@@ -172,17 +172,38 @@ class _Listener:
         raise NotImplementedError
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):  # wakes the accept() (a bare close() leaves it listening)
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
 
 
 class TLSProxy(_Listener):
-    """A TLS front for the mock's plain port, as a TLS-terminating gateway would be."""
+    """A TLS front for the mock's plain port, as a TLS-terminating gateway would be.
 
-    def __init__(self, upstream_port: int, cert: Path, key: Path) -> None:
+    With ``hold``, it stops reading what the client sends once the upgrade request has passed,
+    until something connects to :attr:`release_port` (or 30 s went by): a peer that does not keep
+    up, so a client's burst of sends must queue, whatever the machine's speed."""
+
+    def __init__(self, upstream_port: int, cert: Path, key: Path, *, hold: bool = False) -> None:
         self.upstream_port = upstream_port
         self._ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._ctx.load_cert_chain(cert, key)
+        self.released = threading.Event()
+        self.release_port = 0
+        if hold:
+            gate = socket.create_server(("127.0.0.1", 0))
+            self.release_port = gate.getsockname()[1]
+            threading.Thread(target=self._release_on_connect, args=(gate,), daemon=True).start()
+        else:
+            self.released.set()
         super().__init__()
+
+    def _release_on_connect(self, gate: socket.socket) -> None:
+        with gate:
+            gate.settimeout(30)
+            with contextlib.suppress(OSError):
+                gate.accept()[0].close()
+        self.released.set()
 
     def _serve(self, raw: socket.socket) -> None:
         try:
@@ -193,6 +214,18 @@ class TLSProxy(_Listener):
         upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
         upstream.settimeout(None)
         threading.Thread(target=_pipe, args=(upstream, tls), daemon=True).start()
+        if not self.released.is_set():
+            head = b""
+            try:
+                while b"\r\n\r\n" not in head:  # the upgrade request passes; then nothing until released
+                    data = tls.recv(65536)
+                    if not data:
+                        break
+                    head += data
+                    upstream.sendall(data)
+            except OSError:
+                return
+            self.released.wait(30)
         _pipe(tls, upstream)
 
 
