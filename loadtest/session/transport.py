@@ -357,23 +357,19 @@ class WebSocketTransport:
             return False
         return True
 
-    def _write_cooperative(self, chunks: Iterable[bytes]) -> bool:
+    def _write_cooperative(self, chunks: Iterable[bytes], records: bool = False) -> bool:
         """Non-blocking write under gevent (never yields, so it needs no lock); the rest goes to
         the backlog, written by :meth:`_drain`. TLS records are made here, in send order (the
-        TLS object writes to memory: it never waits)."""
+        TLS object writes to memory: it never waits), unless ``records`` says they are already."""
+        sock = self._sock
+        if sock is None:
+            return False
         tls = self._tls
-        if tls is not None:
+        if tls is not None and not records:
             try:
                 chunks = [tls.encrypt(chunk) if chunk else chunk for chunk in chunks]
             except ssl.SSLError:
                 return False
-        return self._send_records(chunks)
-
-    def _send_records(self, chunks: Iterable[bytes]) -> bool:
-        """Write ``chunks`` (socket bytes) without waiting; queue what the socket cannot take."""
-        sock = self._sock
-        if sock is None:
-            return False
         if self._backlog is not None:  # a helper is writing: queue behind it
             self._backlog.extend(chunks)
             return True
@@ -526,7 +522,7 @@ class WebSocketTransport:
             plain, ending = tls.decrypt(data)
             reply = tls.outgoing()
             if reply:  # a TLS message the peer asked for (a key update): behind the queued records
-                self._send_records((reply,))
+                self._write_cooperative((reply,), records=True)
         else:
             with self._tls_lock:
                 plain, ending = tls.decrypt(data)
