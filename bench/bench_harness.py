@@ -31,8 +31,17 @@ repeated at 80% of that figure (``ttfa_at_receive_on_time``).
 The load average before, after each phase and at the end is recorded: the client is pinned to a
 core, but other processes on the machine still share it.
 
+5. **TLS ladder** (``--tls``): the same stream shape against the same Node peer serving ``wss://``
+   (a self-signed certificate made with ``openssl`` at the start; the harness trusts it through
+   ``SSL_CERT_FILE``, Artillery with ``rejectUnauthorized: false``), the harness and Artillery both
+   over TLS, in the same run as the plain ladder: ``tls_sessions_sustained``, ``tls_lag_p99_ms``,
+   ``tls_recv_lag_p99_ms``, ``tls_ttfa_error_p99_ms`` (at 80% of the TLS figure),
+   ``artillery_tls_sessions_sustained``, and ``tls_over_plain`` / ``harness_vs_artillery_tls``.
+   Written to bench/results/harness_tls.json (harness.json keeps the README's plain ladder).
+
 Writes bench/results/harness.json. ``python -m bench harness`` (about 18 minutes) or
-``python -m bench.bench_harness --quick`` (smaller steps, for a smoke check).
+``python -m bench.bench_harness --quick`` (smaller steps, for a smoke check); with ``--tls``,
+bench/results/harness_tls.json.
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ import orjson
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results" / "harness.json"
+RESULTS_TLS = HERE / "results" / "harness_tls.json"
 NODE_DIR = HERE / ".node"
 SERVER_JS = HERE / "harness_server.js"
 CLIENT_CORE = 0
@@ -122,10 +132,13 @@ def ensure_node_packages(timeout: float = 900) -> Path | None:
 class Server:
     """bench/harness_server.js pinned to SERVER_CORE; collects its per-second counter lines."""
 
-    def __init__(self, modules: Path, truth: Path | None = None) -> None:
+    def __init__(self, modules: Path, truth: Path | None = None, tls: tuple[Path, Path] | None = None) -> None:
         env = {**os.environ, "NODE_PATH": str(modules)}
         if truth is not None:
             env["TRUTH"] = str(truth)
+        self.tls = tls
+        if tls is not None:  # wss:// with this certificate and key
+            env["TLS_CERT"], env["TLS_KEY"] = str(tls[0]), str(tls[1])
         self.proc = subprocess.Popen(
             ["node", str(SERVER_JS), "0"],
             stdout=subprocess.PIPE,
@@ -207,6 +220,8 @@ def run_harness(server: Server, steps: list[int], step_s: float, work: Path, run
         "--rt-out", str(work), "--rt-run-id", run_id,
     ]  # fmt: skip
     env = {**os.environ, "RTLOAD_BENCH_KEY": "bench-key", "PYTHONUNBUFFERED": "1"}
+    if server.tls is not None:  # the peer's self-signed certificate is the one CA to trust
+        env["SSL_CERT_FILE"] = str(server.tls[0])
     with open(work / f"{run_id}.log", "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_pin(CLIENT_CORE))
         try:
@@ -309,7 +324,9 @@ def _peer_steps(server: Server, steps: list[int], name: str) -> list[dict[str, A
 
 
 # ---- 3: Artillery ----------------------------------------------------------------------------
-def run_artillery(server: Server, modules: Path, steps: list[int], step_s: float, work: Path) -> list[dict[str, Any]]:
+def run_artillery(
+    server: Server, modules: Path, steps: list[int], step_s: float, work: Path, name: str = "artillery"
+) -> list[dict[str, Any]]:
     audio = json.dumps({"type": "input_audio_buffer.append", "audio": "A" * 6400})
     phases = []
     previous = 0
@@ -319,8 +336,11 @@ def run_artillery(server: Server, modules: Path, steps: list[int], step_s: float
         phases.append({"pause": step_s - ramp})
         previous = users
     loops = int(len(steps) * step_s * 10) + 50
+    config: dict[str, Any] = {"target": server.url, "phases": phases}
+    if server.tls is not None:  # the peer's self-signed certificate
+        config["tls"] = {"rejectUnauthorized": False}
     script = {
-        "config": {"target": server.url, "phases": phases},
+        "config": config,
         "scenarios": [
             {
                 "engine": "ws",
@@ -328,11 +348,11 @@ def run_artillery(server: Server, modules: Path, steps: list[int], step_s: float
             }
         ],
     }
-    path = work / "artillery.json"
+    path = work / f"{name}.json"
     path.write_text(json.dumps(script))
     binary = modules / ".bin" / "artillery"
     env = {**os.environ, "ARTILLERY_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
-    with open(work / "artillery.log", "wb") as log:
+    with open(work / f"{name}.log", "wb") as log:
         proc = subprocess.Popen(
             [str(binary), "run", "--quiet", str(path)],
             stdout=log,
@@ -351,7 +371,7 @@ def run_artillery(server: Server, modules: Path, steps: list[int], step_s: float
                     proc.wait(10)
                 if proc.poll() is None:
                     proc.kill()
-    return _peer_steps(server, steps, "artillery")
+    return _peer_steps(server, steps, name)
 
 
 def best(rows: list[dict[str, Any]]) -> int:
@@ -369,11 +389,13 @@ def highest(rows: list[dict[str, Any]]) -> int:
     return max((row["users"] for row in rows if row["sustained"]), default=0)
 
 
-def ttfa_at(modules: Path, sessions: int, work: Path, name: str) -> dict[str, Any]:
+def ttfa_at(
+    modules: Path, sessions: int, work: Path, name: str, tls: tuple[Path, Path] | None = None
+) -> dict[str, Any]:
     """The harness's time to first audio against the peer's own send times, at ``sessions``."""
     load = max(1, sessions)
     truth = work / f"server_truth_{name}.jsonl"
-    server = Server(modules, truth=truth)
+    server = Server(modules, truth=truth, tls=tls)
     try:
         # long enough for every session's second response (a turn is ~27 s), which is measured
         # at steady load; the first ones arrive during the spawn burst
@@ -397,6 +419,69 @@ def _ratios(result: dict[str, Any]) -> None:
             result[f"harness_vs_{peer}_highest_step"] = round(ours / result[high], 2)
 
 
+def self_signed(work: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1 (one day), made with the openssl command."""
+    cert, key = work / "tls_cert.pem", work / "tls_key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+def tls_ladder(
+    modules: Path,
+    result: dict[str, Any],
+    plan: list[int],
+    art_plan: list[int],
+    step_s: float,
+    work: Path,
+    skip: set[str],
+) -> None:
+    """The TLS ladder (see the module docstring, 5): into ``result`` beside the plain figures."""
+    tls = self_signed(work)
+    if "harness" not in skip:
+        server = Server(modules, tls=tls)
+        try:
+            run_dir = run_harness(server, plan, step_s, work, "tls-harness")
+            time.sleep(1.5)
+            rows = harness_steps(server, run_dir, plan)
+        finally:
+            server.stop()
+        result["tls_harness_steps"] = rows
+        result.setdefault("load_average_after", {})["tls_harness"] = [round(x, 2) for x in os.getloadavg()]
+        result["tls_sessions_sustained"] = best(rows)
+        result["tls_harness_highest_sustained_step"] = highest(rows)
+        sustained = [r for r in rows if r["users"] == result["tls_sessions_sustained"]]
+        result["tls_lag_p99_ms"] = sustained[0]["lag_p99_ms"] if sustained else None
+        result["tls_recv_lag_p99_ms"] = sustained[0].get("recv_lag_p99_ms") if sustained else None
+        accurate = [
+            {**r, "sustained": r["sustained"] and (r.get("recv_lag_p99_ms") or 0.0) < RECV_LAG_P99_MAX_MS} for r in rows
+        ]
+        result["tls_sessions_sustained_receive_on_time"] = best(accurate)
+        plain = result.get("sessions_sustained")
+        if plain:
+            result["tls_over_plain"] = round((result["tls_sessions_sustained"] or 0) / plain, 2)
+    if "artillery" not in skip:
+        server = Server(modules, tls=tls)
+        try:
+            rows = run_artillery(server, modules, art_plan, step_s, work, "artillery-tls")
+        finally:
+            server.stop()
+        result["artillery_tls_steps"] = rows
+        result.setdefault("load_average_after", {})["artillery_tls"] = [round(x, 2) for x in os.getloadavg()]
+        result["artillery_tls_sessions_sustained"] = best(rows)
+        if result["artillery_tls_sessions_sustained"]:
+            ours = result.get("tls_sessions_sustained") or 0
+            result["harness_vs_artillery_tls"] = round(ours / result["artillery_tls_sessions_sustained"], 2)
+    base = result.get("tls_sessions_sustained")
+    if "ttfa" not in skip and base:
+        result["tls_ttfa"] = ttfa_at(modules, int(0.8 * base), work, "tls-ttfa", tls=tls)
+        result["tls_ttfa_error_p99_ms"] = result["tls_ttfa"].get("p99_ms")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench_harness")
     parser.add_argument("--quick", action="store_true", help="small steps, short holds (a smoke check)")
@@ -405,7 +490,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--harness-steps", default="100,100,2600", help="start,step,top sessions")
     parser.add_argument("--naive-steps", default="10,10,150", help="start,step,top sessions")
     parser.add_argument("--artillery-steps", default="100,100,1600", help="start,step,top sessions")
+    parser.add_argument("--tls", action="store_true", help="also the TLS ladder (wss://); writes harness_tls.json")
+    parser.add_argument("--tls-steps", default="", help="start,step,top sessions (default: --harness-steps)")
+    parser.add_argument("--tls-artillery-steps", default="", help="start,step,top (default: --artillery-steps)")
     args = parser.parse_args(argv if argv is not None else [])
+    results = RESULTS_TLS if args.tls else RESULTS
     step_s = 12.0 if args.quick else args.step_s
     skip = set(filter(None, args.skip.split(",")))
 
@@ -416,6 +505,8 @@ def main(argv: list[str] | None = None) -> None:
     harness_plan = steps_of(100, 100, 300) if args.quick else plan(args.harness_steps)
     naive_plan = steps_of(25, 25, 75) if args.quick else plan(args.naive_steps)
     art_plan = steps_of(100, 100, 300) if args.quick else plan(args.artillery_steps)
+    tls_plan = plan(args.tls_steps) if args.tls_steps else harness_plan
+    tls_art_plan = plan(args.tls_artillery_steps) if args.tls_artillery_steps else art_plan
     if os.cpu_count() and os.cpu_count() < 2:
         print("bench harness: needs two cores (client and server pinned apart)", flush=True)
     modules = ensure_node_packages()
@@ -493,8 +584,10 @@ def main(argv: list[str] | None = None) -> None:
             result.setdefault("load_average_after", {})["artillery"] = [round(x, 2) for x in os.getloadavg()]
             result["artillery_sessions_sustained"] = best(rows)
             result["artillery_highest_sustained_step"] = highest(rows)
-        if skip and RESULTS.exists():  # a partial rerun keeps the other phases' figures, marked as such
-            previous = json.loads(RESULTS.read_text())
+        if args.tls:
+            tls_ladder(modules, result, tls_plan, tls_art_plan, step_s, work, skip)
+        if skip and results.exists():  # a partial rerun keeps the other phases' figures, marked as such
+            previous = json.loads(results.read_text())
             kept = [k for k in previous if k not in result and not k.startswith(("ttfa", "carried_over"))]
             for key in kept:
                 result[key] = previous[key]
@@ -512,9 +605,9 @@ def main(argv: list[str] | None = None) -> None:
         _ratios(result)
         result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         result["work_dir"] = str(work)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"bench harness: wrote {RESULTS}", flush=True)
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"bench harness: wrote {results}", flush=True)
     s, b, a = (
         result.get(k) for k in ("sessions_sustained", "baseline_sessions_sustained", "artillery_sessions_sustained")
     )

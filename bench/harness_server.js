@@ -46,10 +46,21 @@ function id(prefix) {
   return `${prefix}_${seq.toString(16).padStart(20, "0")}`;
 }
 
-const wss = new WebSocketServer({ port, host: "127.0.0.1", perMessageDeflate: false, maxPayload: 16 << 20 });
-wss.on("listening", () => {
-  process.stdout.write(`harness_server: listening on ws://127.0.0.1:${wss.address().port}\n`);
-});
+// TLS_CERT and TLS_KEY (PEM files): serve wss:// (the same peer over TLS, for the TLS ladder)
+let wss;
+if (process.env.TLS_CERT && process.env.TLS_KEY) {
+  const https = require("https");
+  const server = https.createServer({ cert: fs.readFileSync(process.env.TLS_CERT), key: fs.readFileSync(process.env.TLS_KEY) });
+  wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: 16 << 20 });
+  server.listen(port, "127.0.0.1", () => {
+    process.stdout.write(`harness_server: listening on wss://127.0.0.1:${server.address().port}\n`);
+  });
+} else {
+  wss = new WebSocketServer({ port, host: "127.0.0.1", perMessageDeflate: false, maxPayload: 16 << 20 });
+  wss.on("listening", () => {
+    process.stdout.write(`harness_server: listening on ws://127.0.0.1:${wss.address().port}\n`);
+  });
+}
 
 wss.on("connection", (ws) => {
   stats.conns += 1;

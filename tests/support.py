@@ -7,15 +7,26 @@
   return the JSON object on its last stdout line.
 - :func:`timed_wait`, :func:`peak_hz`, :func:`connect`: a timed ``concurrency.wait``, the peak
   frequency of a signal, and a WebSocket to the mock in either dialect.
+- TLS and enterprise networks on loopback: :func:`self_signed` (a certificate for 127.0.0.1) and
+  :func:`private_ca` (a CA of its own and a server certificate it issued), both made with the
+  ``openssl`` command at test time; :class:`TLSProxy`, a TLS front for the mock (as a
+  TLS-terminating gateway would be); :class:`ConnectProxy`, an HTTP CONNECT proxy (optionally
+  asking for credentials) that records what it was asked.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +95,196 @@ def connect(base: str, dialect: str, key: str = KEY) -> Any:
     if dialect == "ga":
         return Client(openai_url(base), {"Authorization": f"Bearer {key}"})
     return Client(azure_preview_url(base), {"api-key": key})
+
+
+# -- TLS and proxies on loopback ----------------------------------------------------------------
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+_EC = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """(cert, key) for 127.0.0.1, valid one day."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    _openssl("req", "-x509", *_EC, "-keyout", str(key), "-out", str(cert), "-days", "1",
+             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1")  # fmt: skip
+    return cert, key
+
+
+@dataclass(frozen=True)
+class PrivateCA:
+    ca: Path  # the CA's certificate (what --ca-bundle is given)
+    cert: Path  # the server's certificate, issued by the CA for 127.0.0.1 and localhost
+    key: Path
+
+
+def private_ca(directory: Path) -> PrivateCA:
+    """A CA of its own and a server certificate it issued (as a company's TLS inspection would use)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / "ca.pem", directory / "ca.key"
+    cert, key, csr, ext = (directory / n for n in ("server.pem", "server.key", "server.csr", "server.ext"))
+    _openssl("req", "-x509", *_EC, "-keyout", str(ca_key), "-out", str(ca), "-days", "1",
+             "-subj", "/CN=rtload test private CA", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
+    _openssl("req", *_EC, "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
+    ext.write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+        "keyUsage=critical,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
+    )
+    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+             "-out", str(cert), "-days", "1", "-extfile", str(ext))  # fmt: skip
+    return PrivateCA(ca, cert, key)
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    for s in (src, dst):
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+
+
+class _Listener:
+    """A thread accepting connections on 127.0.0.1 (port 0), one thread per connection."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                raw, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # wakes the accept() (a bare close() leaves it listening)
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+
+
+class TLSProxy(_Listener):
+    """A TLS front for the mock's plain port, as a TLS-terminating gateway would be.
+
+    With ``hold``, it stops reading what the client sends once the upgrade request has passed,
+    until something connects to :attr:`release_port` (or 30 s went by): a peer that does not keep
+    up, so a client's burst of sends must queue, whatever the machine's speed."""
+
+    def __init__(self, upstream_port: int, cert: Path, key: Path, *, hold: bool = False) -> None:
+        self.upstream_port = upstream_port
+        self._ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._ctx.load_cert_chain(cert, key)
+        self.released = threading.Event()
+        self.release_port = 0
+        if hold:
+            gate = socket.create_server(("127.0.0.1", 0))
+            self.release_port = gate.getsockname()[1]
+            threading.Thread(target=self._release_on_connect, args=(gate,), daemon=True).start()
+        else:
+            self.released.set()
+        super().__init__()
+
+    def _release_on_connect(self, gate: socket.socket) -> None:
+        with gate:
+            gate.settimeout(30)
+            with contextlib.suppress(OSError):
+                gate.accept()[0].close()
+        self.released.set()
+
+    def _serve(self, raw: socket.socket) -> None:
+        try:
+            tls = self._ctx.wrap_socket(raw, server_side=True)
+        except (OSError, ssl.SSLError):
+            raw.close()
+            return
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+        upstream.settimeout(None)
+        threading.Thread(target=_pipe, args=(upstream, tls), daemon=True).start()
+        if not self.released.is_set():
+            head = b""
+            try:
+                while b"\r\n\r\n" not in head:  # the upgrade request passes; then nothing until released
+                    data = tls.recv(65536)
+                    if not data:
+                        break
+                    head += data
+                    upstream.sendall(data)
+            except OSError:
+                return
+            self.released.wait(30)
+        _pipe(tls, upstream)
+
+
+class ConnectProxy(_Listener):
+    """An HTTP CONNECT proxy on loopback: tunnels to 127.0.0.1 ports only; with ``credentials``
+    it answers 407 unless ``Proxy-Authorization: Basic`` carries them. ``requests`` keeps each
+    request's head (as text), ``tunnels`` the ``host:port`` of each tunnel opened."""
+
+    def __init__(self, credentials: tuple[str, str] | None = None) -> None:
+        self.credentials = credentials
+        self.requests: list[str] = []
+        self.tunnels: list[str] = []
+        super().__init__()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self, raw: socket.socket) -> None:
+        head = b""
+        raw.settimeout(10)
+        try:
+            while b"\r\n\r\n" not in head:
+                data = raw.recv(4096)
+                if not data:
+                    raise OSError("closed before the request ended")
+                head += data
+        except OSError:
+            raw.close()
+            return
+        text = head.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+        self.requests.append(text)
+        lines = text.split("\r\n")
+        method, authority, _version = lines[0].split(" ", 2)
+        fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        host, _, port = authority.rpartition(":")
+        if method != "CONNECT" or host.strip("[]") != "127.0.0.1":
+            self._answer(raw, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            return
+        if self.credentials is not None:
+            want = "Basic " + base64.b64encode(":".join(self.credentials).encode()).decode()
+            if fields.get("proxy-authorization") != want:
+                self._answer(raw, b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                             b"Proxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\n\r\n")  # fmt: skip
+                return
+        try:
+            upstream = socket.create_connection(("127.0.0.1", int(port)), timeout=5)
+        except OSError:
+            self._answer(raw, b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            return
+        self.tunnels.append(authority)
+        raw.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        raw.settimeout(None)
+        upstream.settimeout(None)
+        threading.Thread(target=_pipe, args=(upstream, raw), daemon=True).start()
+        _pipe(raw, upstream)
+
+    @staticmethod
+    def _answer(raw: socket.socket, response: bytes) -> None:
+        with contextlib.suppress(OSError):
+            raw.sendall(response)
+        raw.close()

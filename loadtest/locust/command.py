@@ -85,6 +85,14 @@ def register(app: typer.Typer) -> None:
         progress_every: float = typer.Option(5.0, help="Seconds between progress lines (0 = none)."),
         summary: bool = typer.Option(True, help="Print the summary at the end."),
         html: bool = typer.Option(True, help="Also write Locust's HTML and CSV reports into the run directory."),
+        proxy: str = typer.Option(
+            "",
+            help="HTTP proxy for the connections (CONNECT), e.g. http://user:password@proxy:3128 (default: "
+            "HTTPS_PROXY / HTTP_PROXY, minus the hosts in NO_PROXY; 'none' = direct). Its credentials are redacted.",
+        ),
+        ca_bundle: str = typer.Option(
+            "", help="PEM file of CA certificates to trust besides the system's (default: SSL_CERT_FILE if set)."
+        ),
         allow_worker_loss: bool = typer.Option(
             False, help="Exit 0 even when a worker was lost mid-run (run.json and the summary still say so)."
         ),

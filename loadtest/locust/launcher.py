@@ -32,7 +32,7 @@ from typing import Any
 from loadtest.locust import lifeline
 from loadtest.locust.failon import Threshold, check, parse_fail_on
 from loadtest.locust.harness_paths import LOCUSTFILE, new_run_id
-from loadtest.locust.options import HarnessOptions, OptionError
+from loadtest.locust.options import PROXY_ENV, HarnessOptions, OptionError
 from loadtest.locust.progress import RunTail, outcome_table
 from loadtest.records.schema import RESPONSES_FILE
 from loadtest.records.worker_loss import WORKERS_LOST
@@ -88,6 +88,8 @@ class RunRequest:
     summary: bool = True
     html: bool = True
     allow_worker_loss: bool = False
+    proxy: str = ""  # a secret when it holds credentials: passed to the children in RTLOAD_PROXY, never argv
+    ca_bundle: str = ""
 
     def rt_args(self) -> list[str]:
         """The ``--rt-*`` Locust options for this request."""
@@ -122,6 +124,7 @@ class RunRequest:
             "--rt-mock-set": ";".join(self.mock_set),
             "--rt-session-file": self.session_file,
             "--rt-no-check": "1" if self.no_check else "",
+            "--rt-ca-bundle": self.ca_bundle,
         }
         args: list[str] = []
         for flag, value in pairs.items():
@@ -136,7 +139,13 @@ class RunRequest:
         for flag, value in zip(args[::2], args[1::2], strict=True):
             ns[flag[2:].replace("-", "_")] = value
         ns.update(num_users=self.users, spawn_rate=self.spawn_rate, run_time=self.duration or None)
+        ns["rt_proxy"] = self.proxy
         return SimpleNamespace(**ns)
+
+
+def _proxy_env(request: RunRequest) -> dict[str, str]:
+    """--proxy for the Locust processes: in their environment, not on a command line others can list."""
+    return {PROXY_ENV: request.proxy} if request.proxy else {}
 
 
 def _die(message: str, code: int = 2) -> int:
@@ -263,7 +272,7 @@ def _run_processes(request: RunRequest, options: HarnessOptions, run_id: str, ru
             common += ["-t", request.duration]
         if request.html:
             common += ["--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html")]
-        env = lifeline.child_env({**os.environ, "PYTHONUNBUFFERED": "1"})  # the children end with this process
+        env = lifeline.child_env({**os.environ, "PYTHONUNBUFFERED": "1", **_proxy_env(request)})  # end with us
         master_log = open(run_dir / "locust.log", "wb")  # noqa: SIM115 - closed in finally
         logs.append(master_log)
         n_local = request.workers
@@ -393,7 +402,7 @@ def _run_worker(request: RunRequest) -> int:
     port = request.master_port or 5557
     cmd = _locust("--worker", "--master-host", request.master_host, "--master-port", str(port))
     print(f"rtload run: worker of {request.master_host}:{port}", flush=True)
-    proc = subprocess.Popen(cmd, env=lifeline.child_env())
+    proc = subprocess.Popen(cmd, env=lifeline.child_env({**os.environ, **_proxy_env(request)}))
     try:
         with sigterm_as_interrupt():
             return proc.wait()

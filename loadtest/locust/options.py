@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from loadtest.locust.shapes import SHAPES, ShapePlan, parse_duration
+from loadtest.protocol.network import NetworkError, NetworkPath, network_path
 from loadtest.protocol.targets import (
     DEFAULT_DEPLOYMENT,
     DEFAULT_KEY_ENV,
@@ -37,6 +38,7 @@ from loadtest.protocol.targets import (
 from loadtest.session.evidence import KEEP_MODES
 
 MOCK_API_KEY = "mock-key"
+PROXY_ENV = "RTLOAD_PROXY"  # how `rtload run` passes --proxy to its Locust processes (not on a command line)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -75,6 +77,8 @@ class HarnessOptions:
     session_file: str = ""  # the user's session object (JSON) for session.update
     no_check: bool = False  # skip preflight's static checks of the session file
     given: dict[str, str] = field(default_factory=dict)  # session-shaping options the user set (vs the file)
+    proxy: str = ""  # --proxy (credentials are secrets: run.json keeps host:port only); "" = the environment's
+    ca_bundle: str = ""  # --ca-bundle ("" = SSL_CERT_FILE or the system's CAs)
 
     @property
     def is_mock(self) -> bool:
@@ -120,6 +124,14 @@ class HarnessOptions:
 
         return [redact_override(item) for item in self.mock_set]
 
+    def network(self, environ: dict[str, str] | None = None) -> NetworkPath:
+        """The proxy and trusted CAs of this run's connections (``--target mock``: never a proxy
+        from the environment, which would not reach the embedded mock anyway)."""
+        try:
+            return network_path(self.proxy, self.ca_bundle, environ)
+        except NetworkError as exc:
+            raise OptionError(str(exc)) from None
+
     def build_target(self, base_url: str | None = None, environ: dict[str, str] | None = None) -> Target:
         """The :class:`Target` (with the key read from the environment, never stored elsewhere)."""
         url = base_url or self.target
@@ -140,6 +152,7 @@ class HarnessOptions:
             query=dict(self.query),
             url_override=override,
             label=self.label or ("mock" if self.is_mock else parts.hostname or self.provider),
+            network=self.network(environ),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -149,6 +162,12 @@ class HarnessOptions:
         out["mock_set"] = self.redacted_mock_set()
         out["plan"] = self.plan.describe()
         out["query"] = {k: REDACTED if k.lower() in SECRET_QUERY_KEYS else v for k, v in self.query.items()}
+        out.pop("proxy", None)
+        out["ca_bundle"] = self.ca_bundle or None
+        try:
+            out["network"] = self.network().describe()
+        except OptionError:
+            out["network"] = None
         out["api_key_env"] = None if self.is_mock and not self.api_key_env else self.key_env
         return out
 
@@ -285,6 +304,9 @@ class HarnessOptions:
                 for name, value in (("modalities", modalities), ("audio_format", audio_format))
                 if get(f"rt_{name}") is not None
             },
+            # the proxy URL may hold credentials: `rtload run` hands it to its children in RTLOAD_PROXY
+            proxy=str(get("rt_proxy", "") or os.environ.get(PROXY_ENV, "")),
+            ca_bundle=str(get("rt_ca_bundle", "")),
         )
 
 
@@ -345,6 +367,8 @@ LOCUST_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--rt-health-interval", "1", "seconds between harness health samples"),
     ("--rt-session-file", "", "the session object (JSON) your agent sends in session.update"),
     ("--rt-no-check", "", "1: skip preflight's static checks of the session file"),
+    ("--rt-proxy", "", "HTTP CONNECT proxy URL (default: HTTPS_PROXY/HTTP_PROXY minus NO_PROXY; 'none': direct)"),
+    ("--rt-ca-bundle", "", "PEM file of extra CA certificates to trust (default: SSL_CERT_FILE or the system's)"),
 )
 
 

@@ -44,6 +44,14 @@ def preflight(
     timeout: float = typer.Option(20.0, help="Seconds the live smoke session may take."),
     strict: bool = typer.Option(False, help="Warnings fail too."),
     output_format: str = typer.Option("table", "--format", help="table | json"),
+    proxy: str = typer.Option(
+        "",
+        help="HTTP proxy (CONNECT), e.g. http://user:password@proxy:3128 (default: HTTPS_PROXY / HTTP_PROXY, "
+        "minus NO_PROXY; 'none' = direct). Its credentials are redacted.",
+    ),
+    ca_bundle: str = typer.Option(
+        "", help="PEM file of CA certificates to trust besides the system's (default: SSL_CERT_FILE if set)."
+    ),
 ) -> None:
     """Catch configuration and migration mistakes before a load test."""
     from loadtest.preflight import render
@@ -66,6 +74,14 @@ def preflight(
         if not sep or not name.strip():
             raise typer.BadParameter(f"{item!r}: write it as 'Name: value'", param_hint="--header")
         headers[name.strip()] = value.strip()
+
+    from loadtest.protocol.network import NetworkError, network_path
+
+    try:
+        network = network_path(proxy, ca_bundle)
+    except NetworkError as exc:
+        typer.echo(f"rtload preflight: {exc}", err=True)
+        raise typer.Exit(2) from None
 
     mock = None
     api_key: str | None = None
@@ -96,6 +112,7 @@ def preflight(
             session_file=str(session_file) if session_file else None,
             client_source=[str(p) for p in client_source],
             api_key_literal=api_key,
+            network=network,
         )
         findings = run_static(cfg)
         timeline_text: list[str] = []
@@ -116,7 +133,7 @@ def preflight(
         else:
             text = render.table(findings, timeline_text, verdict)
         # whatever a finding quotes (a URL, a header, a server's message), no secret is printed
-        typer.echo(redact_text(text, secrets_of(target, headers, (cfg.api_key,))))
+        typer.echo(redact_text(text, [*secrets_of(target, headers, (cfg.api_key,)), *network.secrets()]))
         sys.stdout.flush()
         raise typer.Exit(1 if bad else 0)
     finally:

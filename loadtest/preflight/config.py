@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 from loadtest.protocol.dialects import DialectName
+from loadtest.protocol.network import NetworkPath
 from loadtest.protocol.targets import (
     AZURE_HOST_SUFFIXES,
     DEFAULT_DEPLOYMENT,
@@ -53,6 +54,7 @@ class PreflightConfig:
     session_file: str | None = None  # the client's session.update (JSON)
     client_source: list[str] = field(default_factory=list)  # files/dirs of the client's code
     api_key_literal: str | None = field(default=None, repr=False)  # only for the embedded mock
+    network: NetworkPath | None = field(default=None, repr=False)  # --proxy / --ca-bundle and the environment's
 
     # --- derived ------------------------------------------------------------------------
     @property
@@ -198,4 +200,5 @@ class PreflightConfig:
             extra_headers=headers,
             url_override=override,
             label="preflight",
+            network=self.network,
         )

@@ -24,9 +24,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from loadtest.protocol.dialects import DialectName
+
+if TYPE_CHECKING:
+    from loadtest.protocol.network import NetworkPath
 
 DEFAULT_AZURE_PREVIEW_API_VERSION = "2025-04-01-preview"
 OPENAI_BASE = "wss://api.openai.com"
@@ -105,6 +109,7 @@ class Target:
     extra_headers: dict[str, str] = field(default_factory=dict, repr=False)
     url_override: str | None = None  # a full URL used as it is
     label: str = ""
+    network: NetworkPath | None = field(default=None, repr=False)  # proxy and trusted CAs (None: direct, system CAs)
 
     def __post_init__(self) -> None:
         if self.provider == "voicelive":  # Voice Live speaks one dialect: the preview names plus its own

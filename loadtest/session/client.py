@@ -97,7 +97,8 @@ class RealtimeSession:
             run_id=run_id,
             worker_id=worker_id,
             user_id=user_id,
-            secrets=tuple(secrets_of(target.url_override or target.base_url, target.extra_headers, (target.api_key,))),
+            secrets=tuple(secrets_of(target.url_override or target.base_url, target.extra_headers, (target.api_key,)))
+            + tuple(target.network.secrets() if target.network is not None else ()),
         )
         self._current_index = 0
         self.sessions_opened = 0
@@ -222,6 +223,7 @@ class RealtimeSession:
             max_message_bytes=cfg.max_message_bytes,
             permessage_deflate=cfg.permessage_deflate,
             secrets=self.rows.secrets,
+            network=self.target.network,
         )
         try:
             token = self._token()

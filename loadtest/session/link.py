@@ -12,8 +12,8 @@ core would not know which carries its events.
 A transport may be read by the process's shared receiver (:mod:`loadtest.session.reactor`)
 instead of by a loop of its own: it then offers itself as a :class:`ReadSource` (a file
 descriptor that becomes readable and one non-blocking read), and the receiver is handed to it
-as a :class:`SharedReceiver`. Neither module imports the other; TLS through the shared receiver
-is a :class:`ReadSource` whose read also drains what the TLS object holds.
+as a :class:`SharedReceiver`. Neither module imports the other; a TLS connection is a
+:class:`ReadSource` like any other (its read decrypts all that the bytes read complete).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""One receive loop per process: a single greenlet reads every plain connection that is ready.
+"""One receive loop per process: a single greenlet reads every connection that is ready.
 
 With a receiver greenlet blocked on each socket, every incoming message costs an event-loop
 wake-up, two greenlet switches and gevent's socket wrapper; at hundreds of sessions that
 machinery, not the audio, is what the process spends its time on. The :class:`Reactor` keeps
-the process's plain (``ws://``) connections in one ``epoll`` set; its greenlet waits for that
+the process's connections (``ws://``, and ``wss://``, whose TLS is a layer over the same plain
+socket) in one ``epoll`` set; its greenlet waits for that
 set to become readable (one gevent watcher), then reads, parses and delivers the messages of
 every ready connection in turn, at most ``BATCH`` connections before it yields again. Between
 connections it sends whatever audio has fallen due on the shared audio clock
@@ -25,9 +26,9 @@ module imports the other.
 
 Each connection's receiver greenlet still exists, parked in :meth:`Reactor.serve` until its
 connection ends, so a session owns and kills its receiver exactly as before. Arrival times are
-unchanged (the kernel's SO_TIMESTAMP where available). Used only under gevent on Linux for
-sockets without TLS (a TLS object may hold decrypted bytes its socket no longer shows);
-``RTLOAD_SHARED_RECEIVER=0`` turns it off (for A/B comparisons; read when the process's
+unchanged (the kernel's SO_TIMESTAMP where available). Used only under gevent on Linux; a TLS
+connection's read decrypts everything it completes, so no plaintext waits where epoll cannot see
+it; ``RTLOAD_SHARED_RECEIVER=0`` turns it off (for A/B comparisons; read when the process's
 runtime is made).
 """
 

@@ -1,11 +1,13 @@
 """One WebSocket connection over a socket: the I/O shell around :class:`~loadtest.session.wire.ClientWire`.
 
-The socket is a plain one (gevent-patched under Locust), or TLS for ``wss://``. The wire layer
-does the protocol; this module reads and writes its bytes. No event loop and no extra thread:
-the caller's greenlet/thread does the handshake and sends; the connection is read either by its
-own loop (:meth:`WebSocketTransport.receive_loop` in one receiver greenlet/thread) or, when a
-:class:`~loadtest.session.link.SharedReceiver` was given and can read it (gevent, plain socket),
-by that receiver, to which the transport offers itself as a
+The socket is a plain one (gevent-patched under Locust) for ``ws://`` and ``wss://`` alike: for
+``wss://`` the TLS layer (:class:`~loadtest.session.tls.TLSLayer`, an ``SSLObject`` over memory)
+sits between the socket and the wire, so TLS connections are read, stamped and written exactly as
+plain ones. The wire layer does the protocol; this module reads and writes its bytes. No event
+loop and no extra thread: the caller's greenlet/thread does the handshake and sends; the
+connection is read either by its own loop (:meth:`WebSocketTransport.receive_loop` in one
+receiver greenlet/thread) or, when a :class:`~loadtest.session.link.SharedReceiver` was given and
+can read it (gevent), by that receiver, to which the transport offers itself as a
 :class:`~loadtest.session.link.ReadSource`. Sends are serialised by a lock so a pong written by
 the receiver never interleaves with an append written by the sender. Nothing here raises for
 network or protocol trouble: the handshake returns a :class:`~loadtest.session.link.Handshake`
@@ -25,6 +27,14 @@ from collections.abc import Iterable
 from websockets.exceptions import InvalidURI
 
 from loadtest import __version__
+from loadtest.protocol.network import (
+    NetworkPath,
+    Proxy,
+    certificate_problem,
+    connect_refusal,
+    connect_request,
+    parse_connect_response,
+)
 from loadtest.protocol.targets import redact_text
 from loadtest.session.concurrency import gevent_active, new_lock, spawn
 from loadtest.session.lagstats import LagStats
@@ -36,6 +46,7 @@ from loadtest.session.link import (
     OnMessage,
     SharedReceiver,
 )
+from loadtest.session.tls import EOF, TLSLayer
 from loadtest.session.wire import HEADERS_OF_NOTE, ClientWire, text_frame
 
 __all__ = [
@@ -76,13 +87,18 @@ def shared_ssl_context() -> ssl.SSLContext:
     return _SSL_CONTEXT
 
 
+class _TunnelRefused(ConnectionError):
+    """The proxy did not open the tunnel (the message is the handshake's one-line error)."""
+
+
 class WebSocketTransport:
     """A client WebSocket over a blocking (or gevent-cooperative) socket.
 
-    ``receiver``: the process's shared receiver, used for plain sockets under gevent.
+    ``receiver``: the process's shared receiver, used under gevent (``ws://`` and ``wss://``).
     ``receive_lag``: where the age of each read's newest bytes goes (ms, from the kernel's
-    arrival stamps; plain sockets only): a receiver that falls behind reads deltas late and
-    together, and their timings with them.
+    arrival stamps): a receiver that falls behind reads deltas late and together, and their
+    timings with them. ``bytes_sent``/``bytes_received`` count the socket's bytes (TLS records
+    for ``wss://``).
     """
 
     def __init__(
@@ -94,11 +110,14 @@ class WebSocketTransport:
         secrets: tuple[str, ...] = (),
         receiver: SharedReceiver | None = None,
         receive_lag: LagStats | None = None,
+        network: NetworkPath | None = None,
     ) -> None:
         self._max = max_message_bytes
         self._deflate = permessage_deflate
         self._ssl = ssl_context
-        self._secrets = secrets
+        self._network = network
+        self._secrets = (*secrets, *network.secrets()) if network is not None else secrets
+        self._host = ""  # the target's host (for a certificate error's line)
         self._receiver = receiver
         self._receive_lag = receive_lag
         self._sock: socket.socket | None = None
@@ -107,8 +126,9 @@ class WebSocketTransport:
         self._pending: list[bytes] = []  # messages that arrived with the 101
         self._backlog: list[bytes] | None = None  # bytes a cooperative send could not write yet (helper writing)
         self._cooperative = False  # gevent socket: non-blocking writes, backlog helper
-        self._tls = False  # wss:// (set by connect)
-        self._kernel_stamps = False  # receive times come from SO_TIMESTAMP (plain sockets on Linux)
+        self._tls: TLSLayer | None = None  # wss:// (set by connect)
+        self._tls_lock = new_lock()  # threads: one TLS object, read by the receiver, written by senders
+        self._kernel_stamps = False  # receive times come from SO_TIMESTAMP (Linux)
         self._stage = "TCP connect"  # where a handshake timeout happened
         self.awaiting_output = False  # a response waits for its first output: read before the others
         self.bytes_sent = 0
@@ -137,10 +157,16 @@ class WebSocketTransport:
             hs.error = f"bad URL: {exc}"
         except TimeoutError:
             hs.error = f"timed out after {timeout:g}s in the {self._stage}"
+        except _TunnelRefused as exc:
+            hs.error = str(exc)
+        except ssl.SSLCertVerificationError as exc:
+            hs.error = certificate_problem(exc, self._host, self._network)
         except ssl.SSLError as exc:
             hs.error = f"TLS error: {exc}"
         except OSError as exc:
             hs.error = f"{type(exc).__name__}: {exc.strerror or exc}"
+            if self._stage.startswith("TCP connect to the proxy"):
+                hs.error = f"{self._stage}: {hs.error}: check --proxy / HTTPS_PROXY"
         except Exception as exc:  # anything else the stack throws at a strange peer
             hs.error = f"{type(exc).__name__}: {exc}"
         hs.ms = (time.perf_counter() - t0) * 1000.0
@@ -157,16 +183,25 @@ class WebSocketTransport:
         uri = wire.uri
         self._wire = wire
         deadline = time.monotonic() + timeout
-        sock = socket.create_connection((uri.host, uri.port), timeout=timeout)
-        self._sock = sock
+        self._host = uri.host
+        network = self._network
+        proxy = network.proxy_for(uri.host, uri.port, uri.secure) if network is not None else None
+        if proxy is not None:
+            self._stage = f"TCP connect to the proxy {proxy.address}"
+            sock = socket.create_connection((proxy.host, proxy.port), timeout=timeout)
+            self._sock = sock
+            self._stage = f"proxy CONNECT through {proxy.address}"
+            self._tunnel(sock, proxy, uri.host, uri.port, deadline)
+        else:
+            sock = socket.create_connection((uri.host, uri.port), timeout=timeout)
+            self._sock = sock
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._tls = uri.secure
         if uri.secure:
             self._stage = "TLS handshake"
-            ctx = self._ssl or shared_ssl_context()
-            sock = ctx.wrap_socket(sock, server_hostname=uri.host)
-            self._sock = sock
+            ctx = self._ssl or (network.ssl_context() if network is not None else shared_ssl_context())
+            self._tls = TLSLayer(ctx, uri.host)
+            self._tls_handshake(sock, deadline)
         self._stage = "HTTP upgrade"
         wire.start_handshake([("User-Agent", USER_AGENT), *headers])
         self._write_blocking(wire.data_to_send())
@@ -177,7 +212,9 @@ class WebSocketTransport:
             sock.settimeout(remaining)
             data = sock.recv(RECV_BYTES)
             self.bytes_received += len(data)
-            messages = wire.receive(data, time.time())
+            messages = []
+            for chunk in self._upgrade_plaintext(data):
+                messages += wire.receive(chunk, time.time())
             if wire.response is None and wire.connection_failed:
                 raise ConnectionError(wire.connection_failed)
         self._pending = messages
@@ -189,7 +226,7 @@ class WebSocketTransport:
             hs.error = error
             return
         sock.settimeout(None)
-        if _SO_TIMESTAMP is not None and not uri.secure:
+        if _SO_TIMESTAMP is not None:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
                 self._kernel_stamps = True
@@ -197,6 +234,68 @@ class WebSocketTransport:
                 pass
         self._cooperative = hasattr(sock, "_sock") and gevent_active()
         hs.ok = True
+
+    def _tls_handshake(self, sock: socket.socket, deadline: float) -> None:
+        """The TLS handshake over the plain socket (blocking this caller until done or ``deadline``)."""
+        tls = self._tls
+        assert tls is not None
+        done = tls.handshake()
+        while True:
+            out = tls.outgoing()
+            if out:
+                sock.sendall(out)
+                self.bytes_sent += len(out)
+            if done:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            sock.settimeout(remaining)
+            data = sock.recv(RECV_BYTES)
+            if not data:
+                raise ConnectionError("the server closed the connection during the TLS handshake")
+            self.bytes_received += len(data)
+            done = tls.handshake(data)
+
+    def _upgrade_plaintext(self, data: bytes) -> list[bytes]:
+        """What the wire is fed for ``data`` read while upgrading: the bytes, or their plaintext
+        (and ``b""`` when the TLS stream ended there)."""
+        tls = self._tls
+        if tls is None:
+            return [data]
+        plain, ending = tls.decrypt(data)
+        out = tls.outgoing()
+        if out and self._sock is not None:
+            self._sock.sendall(out)
+            self.bytes_sent += len(out)
+        if ending is not None and ending != EOF:
+            raise ConnectionError(ending)
+        return ([plain] if plain else []) + ([b""] if ending is not None else [])
+
+    def _tunnel(self, sock: socket.socket, proxy: Proxy, host: str, port: int, deadline: float) -> None:
+        """Ask ``proxy`` for a tunnel to ``host:port`` (HTTP CONNECT); raises unless it opened."""
+        sock.sendall(connect_request(host, port, proxy, USER_AGENT))
+        head = b""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            sock.settimeout(remaining)
+            data = sock.recv(4096)
+            if not data:
+                raise _TunnelRefused(f"proxy {proxy.address} closed the connection before answering CONNECT")
+            head += data
+            try:
+                response = parse_connect_response(head)
+            except ValueError as exc:
+                raise _TunnelRefused(f"proxy {proxy.address}: {exc}: check --proxy / HTTPS_PROXY") from None
+            if response is None:
+                continue
+            if response.status // 100 != 2:
+                raise _TunnelRefused(connect_refusal(proxy, host, port, response))
+            if response.rest:  # the target speaks only after the client: nothing may come yet
+                raise _TunnelRefused(f"proxy {proxy.address} sent bytes before the tunnel opened")
+            return
 
     # -- sending -----------------------------------------------------------------------------
     def send(self, message: bytes) -> bool:
@@ -243,30 +342,38 @@ class WebSocketTransport:
         sock = self._sock
         if sock is None:
             return False
+        tls = self._tls
         try:
             for chunk in chunks:
                 if chunk:
+                    if tls is not None:  # (the caller holds self._lock: records go out in the order made)
+                        with self._tls_lock:
+                            chunk = tls.encrypt(chunk)
                     sock.sendall(chunk)
                     self.bytes_sent += len(chunk)
                 else:  # SEND_EOF
                     with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_WR)
-        except OSError:
+        except (OSError, ssl.SSLError):
             return False
         return True
 
-    def _write_cooperative(self, chunks: Iterable[bytes]) -> bool:
+    def _write_cooperative(self, chunks: Iterable[bytes], records: bool = False) -> bool:
         """Non-blocking write under gevent (never yields, so it needs no lock); the rest goes to
-        the backlog, written by :meth:`_drain`."""
+        the backlog, written by :meth:`_drain`. TLS records are made here, in send order (the
+        TLS object writes to memory: it never waits), unless ``records`` says they are already."""
         sock = self._sock
         if sock is None:
             return False
+        tls = self._tls
+        if tls is not None and not records:
+            try:
+                chunks = [tls.encrypt(chunk) if chunk else chunk for chunk in chunks]
+            except ssl.SSLError:
+                return False
         if self._backlog is not None:  # a helper is writing: queue behind it
             self._backlog.extend(chunks)
             return True
-        # gevent's SSL send() would wait: write to TLS directly (a plain socket is not asked for
-        # _sslobj: its wrapper's __getattr__ would raise and catch an AttributeError per frame)
-        sslobj = sock._sslobj if self._tls else None
         raw = sock._sock
         chunks = list(chunks) if not isinstance(chunks, (list, tuple)) else chunks
         for i, chunk in enumerate(chunks):
@@ -274,8 +381,8 @@ class WebSocketTransport:
                 self._backlog = list(chunks[i:])
                 break
             try:
-                n = sslobj.write(chunk) if sslobj is not None else raw.send(chunk)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                n = raw.send(chunk)
+            except (BlockingIOError, InterruptedError):
                 n = 0
             except OSError:
                 return False
@@ -313,8 +420,8 @@ class WebSocketTransport:
 
         Pings are answered (the wire queues the pong; it is flushed here). Never raises for
         network trouble; exceptions from ``on_message`` propagate. When the shared receiver can
-        read this connection (gevent, plain socket) it does: this call then waits until that loop
-        saw the connection end.
+        read this connection (gevent) it does: this call then waits until that loop saw the
+        connection end.
         """
         wire, sock = self._wire, self._sock
         if wire is None or sock is None:
@@ -332,14 +439,15 @@ class WebSocketTransport:
             return receiver.serve(self, on_message)
         # Under gevent, wait for the socket to be readable before recv: a cooperative recv on an
         # empty socket costs a failed syscall and a raised exception before it waits, on every
-        # message. (Not for TLS, whose object may hold decrypted bytes the socket no longer shows.)
+        # message. (TLS too: its layer hands over all the plaintext each read completes.)
         wait = getattr(sock, "_wait", None)
         read_event = getattr(sock, "_read_event", None)
-        if wait is None or read_event is None or hasattr(sock, "_sslobj"):
+        if wait is None or read_event is None:
             wait = None
         # Arrival times come from the kernel (SO_TIMESTAMP, wall clock) where it gives them: the
         # time the bytes reached this host, not the time this process got round to reading them.
-        kernel_stamps = self._kernel_stamps and not hasattr(sock, "_sslobj")
+        kernel_stamps = self._kernel_stamps
+        received = self.data_received if self._tls is None else self.tls_received
         lag = self._receive_lag
         info: CloseInfo | None = None
         while info is None:
@@ -356,7 +464,7 @@ class WebSocketTransport:
                 data = b""
             if stamp is not None and lag is not None:
                 lag.record((time.time() - stamp) * 1000.0)
-            info = self.data_received(data, time.time() if stamp is None else stamp, on_message)
+            info = received(data, time.time() if stamp is None else stamp, on_message)
         return info
 
     def set_awaiting_output(self, awaiting: bool) -> None:
@@ -367,9 +475,9 @@ class WebSocketTransport:
             self._receiver.set_awaiting_output(self, awaiting)
 
     def shared_receiver_ok(self) -> bool:
-        """True when a shared receiver may read this connection (gevent, plain socket)."""
+        """True when a shared receiver may read this connection (gevent's socket; TLS or not)."""
         sock = self._sock
-        if sock is None or hasattr(sock, "_sslobj") or not hasattr(sock, "_sock"):
+        if sock is None or not hasattr(sock, "_sock"):
             return False
         return gevent_active()
 
@@ -397,10 +505,56 @@ class WebSocketTransport:
             data = b""
         if stamp is not None and self._receive_lag is not None:
             self._receive_lag.record((time.time() - stamp) * 1000.0)
+        if self._tls is not None:
+            return self.tls_received(data, time.time() if stamp is None else stamp, on_message)
         return self.data_received(data, time.time() if stamp is None else stamp, on_message)
 
     def read_ended(self, on_message: OnMessage) -> CloseInfo | None:
         return self.data_received(b"", time.time(), on_message)
+
+    def tls_received(self, data: bytes, now: float, on_message: OnMessage) -> CloseInfo | None:
+        """:meth:`data_received` for TLS records: decrypt them, hand the wire the plaintext (a
+        bad record ends the connection, the TLS error its protocol error)."""
+        tls = self._tls
+        assert tls is not None
+        if data:
+            self.bytes_received += len(data)
+        if self._cooperative:  # (never yields: no other greenlet touches the TLS object meanwhile)
+            plain, ending = tls.decrypt(data)
+            reply = tls.outgoing()
+            if reply:  # a TLS message the peer asked for (a key update): behind the queued records
+                self._write_cooperative((reply,), records=True)
+        else:
+            with self._tls_lock:
+                plain, ending = tls.decrypt(data)
+            if ending is None and tls.has_outgoing:
+                self._flush_tls_blocking()
+        wire = self._wire
+        assert wire is not None
+        if plain:
+            ended = wire.feed(plain, now, on_message)
+            if wire.has_data_to_send:
+                self._write_queued()
+            if ended is not None:
+                return ended
+        if ending is None:
+            return None
+        ended = wire.feed(b"", now, on_message)
+        if ended is not None and ending != EOF and ended.protocol_error is None:
+            ended.protocol_error = ending[:300]
+        return ended
+
+    def _flush_tls_blocking(self) -> None:
+        """Threads: write what the TLS object made while reading (in order with the senders')."""
+        tls, sock = self._tls, self._sock
+        if tls is None or sock is None:
+            return
+        with self._lock, self._tls_lock:
+            out = tls.outgoing()
+            if out:
+                with contextlib.suppress(OSError):
+                    sock.sendall(out)
+                    self.bytes_sent += len(out)
 
     def data_received(self, data: bytes, now: float, on_message: OnMessage) -> CloseInfo | None:
         """Hand what arrived to the wire; deliver whole messages; write what it queued (pong,

@@ -1,7 +1,9 @@
 """A tiny raw WebSocket server on loopback that misbehaves on purpose (garbage frames, odd upgrades).
 
 The mock speaks the protocol correctly; these cases need a peer that does not: after the upgrade
-it sends ``script`` (raw bytes, or ("sleep", s)), then closes the TCP connection. ``request`` keeps
+it sends ``script`` (raw bytes, or ("sleep", s)), then closes the TCP connection. With ``tls`` (a
+server context) it speaks TLS, and two more steps apply: ("reset",) resets the TCP connection
+(RST, no close_notify) and ("raw", bytes) writes bytes beneath TLS (a corrupt record). ``request`` keeps
 the upgrade request head as received, ``received`` the bytes after it. A refusing ``status_line``
 carries ``body``, or with ``echo`` the request head (a gateway that reflects what it was sent).
 """
@@ -10,7 +12,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import socket
+import ssl
 import struct
 import threading
 from typing import Any
@@ -97,6 +101,7 @@ class RawServer:
         extra: bytes = b"",
         body: bytes = b"",
         echo: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.script = script
         self.status_line = status_line  # e.g. b"HTTP/1.1 503 Service Unavailable" instead of the 101
@@ -106,7 +111,8 @@ class RawServer:
         self.request = b""  # the upgrade request head (request line and headers)
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        self.url = f"ws://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.url = f"{'wss' if tls else 'ws'}://127.0.0.1:{self.port}"
         self.received = b""
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -117,6 +123,8 @@ class RawServer:
         conn, _ = self.sock.accept()
         conn.settimeout(5)
         try:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
             data = b""
             while b"\r\n\r\n" not in data:
                 chunk = conn.recv(65536)
@@ -142,6 +150,12 @@ class RawServer:
             for step in self.script:
                 if isinstance(step, tuple) and step[0] == "sleep":
                     time.sleep(step[1])
+                elif isinstance(step, tuple) and step[0] == "reset":
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    conn.close()
+                    return
+                elif isinstance(step, tuple) and step[0] == "raw":
+                    os.write(conn.fileno(), step[1])  # beneath TLS: the peer's TLS sees a corrupt record
                 else:
                     conn.sendall(step)
             conn.settimeout(0.5)

@@ -276,15 +276,17 @@ def test_a_secret_at_the_cut_of_the_handshake_error_is_redacted_whole() -> None:
 
 
 def test_every_tls_connection_shares_the_one_ssl_context(monkeypatch) -> None:
-    """Two transports and a session to wss:// targets wrap their sockets with the same SSLContext (no
-    TLS server: the spy records the context and refuses, which must come out as a connect error)."""
+    """Two transports and a session to wss:// targets make their TLS objects from the same SSLContext
+    (no TLS server: the spy records the context and refuses, which must come out as a connect error)."""
     used: list[ssl.SSLContext] = []
 
-    def spy(self: ssl.SSLContext, sock: socket.socket, *args: object, **kwargs: object) -> ssl.SSLSocket:
+    def spy(
+        self: ssl.SSLContext, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, *args: object, **kwargs: object
+    ) -> ssl.SSLObject:
         used.append(self)
         raise ssl.SSLError("spy: no TLS here")
 
-    monkeypatch.setattr(ssl.SSLContext, "wrap_socket", spy)
+    monkeypatch.setattr(ssl.SSLContext, "wrap_bio", spy)
     listener = socket.create_server(("127.0.0.1", 0))  # the TCP connects complete in its backlog
     url = f"wss://127.0.0.1:{listener.getsockname()[1]}/v1/realtime"
     try:

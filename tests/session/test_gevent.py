@@ -8,21 +8,30 @@ from pathlib import Path
 import pytest
 
 from tests.session.helpers import FAST_MOCK
-from tests.support import run_child
+from tests.support import TLSProxy, run_child, self_signed
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("shared_receiver", ["1", "0"])
-def test_sessions_as_greenlets_under_monkey_patching(mock_server, shared_receiver: str) -> None:
+@pytest.mark.parametrize(("shared_receiver", "tls"), [("1", False), ("0", False), ("1", True)])
+def test_sessions_as_greenlets_under_monkey_patching(mock_server, tmp_path, shared_receiver: str, tls: bool) -> None:
     """The same sessions give the same records whether the process's shared receiver reads every
-    connection (the default) or each receiver greenlet reads its own (RTLOAD_SHARED_RECEIVER=0)."""
+    connection (the default) or each receiver greenlet reads its own (RTLOAD_SHARED_RECEIVER=0),
+    over ws:// or wss:// (the mock behind a TLS front: TLS is read by the shared receiver too)."""
     mock = mock_server(overrides=FAST_MOCK)
     users = 20
-    out = run_child(
-        "tests.session.gevent_driver", mock.url, str(users), timeout=90, env={"RTLOAD_SHARED_RECEIVER": shared_receiver}
-    )
+    env = {"RTLOAD_SHARED_RECEIVER": shared_receiver}
+    url, front = mock.url, None
+    if tls:
+        cert, key = self_signed(tmp_path)
+        front = TLSProxy(int(mock.url.rsplit(":", 1)[1]), cert, key)
+        url, env["SSL_CERT_FILE"] = f"wss://127.0.0.1:{front.port}", str(cert)
+    try:
+        out = run_child("tests.session.gevent_driver", url, str(users), timeout=90, env=env)
+    finally:
+        if front is not None:
+            front.close()
     assert out["gevent_active"] is True
     assert out["receivers"] and set(out["receivers"]) == {"greenlet"}
     expected = sorted([[u, 0, "completed", ""] for u in range(users)] + [[u, 1, "completed", ""] for u in range(users)])

@@ -10,7 +10,7 @@ import pytest
 from loadtest.protocol.dialects import GA
 from tests.session.helpers import FAST_MOCK
 from tests.session.seq import Seq, tone
-from tests.support import run_child
+from tests.support import TLSProxy, run_child, self_signed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,20 +55,30 @@ def test_a_text_only_response_waits_for_its_first_text() -> None:
     assert calls == [True, False]
 
 
-def _first_reads(url: str, count: int, urgent: bool) -> dict:
-    return run_child("tests.session.reactor_driver", url, str(count), "1" if urgent else "0")
+def _first_reads(url: str, count: int, urgent: bool, env: dict[str, str]) -> dict:
+    return run_child("tests.session.reactor_driver", url, str(count), "1" if urgent else "0", env=env)
 
 
 @pytest.mark.e2e
-def test_a_connection_waiting_for_its_first_output_is_read_before_the_backlog(mock_server) -> None:
+@pytest.mark.parametrize("tls", [False, True])
+def test_a_connection_waiting_for_its_first_output_is_read_before_the_backlog(mock_server, tmp_path, tls) -> None:
     mock = mock_server(overrides=FAST_MOCK)
     count = 120
-    plain = _first_reads(mock.url, count, urgent=False)
+    url, env, front = mock.url, {}, None
+    if tls:  # wss:// (the mock behind a TLS front): the same order, the TLS layer over the same socket
+        cert, key = self_signed(tmp_path)
+        front = TLSProxy(int(mock.url.rsplit(":", 1)[1]), cert, key)
+        url, env = f"wss://127.0.0.1:{front.port}", {"SSL_CERT_FILE": str(cert)}
+    try:
+        plain = _first_reads(url, count, urgent=False, env=env)
+        urgent = _first_reads(url, count, urgent=True, env=env)
+    finally:
+        if front is not None:
+            front.close()
     assert sorted(plain["first_read"]) == list(range(count)), plain
     # in line: the last connection registered is read among the last of the backlog
     assert plain["first_read"].index(count - 1) >= count - plain["batch"], plain
     assert plain["hot_reads"] == 0
-    urgent = _first_reads(mock.url, count, urgent=True)
     assert sorted(urgent["first_read"]) == list(range(count)), urgent
     # marked urgent: read first, ahead of every connection that was ready before it
     assert urgent["first_read"][0] == count - 1, urgent
