@@ -79,14 +79,14 @@ def parse_proxy(url: str, origin: str = "--proxy") -> Proxy:
         parts = urlsplit(text)
         port = parts.port
     except ValueError:
-        raise NetworkError(f"{origin} {_shown(url)!r} is not a proxy URL: write http://host:port") from None
+        raise NetworkError(f"{origin} {shown_proxy(url)!r} is not a proxy URL: write http://host:port") from None
     if parts.scheme.lower() != "http":
         raise NetworkError(
-            f"{origin} {_shown(url)!r}: only http:// proxies are supported (the tunnel to wss:// is TLS "
+            f"{origin} {shown_proxy(url)!r}: only http:// proxies are supported (the tunnel to wss:// is TLS "
             f"already): write http://host:port"
         )
     if not parts.hostname:
-        raise NetworkError(f"{origin} {_shown(url)!r} names no host: write http://host:port")
+        raise NetworkError(f"{origin} {shown_proxy(url)!r} names no host: write http://host:port")
     return Proxy(
         host=parts.hostname,
         port=port or 80,
@@ -95,7 +95,7 @@ def parse_proxy(url: str, origin: str = "--proxy") -> Proxy:
     )
 
 
-def _shown(url: str) -> str:
+def shown_proxy(url: str) -> str:
     """A proxy URL as printed: its credentials replaced."""
     if "@" in url:
         scheme, sep, rest = url.rpartition("://")

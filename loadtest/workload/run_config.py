@@ -112,7 +112,10 @@ def resolve(defaults: dict[str, Any], from_file: dict[str, Any], from_cli: dict[
 
 def redacted(resolved: dict[str, Any]) -> dict[str, Any]:
     """The resolved configuration with secrets blanked (a key in the target URL's query, a token in
-    Voice Live's ``--query``, e.g. ``agent-access-token``)."""
+    Voice Live's ``--query``, e.g. ``agent-access-token``, the mock's keys in ``--mock-set auth.*``,
+    a proxy URL's credentials)."""
+    from loadtest.mock.profile import redact_override
+    from loadtest.protocol.network import shown_proxy
     from loadtest.protocol.targets import REDACTED, SECRET_QUERY_KEYS, redact_url
 
     out = dict(resolved)
@@ -122,6 +125,10 @@ def redacted(resolved: dict[str, Any]) -> dict[str, Any]:
         pairs = [str(q).partition("=") for q in out["query"]]
         out["query"] = [f"{k}={REDACTED}" if k.strip().lower() in SECRET_QUERY_KEYS else f"{k}{sep}{v}"
                         for k, sep, v in pairs]  # fmt: skip
+    if out.get("mock_set"):
+        out["mock_set"] = [redact_override(str(item)) for item in out["mock_set"]]
+    if out.get("proxy"):
+        out["proxy"] = shown_proxy(str(out["proxy"]))
     return out
 
 
