@@ -31,17 +31,16 @@ repeated at 80% of that figure (``ttfa_at_receive_on_time``).
 The load average before, after each phase and at the end is recorded: the client is pinned to a
 core, but other processes on the machine still share it.
 
-5. **TLS ladder** (``--tls``): the same stream shape against the same Node peer serving ``wss://``
+5. **TLS ladder** (on unless ``--no-tls``): the same stream shape against the same Node peer serving ``wss://``
    (a self-signed certificate made with ``openssl`` at the start; the harness trusts it through
    ``SSL_CERT_FILE``, Artillery with ``rejectUnauthorized: false``), the harness and Artillery both
    over TLS, in the same run as the plain ladder: ``tls_sessions_sustained``, ``tls_lag_p99_ms``,
    ``tls_recv_lag_p99_ms``, ``tls_ttfa_error_p99_ms`` (at 80% of the TLS figure),
    ``artillery_tls_sessions_sustained``, and ``tls_over_plain`` / ``harness_vs_artillery_tls``.
-   Written to bench/results/harness_tls.json (harness.json keeps the README's plain ladder).
+   Written to bench/results/harness.json beside the plain figures of the same run.
 
-Writes bench/results/harness.json. ``python -m bench harness`` (about 18 minutes) or
-``python -m bench.bench_harness --quick`` (smaller steps, for a smoke check); with ``--tls``,
-bench/results/harness_tls.json.
+Writes bench/results/harness.json. ``python -m bench harness`` (about 30 minutes with the TLS
+ladder) or ``python -m bench.bench_harness --quick`` (smaller steps, for a smoke check).
 """
 
 from __future__ import annotations
@@ -66,7 +65,6 @@ import orjson
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results" / "harness.json"
-RESULTS_TLS = HERE / "results" / "harness_tls.json"
 NODE_DIR = HERE / ".node"
 SERVER_JS = HERE / "harness_server.js"
 CLIENT_CORE = 0
@@ -215,7 +213,8 @@ def run_harness(server: Server, steps: list[int], step_s: float, work: Path, run
         sys.executable, "-m", "locust", "-f", str(HERE / "harness" / "harness_locustfile.py"),
         "--headless", "-u", str(steps[-1]), "-r", "100", "--only-summary", "--exit-code-on-error", "0",
         "--stop-timeout", "2", "--rt-target", server.url, "--rt-api-key-env", "RTLOAD_BENCH_KEY",
-        "--rt-scenario", "bench_stream", "--rt-shape", "step", "--rt-start-users", str(steps[0]),
+        "--rt-scenario", str(HERE / "harness" / "bench_stream.toml"), "--rt-shape", "step",
+        "--rt-start-users", str(steps[0]),
         "--rt-step-users", str(step), "--rt-step-duration", f"{step_s}s", "--rt-deadline", "60s",
         "--rt-out", str(work), "--rt-run-id", run_id,
     ]  # fmt: skip
@@ -229,6 +228,10 @@ def run_harness(server: Server, steps: list[int], step_s: float, work: Path, run
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    sessions = work / run_id / "sessions.jsonl"
+    if not sessions.exists() or sessions.stat().st_size == 0:  # a harness that ran nothing is no figure
+        tail = (work / f"{run_id}.log").read_text(errors="replace").splitlines()[-5:]
+        raise RuntimeError(f"bench harness: the {run_id} run recorded no session: " + " | ".join(tail))
     return work / run_id
 
 
@@ -490,11 +493,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--harness-steps", default="100,100,2600", help="start,step,top sessions")
     parser.add_argument("--naive-steps", default="10,10,150", help="start,step,top sessions")
     parser.add_argument("--artillery-steps", default="100,100,1600", help="start,step,top sessions")
-    parser.add_argument("--tls", action="store_true", help="also the TLS ladder (wss://); writes harness_tls.json")
+    parser.add_argument("--no-tls", dest="tls", action="store_false", help="skip the TLS ladder (wss://)")
     parser.add_argument("--tls-steps", default="", help="start,step,top sessions (default: --harness-steps)")
     parser.add_argument("--tls-artillery-steps", default="", help="start,step,top (default: --artillery-steps)")
     args = parser.parse_args(argv if argv is not None else [])
-    results = RESULTS_TLS if args.tls else RESULTS
+    results = RESULTS
     step_s = 12.0 if args.quick else args.step_s
     skip = set(filter(None, args.skip.split(",")))
 

@@ -97,6 +97,8 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "float": pa.float64(),
     "bool": pa.bool_(),
     "list[str]": pa.list_(pa.string()),
+    "list[float]": pa.list_(pa.float64()),
+    "list[bool]": pa.list_(pa.bool_()),
 }
 
 
@@ -261,7 +263,7 @@ def _coerce(value: Any, kind: pa.DataType) -> Any:
         if kind == pa.bool_():
             return bool(value)
         if pa.types.is_list(kind):
-            return [str(v) for v in value] if isinstance(value, list) else None
+            return [_coerce(v, kind.value_type) for v in value] if isinstance(value, list) else None
     except (TypeError, ValueError):
         return None
     return value

@@ -55,6 +55,7 @@ class ResponseRecord:
     modalities: list[str] = field(default_factory=list)  # requested output modalities
     audio_format: str = ""  # pcm16 | g711_ulaw | g711_alaw | pcm16_16000hz (Voice Live)
     out_of_band: bool = False
+    transport: str = ""  # websocket | webrtc ("" in rows written before the column existed: websocket)
     # load context
     step: int | None = None  # load-shape step index
     users: int | None = None  # target user count of the shape when the response started
@@ -110,6 +111,22 @@ class ResponseRecord:
     input_cached_audio_tokens: int | None = None
     output_text_tokens: int | None = None
     output_audio_tokens: int | None = None
+    # function calling: a response whose output holds function calls, and the follow-ups answering them
+    function_calls: int = 0  # function_call items in this response's output
+    function_names: list[str] = field(default_factory=list)  # one per call, in output order
+    function_args_ms: list[float] = field(default_factory=list)  # per call: t_trigger to its arguments .done
+    function_args_valid: list[bool] = field(default_factory=list)  # per call: JSON matching the tool's parameters
+    parent_response_id: str | None = None  # a follow-up: the calling response whose outputs it answers
+    chain_depth: int = 0  # 0 for a turn's first response, n for the n-th follow-up of its chain
+    tool_latency_ms: float | None = None  # a follow-up: the simulated tool latency (the scenario's tool table)
+    tool_round_trip_ms: float | None = None  # a follow-up: last call's arguments .done to this one's first output
+    final_answer_ms: float | None = None  # a turn's last response: the turn's trigger to this one's first output
+    # input transcription of the turn's audio (on the row of the response that audio asked for)
+    input_transcription: str | None = None  # completed | failed | missing (None: not configured, or no audio)
+    input_transcript_first_ms: float | None = None  # from the commit to the first transcription delta
+    input_transcript_done_ms: float | None = None  # from the commit to ...input_audio_transcription.completed
+    input_transcription_error: str | None = None  # the .failed event's error code (or type)
+    input_transcript_wer: float | None = None  # word error rate of the transcript against the turn's expected text
     # rate limits last seen on the session before this response ended
     rl_tokens_remaining: int | None = None
     rl_requests_remaining: int | None = None
@@ -131,6 +148,7 @@ class SessionRecord:
     provider: str = ""
     model_class: str = ""
     dialect: str = ""
+    transport: str = ""  # websocket | webrtc ("" in rows written before the column existed: websocket)
     deployment: str = ""
     url: str = ""  # redacted
     scenario: str = ""
