@@ -274,30 +274,42 @@ def harness_steps(server: Server, run_dir: Path, steps: list[int]) -> list[dict[
 
 def ttfa_error(run_dir: Path, truth: Path, skip_s: float = 0.0) -> dict[str, Any]:
     """First-delta receive time minus the server's send time, for responses after the ramp-up."""
-    sent = {}
+    sent: dict[str, float] = {}
+    written: dict[str, float] = {}
     for line in truth.read_bytes().splitlines():
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, KeyError):
             row = orjson.loads(line)
             sent[row["response_id"]] = row["t_first_delta"]
+            if row.get("t_written") is not None:
+                written[row["response_id"]] = row["t_written"]
     if sent and skip_s:
         start = min(sent.values())
         sent = {k: v for k, v in sent.items() if v >= start + skip_s}
-    errors = []
+    errors, after_write = [], []
     for line in (run_dir / "responses.jsonl").read_bytes().splitlines():
         with contextlib.suppress(ValueError):
             row = orjson.loads(line)
-            t_send = sent.get(row.get("response_id"))
+            rid = row.get("response_id")
+            t_send = sent.get(rid)
             if t_send is not None and row.get("t_first_audio") is not None:
                 errors.append((row["t_first_audio"] - t_send) * 1000.0)
-    errors.sort()
+                if rid in written:
+                    after_write.append((row["t_first_audio"] - written[rid]) * 1000.0)
     if not errors:
         return {"responses": 0}
-    p = lambda q: errors[min(len(errors) - 1, int(q * len(errors)))]  # noqa: E731
+    out: dict[str, Any] = {"responses": len(errors), **_quantiles(errors, "")}
+    if after_write:  # against the time the peer's socket took the bytes (its send callback)
+        out.update(_quantiles(after_write, "written_"))
+    return out
+
+
+def _quantiles(values: list[float], prefix: str) -> dict[str, float]:
+    values = sorted(values)
+    p = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
     return {
-        "responses": len(errors),
-        "p50_ms": round(p(0.5), 3),
-        "p99_ms": round(p(0.99), 3),
-        "max_ms": round(errors[-1], 3),
+        f"{prefix}p50_ms": round(p(0.5), 3),
+        f"{prefix}p99_ms": round(p(0.99), 3),
+        f"{prefix}max_ms": round(values[-1], 3),
     }
 
 

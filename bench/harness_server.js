@@ -106,10 +106,18 @@ wss.on("connection", (ws) => {
         st.truthDone = false;
         st.deltaHead = `{"type":"response.output_audio.delta","response_id":"${st.resp}","item_id":"${st.item}","output_index":0,"content_index":0,"event_id":"`;
       }
-      ws.send(st.deltaHead + id("event") + `","delta":"${AUDIO}"}`);
       if (truth && !st.truthDone) {
+        // t_first_delta: when send() returned; t_written: when the socket took the bytes (the send
+        // callback). Over TLS, Node encrypts and writes a burst's frames later than send() returns.
         st.truthDone = true;
-        truth.write(JSON.stringify({ response_id: st.resp, t_first_delta: (wallOffset + performance.now()) / 1000 }) + "\n");
+        const resp = st.resp;
+        let sent = 0;
+        ws.send(st.deltaHead + id("event") + `","delta":"${AUDIO}"}`, () => {
+          truth.write(JSON.stringify({ response_id: resp, t_first_delta: sent / 1000, t_written: (wallOffset + performance.now()) / 1000 }) + "\n");
+        });
+        sent = wallOffset + performance.now();
+      } else {
+        ws.send(st.deltaHead + id("event") + `","delta":"${AUDIO}"}`);
       }
       stats.deltas += 1;
       if (st.timer) clearTimeout(st.timer);
