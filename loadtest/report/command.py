@@ -25,17 +25,21 @@ def _check_format(fmt: str) -> str:
     return fmt
 
 
-# compact=True (strings of few values as categoricals) where it measured better at 10M rows:
-# capacity, limits, soak and html (~30% less peak memory); summary and compare convert the
-# strings back (astype(str)), which made the summary's build 2.6x slower, so they read str.
-def _load(run: Path, no_cache: bool = False, **kwargs: Any) -> Any:
+def _system_pool() -> None:
     import pyarrow as pa
-
-    from loadtest.records.reader import RunDirError, read_run
 
     # malloc, not Arrow's own pool: frames are built column by column, and memory Arrow frees
     # must be reusable by numpy (mimalloc keeps it), or the peak is the frame twice
     pa.set_memory_pool(pa.system_memory_pool())
+
+
+# compact=True (strings of few values as categoricals) where it measured better at 10M rows:
+# capacity, limits, soak and html (~30% less peak memory); summary and compare convert the
+# strings back (astype(str)), which made the summary's build 2.6x slower, so they read str.
+def _load(run: Path, no_cache: bool = False, **kwargs: Any) -> Any:
+    from loadtest.records.reader import RunDirError, read_run
+
+    _system_pool()
     cache = not no_cache and not os.environ.get("RTLOAD_NO_CACHE")
     try:
         return read_run(run, cache=cache, **kwargs)
@@ -53,6 +57,7 @@ def _optional(run: Path, no_cache: bool = False, only: Any = None) -> list[str]:
         check_run_dir(run)
     except RunDirError as exc:
         _fail(str(exc))
+    _system_pool()
     cache = not no_cache and not os.environ.get("RTLOAD_NO_CACHE")
     return [c for c in optional_columns(run, cache=cache) if only is None or c in only]
 

@@ -9,8 +9,8 @@ import pandas as pd
 
 from loadtest.records.reader import RunData
 from loadtest.records.worker_loss import loss_line
-from loadtest.report.function_calls import function_call_data, function_call_tables
 from loadtest.report.cost import USAGE_COLUMNS, PriceTable, cost_data, cost_words, load_prices, money
+from loadtest.report.function_calls import function_call_data, function_call_tables
 from loadtest.report.memory import memory_note, memory_trends
 from loadtest.report.render import Report, Table, count, ms, num, pct
 from loadtest.report.sections import transports

@@ -282,7 +282,8 @@ def tool_run(
     ``book_table`` in parallel), the first call's arguments invalid when k % 7 == 0; a follow-up
     (chain depth 1, tool round trip ``round_trip_ms`` x lognormal) answers, refused
     (``followup_rejected``) when k % 11 == 0; when k % 4 == 0 the follow-up calls ``lookup_menu`` and
-    a second follow-up (depth 2) answers. The turn's last response has ``final_answer_ms``. With
+    a second follow-up (depth 2) answers. The turn's last response has ``final_answer_ms`` (the
+    arguments and round trips of its chain added up; a turn without a call: its ttfa). With
     ``transcription``, the turn's first row has the input transcription: failed when k % 25 == 0
     (errors alternating), missing when k % 40 == 1, else completed with a WER of ``wer`` when k % 6 == 0
     (0 otherwise). Scenarios take turns.
@@ -371,6 +372,7 @@ def tool_run(
             function_args_valid=[True] if again else [],
         )
         last = follow
+        final = max(first_row.function_args_ms) + trip  # the first output of the follow-up
         if again:
             last = row(
                 turn,
@@ -379,7 +381,8 @@ def tool_run(
                 tool_latency_ms=TOOL_LATENCY_MS,
                 tool_round_trip_ms=round_trip_ms * float(rng.lognormal(0, 0.2)),
             )
-        last.final_answer_ms = (last.t_trigger - first_row.t_trigger) * 1000 + last.ttfa_ms
+            final += follow.function_args_ms[0] + last.tool_round_trip_ms
+        last.final_answer_ms = final
     run = {"run_id": path.name, "t_start": T0, "t_end": T0 + turns * 2.0 + 10, "shape": "steps"}
     return write_run(path, responses, run=run)
 
