@@ -49,11 +49,11 @@ FUNCTION_REASONS = (
 )
 PERCENTS = (50, 95, 99)
 LATENCY_TITLES = {
-    "arguments_done": "arguments done (from the trigger)",
-    "tool_round_trip": "tool round trip (arguments done to the follow-up's first output)",
+    "arguments_done": "arguments done",
+    "tool_round_trip": "tool round trip",
     "tool_latency": "tool latency (simulated)",
-    "round_trip_less_tool": "round trip less the tool latency",
-    "final_answer_called": "final answer, turns that called a tool",
+    "round_trip_less_tool": "round trip less tool latency",
+    "final_answer_called": "final answer, turns that called",
     "final_answer_direct": "final answer, turns without a call",
 }
 # The latencies `report capacity` shows per load step (p95) and `report compare` shifts: label -> column.
@@ -258,7 +258,9 @@ def function_call_tables(d: dict[str, Any] | None) -> list[Table]:
             LATENCY_TITLES,
             f"Tool round trip and final answer (ms, {level} intervals)",
             PERCENTS,
-            "intervals: distribution-free, from order statistics (unbounded: too few values for that percentile)",
+            "arguments done: the trigger to a call's arguments .done; tool round trip: the last call's arguments "
+            ".done to the follow-up's first output; final answer: the trigger to the turn's last response's first "
+            "output; intervals: distribution-free, from order statistics (unbounded: too few values for it)",
         ),
         Table(
             "Chain depth",
