@@ -183,3 +183,22 @@ def test_the_round_trip_and_transcription_plots_render_in_chromium(tools, cli, t
     assert pixels(row4[:, 20 : width // 2], plots.FINAL_ANSWER_COLOUR) > 100
     assert pixels(row4[:, width // 2 : width - 20], plots.TRANSCRIPT_COLOUR) > 100
     assert pixels(png[:1300], plots.ROUND_TRIP_COLOUR) < 50  # not drawn in the other plots
+
+
+def test_the_pure_functions_read_lists_from_the_reader_and_from_plain_pandas_alike(tools, cli) -> None:
+    import pandas as pd
+
+    from loadtest.records.schema import to_row
+
+    data = read_run(tools.path, response_columns=[*FUNCTION_COLUMNS, "reason", "outcome"])
+    names = data.responses["function_names"]
+    assert isinstance(names.dtype, pd.ArrowDtype)  # Arrow lists, not one numpy array per row
+    assert next(v for v in names if len(v)) == ["get_weather"]
+    plain = pd.DataFrame([to_row(r) for r in tools.responses])  # lists as Python objects, as a notebook has them
+    assert plain["function_names"].dtype == object
+    from_reader, from_plain = function_call_data(data.responses), function_call_data(plain)
+    assert from_plain["by_name"] == from_reader["by_name"]
+    summary = cli.json("summary", tools.path)["function_calls"]
+    pairs = [(r["name"], r["valid"]) for r in from_plain["by_name"]]
+    assert [(r["name"], r["valid"]) for r in summary["by_name"]] == pairs
+    assert from_plain["arguments"] == from_reader["arguments"]
