@@ -12,6 +12,10 @@
   ``openssl`` command at test time; :class:`TLSProxy`, a TLS front for the mock (as a
   TLS-terminating gateway would be); :class:`ConnectProxy`, an HTTP CONNECT proxy (optionally
   asking for credentials) that records what it was asked.
+- Report statistics recomputed from first principles (scipy, not the report's code):
+  :func:`wilson_pct` (a rate's Wilson interval in %), :func:`order_interval` (a quantile's
+  order-statistic interval) and :func:`check_percentile_block` (a report's percentiles with
+  their intervals against the values).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import math
 import os
 import socket
 import ssl
@@ -31,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "mock-key"
@@ -288,3 +294,33 @@ class ConnectProxy(_Listener):
         with contextlib.suppress(OSError):
             raw.sendall(response)
         raw.close()
+
+
+def wilson_pct(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    from scipy import stats
+
+    z = stats.norm.ppf(0.5 + level / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return 100 * (centre - half), 100 * (centre + half)
+
+
+def order_interval(values: np.ndarray, q: float, level: float = 0.95) -> tuple[float | None, float | None]:
+    """The q-quantile's distribution-free interval: the l-th and u-th smallest of Binomial(n, q)'s ranks."""
+    from scipy import stats
+
+    arr, n = np.sort(values), values.size
+    lo = int(stats.binom.ppf((1 - level) / 2, n, q))
+    hi = int(stats.binom.ppf(1 - (1 - level) / 2, n, q)) + 1
+    return (float(arr[lo - 1]) if lo >= 1 else None, float(arr[hi - 1]) if hi <= n else None)
+
+
+def check_percentile_block(block: dict, values: np.ndarray) -> None:
+    assert block["n"] == values.size and values.size > 0
+    for p in (50, 95, 99):
+        assert block[f"p{p}"] == pytest.approx(np.percentile(values, p))
+        lo, hi = order_interval(values, p / 100)
+        assert block[f"p{p}_lo"] == (pytest.approx(lo) if lo is not None else None)
+        assert block[f"p{p}_hi"] == (pytest.approx(hi) if hi is not None else None)
+    assert block["max"] == pytest.approx(values.max())

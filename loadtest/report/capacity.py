@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from loadtest.records.reader import RunData
+from loadtest.report import function_calls, transcription
 from loadtest.report.confidence import BROKEN, DEFAULT_CONFIDENCE, INCONCLUSIVE, MET
 from loadtest.report.limits import peak_concurrency, rate_limit_rows
 from loadtest.report.projection import project_limits, projection_lines
@@ -41,6 +42,18 @@ RESPONSE_COLUMNS = [
     "t_done",
     "total_tokens",
 ]
+# Per step beside the latencies above, when the run has them (read only then: sections.optional_columns).
+STEP_LATENCIES = {**function_calls.STEP_LATENCIES, **transcription.STEP_LATENCIES}
+STEP_TITLES = {
+    "tool_round_trip": "tool rt p95",
+    "final_answer": "final answer p95",
+    "input_transcript_done": "transcript p95",
+}
+STEP_NOTES = {
+    "tool_round_trip": "tool rt = a call's arguments done to its follow-up's first output",
+    "final_answer": "final answer = the turn's trigger to its last response's first output",
+    "input_transcript_done": "transcript = the commit to the input transcription's completion",
+}
 SESSION_COLUMNS = ["step", "concurrency", "handshake_ms", "handshake_status", "t_start", "t_open", "t_end"]
 
 
@@ -118,6 +131,10 @@ def capacity_data(
             for stat in STATS:
                 values[f"{label}_{stat}"] = p[stat]
             row[label] = {k: p[k] for k in ("n", "p50", "p95", "p99")}
+        for label, col in STEP_LATENCIES.items():
+            if col in frame:
+                p = percentiles(frame[col])
+                row[label] = {k: p[k] for k in ("n", "p50", "p95", "p99")}
         row["violations"] = evaluate(clauses, values)
         row["slo_met"] = not row["violations"]
         judged = judge_group(clauses, frame, sess, confidence)
@@ -258,8 +275,9 @@ def build_capacity(
         "ttfa p95",
         "done p95",
         "handshake p95",
-        "SLO",
     ]
+    extra = [k for k in STEP_LATENCIES if any(r.get(k, {}).get("n") for r in d["rows"])]
+    columns.extend([*(STEP_TITLES[k] for k in extra), "SLO"])
     rows = [
         [
             r["group"],
@@ -271,18 +289,19 @@ def build_capacity(
             ms(r["ttfa"]["p95"]),
             ms(r["done"]["p95"]),
             ms(r["handshake"]["p95"]),
+            *(ms(r[k]["p95"]) for k in extra),
             verdict_cell(r),
         ]
         for r in d["rows"]
     ]
     level = f"{100 * d['confidence']:g}%"
-    table = Table(
-        f"Capacity by {d['grouping']}",
-        columns,
-        rows,
-        note=f"latencies in ms; rates are shares of attempts; SLO at {level} confidence, (+N) = about N more "
-        "responses at that load would decide it",
+    note = (
+        f"latencies in ms; rates are shares of attempts; SLO at {level} confidence, (+N) = about N more "
+        "responses at that load would decide it"
     )
+    if extra:
+        note += "; " + "; ".join(STEP_NOTES[k] for k in extra)
+    table = Table(f"Capacity by {d['grouping']}", columns, rows, note=note)
     clause_table = Table(
         f"SLO clauses per {d['grouping']} ({level} confidence intervals)",
         ["load", "clause", "n", "value", "interval", "verdict"],

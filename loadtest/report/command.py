@@ -25,22 +25,41 @@ def _check_format(fmt: str) -> str:
     return fmt
 
 
-# compact=True (strings of few values as categoricals) where it measured better at 10M rows:
-# capacity, limits, soak and html (~30% less peak memory); summary and compare convert the
-# strings back (astype(str)), which made the summary's build 2.6x slower, so they read str.
-def _load(run: Path, no_cache: bool = False, **kwargs: Any) -> Any:
+def _system_pool() -> None:
     import pyarrow as pa
-
-    from loadtest.records.reader import RunDirError, read_run
 
     # malloc, not Arrow's own pool: frames are built column by column, and memory Arrow frees
     # must be reusable by numpy (mimalloc keeps it), or the peak is the frame twice
     pa.set_memory_pool(pa.system_memory_pool())
+
+
+# compact=True (strings of few values as categoricals) where it measured better at 10M rows:
+# capacity, limits, soak and html (~30% less peak memory); summary and compare convert the
+# strings back (astype(str)), which made the summary's build 2.6x slower, so they read str.
+def _load(run: Path, no_cache: bool = False, **kwargs: Any) -> Any:
+    from loadtest.records.reader import RunDirError, read_run
+
+    _system_pool()
     cache = not no_cache and not os.environ.get("RTLOAD_NO_CACHE")
     try:
         return read_run(run, cache=cache, **kwargs)
     except RunDirError as exc:
         _fail(str(exc))
+
+
+def _optional(run: Path, no_cache: bool = False, only: Any = None) -> list[str]:
+    """The columns of the optional sections ``run`` has (function calls, input transcription, a
+    transport other than WebSocket), so a run without them reads nothing more; ``only`` keeps some."""
+    from loadtest.records.reader import RunDirError, check_run_dir
+    from loadtest.report.sections import optional_columns
+
+    try:
+        check_run_dir(run)
+    except RunDirError as exc:
+        _fail(str(exc))
+    _system_pool()
+    cache = not no_cache and not os.environ.get("RTLOAD_NO_CACHE")
+    return [c for c in optional_columns(run, cache=cache) if only is None or c in only]
 
 
 def _emit(report: Any, fmt: str) -> None:
@@ -104,7 +123,8 @@ def summary(
     from loadtest.report.summary import RESPONSE_COLUMNS, SESSION_COLUMNS, build_summary
 
     table = _prices(prices)
-    data = _load(run, no_cache, response_columns=RESPONSE_COLUMNS, session_columns=SESSION_COLUMNS)
+    columns = [*RESPONSE_COLUMNS, *_optional(run, no_cache)]
+    data = _load(run, no_cache, response_columns=columns, session_columns=SESSION_COLUMNS)
     report = build_summary(data, table)
     _emit(report, fmt)
     if write:
@@ -147,7 +167,7 @@ def capacity(
 ) -> None:
     """Per load step: users, responses/min, outcome rates, latency; the highest load that met the SLO and the knee."""
     _check_format(fmt)
-    from loadtest.report.capacity import RESPONSE_COLUMNS, SESSION_COLUMNS, build_capacity
+    from loadtest.report.capacity import RESPONSE_COLUMNS, SESSION_COLUMNS, STEP_LATENCIES, build_capacity
     from loadtest.report.slo import SloError, parse_slo
 
     level = _confidence(confidence)
@@ -158,7 +178,7 @@ def capacity(
     data = _load(
         run,
         no_cache,
-        response_columns=RESPONSE_COLUMNS,
+        response_columns=[*RESPONSE_COLUMNS, *_optional(run, no_cache, STEP_LATENCIES.values())],
         session_columns=SESSION_COLUMNS,
         compact=True,  # rate limits too: the projection to each limit is part of the capacity report
     )
@@ -188,9 +208,13 @@ def compare(
         raise typer.BadParameter(str(exc), param_hint="--slo") from None
 
     columns = [*RESPONSE_COLUMNS, *(c for c in TARGET_COLUMNS if c not in RESPONSE_COLUMNS)]
-    kw = {"response_columns": columns, "session_columns": SESSION_COLUMNS, "with_rate_limits": False}
-    a = _load(run_a, no_cache, **kw)
-    b = _load(run_b, no_cache, **kw)
+    kw = {"session_columns": SESSION_COLUMNS, "with_rate_limits": False}
+
+    def columns_of(run: Path) -> list[str]:
+        return list(dict.fromkeys([*columns, *_optional(run, no_cache)]))
+
+    a = _load(run_a, no_cache, response_columns=columns_of(run_a), **kw)
+    b = _load(run_b, no_cache, response_columns=columns_of(run_b), **kw)
     _emit(build_compare(a, b, clauses, level, table), fmt)
 
 
@@ -237,7 +261,7 @@ def html(
         clauses = parse_slo(slo)
     except SloError as exc:
         raise typer.BadParameter(str(exc), param_hint="--slo") from None
-    data = _load(run, no_cache, response_columns=RESPONSE_COLUMNS, compact=True)
+    data = _load(run, no_cache, response_columns=[*RESPONSE_COLUMNS, *_optional(run, no_cache)], compact=True)
     for warning in data.warnings:
         typer.echo(f"warning: {warning}", err=True)
     target = output if output is not None else data.path / "report.html"

@@ -16,9 +16,11 @@ import numpy as np
 from scipy import stats as sps
 
 from loadtest.records.reader import RunData
+from loadtest.report import function_calls, transcription
 from loadtest.report.confidence import DEFAULT_CONFIDENCE, rate_interval_pct
 from loadtest.report.cost import PriceTable, cost_data, cost_words, load_prices, money
 from loadtest.report.render import Report, Table, count, ms, num, pct
+from loadtest.report.sections import transport_text
 from loadtest.report.slo import Clause
 from loadtest.report.stats import (
     LATENCIES,
@@ -57,13 +59,74 @@ def bootstrap_shift_ci(a: np.ndarray, b: np.ndarray, q: float) -> tuple[float, f
     return float(lo), float(hi)
 
 
+def rate_row(
+    key: str, name: str, ka: int, na: int, kb: int, nb: int, confidence: float = DEFAULT_CONFIDENCE
+) -> dict[str, Any]:
+    """k of n in A and in B: rates, Wilson intervals, the difference and Fisher's exact test."""
+    p = fisher_p(ka, na, kb, nb)
+    rate_a = 100 * ka / na if na else None
+    rate_b = 100 * kb / nb if nb else None
+    return {
+        key: name,
+        "a_count": ka,
+        "a_rate_pct": rate_a,
+        "b_count": kb,
+        "b_rate_pct": rate_b,
+        "a_ci_pct": rate_interval_pct(ka, na, confidence),
+        "b_ci_pct": rate_interval_pct(kb, nb, confidence),
+        "diff_pp": (rate_b - rate_a) if rate_a is not None and rate_b is not None else None,
+        "fisher_p": p,
+        "significant": p is not None and p < ALPHA,
+    }
+
+
+def shift_row(metric: str, va: np.ndarray, vb: np.ndarray) -> dict[str, Any]:
+    """B - A of p50 and p95 with bootstrap intervals, and the Mann-Whitney U p-value on all values."""
+    row: dict[str, Any] = {"metric": metric, "a_n": int(va.size), "b_n": int(vb.size)}
+    for q in (50, 95):
+        pa = float(np.percentile(va, q)) if va.size else None
+        pb = float(np.percentile(vb, q)) if vb.size else None
+        row[f"a_p{q}"], row[f"b_p{q}"] = pa, pb
+        row[f"shift_p{q}"] = (pb - pa) if pa is not None and pb is not None else None
+        row[f"shift_p{q}_ci95"] = bootstrap_shift_ci(va, vb, q)
+    if va.size and vb.size:
+        row["mannwhitney_p"] = float(sps.mannwhitneyu(va, vb, alternative="two-sided").pvalue)
+    else:
+        row["mannwhitney_p"] = None
+    row["significant"] = row["mannwhitney_p"] is not None and row["mannwhitney_p"] < ALPHA
+    return row
+
+
+def extra_section(
+    va: dict[str, Any] | None, vb: dict[str, Any] | None, confidence: float = DEFAULT_CONFIDENCE
+) -> dict[str, Any] | None:
+    """A section's ``compare_values`` of A and B compared as the latencies and rates are (None when
+    neither run has the section; a run without it has no values, so its side reads "-")."""
+    if va is None and vb is None:
+        return None
+    empty: dict[str, Any] = {"latency": {}, "rates": {}}
+    va, vb = va or empty, vb or empty
+    none = np.array([])
+    metrics = list(dict.fromkeys([*va["latency"], *vb["latency"]]))
+    out: dict[str, Any] = {
+        "latency_ms": [shift_row(m, va["latency"].get(m, none), vb["latency"].get(m, none)) for m in metrics],
+        "rates": [
+            rate_row("measure", name, *va["rates"].get(name, (0, 0)), *vb["rates"].get(name, (0, 0)), confidence)
+            for name in dict.fromkeys([*va["rates"], *vb["rates"]])
+        ],
+    }
+    if "wer_pct" in va or "wer_pct" in vb:
+        out["wer_pct"] = shift_row("wer_pct", va.get("wer_pct", none), vb.get("wer_pct", none))
+    return out
+
+
 def _latency_values(data: RunData, label: str) -> np.ndarray:
     frame_name, col = LATENCIES[label]
     frame = data.sessions if frame_name == "sessions" else data.responses
     return finite(frame[col]) if col in frame else np.array([])
 
 
-TARGET_COLUMNS = ("provider", "deployment", "model_class")  # what what_ran() reads
+TARGET_COLUMNS = ("provider", "deployment", "model_class", "transport")  # what what_ran() and the Runs table read
 
 
 def what_ran(data: RunData) -> str:
@@ -95,23 +158,7 @@ def compare_data(
     for name in names:
         ka = ra.get(name, {"count": 0})["count"]
         kb = rb.get(name, {"count": 0})["count"]
-        p = fisher_p(ka, na, kb, nb)
-        rate_a = 100 * ka / na if na else None
-        rate_b = 100 * kb / nb if nb else None
-        outcomes.append(
-            {
-                "outcome": name,
-                "a_count": ka,
-                "a_rate_pct": rate_a,
-                "b_count": kb,
-                "b_rate_pct": rate_b,
-                "a_ci_pct": rate_interval_pct(ka, na, confidence),
-                "b_ci_pct": rate_interval_pct(kb, nb, confidence),
-                "diff_pp": (rate_b - rate_a) if rate_a is not None and rate_b is not None else None,
-                "fisher_p": p,
-                "significant": p is not None and p < ALPHA,
-            }
-        )
+        outcomes.append(rate_row("outcome", name, ka, na, kb, nb, confidence))
     reasons = []
     ra_reasons = {(r["outcome"], r["reason"]): r["count"] for r in reason_rows(a.responses)}
     rb_reasons = {(r["outcome"], r["reason"]): r["count"] for r in reason_rows(b.responses)}
@@ -133,22 +180,13 @@ def compare_data(
                 "significant": p is not None and p < ALPHA,
             }
         )
-    latency = []
-    for label in LATENCIES:
-        va, vb = _latency_values(a, label), _latency_values(b, label)
-        row: dict[str, Any] = {"metric": label, "a_n": int(va.size), "b_n": int(vb.size)}
-        for q in (50, 95):
-            pa = float(np.percentile(va, q)) if va.size else None
-            pb = float(np.percentile(vb, q)) if vb.size else None
-            row[f"a_p{q}"], row[f"b_p{q}"] = pa, pb
-            row[f"shift_p{q}"] = (pb - pa) if pa is not None and pb is not None else None
-            row[f"shift_p{q}_ci95"] = bootstrap_shift_ci(va, vb, q)
-        if va.size and vb.size:
-            row["mannwhitney_p"] = float(sps.mannwhitneyu(va, vb, alternative="two-sided").pvalue)
-        else:
-            row["mannwhitney_p"] = None
-        row["significant"] = row["mannwhitney_p"] is not None and row["mannwhitney_p"] < ALPHA
-        latency.append(row)
+    latency = [shift_row(label, _latency_values(a, label), _latency_values(b, label)) for label in LATENCIES]
+    calls = extra_section(
+        function_calls.compare_values(a.responses), function_calls.compare_values(b.responses), confidence
+    )
+    transcripts = extra_section(
+        transcription.compare_values(a.responses), transcription.compare_values(b.responses), confidence
+    )
     slo = None
     if clauses:
         slo = {
@@ -171,6 +209,7 @@ def compare_data(
             "responses": na,
             "in_progress": a.in_progress,
             "target": what_ran(a),
+            "transport": transport_text(a.responses),
         },
         "b": {
             "run_id": b.run_id,
@@ -178,11 +217,14 @@ def compare_data(
             "responses": nb,
             "in_progress": b.in_progress,
             "target": what_ran(b),
+            "transport": transport_text(b.responses),
         },
         "alpha": ALPHA,
         "outcomes": outcomes,
         "reasons": reasons,
         "latency_ms": latency,
+        "function_calls": calls,  # None: neither run made a call
+        "input_transcription": transcripts,  # None: neither run transcribed a turn
     }
 
 
@@ -240,6 +282,54 @@ def cost_compare_table(d: dict[str, Any]) -> Table:
     return Table(f"Cost (estimate at the list prices of {ca['prices']['date']})", ["measure", "A", "B", "B vs A"], rows)
 
 
+def _shift(r: dict[str, Any], q: int) -> str:
+    return "-" if r[f"shift_p{q}"] is None else f"{r[f'shift_p{q}']:+.1f} {_ci(r[f'shift_p{q}_ci95'])}"
+
+
+def shift_table(title: str, rows: list[dict[str, Any]], titles: dict[str, str]) -> Table:
+    """Shift rows (``shift_row``) of A and B: p50 and p95 each, their shift with its CI, Mann-Whitney."""
+    return Table(
+        title,
+        ["latency", "A p50", "B p50", "shift p50 [95% CI]", "A p95", "B p95", "shift p95 [95% CI]", "Mann-Whitney p",
+         "sig"],
+        [
+            [titles[r["metric"]], ms(r["a_p50"]), ms(r["b_p50"]), _shift(r, 50), ms(r["a_p95"]), ms(r["b_p95"]),
+             _shift(r, 95), p_text(r["mannwhitney_p"]), sig(r["significant"])]
+            for r in rows
+        ],
+        note="shift = B - A; CI by bootstrap; * = Mann-Whitney U p < 0.05",
+    )  # fmt: skip
+
+
+def rate_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    """Rate rows (``rate_row``) of A and B with Fisher's exact test."""
+    return Table(
+        title,
+        ["measure", "A count", "A rate", "B count", "B rate", "B-A (pp)", "Fisher p", "sig"],
+        [
+            [r["measure"], count(r["a_count"]), pct(r["a_rate_pct"]), count(r["b_count"]), pct(r["b_rate_pct"]),
+             "-" if r["diff_pp"] is None else f"{r['diff_pp']:+.2f}", p_text(r["fisher_p"]), sig(r["significant"])]
+            for r in rows
+        ],
+        note=f"* = significant at p < {ALPHA} (Fisher's exact test, two-sided)",
+    )  # fmt: skip
+
+
+def extra_tables(d: dict[str, Any]) -> list[Table]:
+    """The function-call and input-transcription comparisons, when either run has them."""
+    tables = []
+    calls, transcripts = d["function_calls"], d["input_transcription"]
+    if calls is not None:
+        tables.append(shift_table("Function calls: shifts (ms)", calls["latency_ms"], function_calls.COMPARE_TITLES))
+        tables.append(rate_table("Function calls: rates", calls["rates"]))
+    if transcripts is not None:
+        rows = [*transcripts["latency_ms"], transcripts["wer_pct"]]
+        titles = {**transcription.COMPARE_TITLES, "wer_pct": "word error rate (%, not ms)"}
+        tables.append(shift_table("Input transcription: shifts (ms; WER in %)", rows, titles))
+        tables.append(rate_table("Input transcription: rates", transcripts["rates"]))
+    return tables
+
+
 def build_compare(
     a: RunData,
     b: RunData,
@@ -251,12 +341,13 @@ def build_compare(
     tables = [
         Table(
             "Runs",
-            ["", "run", "target", "responses", "state"],
+            ["", "run", "target", "transport", "responses", "state"],
             [
                 [
                     side,
                     d[side]["run_id"],
                     d[side]["target"] or "-",
+                    d[side]["transport"],
                     count(d[side]["responses"]),
                     "still being written" if d[side]["in_progress"] else "complete",
                 ]
@@ -298,36 +389,9 @@ def build_compare(
                 for r in d["reasons"]
             ],
         ),
-        Table(
-            "Latency shifts (ms)",
-            [
-                "latency",
-                "A p50",
-                "B p50",
-                "shift p50 [95% CI]",
-                "A p95",
-                "B p95",
-                "shift p95 [95% CI]",
-                "Mann-Whitney p",
-                "sig",
-            ],
-            [
-                [
-                    LATENCY_TITLES[r["metric"]],
-                    ms(r["a_p50"]),
-                    ms(r["b_p50"]),
-                    ("-" if r["shift_p50"] is None else f"{r['shift_p50']:+.1f} {_ci(r['shift_p50_ci95'])}"),
-                    ms(r["a_p95"]),
-                    ms(r["b_p95"]),
-                    ("-" if r["shift_p95"] is None else f"{r['shift_p95']:+.1f} {_ci(r['shift_p95_ci95'])}"),
-                    p_text(r["mannwhitney_p"]),
-                    sig(r["significant"]),
-                ]
-                for r in d["latency_ms"]
-            ],
-            note="shift = B - A; CI by bootstrap; * = Mann-Whitney U p < 0.05",
-        ),
+        shift_table("Latency shifts (ms)", d["latency_ms"], LATENCY_TITLES),
     ]
+    tables.extend(extra_tables(d))
     tables.append(cost_compare_table(d))
     if d["slo"] is not None:
         tables.append(slo_table(d))

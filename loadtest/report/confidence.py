@@ -153,3 +153,21 @@ def percentile_more_to_decide(
 def bound(value: float) -> float | None:
     """An interval end for JSON: None for an unbounded side."""
     return None if value is None or math.isinf(value) or value != value else float(value)
+
+
+def percentile_intervals(
+    values: np.ndarray, percents: tuple[int, ...] = (50, 95, 99), confidence: float = DEFAULT_CONFIDENCE
+) -> dict[str, float | int | None]:
+    """n, each percentile with its order-statistic interval (``p95``, ``p95_lo``, ``p95_hi``; None for
+    an unbounded side) and max, over the finite ``values`` (every figure None when there are none)."""
+    arr = np.asarray(values, dtype=float)
+    arr = arr[np.isfinite(arr)]
+    out: dict[str, float | int | None] = {"n": int(arr.size)}
+    for p in percents:
+        if arr.size:
+            lo, hi = percentile_interval(arr, p / 100, confidence)
+            out.update({f"p{p}": float(np.percentile(arr, p)), f"p{p}_lo": bound(lo), f"p{p}_hi": bound(hi)})
+        else:
+            out.update({f"p{p}": None, f"p{p}_lo": None, f"p{p}_hi": None})
+    out["max"] = float(arr.max()) if arr.size else None
+    return out

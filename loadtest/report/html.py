@@ -24,7 +24,8 @@ from loadtest.report.stats import time_span
 from loadtest.report.summary import RESPONSE_COLUMNS as SUMMARY_COLUMNS
 from loadtest.report.summary import build_summary
 
-# The response columns the page needs (summary, capacity, limits, soak and the plots).
+# The response columns the page needs (summary, capacity, limits, soak and the plots); a run with
+# function calls, input transcription or WebRTC rows adds its sections' (sections.optional_columns).
 RESPONSE_COLUMNS = sorted(
     {
         *SUMMARY_COLUMNS,
@@ -120,6 +121,11 @@ def build_html(
         ("audio-gaps", plots.audio_gaps(data.responses)),
     ]
     s = summary.data
+    calls, transcripts = s["function_calls"], s["input_transcription"]  # None: the run has no such section
+    if calls is not None:
+        figures.append(("tool-round-trip", plots.tool_round_trip_over_time(data.responses, start)))
+    if transcripts is not None:
+        figures.append(("transcription", plots.transcription_over_time(data.responses, start)))
     o = s["outcomes"]
 
     def kpi(value: str, label: str) -> str:
@@ -129,6 +135,13 @@ def build_html(
         return "-" if v is None else f"{v:.2f}%"
 
     ttfa = s["latency_ms"]["ttfa"]["p95"]
+    extra_kpis = []
+    if calls is not None:
+        rt = calls["latency_ms"]["tool_round_trip"]["p95"]
+        extra_kpis.append(kpi("-" if rt is None else f"{rt:.0f} ms", "tool round trip p95"))
+    if transcripts is not None:
+        wer = transcripts["wer"]["mean"]
+        extra_kpis.append(kpi("-" if wer is None else f"{100 * wer:.1f}%", "input transcript WER (mean)"))
     kpis = "".join(
         [
             kpi(str(s["run"]["responses"]), "responses"),
@@ -143,6 +156,7 @@ def build_html(
                 money(s["cost"]["total"]["per_1000_minutes"]),
                 f"{s['cost']['prices']['currency']} per 1,000 min (estimate at {s['cost']['prices']['date']} prices)",
             ),
+            *extra_kpis,
         ]
     )
     warnings = ""

@@ -266,3 +266,82 @@ def audio_gaps(responses: pd.DataFrame) -> str:
     ax.set_ylabel("responses (log scale)")
     ax.legend(loc="upper right")
     return to_svg(fig)
+
+
+ROUND_TRIP_COLOUR = "#e6550d"
+FINAL_ANSWER_COLOUR = "#756bb1"
+TRANSCRIPT_COLOUR = "#31a354"
+WER_COLOUR = "#de2d26"
+
+
+def _quantile_lines(ax: Any, responses: pd.DataFrame, start: float, lines: list[tuple[Any, ...]]) -> bool:
+    """Per time bucket, the quantile of each (values, q, colour, style, label); whether any line was drawn."""
+    idx, ok, width = _time_buckets(responses, start)
+    drew = False
+    for values, q, colour, style, label in lines:
+        frame = pd.DataFrame({"b": idx[ok], "v": np.asarray(values, dtype=float)[ok]})
+        series = frame.groupby("b")["v"].quantile(q).dropna() if q is not None else frame.groupby("b")["v"].mean()
+        series = series.dropna()
+        if len(series):
+            ax.plot(series.index * width / 60, series.to_numpy(), style, color=colour, lw=1.6, ms=3, label=label)
+            drew = True
+    return drew
+
+
+def _column(responses: pd.DataFrame, col: str) -> np.ndarray:
+    if col not in responses:
+        return np.full(len(responses), np.nan)
+    return pd.to_numeric(responses[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def tool_round_trip_over_time(responses: pd.DataFrame, start: float | None) -> str:
+    """The tool round trip (p50, p95) and the final answer of the turns that called (p95) over time."""
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    ax.set_title("Function calls: tool round trip over time")
+    if responses.empty or start is None:
+        _empty(ax)
+        return to_svg(fig)
+    rt = _column(responses, "tool_round_trip_ms")
+    final = np.where(_column(responses, "chain_depth") > 0, _column(responses, "final_answer_ms"), np.nan)
+    lines = [
+        (rt, 0.5, ROUND_TRIP_COLOUR, "-", "round trip p50"),
+        (rt, 0.95, ROUND_TRIP_COLOUR, "--", "round trip p95"),
+        (final, 0.95, FINAL_ANSWER_COLOUR, "-", "final answer p95 (turns that called)"),
+    ]
+    if not _quantile_lines(ax, responses, start, lines):
+        _empty(ax, "no follow-up recorded")
+        return to_svg(fig)
+    ax.set_xlabel("minutes since start")
+    ax.set_ylabel("ms")
+    _headroom(ax)
+    ax.legend(loc="upper left", ncols=2)
+    return to_svg(fig)
+
+
+def transcription_over_time(responses: pd.DataFrame, start: float | None) -> str:
+    """Input transcription first delta and completion (p95, from the commit), and the mean WER, over time."""
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    ax.set_title("Input transcription over time")
+    if responses.empty or start is None:
+        _empty(ax)
+        return to_svg(fig)
+    lines = [
+        (_column(responses, "input_transcript_first_ms"), 0.95, TRANSCRIPT_COLOUR, "--", "first delta p95"),
+        (_column(responses, "input_transcript_done_ms"), 0.95, TRANSCRIPT_COLOUR, "-", "completed p95"),
+    ]
+    if not _quantile_lines(ax, responses, start, lines):
+        _empty(ax, "no transcript recorded")
+        return to_svg(fig)
+    ax.set_xlabel("minutes since start")
+    ax.set_ylabel("ms from the commit")
+    _headroom(ax)
+    ax.legend(loc="upper left", ncols=2)
+    wer = 100 * _column(responses, "input_transcript_wer")
+    if np.isfinite(wer).any():
+        ax2 = ax.twinx()
+        _quantile_lines(ax2, responses, start, [(wer, None, WER_COLOUR, "o:", "WER mean %")])
+        ax2.set_ylabel("WER mean %", color=WER_COLOUR)
+        ax2.set_ylim(bottom=0)
+        ax2.grid(False)
+        ax2.spines["right"].set_visible(True)
+    return to_svg(fig)

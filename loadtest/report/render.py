@@ -57,8 +57,35 @@ def num(value: Any, digits: int = 1) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.{digits}f}"
 
 
+def interval_table(
+    blocks: dict[str, dict[str, Any]], titles: dict[str, str], title: str, percents: tuple[int, ...], note: str = ""
+) -> Table:
+    """Latency percentiles with their intervals (``confidence.percentile_intervals`` blocks), one row
+    per latency that has values."""
+    return Table(
+        title,
+        ["latency", "n", *(f"p{p} [CI]" for p in percents), "max"],
+        [
+            [titles[k], count(b["n"]), *(with_interval(b[f"p{p}"], b[f"p{p}_lo"], b[f"p{p}_hi"]) for p in percents),
+             ms(b["max"])]
+            for k, b in blocks.items()
+            if b["n"]
+        ],
+        note=note,
+    )  # fmt: skip
+
+
 def count(value: Any) -> str:
     return "-" if missing(value) else str(int(value))
+
+
+def with_interval(value: Any, lo: Any, hi: Any, fmt: Any = ms) -> str:
+    """``812.3 [790.1, 840.0]``: a figure and its interval (an unbounded side, None, says so)."""
+    if missing(value):
+        return "-"
+    left = "unbounded" if missing(lo) else fmt(lo)
+    right = "unbounded" if missing(hi) else fmt(hi)
+    return f"{fmt(value)} [{left}, {right}]"
 
 
 _NUMERIC = re.compile(r"^[+-]?[0-9][0-9.,e+-]*(%| ms| s)?( \[.*\])?$|^-$|^<[0-9.]+$")

@@ -40,6 +40,13 @@ def finite(values: Any) -> np.ndarray:
     return arr[np.isfinite(arr)]
 
 
+def numbers(frame: pd.DataFrame, col: str) -> np.ndarray:
+    """A column as floats, one per row (NaN where empty; all NaN when the frame lacks the column)."""
+    if col not in frame:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
 def percentiles(values: Any) -> dict[str, float | int | None]:
     """n, p50, p90, p95, p99 and max of the finite values (None when there are none)."""
     arr = finite(values)

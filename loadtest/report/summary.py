@@ -10,8 +10,10 @@ import pandas as pd
 from loadtest.records.reader import RunData
 from loadtest.records.worker_loss import loss_line
 from loadtest.report.cost import USAGE_COLUMNS, PriceTable, cost_data, cost_words, load_prices, money
+from loadtest.report.function_calls import function_call_data, function_call_tables
 from loadtest.report.memory import memory_note, memory_trends
 from loadtest.report.render import Report, Table, count, ms, num, pct
+from loadtest.report.sections import transports
 from loadtest.report.stats import (
     LATENCIES,
     LATENCY_TITLES,
@@ -23,9 +25,11 @@ from loadtest.report.stats import (
     reason_rows,
     time_span,
 )
+from loadtest.report.transcription import transcription_data, transcription_tables
 from loadtest.report.trend import reason_trends, step_groups, trend_table, trend_verdict
 
-# Columns of responses.jsonl the summary reads (ids and free text are left on disk).
+# Columns of responses.jsonl the summary reads (ids and free text are left on disk); a run with
+# function calls, input transcription or WebRTC rows adds its sections' (sections.optional_columns).
 RESPONSE_COLUMNS = [
     "run_id",
     "target",
@@ -185,6 +189,7 @@ def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, A
             "sessions": len(sessions),
             "targets": _distinct(responses, "target"),
             "scenarios": _distinct(responses, "scenario"),
+            "transports": sorted(set(transports(responses))),
         },
         "outcomes": outcome_rates(responses),
         "reasons": reason_rows(responses),
@@ -193,6 +198,11 @@ def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, A
         "tokens": token_stats(responses, minutes),
         "by_target": group_rows(responses, "target"),
         "by_scenario": group_rows(responses, "scenario"),
+        "by_transport": group_rows(responses.assign(transport=transports(responses)), "transport")
+        if "transport" in responses
+        else [],
+        "function_calls": function_call_data(responses),  # None: the run made no call
+        "input_transcription": transcription_data(responses),  # None: no turn was transcribed
         "health": health_stats(data.health),
         "trends": reason_trends(steps) if len(steps) >= 2 else None,  # a step run only
         "cost": cost_data(responses, sessions, prices or load_prices(), end),
@@ -285,6 +295,7 @@ def build_summary(data: RunData, prices: PriceTable | None = None) -> Report:
                 ["sessions", count(run["sessions"])],
                 ["targets", ", ".join(run["targets"]) or "-"],
                 ["scenarios", ", ".join(run["scenarios"]) or "-"],
+                ["transport", ", ".join(run["transports"]) or "websocket"],
             ],
         ),
         Table(
@@ -302,6 +313,8 @@ def build_summary(data: RunData, prices: PriceTable | None = None) -> Report:
             [[r["outcome"], r["reason"], count(r["count"]), pct(r["rate_pct"])] for r in d["reasons"]],
         ),
         latency_table(d["latency_ms"]),
+        *function_call_tables(d["function_calls"]),
+        *transcription_tables(d["input_transcription"]),
     ]
     a = d["audio"]
     tables.append(
@@ -342,6 +355,8 @@ def build_summary(data: RunData, prices: PriceTable | None = None) -> Report:
     tables.append(cost_table(d["cost"]))
     tables.append(group_table("By target", "target", d["by_target"]))
     tables.append(group_table("By scenario", "scenario", d["by_scenario"]))
+    if len(d["by_transport"]) > 1:
+        tables.append(group_table("By transport", "transport", d["by_transport"]))
     notes = [trend_verdict(d["trends"])] if d["trends"] is not None else []
     notes.extend(cost_words(d["cost"]))
     h = d["health"]

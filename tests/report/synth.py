@@ -257,3 +257,155 @@ def ramp_run(path: Path, seed: int = 1, *, with_step: bool = True, target: str =
         if r.trace_file and int(r.trace_file[7:13]) % 2 == 0
     }
     return write_run(path, responses, sessions, rate_limits, run=run, traces=traces, **kw)
+
+
+# A run with function calls and input transcription (tool_run): the names its calls use.
+TOOL_NAMES = ("get_weather", "book_table", "lookup_menu")
+TOOL_LATENCY_MS = 150.0
+TRANSCRIPTION_ERRORS = ("transcription_timeout", "server_error")
+
+
+def tool_run(
+    path: Path,
+    seed: int = 3,
+    *,
+    turns: int = 300,
+    round_trip_ms: float = 400.0,
+    transcription: bool = True,
+    transport: str = "",
+    scenarios: tuple[str, ...] = ("booking",),
+    wer: float = 0.1,
+) -> SynthRun:
+    """Turns of a tool-using agent over two load steps (``users`` 5 and 10), as the client records them.
+
+    Turn k: k % 3 == 0 answers without a call; the others call ``get_weather`` (k % 5 == 0: and
+    ``book_table`` in parallel), the first call's arguments invalid when k % 7 == 0; a follow-up
+    (chain depth 1, tool round trip ``round_trip_ms`` x lognormal) answers, refused
+    (``followup_rejected``) when k % 11 == 0; when k % 4 == 0 the follow-up calls ``lookup_menu`` and
+    a second follow-up (depth 2) answers. The turn's last response has ``final_answer_ms`` (the
+    arguments and round trips of its chain added up; a turn without a call: its ttfa). With
+    ``transcription``, the turn's first row has the input transcription: failed when k % 25 == 0
+    (errors alternating), missing when k % 40 == 1, else completed with a WER of ``wer`` when k % 6 == 0
+    (0 otherwise). Scenarios take turns.
+    """
+    rng = np.random.default_rng(seed)
+    responses: list[ResponseRecord] = []
+    n = 0
+
+    def row(turn: int, depth: int, **kw: Any) -> ResponseRecord:
+        nonlocal n
+        kw.setdefault("outcome", "completed")
+        kw.setdefault("status", "completed")
+        step = turn * 2 // turns
+        t = T0 + turn * 2.0 + depth * 0.5
+        ttfa = float(rng.gamma(6, 60))
+        rec = ResponseRecord(
+            run_id=path.name,
+            worker_id="w1",
+            session_id=f"sess_{turn // 5:04d}",
+            response_id=f"resp_{n:06d}",
+            scenario=scenarios[turn % len(scenarios)],
+            target="mock",
+            transport=transport,
+            step=step,
+            users=5 * (step + 1),
+            concurrency=5 * (step + 1),
+            t_trigger=t,
+            t_done=t + (ttfa + 1500) / 1000,
+            created_ms=ttfa / 3,
+            ttfa_ms=ttfa,
+            ttft_ms=ttfa + 20,
+            done_ms=ttfa + 1500,
+            audio_ms=1200.0,
+            chain_depth=depth,
+            **kw,
+        )
+        n += 1
+        responses.append(rec)
+        return rec
+
+    for turn in range(turns):
+        heard: dict[str, Any] = {}
+        if transcription:
+            first = float(rng.uniform(80, 200))
+            if turn % 25 == 0:
+                err = TRANSCRIPTION_ERRORS[(turn // 25) % 2]
+                heard = {"input_transcription": "failed", "input_transcription_error": err}
+            elif turn % 40 == 1:
+                heard = {"input_transcription": "missing"}
+            else:
+                heard = {
+                    "input_transcription": "completed",
+                    "input_transcript_first_ms": first,
+                    "input_transcript_done_ms": first + float(rng.uniform(100, 400)),
+                    "input_transcript_wer": wer if turn % 6 == 0 else 0.0,
+                }
+        if turn % 3 == 0:
+            last = row(turn, 0, **heard)
+            last.final_answer_ms = last.ttfa_ms
+            continue
+        calls = 2 if turn % 5 == 0 else 1
+        first_row = row(
+            turn,
+            0,
+            function_calls=calls,
+            function_names=list(TOOL_NAMES[:calls]),
+            function_args_ms=[float(rng.uniform(100, 300)) for _ in range(calls)],
+            function_args_valid=[turn % 7 != 0] + [True] * (calls - 1),
+            **heard,
+        )
+        trip = round_trip_ms * float(rng.lognormal(0, 0.2))
+        if turn % 11 == 0:
+            row(turn, 1, parent_response_id=first_row.response_id, tool_latency_ms=TOOL_LATENCY_MS,
+                outcome="failed", reason="followup_rejected", status="failed")  # fmt: skip
+            continue
+        again = turn % 4 == 0
+        follow = row(
+            turn,
+            1,
+            parent_response_id=first_row.response_id,
+            tool_latency_ms=TOOL_LATENCY_MS,
+            tool_round_trip_ms=trip,
+            function_calls=1 if again else 0,
+            function_names=[TOOL_NAMES[2]] if again else [],
+            function_args_ms=[float(rng.uniform(100, 300))] if again else [],
+            function_args_valid=[True] if again else [],
+        )
+        last = follow
+        final = max(first_row.function_args_ms) + trip  # the first output of the follow-up
+        if again:
+            last = row(
+                turn,
+                2,
+                parent_response_id=follow.response_id,
+                tool_latency_ms=TOOL_LATENCY_MS,
+                tool_round_trip_ms=round_trip_ms * float(rng.lognormal(0, 0.2)),
+            )
+            final += follow.function_args_ms[0] + last.tool_round_trip_ms
+        last.final_answer_ms = final
+    run = {"run_id": path.name, "t_start": T0, "t_end": T0 + turns * 2.0 + 10, "shape": "steps"}
+    return write_run(path, responses, run=run)
+
+
+# The columns the function-call and input-transcription work added (issue 15) and the transport (19).
+NEW_COLUMNS = (
+    "transport", "function_calls", "function_names", "function_args_ms", "function_args_valid",
+    "parent_response_id", "chain_depth", "tool_latency_ms", "tool_round_trip_ms", "final_answer_ms",
+    "input_transcription", "input_transcript_first_ms", "input_transcript_done_ms",
+    "input_transcription_error", "input_transcript_wer",
+)  # fmt: skip
+
+
+def older_run(path: Path, seed: int = 1) -> SynthRun:
+    """The ramp run as a version before those columns wrote it: its rows lack them altogether."""
+    run = ramp_run(path, seed)
+    rows = []
+    for record in run.responses:
+        row = to_row(record)
+        for name in NEW_COLUMNS:
+            row.pop(name, None)
+        rows.append(row)
+    write_jsonl(path / RESPONSES_FILE, rows)
+    sessions = [{k: v for k, v in to_row(s).items() if k != "transport"} for s in run.sessions]
+    write_jsonl(path / SESSIONS_FILE, sessions)
+    return run
