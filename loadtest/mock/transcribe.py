@@ -7,8 +7,9 @@ band G.711 keeps, so both formats compare alike), and the fixture whose envelope
 after stretching to the fixture's length; the durations within 25 %) above ``MIN_SCORE`` is the
 one heard. The commit's speech starts anywhere inside a 20 ms frame (the VAD cuts where it cuts, a
 previous turn's tail stays in the buffer), and a misaligned envelope scores as low as 0.77, so the
-committed audio is reduced at ``PHASES`` sub-frame offsets and the best one counts. G.711 quantisation, the 8 kHz band limit, gain and the VAD's padding change the
-envelope little, so a round trip still matches (``tests/mock/test_transcription.py``).
+committed audio is reduced at ``PHASES`` sub-frame offsets and the best one counts. G.711
+quantisation, the 8 kHz band limit, gain and the VAD's padding change the envelope little, so a
+round trip still matches (``tests/mock/test_transcription.py``).
 
 The transcript returned is that fixture's ``transcript``, with ``substitution_rate`` of its words
 replaced (so WER is measurable); audio matching no fixture gets ``UNRECOGNISED``.

@@ -220,7 +220,8 @@ class InputTranscripts:
             return
         self._claim(owner, item)
         if owner in self.open_utterances and owner.t_trigger is None:
-            owner.t_trigger = router.last_append_t if router.last_append_t is not None else t
+            # the last append before the commit (appends sent while it was being read came later)
+            owner.t_trigger = min(router.last_append_t, t) if router.last_append_t is not None else t
 
     def on_transcription(self, event: dict[str, Any], t: float) -> None:
         item = self.by_item.get(event.get("item_id"))  # type: ignore[arg-type]
