@@ -5,6 +5,9 @@
   :func:`mock_set_args` gives them as ``--mock-set`` values for the command line.
 - :func:`run_child`: run ``python -m <module> <args>`` (a driver that patches gevent, say) and
   return the JSON object on its last stdout line.
+- :func:`transcription_agreement`: the rows' input transcription against the mock's truth rows of
+  kind ``transcription`` (the mapping ``TRANSCRIPTION_FAULT_EXPECTATIONS``), for any test that ran
+  sessions with input transcription on.
 - :func:`timed_wait`, :func:`peak_hz`, :func:`connect`: a timed ``concurrency.wait``, the peak
   frequency of a signal, and a WebSocket to the mock in either dialect.
 - TLS and enterprise networks on loopback: :func:`self_signed` (a certificate for 127.0.0.1) and
@@ -77,6 +80,57 @@ def run_child(
     if clean_stderr:
         assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def transcription_agreement(rows: list[dict[str, Any]], truth: list[dict[str, Any]]) -> tuple[int, list[str]]:
+    """(items checked, mismatches) between the rows' input transcription and the mock's truth.
+
+    Per session, the rows that carry an input transcription (in turn order) and the truth's
+    ``transcription`` rows (in commit order) pair up one to one. Each row's ``input_transcription``
+    is what ``TRANSCRIPTION_FAULT_EXPECTATIONS`` gives the truth's fault; a failed one carries the
+    error code; a completed one's WER is the truth transcript's WER against the expected text, and
+    a slow one's first delta came at least its drawn ``delay_ms`` after the commit.
+    """
+    from collections import defaultdict
+
+    from loadtest.mock.input_transcription import FAILED_ERROR
+    from loadtest.records.schema import TRANSCRIPTION_FAULT_EXPECTATIONS
+    from loadtest.session.input_transcript import word_error_rate
+
+    mine: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row.get("input_transcription") is not None:
+            mine[row["session_id"]].append(row)
+    theirs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in truth:
+        if row.get("kind") == "transcription":
+            theirs[row["session_id"]].append(row)
+    wrong: list[str] = []
+    checked = 0
+    for sid in sorted(set(mine) | set(theirs)):
+        got = sorted(mine[sid], key=lambda r: (r["turn_index"], r.get("t_trigger") or 0.0))
+        want = sorted(theirs[sid], key=lambda r: r["t_commit"])
+        if len(got) != len(want):
+            wrong.append(f"{sid}: {len(got)} rows with an input transcription, {len(want)} in the truth log")
+            continue
+        for row, t in zip(got, want, strict=True):
+            checked += 1
+            expected = TRANSCRIPTION_FAULT_EXPECTATIONS[t["fault"]]
+            where = f"{sid} turn {row['turn_index']} ({t['fault']})"
+            if row["input_transcription"] != expected:
+                wrong.append(f"{where}: truth expects {expected}, recorded {row['input_transcription']}")
+            elif expected == "failed" and row["input_transcription_error"] != FAILED_ERROR["code"]:
+                wrong.append(f"{where}: error {row['input_transcription_error']!r}")
+            elif expected == "completed":
+                wer = word_error_rate(t["expected"], t["transcript"])
+                if row["input_transcript_wer"] != wer:
+                    wrong.append(f"{where}: WER {row['input_transcript_wer']}, the truth's transcript gives {wer}")
+                first = row["input_transcript_first_ms"]
+                if first is None or first > row["input_transcript_done_ms"]:
+                    wrong.append(f"{where}: first delta {first} ms, done {row['input_transcript_done_ms']} ms")
+                elif t["fault"] == "transcription_slow" and first < t["params"]["delay_ms"]:
+                    wrong.append(f"{where}: first delta {first} ms, slowed by {t['params']['delay_ms']} ms")
+    return checked, wrong
 
 
 def timed_wait(event: Any, timeout: float) -> tuple[bool, float]:

@@ -76,6 +76,23 @@ def test_session_update_shapes() -> None:
     assert pv["session"]["turn_detection"] == {"type": "server_vad"}
 
 
+def test_transcription_session_shapes_and_what_a_session_says_about_transcription() -> None:
+    ga = GA.transcription_session_update(transcription_model="whisper-1", audio_format="g711_ulaw")
+    assert ga == {"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
+        "format": {"type": "audio/pcmu"}, "transcription": {"model": "whisper-1"},
+        "turn_detection": {"type": "server_vad"}}}}}  # fmt: skip
+    pv = PREVIEW.transcription_session_update(transcription_model="whisper-1", turn_detection=None)
+    assert pv == {"type": "transcription_session.update", "session": {"input_audio_format": "pcm16",
+                  "input_audio_transcription": {"model": "whisper-1"}, "turn_detection": None}}  # fmt: skip
+    with pytest.raises(ValueError, match="no transcription-only sessions"):
+        get_dialect("voicelive").transcription_session_update(transcription_model="whisper-1")
+    assert GA.is_transcription_session(ga["session"]) and not PREVIEW.is_transcription_session(pv["session"])
+    on = GA.session_update(transcription_model="gpt-4o-transcribe")["session"]
+    assert GA.transcription_of(on) == {"model": "gpt-4o-transcribe"}
+    assert PREVIEW.transcription_of(PREVIEW.session_update(transcription_model="m")["session"]) == {"model": "m"}
+    assert GA.transcription_of(GA.session_update()["session"]) is None and PREVIEW.transcription_of({}) is None
+
+
 @pytest.mark.parametrize(
     ("provider", "dialect", "expected"),
     [

@@ -86,6 +86,10 @@ class Dialect:
     input_audio_committed: str
     speech_started: str
     speech_stopped: str
+    input_transcription_delta: str  # conversation.item.input_audio_transcription.*: the input audio's transcript
+    input_transcription_completed: str
+    input_transcription_failed: str
+    transcription_session_updated: str | None  # preview only (GA: session.updated)
     # client -> server events
     client_session_update: str
     client_audio_append: str
@@ -228,6 +232,47 @@ class Dialect:
             return None
         return ["audio"] if "audio" in value else ["text"]
 
+    def transcription_of(self, session: dict[str, Any]) -> dict[str, Any] | None:
+        """The session's input transcription object (GA ``audio.input.transcription``, preview
+        ``input_audio_transcription``), or None when it turns none on."""
+        if self.is_ga:
+            audio = session.get("audio")
+            inp = audio.get("input") if isinstance(audio, dict) else None
+            value = inp.get("transcription") if isinstance(inp, dict) else None
+        else:
+            value = session.get("input_audio_transcription")
+        return value if isinstance(value, dict) else None
+
+    def is_transcription_session(self, session: dict[str, Any]) -> bool:
+        """A GA session object of type ``transcription`` (preview says so by its event instead)."""
+        return self.is_ga and session.get("type") == "transcription"
+
+    def transcription_session_update(
+        self,
+        *,
+        transcription_model: str,
+        audio_format: str = "pcm16",
+        turn_detection: dict[str, Any] | str | None = "server_vad",
+    ) -> dict[str, Any]:
+        """The event that makes a session transcription-only: GA ``session.update`` with ``type:
+        "transcription"``, preview ``transcription_session.update`` (Voice Live has none)."""
+        if isinstance(turn_detection, str):
+            turn_detection = {"type": turn_detection}
+        fmt_ga, fmt_preview, _rate = AUDIO_FORMATS[audio_format]
+        transcription = {"model": transcription_model}
+        if self.is_ga:
+            audio_input = {"format": fmt_ga, "transcription": transcription, "turn_detection": turn_detection}
+            session: dict[str, Any] = {"type": "transcription", "audio": {"input": audio_input}}
+            return {"type": self.client_session_update, "session": session}
+        if self.client_transcription_session_update is None:
+            raise ValueError(f"the {self.name} dialect has no transcription-only sessions")
+        session = {
+            "input_audio_format": fmt_preview,
+            "input_audio_transcription": transcription,
+            "turn_detection": turn_detection,
+        }
+        return {"type": self.client_transcription_session_update, "session": session}
+
     def user_session_update(self, session: dict[str, Any], trigger: str) -> tuple[dict[str, Any], bool]:
         """``session.update`` carrying the user's ``session`` as given, plus only what the harness must
         add: ``type`` on GA when missing, and the turn detection the turn's ``trigger`` needs (off for
@@ -321,6 +366,9 @@ _COMMON_NAMES: dict[str, str] = {
     "input_audio_committed": "input_audio_buffer.committed",
     "speech_started": "input_audio_buffer.speech_started",
     "speech_stopped": "input_audio_buffer.speech_stopped",
+    "input_transcription_delta": "conversation.item.input_audio_transcription.delta",
+    "input_transcription_completed": "conversation.item.input_audio_transcription.completed",
+    "input_transcription_failed": "conversation.item.input_audio_transcription.failed",
     "client_session_update": "session.update",
     "client_audio_append": "input_audio_buffer.append",
     "client_audio_commit": "input_audio_buffer.commit",
@@ -381,6 +429,7 @@ GA = Dialect(
     content_audio="output_audio",
     content_text="output_text",
     client_transcription_session_update=None,
+    transcription_session_updated=None,
     **_COMMON_NAMES,
     client_events=frozenset(_COMMON_CLIENT | {"output_audio_buffer.clear"}),
     server_events=frozenset(
@@ -415,6 +464,7 @@ PREVIEW = Dialect(
     content_audio="audio",
     content_text="text",
     client_transcription_session_update="transcription_session.update",
+    transcription_session_updated="transcription_session.updated",
     **_COMMON_NAMES,
     client_events=frozenset(_COMMON_CLIENT | {"transcription_session.update"}),
     server_events=frozenset(
@@ -466,6 +516,7 @@ VOICE_LIVE = replace(
     PREVIEW,
     name=DialectName.VOICE_LIVE,
     client_transcription_session_update=None,
+    transcription_session_updated=None,
     client_events=frozenset((PREVIEW.client_events - {"transcription_session.update"}) | VOICE_LIVE_CLIENT_EVENTS),
     server_events=frozenset(
         (PREVIEW.server_events - {"conversation.created", "transcription_session.updated"}) | VOICE_LIVE_SERVER_EVENTS

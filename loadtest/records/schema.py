@@ -250,6 +250,9 @@ REASONS: dict[str, str] = {
     "auth_rejected": FAILED,  # 101 then error invalid_api_key and close 3000 (OpenAI)
     "invalid_model": FAILED,  # 101 then error invalid_model/missing_model and close 4000
     "protocol_rejected": FAILED,  # 101 then close 4000 for another reason (beta shape, ...)
+    # failed, transcription-only sessions (no response: the row is the utterance's transcription)
+    "transcription_failed": FAILED,  # ...input_audio_transcription.failed
+    "transcription_timeout": FAILED,  # no .completed/.failed within the wait after the commit (or no commit)
     # truncated: an answer started but its audio is cut short or missing
     "audio_stall": TRUNCATED,  # a listener would hear a gap over the stall threshold
     "inner_silence": TRUNCATED,  # silent audio inside the answer over the stall threshold
@@ -303,6 +306,17 @@ FAULT_EXPECTATIONS: dict[str, tuple[str, str]] = {
     "connection_rate_429": (THROTTLED, "handshake_429"),  # Voice Live: new connections per minute
     "turn_detected": (CANCELLED, "turn_detected"),
     "client_cancelled": (CANCELLED, "client_cancelled"),
+}
+
+
+# The mock's input transcription faults (truth rows of kind "transcription") and the value of the
+# ``input_transcription`` column the harness must record for that item. A response's outcome does not
+# depend on its input's transcription; a transcription-only row's outcome does (its reason is
+# ``transcription_failed`` for a failed one).
+TRANSCRIPTION_FAULT_EXPECTATIONS: dict[str, str] = {
+    "none": "completed",
+    "transcription_failed": "failed",
+    "transcription_slow": "completed",  # completed, later than the profile's first_delta_ms by delay_ms
 }
 
 

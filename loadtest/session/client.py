@@ -38,6 +38,7 @@ from loadtest.session.audio_send import AudioSender
 from loadtest.session.classifier import ENDED_DONE, ENDED_ERROR, ENDED_NOT_READY, ENDED_TIMEOUT, verdict
 from loadtest.session.config import SessionConfig
 from loadtest.session.connection import Connection
+from loadtest.session.input_transcript import InputTranscripts, expected_of, utterance_record
 from loadtest.session.link import Handshake
 from loadtest.session.recording import RecordBuilder, trace_name
 from loadtest.session.router import SESSION_FATAL, EventRouter
@@ -86,6 +87,10 @@ class RealtimeSession:
         self.rng = rng or random.Random()
         self.dialect: Dialect = get_dialect(str(target.dialect))
         self.thresholds = config.thresholds()
+        # a transcription session: the scenario's, or a session file of type "transcription" (GA)
+        self.transcription_only = scenario.transcription_only or (
+            scenario.session is not None and self.dialect.is_transcription_session(scenario.session)
+        )
         self._stopping = False
         self._stop_event = concurrency.new_event()
         self._conn: Connection | None = None
@@ -198,6 +203,7 @@ class RealtimeSession:
         """A response the server started on its own (its VAD heard a second turn in one utterance...)."""
         tracker = self._new_tracker(self._current_index, None)
         tracker.trigger = "server_vad" if conn.turn_detection == "server_vad" else "server"
+        conn.inputs.adopt(tracker)
         return tracker
 
     def _context(self) -> dict[str, Any]:
@@ -283,7 +289,15 @@ class RealtimeSession:
             wake=wake,
             closed=closed,
             t_open=time.time(),
+            inputs=InputTranscripts(
+                dialect=self.dialect,
+                wait_s=cfg.transcription_wait_s,
+                expected_of=expected_of(self.scenario),
+                on_utterance=lambda tr, item, timed_out: self._utterance(conn, tr, item, timed_out),
+                wake=wake,
+            ),
         )
+        conn.inputs.attach(router)
         self._conn = conn
         if self._stopping:
             conn.client_stop = True
@@ -344,19 +358,30 @@ class RealtimeSession:
 
     def _send_session_update(self, conn: Connection, turn: Turn, tracker: ResponseTracker | None) -> None:
         cfg = self.config
+        inputs = conn.inputs
+        model = self.scenario.transcription_model or cfg.transcription_model
         if self.scenario.session is not None:  # the user's own session object, as given
             update, vad_on = self.dialect.user_session_update(self.scenario.session, turn.trigger)
             conn.turn_detection = "server_vad" if vad_on else None
+            inputs.enabled = self.dialect.transcription_of(update["session"]) is not None
             self._send(conn, update, tracker)
             return
         turn_detection = "server_vad" if turn.trigger == "server_vad" else None
+        inputs.enabled = bool(model)
+        if self.transcription_only:
+            update = self.dialect.transcription_session_update(
+                transcription_model=model or "", audio_format=cfg.audio_format, turn_detection=turn_detection
+            )
+            conn.turn_detection = turn_detection
+            self._send(conn, update, tracker)
+            return
         update = self.dialect.session_update(
             output_modalities=cfg.output_modalities,
             instructions=cfg.instructions,
             voice=cfg.voice,
             audio_format=cfg.audio_format,
             turn_detection=turn_detection,
-            transcription_model=cfg.transcription_model,
+            transcription_model=model,
             max_output_tokens=cfg.max_output_tokens,
         )
         conn.turn_detection = turn_detection
@@ -406,6 +431,8 @@ class RealtimeSession:
                     # never triggered: forget it rather than record a non-attempt
                     with conn.lock:
                         conn.router.forget(tracker)
+                if not self._stopping:  # the run is over: the transcripts of answered turns still count
+                    self._wait(conn, conn.transcripts_settled, cfg.transcription_wait_s + 1.0)
                 return endings.CLIENT_CLOSED, None
             index, turn = current
             self._current_index = index
@@ -432,10 +459,10 @@ class RealtimeSession:
             current, tracker = upcoming, None
             aged = cfg.lifetime_s is not None and time.time() - conn.t_open >= cfg.lifetime_s
             if current is not None and aged and not conn.closed.is_set():
-                self._wait(conn, lambda: not conn.router.open, cfg.response_deadline_s + 5.0)
+                self._wait(conn, conn.settled, cfg.response_deadline_s + 5.0)
                 return endings.LIFETIME, current
-        # the scenario is over: let open responses (out-of-band, barged answers) finish
-        self._wait(conn, lambda: not conn.router.open, cfg.response_deadline_s + 5.0)
+        # the scenario is over: let open responses (out-of-band, barged answers) and transcripts finish
+        self._wait(conn, conn.settled, cfg.response_deadline_s + 5.0)
         return (endings.CLIENT_CLOSED if not conn.closed.is_set() else self._ending(conn)), None
 
     def _start_turn(self, conn: Connection, turn: Turn, tracker: ResponseTracker) -> None:
@@ -447,6 +474,9 @@ class RealtimeSession:
             if conn.turn_detection != needed:
                 self._send_session_update(conn, turn, None)
         tracker.t_armed = time.time()
+        if self.transcription_only:
+            self._transcribe_turn(conn, turn, tracker)
+            return
         if turn.trigger == "text":
             metadata = {OOB_TAG: tracker.tag} if turn.out_of_band else None
             if turn.out_of_band:
@@ -486,6 +516,35 @@ class RealtimeSession:
         # server VAD: the server ends the turn; t_trigger is the last append before its commit
         self._stream(conn, self._frames(turn, trailing_silence=True), tracker)
         tracker.t_armed = time.time()
+
+    def _transcribe_turn(self, conn: Connection, turn: Turn, tracker: ResponseTracker) -> None:
+        """A transcription-only turn: its audio and no response; its row comes once its transcript
+        settles (:meth:`_utterance`)."""
+        inputs = conn.inputs
+        with conn.lock:
+            conn.router.forget(tracker)  # no response will answer it
+            inputs.expect_utterance(tracker)
+        manual = turn.trigger == "manual"
+        sent = self._stream(conn, self._frames(turn, trailing_silence=not manual), tracker)
+        if sent and manual:
+            tracker.t_trigger = time.time()  # (before the commit: its echo may come back at once)
+            self._send(conn, {"type": self.dialect.client_audio_commit}, tracker)
+        with conn.lock:
+            inputs.audio_sent(tracker, time.time())  # the wait for its commit starts here
+        self._wait(conn, lambda: not inputs.utterance_open(tracker), self.config.transcription_wait_s + 5.0)
+
+    def _utterance(self, conn: Connection, tracker: ResponseTracker, item: Any, timed_out: bool) -> None:
+        """A transcription-only utterance's row (under the connection lock)."""
+        info = conn.close_info
+        by_server = info is not None and info.by_server and not conn.client_stop
+        rec = utterance_record(self.rows, tracker, item, conn.record, timed_out=timed_out, by_server=by_server)
+        if rec is None:
+            return
+        rec.session_id = conn.router.session_id
+        conn.record.responses += 1
+        self.responses += 1
+        self._safe(self.sink.response, rec)
+        conn.wake.set()
 
     def _cancel_if_hung(self, conn: Connection, tracker: ResponseTracker) -> None:
         """A response that timed out may still hold the conversation: cancel it so the next turn can
@@ -556,11 +615,14 @@ class RealtimeSession:
             rec.trace_file = self._safe(self.sink.trace, name, events)
         srec.responses += 1
         self.responses += 1
-        self._safe(self.sink.response, rec)
+        conn.inputs.record(tracker, rec, self._write_response, time.time())  # may wait for its input's transcript
         if self.timeline.on:
             fields = {"response_id": tracker.response_id, "turn_index": tracker.turn_index}
             self.timeline.note("note", "outcome", {**fields, "outcome": outcome, "reason": reason}, tracker.t_end)
         conn.wake.set()
+
+    def _write_response(self, rec: Any) -> None:
+        self._safe(self.sink.response, rec)
 
     def _on_rate_limits(self, conn: Connection, entries: list[dict[str, Any]], t: float, rid: str | None) -> None:
         for rec in self.rows.rate_limits(entries, t, conn.router.session_id, rid):
@@ -584,6 +646,7 @@ class RealtimeSession:
             conn.receiver.join(cfg.close_timeout_s)
         with conn.lock:
             conn.router.stop(time.time())
+            conn.inputs.flush(time.time())  # rows still waiting for a transcript: as they stand
         info = conn.close_info
         if (
             ending in (endings.CLIENT_CLOSED, endings.ERROR)

@@ -35,6 +35,7 @@ class SessionConfig:
     instructions: str | None = None
     max_output_tokens: int | str | None = None
     transcription_model: str | None = None  # input transcription (None = off)
+    transcription_wait_s: float = 10.0  # a row waits this long after its commit for the input's transcript
     # how audio is sent
     frame_ms: int = 100  # one input_audio_buffer.append per frame
     pacing: Pacing = "realtime"  # realtime: on the audio clock; fast: as fast as the socket takes it

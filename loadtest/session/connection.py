@@ -21,6 +21,7 @@ import orjson
 from loadtest.records.schema import SessionRecord
 from loadtest.session import concurrency
 from loadtest.session.audio_send import AudioSender
+from loadtest.session.input_transcript import InputTranscripts
 from loadtest.session.link import CLOSE_ABNORMAL, CloseInfo, Transport
 from loadtest.session.router import EventRouter
 from loadtest.session.timeline import Timeline
@@ -41,6 +42,7 @@ class Connection:
     wake: Any
     closed: Any
     t_open: float
+    inputs: InputTranscripts  # input transcription of its audio (rows may wait for it)
     receiver: concurrency.Task | None = None
     close_info: CloseInfo | None = None
     turn_detection: str | None = "unset"
@@ -61,6 +63,7 @@ class Connection:
         would keep its whole graph alive until a full garbage collection (issue 22)."""
         self.router.release()
         self.transport.release()
+        self.inputs.release()
 
     def receive(self, timeline: Timeline) -> None:
         """The receiver task: every message to the router until the connection ends."""
@@ -120,6 +123,15 @@ class Connection:
         conn.wake.set()
 
     # -- waiting -------------------------------------------------------------------------------
+    def transcripts_settled(self) -> bool:
+        """No row waits for an input transcript any more (a wait condition)."""
+        with self.lock:
+            return self.inputs.settled(time.time())
+
+    def settled(self) -> bool:
+        """No response open and no row waiting for an input transcript (a wait condition)."""
+        return not self.router.open and self.transcripts_settled()
+
     def wait(self, done: Callable[[], bool], timeout: float, stopping: Callable[[], bool]) -> bool:
         """Wait until ``done()`` (checked after every finished response), enforcing response deadlines."""
         limit = time.time() + timeout
@@ -129,6 +141,9 @@ class Connection:
             now = time.time()
             with self.lock:
                 next_deadline = self.router.expire(now)
+                held = self.inputs.expire(now)  # rows whose input transcript's wait is over
+                if held is not None:
+                    next_deadline = held if next_deadline is None else min(next_deadline, held)
             if done():
                 return True
             if self.closed.is_set() or stopping() or now >= limit:

@@ -101,6 +101,9 @@ class EventRouter:
         self.session_ring = TraceRing(32)  # recent events no open response took (for context)
         # called with True while some open response waits for its first output delta, False after
         self.on_awaiting_output: Callable[[bool], None] | None = None
+        # input transcription (loadtest.session.input_transcript): each commit, each transcription event
+        self.on_committed: Callable[[dict[str, Any], float], None] | None = None
+        self.on_input_transcription: Callable[[dict[str, Any], float], None] | None = None
         self._awaiting_output = False
         d = dialect
         self.handlers: dict[str, Callable[[dict[str, Any], float], None]] = {
@@ -124,7 +127,12 @@ class EventRouter:
             d.session_updated: self._session_updated,
             d.input_audio_committed: self._committed,
             d.speech_started: self._speech_started,
+            d.input_transcription_delta: self._input_transcription,
+            d.input_transcription_completed: self._input_transcription,
+            d.input_transcription_failed: self._input_transcription,
         }
+        if d.transcription_session_updated:  # preview's answer to transcription_session.update
+            self.handlers[d.transcription_session_updated] = self._session_updated
         # names two handlers tell apart, bound once (the receive path reads no dialect attribute)
         self._output_item_added = d.output_item_added
         self._content_part_done = d.content_part_done
@@ -490,6 +498,13 @@ class EventRouter:
                 tracker.t_trigger = self.last_append_t if self.last_append_t is not None else t
                 break
         self._context_event(event, t)
+        if self.on_committed is not None:
+            self.on_committed(event, t)
+
+    def _input_transcription(self, event: dict[str, Any], t: float) -> None:
+        self._context_event(event, t)
+        if self.on_input_transcription is not None:
+            self.on_input_transcription(event, t)
 
     def _speech_started(self, event: dict[str, Any], t: float) -> None:
         self._context_event(event, t)
@@ -554,6 +569,7 @@ class EventRouter:
         self.new_tracker = ResponseTracker
         self.on_speech_started = self.on_rate_limits = self.on_session = None
         self.on_awaiting_output = None
+        self.on_committed = self.on_input_transcription = None
 
     def expire(self, now: float) -> float | None:
         """Finish trackers past their deadline; return the next deadline (None: none armed)."""

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 Trigger = Literal["server_vad", "manual", "text"]
 TRIGGERS: tuple[str, ...] = ("server_vad", "manual", "text")
+SESSION_TYPES: tuple[str, ...] = ("realtime", "transcription")
 
 DEFAULT_FIXTURE = "short_hello"  # a short spoken question (see audio_fixtures/manifest)
 DEFAULT_TEXT = "Say hello and tell me one short fact about the ocean."
@@ -71,10 +72,19 @@ class Scenario:
     session: dict[str, Any] | None = None  # the user's session object for session.update (None = built)
     tools: dict[str, ToolReply] = field(default_factory=dict)  # function name -> canned reply
     weight: float = 1.0  # share of new sessions in a mix
+    transcription_model: str | None = None  # input transcription of the built session (None = the config's)
+    session_type: str = "realtime"  # realtime | transcription (transcription-only: no responses)
 
     def __post_init__(self) -> None:
         if not self.turns:
             raise ValueError(f"scenario {self.name!r} has no turns")
+        if self.session_type not in SESSION_TYPES:
+            raise ValueError(f"session_type {self.session_type!r}: use one of {', '.join(SESSION_TYPES)}")
+
+    @property
+    def transcription_only(self) -> bool:
+        """A transcription session: each turn's audio is transcribed, nothing answers it."""
+        return self.session_type == "transcription"
 
     @property
     def turn_detection(self) -> str | None:
@@ -127,6 +137,31 @@ SCENARIOS: dict[str, Scenario] = {
             description="a spoken turn, then an out-of-band response (conversation: none)",
         ),
         Scenario("text_loop", [Turn("text")], repeat=True, description="text turns until stopped (soak)"),
+        Scenario(
+            "transcribe",
+            [
+                Turn("server_vad", "short_hello"),
+                Turn("server_vad", "medium_store_hours"),
+                Turn("manual", "support_call_2"),
+                Turn("server_vad", "short_front_center"),
+            ],
+            description="four spoken turns with input transcription (gpt-4o-mini-transcribe): transcript "
+            "latency, failures, WER",
+            transcription_model="gpt-4o-mini-transcribe",
+        ),
+        Scenario(
+            "transcribe_only",
+            [
+                Turn("server_vad", "short_yes"),
+                Turn("server_vad", "medium_order_status"),
+                Turn("manual", "support_call_3"),
+                Turn("server_vad", "short_rear_left"),
+            ],
+            description="a transcription-only session: four utterances transcribed (gpt-4o-mini-transcribe), "
+            "no responses",
+            transcription_model="gpt-4o-mini-transcribe",
+            session_type="transcription",
+        ),
     )
 }
 

@@ -89,6 +89,7 @@ class ResponseTracker:
         self.started = False
         self.client_cancelled = False
         self.function_calls = 0
+        self.input_transcript: Any = None  # the InputTranscript of the audio it answers (input_transcript.py)
         self.content_types: list[str] = []
         self.audio_done = False
         self._transcript_parts: list[str] = []

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadtest.protocol.dialects import get_dialect
 from loadtest.session.scenario import Scenario
 from loadtest.workload.errors import WorkloadError
 from loadtest.workload.scenario_file import ScenarioMix, is_path, load_mix
@@ -51,6 +52,9 @@ def bind(
     work = Workload(mix=mix, settings={})
     bound: list[Scenario] = []
     for sc in mix.scenarios:
+        d = get_dialect(dialect)
+        if sc.transcription_only and not (d.is_ga or d.client_transcription_session_update):
+            raise WorkloadError(f"scenario {sc.name!r} is transcription-only, which the {dialect} dialect has not")
         path = mix.session_files.get(sc.name) or session_file
         if not path:
             work.settings[sc.name] = {}
@@ -92,8 +96,6 @@ def _check(sf: SessionFile, dialect: str, deployment: str = "") -> list[str]:
 
 
 def _check_turn_detection(sc: Scenario, sf: SessionFile, dialect: str) -> None:
-    from loadtest.protocol.dialects import get_dialect
-
     present, value = get_dialect(dialect).turn_detection_of(sf.session)
     if present and value is None and any(t.trigger == "server_vad" for t in sc.turns):
         raise WorkloadError(

@@ -23,6 +23,10 @@ A file holds one or more scenarios, each a table under ``scenarios``::
     output = '{"free": true}'           # the function's answer (a string, or a table sent as JSON)
     latency_ms = 300                    # how long the function takes
 
+    [scenarios.dictation]
+    transcription_model = "gpt-4o-mini-transcribe"  # input transcription on (rows get its columns)
+    session_type = "transcription"      # transcription-only: no responses, one row per utterance
+
 Paths (``session_file``, recordings) are relative to the scenario file. Recordings in any format
 the fixture importer reads (WAV, FLAC, OGG, any rate and channel count) are converted to 24 kHz
 mono PCM16 once, when the file is loaded. The built-in scenarios are files of this format shipped
@@ -38,10 +42,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from loadtest.session.scenario import TRIGGERS, Scenario, ToolReply, Turn
+from loadtest.session.scenario import SESSION_TYPES, TRIGGERS, Scenario, ToolReply, Turn
 from loadtest.workload.errors import WorkloadError, read_toml, type_name, unknown_key
 
-SCENARIO_KEYS = ("weight", "description", "session_file", "repeat", "think_time_s", "turns", "tools")
+SCENARIO_KEYS = (
+    "weight", "description", "session_file", "repeat", "think_time_s", "turns", "tools", "transcription_model",
+    "session_type",
+)  # fmt: skip
 TURN_KEYS = (
     "audio", "text", "trigger", "instructions", "modalities", "max_output_tokens", "out_of_band", "barge_in",
     "barge_in_after_ms", "think_time_s", "transcript",
@@ -156,7 +163,41 @@ def _scenario(name: str, table: dict[str, Any], where: str, base: Path, manifest
             raise WorkloadError(f"{turn_where}: expected a table, got {type_name(raw)}")
         turns.append(_turn(raw, turn_where, base, manifest, default_think, first=i == 1))
     tools = _tools(table.get("tools"), f"{where}.tools")
-    return Scenario(name, turns, repeat=repeat, description=description, tools=tools, weight=float(weight))
+    model, session_type = _transcription(table, where, turns)
+    return Scenario(
+        name, turns, repeat=repeat, description=description, tools=tools, weight=float(weight),
+        transcription_model=model, session_type=session_type,
+    )  # fmt: skip
+
+
+def _transcription(table: dict[str, Any], where: str, turns: list[Turn]) -> tuple[str | None, str]:
+    """(input transcription model, session type) of a scenario; one line for what cannot work."""
+    model = _get(table, "transcription_model", str, where, None)
+    session_type = _get(table, "session_type", str, where, "realtime")
+    if model is not None and not model.strip():
+        raise WorkloadError(f'{where}.transcription_model: empty; name a model ("gpt-4o-mini-transcribe")')
+    if session_type not in SESSION_TYPES:
+        raise WorkloadError(f"{where}.session_type: {session_type!r}; use one of {', '.join(SESSION_TYPES)}")
+    if (model is not None or session_type != "realtime") and "session_file" in table:
+        raise WorkloadError(
+            f"{where}: transcription_model and session_type shape the built session; with a session_file, "
+            "set the transcription in that file instead"
+        )
+    if session_type == "transcription":
+        if model is None:
+            raise WorkloadError(f'{where}: session_type "transcription" needs transcription_model = ...')
+        for i, turn in enumerate(turns, 1):
+            if turn.trigger == "text" or turn.barge_in or turn.out_of_band:
+                raise WorkloadError(
+                    f"{where}.turns[{i}]: a transcription session has no responses: its turns are audio "
+                    "(server_vad or manual), without barge_in or out_of_band"
+                )
+            if turn.instructions is not None or turn.modalities is not None or turn.max_output_tokens is not None:
+                raise WorkloadError(
+                    f"{where}.turns[{i}]: instructions, modalities and max_output_tokens shape a response, "
+                    "which a transcription session never makes; remove them"
+                )
+    return model, session_type
 
 
 def _get(table: dict[str, Any], key: str, kind: Any, where: str, default: Any) -> Any:

@@ -44,6 +44,21 @@ def test_every_shipped_fixture_is_recognised_through_its_wire_format(audio_forma
     assert wrong == []
 
 
+@pytest.mark.parametrize("audio_format", ["pcm16", "g711_ulaw"])
+def test_a_fixture_is_recognised_wherever_its_speech_starts_inside_a_frame(audio_format: str) -> None:
+    """A server-VAD commit starts wherever the previous turn's leftover ends: any sub-frame offset."""
+    index = fixture_index()
+    rate = AUDIO_FORMATS[audio_format][2]
+    wrong = []
+    for fixture in FIXTURES:
+        for offset in (60, 180, 250, 410):  # samples at 24 kHz, not a multiple of a 20 ms frame
+            audio = np.concatenate([np.zeros(24000 + offset, np.int16), _padded(fixture.name)])
+            heard = index.recognise(from_wire(to_wire(audio, audio_format), audio_format), rate)
+            if heard.transcript != fixture.transcript:
+                wrong.append((fixture.name, offset, heard.fixture, round(heard.score, 3)))
+    assert wrong == []
+
+
 def test_audio_that_is_no_fixture_is_not_recognised() -> None:
     heard = fixture_index().recognise(speechlike(2.0), 24000)
     assert heard.fixture is None and heard.transcript == UNRECOGNISED

@@ -619,6 +619,26 @@ def test_shapes_no_gateway_rule_knows_are_what_they_say(dialect, ready, message,
     assert not verdict(seq.finished[0].facts()).via_gateway
 
 
+def test_transcription_only_reasons_come_from_the_utterance_row() -> None:
+    """Not the classifier's: a transcription-only utterance (no response) takes its transcription's
+    outcome (``tests/session/test_input_transcript.py`` drives them from events); here so the
+    vocabulary's check below sees them."""
+    from loadtest.protocol.targets import Target
+    from loadtest.records.schema import SessionRecord
+    from loadtest.session.input_transcript import InputTranscript, utterance_record
+    from loadtest.session.recording import RecordBuilder
+
+    rows = RecordBuilder(Target(base_url="ws://127.0.0.1:1", api_key="k"), "t", run_id="r", worker_id="",
+                         user_id=0, secrets=())  # fmt: skip
+    failed = InputTranscript(item_id="item_1", t_commit=1.0)
+    failed.on_failed({"error": {"type": "transcription_error", "code": "audio_unintelligible"}}, 1.5)
+    for item, timed_out, reason in ((failed, False, "transcription_failed"), (None, True, "transcription_timeout")):
+        rec = utterance_record(rows, ResponseTracker(trigger="manual"), item, SessionRecord(), timed_out=timed_out,
+                               by_server=False)  # fmt: skip
+        assert rec is not None and (rec.outcome, rec.reason) == ("failed", reason)
+        SEEN.add(reason)
+
+
 def test_every_reason_is_covered() -> None:
     """Runs last in this module: the tests above produced every reason of the vocabulary."""
     missing = set(REASONS) - SEEN

@@ -152,6 +152,28 @@ BAD = [
         '[scenarios.x]\n[[scenarios.x.turns]]\naudio = "short_hello"\nbarge_in = true\n',
         r"the first turn has no answer to interrupt",
     ),
+    (
+        "transcription session without a model",
+        '[scenarios.x]\nsession_type = "transcription"\n[[scenarios.x.turns]]\naudio = "short_hello"\n',
+        r"session_type \"transcription\" needs transcription_model",
+    ),
+    (
+        "a text turn in a transcription session",
+        '[scenarios.x]\nsession_type = "transcription"\ntranscription_model = "whisper-1"\n'
+        '[[scenarios.x.turns]]\ntext = "hi"\n',
+        r"scenarios\.x\.turns\[1\]: a transcription session has no responses",
+    ),
+    (
+        "unknown session type",
+        '[scenarios.x]\nsession_type = "chat"\n[[scenarios.x.turns]]\ntext = "hi"\n',
+        r"scenarios\.x\.session_type: 'chat'; use one of realtime, transcription",
+    ),
+    (
+        "transcription beside a session file",
+        '[scenarios.x]\nsession_file = "s.json"\ntranscription_model = "whisper-1"\n'
+        '[[scenarios.x.turns]]\ntext = "hi"\n',
+        r"with a session_file, set the transcription in that file instead",
+    ),
 ]
 
 
