@@ -8,6 +8,7 @@ A file holds one or more scenarios, each a table under ``scenarios``::
     session_file = "agent_session.json" # optional: this scenario's own session object
     repeat = false                      # loop the turns until the run ends
     think_time_s = [0.5, 2.0]           # default pause before each turn (s; a number or [min, max])
+    tool_chain_limit = 4                # follow-ups answering function calls per turn, at most
 
     [[scenarios.booking.turns]]
     audio = "support_call_1"            # a fixture name, or a path to your own recording
@@ -22,6 +23,10 @@ A file holds one or more scenarios, each a table under ``scenarios``::
     [scenarios.booking.tools.lookup_table]
     output = '{"free": true}'           # the function's answer (a string, or a table sent as JSON)
     latency_ms = 300                    # how long the function takes
+
+The functions themselves (names, ``parameters`` schemas, ``tool_choice``) are the session's: put
+them in the ``session_file``; a call of a function the table does not name is answered
+``{"ok": true}`` at once.
 
 Paths (``session_file``, recordings) are relative to the scenario file. Recordings in any format
 the fixture importer reads (WAV, FLAC, OGG, any rate and channel count) are converted to 24 kHz
@@ -41,7 +46,9 @@ from typing import Any
 from loadtest.session.scenario import TRIGGERS, Scenario, ToolReply, Turn
 from loadtest.workload.errors import WorkloadError, read_toml, type_name, unknown_key
 
-SCENARIO_KEYS = ("weight", "description", "session_file", "repeat", "think_time_s", "turns", "tools")
+SCENARIO_KEYS = (
+    "weight", "description", "session_file", "repeat", "think_time_s", "turns", "tools", "tool_chain_limit",
+)  # fmt: skip
 TURN_KEYS = (
     "audio", "text", "trigger", "instructions", "modalities", "max_output_tokens", "out_of_band", "barge_in",
     "barge_in_after_ms", "think_time_s", "transcript",
@@ -156,7 +163,11 @@ def _scenario(name: str, table: dict[str, Any], where: str, base: Path, manifest
             raise WorkloadError(f"{turn_where}: expected a table, got {type_name(raw)}")
         turns.append(_turn(raw, turn_where, base, manifest, default_think, first=i == 1))
     tools = _tools(table.get("tools"), f"{where}.tools")
-    return Scenario(name, turns, repeat=repeat, description=description, tools=tools, weight=float(weight))
+    chain_limit = _get(table, "tool_chain_limit", int, where, None)
+    if chain_limit is not None and chain_limit < 0:
+        raise WorkloadError(f"{where}.tool_chain_limit: {chain_limit} must be 0 or more (0: calls are not answered)")
+    return Scenario(name, turns, repeat=repeat, description=description, tools=tools, weight=float(weight),
+                    tool_chain_limit=chain_limit)  # fmt: skip
 
 
 def _get(table: dict[str, Any], key: str, kind: Any, where: str, default: Any) -> Any:
