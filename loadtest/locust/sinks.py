@@ -4,8 +4,9 @@
   live outcome board.
 - :class:`BatchSink` (worker): into the :class:`RecordBatcher` that ships batches to the master.
 - :class:`UserSink` (one per session): stamps the load context (run, worker, step, users) when the
-  session left it empty, fires one Locust request event per response, remembers the session's
-  handshake result for the reconnect backoff, then hands the row to the process sink.
+  session left it empty, fires one Locust request event per response (and one more, named
+  :data:`TOOL_ROUND_TRIP`, per follow-up answering function calls: its tool round trip), remembers
+  the session's handshake result for the reconnect backoff, then hands the row to the process sink.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ class BatchSink:
 
     def audio(self, name: str, wav: bytes, sampled: bool) -> str | None:
         return self.batcher.audio(name, wav, sampled)
+
+
+TOOL_ROUND_TRIP = "tool_round_trip"  # the Locust request name of a follow-up's tool round trip
 
 
 class RealtimeOutcome(Exception):
@@ -119,6 +123,17 @@ class UserSink:
                 exception=exception,
                 context={"outcome": outcome, "reason": row.get("reason"), "step": row.get("step")},
             )
+            if row.get("chain_depth"):
+                # the follow-up's tool round trip (last call's arguments .done to its first output) as a
+                # request of its own, so Locust's statistics show it; failed when the follow-up failed
+                self.fire_request(
+                    request_type="realtime",
+                    name=TOOL_ROUND_TRIP,
+                    response_time=float(row.get("tool_round_trip_ms") or 0.0),
+                    response_length=0,
+                    exception=exception,
+                    context={"outcome": outcome, "reason": row.get("reason"), "step": row.get("step")},
+                )
 
     def session(self, record: Any) -> None:
         row = self._row(record)

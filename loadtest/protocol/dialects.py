@@ -300,6 +300,11 @@ class Dialect:
         """A ``conversation.item.create`` event carrying one user text message."""
         return {"type": self.client_item_create, "item": self.user_text_message(text)}
 
+    def function_call_output(self, call_id: str, output: str) -> dict[str, Any]:
+        """A ``conversation.item.create`` event answering function call ``call_id`` with ``output``."""
+        return {"type": self.client_item_create, "item": {"type": "function_call_output", "call_id": call_id,
+                                                          "output": output}}  # fmt: skip
+
     @staticmethod
     def user_text_message(text: str) -> dict[str, Any]:
         """A user text message item (for ``conversation.item.create`` or ``response.input``)."""

@@ -241,6 +241,10 @@ REASONS: dict[str, str] = {
     "session_not_ready": FAILED,  # upgraded, then no session.created/updated within the setup wait
     "invalid_utf8": FAILED,  # a text frame that is not UTF-8: this client closed 1007 (RFC 6455)
     "done_timeout": FAILED,  # response started, no response.done within the deadline, no audio
+    # function calling: the service broke the chain (the call cannot be answered, or its answer not heard)
+    "function_arguments_invalid": FAILED,  # a complete call's arguments: not JSON matching the tool's parameters
+    "function_call_timeout": FAILED,  # a call began, then no arguments .done / response.done within the deadline
+    "followup_rejected": FAILED,  # the follow-up answering the calls refused (e.g. already has active response)
     "handshake_401": FAILED,
     "handshake_403": FAILED,
     "handshake_404": FAILED,
@@ -263,6 +267,7 @@ REASONS: dict[str, str] = {
     "incomplete_max_output_tokens": TRUNCATED,
     "incomplete_content_filter": TRUNCATED,
     "incomplete_other": TRUNCATED,
+    "function_arguments_cut": TRUNCATED,  # a call's arguments stopped mid-JSON (item or response incomplete)
     # throttled: rate or capacity limit
     "handshake_429": THROTTLED,
     "rate_limit_exceeded": THROTTLED,
@@ -306,6 +311,11 @@ FAULT_EXPECTATIONS: dict[str, tuple[str, str]] = {
     "connection_rate_429": (THROTTLED, "handshake_429"),  # Voice Live: new connections per minute
     "turn_detected": (CANCELLED, "turn_detected"),
     "client_cancelled": (CANCELLED, "client_cancelled"),
+    # function calls (the mock's faults.tool_*, drawn once per response that calls tools)
+    "tool_arguments_cut": (TRUNCATED, "function_arguments_cut"),
+    "tool_server_error": (FAILED, "server_error"),
+    "tool_call_hang": (FAILED, "function_call_timeout"),
+    "tool_slow_arguments": (COMPLETED, ""),
 }
 
 

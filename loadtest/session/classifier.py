@@ -10,21 +10,26 @@ wins:
 1. the upgrade failed: ``handshake_401/403/404/429/5xx/other`` or ``connect_error``;
 2. ``response.done`` arrived: ``failed`` -> by error code/type (``server_error``,
    ``rate_limit_exceeded``, ``insufficient_quota``, ``session_expired``, else ``response_failed``);
-   ``cancelled`` -> ``turn_detected``/``client_cancelled``; ``incomplete`` -> ``incomplete_*``;
-   ``completed`` -> the audio checks (3);
+   ``cancelled`` -> ``turn_detected``/``client_cancelled``; ``incomplete`` -> a function call's
+   arguments cut off (``function_arguments_cut``), else ``incomplete_*``; ``completed`` -> a call
+   cut off (``function_arguments_cut``) or with arguments that are not JSON matching the tool's
+   parameters (``function_arguments_invalid``), else the audio checks (3);
 3. audio requested: text part only -> ``text_only``; no audio at all -> ``missing_audio``; audio but
    no ``output_audio.done`` -> ``no_audio_done``; a playback underrun over the stall threshold ->
    ``audio_stall``; a silent stretch over its threshold -> ``inner_silence``; audio much shorter
    than its transcript -> ``audio_too_short``; else ``completed``;
 4. an ``error`` event belongs to the response (it echoed the trigger's event id, or it is fatal):
-   by code/type as in 2, plus ``auth_rejected``/``invalid_model``, else ``error_event``;
+   by code/type as in 2, plus ``auth_rejected``/``invalid_model``, else ``followup_rejected`` for
+   the follow-up answering function calls (e.g. ``conversation_already_has_active_response``), else
+   ``error_event``;
 5. the socket closed first: this client failed it with 1007 (a text frame that is not UTF-8) ->
    ``invalid_utf8``; close 1001 or ``session_expired`` -> ``session_expired``; before anything
    started, close 3000 -> ``auth_rejected``, close 4000 -> ``invalid_model`` (reason names the
    model) or ``protocol_rejected``; else ``connection_dropped``;
 6. no ``session.created``/``session.updated`` within the setup wait (the upgrade succeeded, then
    silence) -> ``session_not_ready``; the deadline passed with the socket open: nothing started ->
-   ``response_timeout``; audio started -> ``no_audio_done``; else ``done_timeout``;
+   ``response_timeout``; audio started -> ``no_audio_done``; a function call began ->
+   ``function_call_timeout``; else ``done_timeout``;
 7. the client stopped the session while the response was open -> ``client_cancelled``.
 """
 
@@ -83,6 +88,9 @@ class ResponseFacts:
     started: bool = False  # response.created or any event of the response arrived
     client_cancelled: bool = False  # this client sent response.cancel for it
     function_calls: int = 0
+    calls_cut: bool = False  # a call's arguments stopped before complete (item incomplete, or no .done)
+    calls_invalid: bool = False  # a complete call's arguments are not JSON matching the tool's parameters
+    follow_up: bool = False  # the response answers function calls (the client's follow-up response.create)
     content_types: list[str] = field(default_factory=list)
     audio_deltas: int = 0
     audio_ms: float = 0.0
@@ -267,17 +275,26 @@ def _reason(f: ResponseFacts, th: Thresholds) -> str:
                 return f.status_reason
             return "client_cancelled" if f.client_cancelled else "turn_detected"
         if status == "incomplete":
+            if f.calls_cut:
+                return "function_arguments_cut"
             if f.status_reason == "max_output_tokens":
                 return "incomplete_max_output_tokens"
             if f.status_reason == "content_filter":
                 return "incomplete_content_filter"
             return "incomplete_other"
+        if f.function_calls:
+            if f.calls_cut:
+                return "function_arguments_cut"
+            if f.calls_invalid:
+                return "function_arguments_invalid"
         return _audio_reason(f, th)
     # 4. an error event took the place of the response
     if f.error_event_type or f.error_event_code:
         reason = failure_reason(f.error_event_type, f.error_event_code, default="error_event")
         if reason == "error_event" and f.ended == ENDED_CLOSED and not f.started:
             return _rejected(f) or reason
+        if reason == "error_event" and f.follow_up and not f.created:
+            return "followup_rejected"
         return reason
     # 5. the socket closed first
     if f.ended == ENDED_CLOSED:
@@ -300,7 +317,9 @@ def _reason(f: ResponseFacts, th: Thresholds) -> str:
     if f.ended == ENDED_TIMEOUT:
         if not f.started:
             return "response_timeout"
-        return "no_audio_done" if f.audio_deltas > 0 else "done_timeout"
+        if f.audio_deltas > 0:
+            return "no_audio_done"
+        return "function_call_timeout" if f.function_calls else "done_timeout"
     # 7. stopped on purpose
     if f.ended == ENDED_STOPPED:
         return "client_cancelled"

@@ -38,6 +38,7 @@ from loadtest.session.audio_send import AudioSender
 from loadtest.session.classifier import ENDED_DONE, ENDED_ERROR, ENDED_NOT_READY, ENDED_TIMEOUT, verdict
 from loadtest.session.config import SessionConfig
 from loadtest.session.connection import Connection
+from loadtest.session.function_calls import ChainLink, FollowUp, ToolSchemas, follow_up_of
 from loadtest.session.input_transcript import InputTranscripts, expected_of, utterance_record
 from loadtest.session.link import Handshake
 from loadtest.session.recording import RecordBuilder, trace_name
@@ -91,6 +92,7 @@ class RealtimeSession:
         self.transcription_only = scenario.transcription_only or (
             scenario.session is not None and self.dialect.is_transcription_session(scenario.session)
         )
+        self.tool_schemas = ToolSchemas.of_session(scenario.session)  # what function-call arguments must match
         self._stopping = False
         self._stop_event = concurrency.new_event()
         self._conn: Connection | None = None
@@ -269,6 +271,7 @@ class RealtimeSession:
             on_speech_started=lambda ev, t: self._on_speech_started(conn, ev, t),
             on_rate_limits=lambda entries, t, rid: self._on_rate_limits(conn, entries, t, rid),
             on_session=lambda event, t: wake.set(),
+            tool_schemas=self.tool_schemas,
         )
         router.on_awaiting_output = transport.set_awaiting_output
         closed = concurrency.new_event()
@@ -444,16 +447,10 @@ class RealtimeSession:
             upcoming = next(turns, None)
             if upcoming is not None and upcoming[1].barge_in and not turn.out_of_band:
                 after = upcoming[1].barge_in_after_ms
-                conn.wait_barge_in_point(
-                    tracker,
-                    cfg.barge_in_after_ms if after is None else after,
-                    cfg.response_deadline_s + 5.0,
-                    self._is_stopping,
-                )
+                self._answer(conn, turn, tracker, cfg.barge_in_after_ms if after is None else after)
                 self._barge_in(conn, upcoming[1])
             else:
-                self._wait(conn, lambda tr=tracker: tr.finished, cfg.response_deadline_s + 5.0)
-                self._cancel_if_hung(conn, tracker)
+                self._answer(conn, turn, tracker, None)
                 if upcoming is not None and not upcoming[1].barge_in:
                     self._think(upcoming[1])
             current, tracker = upcoming, None
@@ -545,6 +542,47 @@ class RealtimeSession:
         self.responses += 1
         self._safe(self.sink.response, rec)
         conn.wake.set()
+    def _answer(self, conn: Connection, turn: Turn, tracker: ResponseTracker, barge_after_ms: float | None) -> None:
+        """Wait for the turn's response, answer its function calls and follow the chain to its limit
+        (loadtest/session/function_calls.py). A barge-in next (``barge_after_ms``) comes that far into
+        an answer's playback, or after a calling response's end while its tools run (its calls are then
+        abandoned: no output, no follow-up)."""
+        wait_s = self.config.response_deadline_s + 5.0
+        while True:
+            if barge_after_ms is None:
+                self._wait(conn, lambda tr=tracker: tr.finished, wait_s)
+                self._cancel_if_hung(conn, tracker)
+            else:
+                conn.wait_barge_in_point(tracker, barge_after_ms, wait_s, self._is_stopping)
+            with conn.lock:  # a response ends and is planned under the lock (finished, then follow_up)
+                plan = tracker.follow_up if tracker.finished else None
+            if plan is None:
+                return
+            ready = time.time() + plan.latency_ms / 1000.0  # the tools run (a wait that yields)
+            barge_at = (tracker.t_end or 0.0) + (barge_after_ms or 0.0) / 1000.0
+            if barge_after_ms is not None and barge_at < ready:
+                self._wait(conn, self._is_stopping, barge_at - time.time())
+                return
+            self._wait(conn, self._is_stopping, ready - time.time())
+            if self._stopping or not conn.alive():
+                return
+            tracker = self._follow_up(conn, turn, tracker, plan)
+
+    def _follow_up(self, conn: Connection, turn: Turn, parent: ResponseTracker, plan: FollowUp) -> ResponseTracker:
+        """Answer ``parent``'s calls: every ``function_call_output``, then one ``response.create``."""
+        dialect = self.dialect
+        for call_id, output in plan.outputs:
+            self._send(conn, dialect.function_call_output(call_id, output), None)
+        tracker = self._new_tracker(parent.turn_index, turn)
+        tracker.chain = ChainLink.after(parent.response_id, parent.chain, parent.t_trigger, plan)
+        with conn.lock:
+            conn.router.expect(tracker)
+        modalities = turn.modalities or self.config.output_modalities
+        create = dialect.response_create(output_modalities=modalities, instructions=turn.instructions,
+                                         max_output_tokens=turn.max_output_tokens)  # fmt: skip
+        tracker.t_armed = tracker.t_trigger = time.time()
+        self._send(conn, create, tracker)
+        return tracker
 
     def _cancel_if_hung(self, conn: Connection, tracker: ResponseTracker) -> None:
         """A response that timed out may still hold the conversation: cancel it so the next turn can
@@ -596,6 +634,8 @@ class RealtimeSession:
             srec.session_id = router.session_id
         judged = verdict(tracker.facts(), self.thresholds)
         outcome, reason = judged.outcome, judged.reason
+        if tracker.calls is not None:  # how the client answers the calls (the sender follows it up)
+            tracker.follow_up = follow_up_of(tracker, reason, self.scenario, self.config.max_tool_chain)
         rec = self.rows.response(tracker, outcome, reason, srec)
         if judged.via_gateway:
             rec.via_gateway = True

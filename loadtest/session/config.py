@@ -44,6 +44,7 @@ class SessionConfig:
     think_time_s: tuple[float, float] = (0.0, 0.0)  # uniform pause between turns
     barge_in_after_ms: float = 600.0  # barge-in: start the next utterance this long into the answer's playback
     lifetime_s: float | None = None  # recycle (close and reconnect) a session older than this between turns
+    max_tool_chain: int = 4  # follow-ups answering function calls per turn at most (a scenario's tool_chain_limit wins)
     # waits
     connect_timeout_s: float = 10.0  # TCP + TLS + HTTP upgrade
     setup_timeout_s: float = 10.0  # after the 101: session.created and session.updated
@@ -77,6 +78,8 @@ class SessionConfig:
             raise ValueError(f"frame_ms {self.frame_ms}: use 10..1000")
         if self.keep_audio not in KEEP_MODES:
             raise ValueError(f"keep_audio {self.keep_audio!r}: use one of {', '.join(KEEP_MODES)}")
+        if self.max_tool_chain < 0:
+            raise ValueError(f"max_tool_chain {self.max_tool_chain}: use 0 or more")
         lo, hi = self.think_time_s
         if lo < 0 or hi < lo:
             raise ValueError(f"think_time_s {self.think_time_s!r}: use (min, max) with 0 <= min <= max")

@@ -62,7 +62,7 @@ class RecordBuilder:
             return round((x - t0) * 1000.0, 2) if x is not None and t0 is not None else None
 
         usage = tr.usage or {}
-        return ResponseRecord(
+        rec = ResponseRecord(
             run_id=self.run_id,
             worker_id=self.worker_id,
             user_id=self.user_id,
@@ -118,6 +118,13 @@ class RecordBuilder:
             text_chars=tr.text_chars,
             **usage_fields(usage),
         )
+        calls, chain = tr.calls, tr.chain
+        if calls is not None or chain is not None:
+            _chain_fields(rec, tr)
+        elif t0 is not None:  # a turn's only response: it is the final answer
+            first = tr.t_first_output
+            rec.final_answer_ms = round((first - t0) * 1000.0, 2) if first is not None else None
+        return rec
 
     def refused(self, tracker: ResponseTracker, hs: Handshake, srec: SessionRecord, thresholds: Any) -> ResponseRecord:
         """The row of the turn a refused upgrade kept from starting (``tracker`` is that turn's)."""
@@ -170,6 +177,30 @@ class RecordBuilder:
         if not any(s.encode() in raw for s in secrets):
             return events
         return orjson.loads(redact_text(raw.decode(), secrets))
+
+
+def _chain_fields(rec: ResponseRecord, tr: ResponseTracker) -> None:
+    """The function-call columns of a calling response and of a follow-up."""
+
+    def between(a: float | None, b: float | None) -> float | None:
+        return round((b - a) * 1000.0, 2) if a is not None and b is not None else None
+
+    calls, chain = tr.calls, tr.chain
+    first = tr.t_first_output
+    if calls is not None and calls.calls:
+        rec.function_calls = len(calls.calls)
+        rec.function_names = calls.names
+        rec.function_args_ms = [between(tr.t_trigger, c.t_done) for c in calls.calls]  # type: ignore[misc]
+        rec.function_args_valid = [c.valid for c in calls.calls]
+    turn_trigger = tr.t_trigger
+    if chain is not None:
+        rec.parent_response_id = chain.parent_response_id
+        rec.chain_depth = chain.depth
+        rec.tool_latency_ms = chain.tool_latency_ms
+        rec.tool_round_trip_ms = between(chain.t_arguments_done, first)
+        turn_trigger = chain.t_turn_trigger
+    if not rec.function_calls:  # it makes no call: the turn's final answer
+        rec.final_answer_ms = between(turn_trigger, first)
 
 
 def trace_name(session_id: str | None, tracker: ResponseTracker, attempt: str) -> str:

@@ -35,6 +35,7 @@ from loadtest.session.classifier import (
     ENDED_STOPPED,
     ENDED_TIMEOUT,
 )
+from loadtest.session.function_calls import FUNCTION_CALL, ToolSchemas
 from loadtest.session.trace import TraceRing
 from loadtest.session.tracker import OOB_TAG, ResponseTracker
 
@@ -71,8 +72,10 @@ class EventRouter:
         on_speech_started: Callable[[dict[str, Any], float], None] | None = None,
         on_rate_limits: Callable[[list[dict[str, Any]], float, str | None], None] | None = None,
         on_session: Callable[[dict[str, Any], float], None] | None = None,
+        tool_schemas: ToolSchemas | None = None,
     ) -> None:
         self.dialect = dialect
+        self.tool_schemas = tool_schemas  # the session's tools: function-call arguments are judged against them
         self.on_finished = on_finished
         self.new_tracker = new_tracker or ResponseTracker
         self.response_deadline_s = response_deadline_s
@@ -119,8 +122,8 @@ class EventRouter:
             d.output_item_done: self._output_item,
             d.content_part_added: self._content_part,
             d.content_part_done: self._content_part,
-            d.function_call_arguments_delta: self._response_event,
-            d.function_call_arguments_done: self._response_event,
+            d.function_call_arguments_delta: self._arguments_delta,
+            d.function_call_arguments_done: self._arguments_done,
             d.error: self._error,
             d.rate_limits_updated: self._rate_limits,
             d.session_created: self._session_created,
@@ -133,8 +136,7 @@ class EventRouter:
         }
         if d.transcription_session_updated:  # preview's answer to transcription_session.update
             self.handlers[d.transcription_session_updated] = self._session_updated
-        # names two handlers tell apart, bound once (the receive path reads no dialect attribute)
-        self._output_item_added = d.output_item_added
+        # a name a handler tells apart, bound once (the receive path reads no dialect attribute)
         self._content_part_done = d.content_part_done
         self._known = dialect.server_events
 
@@ -164,7 +166,11 @@ class EventRouter:
         hook = self.on_awaiting_output
         if hook is None:
             return
-        awaiting = any((tr.t_first_audio if tr.wants_audio else tr.t_first_text) is None for tr in self.open)
+        awaiting = any(
+            (tr.t_first_audio if tr.wants_audio else tr.t_first_text) is None
+            and (tr.calls is None or tr.calls.t_first_delta is None)
+            for tr in self.open
+        )
         if awaiting is not self._awaiting_output:
             self._awaiting_output = awaiting
             hook(awaiting)
@@ -311,11 +317,27 @@ class EventRouter:
                 tracker.text_chars = max(tracker.text_chars, len(text))
             tracker.trace.add(t, event)
 
-    def _response_event(self, event: dict[str, Any], t: float) -> None:
+    def _arguments_delta(self, event: dict[str, Any], t: float) -> None:
         tracker = self._tracker(event.get("response_id"), t, event)
-        if tracker is not None:
-            tracker.touch(t)
-            tracker.trace.add(t, event)
+        if tracker is None:
+            return
+        tracker.touch(t)
+        calls = tracker.call_log()
+        first = calls.delta(event, t)
+        tracker.function_calls = len(calls.calls)
+        tracker.trace.add(t, event)
+        if first:
+            self._review_awaiting()
+
+    def _arguments_done(self, event: dict[str, Any], t: float) -> None:
+        tracker = self._tracker(event.get("response_id"), t, event)
+        if tracker is None:
+            return
+        tracker.touch(t)
+        calls = tracker.call_log()
+        calls.arguments_done(event, t)
+        tracker.function_calls = len(calls.calls)
+        tracker.trace.add(t, event)
 
     def _output_item(self, event: dict[str, Any], t: float) -> None:
         tracker = self._tracker(event.get("response_id"), t, event)
@@ -324,10 +346,13 @@ class EventRouter:
         tracker.touch(t)
         item = event.get("item")
         if isinstance(item, dict):
-            if tracker.item_id is None and item.get("type") == "message":
+            kind = item.get("type")
+            if tracker.item_id is None and kind == "message":
                 tracker.item_id = item.get("id")
-            if item.get("type") == "function_call" and event.get("type") == self._output_item_added:
-                tracker.function_calls += 1
+            elif kind == FUNCTION_CALL:
+                calls = tracker.call_log()
+                calls.item(item, t)
+                tracker.function_calls = len(calls.calls)
         tracker.trace.add(t, event)
 
     def _content_part(self, event: dict[str, Any], t: float) -> None:
@@ -413,8 +438,10 @@ class EventRouter:
         for item in response.get("output") or ():
             if not isinstance(item, dict):
                 continue
-            if item.get("type") == "function_call" and not tracker.function_calls:
-                tracker.function_calls = 1
+            if item.get("type") == FUNCTION_CALL:
+                calls = tracker.call_log()
+                calls.output(item, t)
+                tracker.function_calls = len(calls.calls)
             if tracker.item_id is None and item.get("type") == "message":
                 tracker.item_id = item.get("id")
             for part in item.get("content") or ():
@@ -519,6 +546,8 @@ class EventRouter:
         tracker.ended = how
         tracker.t_end = t
         tracker.session_ready = self.session_created or self.session_updated
+        if tracker.calls is not None:
+            tracker.calls.judge(self.tool_schemas)
         if tracker.analyzer is not None:
             tracker.analyzer.finish(t)
         with contextlib.suppress(ValueError):

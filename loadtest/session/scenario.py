@@ -28,7 +28,7 @@ DEFAULT_TEXT = "Say hello and tell me one short fact about the ocean."
 
 @dataclass(frozen=True, slots=True)
 class ToolReply:
-    """What a function call is answered with, and after how long (the function-calling issue uses it)."""
+    """What a function call is answered with, and after how long (loadtest/session/function_calls.py)."""
 
     output: str  # the function_call_output's output (JSON text as a rule)
     latency_ms: float = 0.0  # simulated time the function takes
@@ -71,6 +71,7 @@ class Scenario:
     description: str = ""
     session: dict[str, Any] | None = None  # the user's session object for session.update (None = built)
     tools: dict[str, ToolReply] = field(default_factory=dict)  # function name -> canned reply
+    tool_chain_limit: int | None = None  # follow-ups per turn at most (None = SessionConfig.max_tool_chain)
     weight: float = 1.0  # share of new sessions in a mix
     transcription_model: str | None = None  # input transcription of the built session (None = the config's)
     session_type: str = "realtime"  # realtime | transcription (transcription-only: no responses)
@@ -161,6 +162,22 @@ SCENARIOS: dict[str, Scenario] = {
             "no responses",
             transcription_model="gpt-4o-mini-transcribe",
             session_type="transcription",
+        ),
+        # its tools (names, parameters, tool_choice) are in the shipped file's session file
+        Scenario(
+            "tool_calls",
+            [
+                Turn("manual", "medium_order_status"),
+                Turn("text", text="And what time does the downtown store close on Saturday?"),
+            ],
+            description=(
+                "a support agent calling tools: each call answered from the tool table, then a spoken follow-up"
+            ),
+            tools={
+                "lookup_order": ToolReply('{"status": "shipped", "eta": "tomorrow before noon"}', 400.0),
+                "store_hours": ToolReply('{"saturday": "10:00-18:00", "appointment_needed": false}', 250.0),
+            },
+            tool_chain_limit=4,
         ),
     )
 }

@@ -13,6 +13,7 @@ import pybase64
 
 from loadtest.session.classifier import ENDED_DONE, ResponseFacts
 from loadtest.session.evidence import AudioKeep, new_keep
+from loadtest.session.function_calls import CallLog, ChainLink, FollowUp
 from loadtest.session.trace import TraceRing
 
 OOB_TAG = "rtload_turn"  # response.create metadata key that names an out-of-band turn
@@ -90,6 +91,9 @@ class ResponseTracker:
         self.client_cancelled = False
         self.function_calls = 0
         self.input_transcript: Any = None  # the InputTranscript of the audio it answers (input_transcript.py)
+        self.calls: CallLog | None = None  # made at the first function-call event (None: no calls)
+        self.chain: ChainLink | None = None  # a follow-up: the calling response it answers (None: a turn's first)
+        self.follow_up: FollowUp | None = None  # set when it ended: how the client answers its calls
         self.content_types: list[str] = []
         self.audio_done = False
         self._transcript_parts: list[str] = []
@@ -132,6 +136,7 @@ class ResponseTracker:
 
     def facts(self) -> ResponseFacts:
         a = self.analyzer
+        calls = self.calls
         return ResponseFacts(
             wants_audio=self.wants_audio,
             ended=self.ended or ENDED_DONE,
@@ -147,6 +152,9 @@ class ResponseTracker:
             started=self.started,
             client_cancelled=self.client_cancelled,
             function_calls=self.function_calls,
+            calls_cut=calls.any_cut if calls is not None else False,
+            calls_invalid=calls.any_invalid if calls is not None else False,
+            follow_up=self.chain is not None,
             content_types=list(self.content_types),
             audio_deltas=self.audio_deltas,
             audio_ms=float(a.audio_ms) if a is not None else 0.0,
@@ -159,6 +167,21 @@ class ResponseTracker:
             close_reason=self.close_reason,
             session_ready=self.session_ready,
         )
+
+    def call_log(self) -> CallLog:
+        """The response's function calls (made on first use)."""
+        calls = self.calls
+        if calls is None:
+            calls = self.calls = CallLog()
+        return calls
+
+    @property
+    def t_first_output(self) -> float | None:
+        """Its first output of any kind: an audio, transcript or text delta, or a call's arguments."""
+        times = [t for t in (self.t_first_audio, self.t_first_text) if t is not None]
+        if self.calls is not None and self.calls.t_first_delta is not None:
+            times.append(self.calls.t_first_delta)
+        return min(times) if times else None
 
     def deadline(self, response_deadline_s: float, response_idle_s: float) -> float | None:
         """When this tracker times out (Unix s), or None when it is not armed yet."""

@@ -8,6 +8,7 @@ A file holds one or more scenarios, each a table under ``scenarios``::
     session_file = "agent_session.json" # optional: this scenario's own session object
     repeat = false                      # loop the turns until the run ends
     think_time_s = [0.5, 2.0]           # default pause before each turn (s; a number or [min, max])
+    tool_chain_limit = 4                # follow-ups answering function calls per turn, at most
 
     [[scenarios.booking.turns]]
     audio = "support_call_1"            # a fixture name, or a path to your own recording
@@ -26,6 +27,10 @@ A file holds one or more scenarios, each a table under ``scenarios``::
     [scenarios.dictation]
     transcription_model = "gpt-4o-mini-transcribe"  # input transcription on (rows get its columns)
     session_type = "transcription"      # transcription-only: no responses, one row per utterance
+
+The functions themselves (names, ``parameters`` schemas, ``tool_choice``) are the session's: put
+them in the ``session_file``; a call of a function the table does not name is answered
+``{"ok": true}`` at once.
 
 Paths (``session_file``, recordings) are relative to the scenario file. Recordings in any format
 the fixture importer reads (WAV, FLAC, OGG, any rate and channel count) are converted to 24 kHz
@@ -46,8 +51,8 @@ from loadtest.session.scenario import SESSION_TYPES, TRIGGERS, Scenario, ToolRep
 from loadtest.workload.errors import WorkloadError, read_toml, type_name, unknown_key
 
 SCENARIO_KEYS = (
-    "weight", "description", "session_file", "repeat", "think_time_s", "turns", "tools", "transcription_model",
-    "session_type",
+    "weight", "description", "session_file", "repeat", "think_time_s", "turns", "tools", "tool_chain_limit",
+    "transcription_model", "session_type",
 )  # fmt: skip
 TURN_KEYS = (
     "audio", "text", "trigger", "instructions", "modalities", "max_output_tokens", "out_of_band", "barge_in",
@@ -164,9 +169,12 @@ def _scenario(name: str, table: dict[str, Any], where: str, base: Path, manifest
         turns.append(_turn(raw, turn_where, base, manifest, default_think, first=i == 1))
     tools = _tools(table.get("tools"), f"{where}.tools")
     model, session_type = _transcription(table, where, turns)
+    chain_limit = _get(table, "tool_chain_limit", int, where, None)
+    if chain_limit is not None and chain_limit < 0:
+        raise WorkloadError(f"{where}.tool_chain_limit: {chain_limit} must be 0 or more (0: calls are not answered)")
     return Scenario(
         name, turns, repeat=repeat, description=description, tools=tools, weight=float(weight),
-        transcription_model=model, session_type=session_type,
+        transcription_model=model, session_type=session_type, tool_chain_limit=chain_limit,
     )  # fmt: skip
 
 

@@ -22,7 +22,7 @@ from loadtest.locust.launcher import RunRequest, _finish
 from loadtest.locust.options import HarnessOptions, OptionError
 from loadtest.locust.progress import JsonlTail, RunTail, outcome_table
 from loadtest.locust.shapes import ShapePlan, parse_duration
-from loadtest.locust.sinks import UserSink, WriterSink
+from loadtest.locust.sinks import TOOL_ROUND_TRIP, UserSink, WriterSink
 from loadtest.locust.webui import render_page
 from loadtest.locust.workerloss import WorkerWatch
 from loadtest.records.schema import ResponseRecord, SessionRecord
@@ -281,6 +281,21 @@ def test_user_sink_fires_one_locust_request_per_response(tmp_path: Path) -> None
     assert fired[0]["exception"] is None and fired[1]["exception"] is None
     assert str(fired[2]["exception"]) == "truncated: audio_stall"
     assert all(f["request_type"] == "realtime" for f in fired)
+
+
+def test_a_follow_up_also_fires_its_tool_round_trip(tmp_path: Path) -> None:
+    fired: list[dict] = []
+    with RunWriter(tmp_path) as writer:
+        sink = UserSink(WriterSink(writer, OutcomeBoard()), lambda **kw: fired.append(kw), {"run_id": "r"})
+        sink.response(ResponseRecord(scenario="tool_calls", outcome="completed", function_calls=1, done_ms=80.0))
+        sink.response(ResponseRecord(scenario="tool_calls", outcome="completed", chain_depth=1, ttfa_ms=200.0,
+                                     tool_round_trip_ms=612.5))  # fmt: skip
+        sink.response(ResponseRecord(scenario="tool_calls", outcome="failed", reason="followup_rejected",
+                                     chain_depth=1))  # fmt: skip
+    assert [f["name"] for f in fired] == ["tool_calls", "tool_calls", TOOL_ROUND_TRIP, "tool_calls", TOOL_ROUND_TRIP]
+    assert fired[2]["response_time"] == 612.5 and fired[2]["exception"] is None
+    assert fired[2]["request_type"] == "realtime" and TOOL_ROUND_TRIP == "tool_round_trip"
+    assert str(fired[4]["exception"]) == "failed: followup_rejected"
 
 
 def test_backoff_honours_retry_after_and_resets() -> None:

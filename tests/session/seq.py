@@ -10,6 +10,7 @@ import pybase64
 from loadtest.protocol.dialects import Dialect
 from loadtest.session.classifier import classify
 from loadtest.session.config import Thresholds
+from loadtest.session.function_calls import ToolSchemas
 from loadtest.session.router import EventRouter
 from loadtest.session.tracker import ResponseTracker
 
@@ -30,7 +31,10 @@ def silence(ms: float) -> bytes:
 class Seq:
     """Builds events for one response and feeds them to a router with explicit arrival times."""
 
-    def __init__(self, dialect: Dialect, *, wants_audio: bool = True, rid: str = "resp_1", item: str = "item_A"):
+    def __init__(
+        self, dialect: Dialect, *, wants_audio: bool = True, rid: str = "resp_1", item: str = "item_A",
+        tool_schemas: ToolSchemas | None = None,
+    ):  # fmt: skip
         self.d = dialect
         self.rid = rid
         self.item = item
@@ -43,6 +47,7 @@ class Seq:
             response_deadline_s=30.0,
             response_idle_s=5.0,
             on_rate_limits=lambda e, t, r: self.rate_limits.append((e, t, r)),
+            tool_schemas=tool_schemas,
         )
         self.wants_audio = wants_audio
         self.n = 0
@@ -203,6 +208,38 @@ class Seq:
                 ],
             },
         )
+
+    # -- function calls -------------------------------------------------------------------------
+    def call_item(self, index: int, name: str, arguments: str, status: str) -> dict[str, Any]:
+        """The function call item at ``index`` of this response (item ``fc_<index>``, call ``call_<index>``)."""
+        return {"id": f"fc_{index}", "type": "function_call", "status": status, "call_id": f"call_{index}",
+                "name": name, "arguments": arguments}  # fmt: skip
+
+    def call(
+        self, t: float, index: int, name: str, arguments: str, *, pieces: int = 3, done: bool = True,
+        status: str = "completed", spacing: float = 0.01,
+    ) -> float:  # fmt: skip
+        """One call in the service's order: item added, argument deltas, arguments .done (GA names the
+        function there), item done. ``done=False`` stops after the deltas (a call never done); returns
+        the time of its last event."""
+        self.feed(t, {"type": self.d.output_item_added, "response_id": self.rid, "output_index": index,
+                      "item": self.call_item(index, name, "", "in_progress")})  # fmt: skip
+        where = {"response_id": self.rid, "item_id": f"fc_{index}", "output_index": index, "call_id": f"call_{index}"}
+        size = max(1, -(-len(arguments) // pieces))
+        for i in range(0, len(arguments), size):
+            t += spacing
+            self.feed(t, {"type": self.d.function_call_arguments_delta, **where, "delta": arguments[i : i + size]})
+        if not done:
+            return t
+        t += spacing
+        finished: dict[str, Any] = {"type": self.d.function_call_arguments_done, **where, "arguments": arguments}
+        if self.d.is_ga:
+            finished["name"] = name
+        self.feed(t, finished)
+        t += spacing
+        self.feed(t, {"type": self.d.output_item_done, "response_id": self.rid, "output_index": index,
+                      "item": self.call_item(index, name, arguments, status)})  # fmt: skip
+        return t
 
     # -- whole answers --------------------------------------------------------------------------
     def speak(self, t0: float, chunks: list[bytes], spacing: float = 0.05, transcript: str = "Hello there.") -> float:

@@ -15,6 +15,7 @@ from loadtest.session.classifier import (
     verdict,
 )
 from loadtest.session.config import Thresholds
+from loadtest.session.function_calls import ChainLink, ToolSchemas
 from loadtest.session.tracker import ResponseTracker
 from tests.session.seq import Seq, silence, tone
 
@@ -637,6 +638,121 @@ def test_transcription_only_reasons_come_from_the_utterance_row() -> None:
                                by_server=False)  # fmt: skip
         assert rec is not None and (rec.outcome, rec.reason) == ("failed", reason)
         SEEN.add(reason)
+
+
+# -- function calls -------------------------------------------------------------------------------
+LOOKUP = {
+    "type": "function",
+    "name": "lookup_order",
+    "parameters": {
+        "type": "object",
+        "properties": {"order_id": {"type": "string", "minLength": 6}},
+        "required": ["order_id"],
+        "additionalProperties": False,
+    },
+}
+ORDER = '{"order_id": "A12345"}'
+
+
+def _calling(dialect, arguments: str = ORDER, name: str = "lookup_order", **call_kw) -> tuple[Seq, float]:
+    seq = Seq(dialect, tool_schemas=ToolSchemas([LOOKUP]))
+    seq.turn()
+    seq.created(0.1)
+    return seq, seq.call(0.2, 0, name, arguments, **call_kw)
+
+
+@DIALECTS
+def test_a_call_with_arguments_matching_the_tool_completes(dialect) -> None:
+    seq, t = _calling(dialect)
+    seq.done(t + 0.01, output=[seq.call_item(0, "lookup_order", ORDER, "completed")])
+    expect(seq, "completed", "")
+    (call,) = seq.finished[0].calls.calls
+    assert (call.name, call.call_id, call.arguments) == ("lookup_order", "call_0", ORDER)
+    assert call.valid and call.done
+
+
+@DIALECTS
+def test_arguments_cut_off_mid_json_are_function_arguments_cut(dialect) -> None:
+    # as the service (and the mock's tool_arguments_cut) sends it: .done with the cut string, the item
+    # incomplete, the response incomplete for max_output_tokens
+    cut = ORDER[:9]
+    seq, t = _calling(dialect, cut, status="incomplete")
+    seq.done(t + 0.01, "incomplete", "max_output_tokens", output=[seq.call_item(0, "lookup_order", cut, "incomplete")])
+    expect(seq, "truncated", "function_arguments_cut")
+    assert seq.finished[0].calls.calls[0].valid is False
+
+
+@DIALECTS
+def test_a_completed_response_whose_call_never_finished_its_arguments_is_cut(dialect) -> None:
+    seq, t = _calling(dialect, done=False)
+    seq.done(t + 0.01, output=[seq.call_item(0, "lookup_order", ORDER[:5], "in_progress")])
+    expect(seq, "truncated", "function_arguments_cut")
+
+
+@DIALECTS
+@pytest.mark.parametrize(
+    ("arguments", "name"),
+    [
+        ('{"order_id": 42}', "lookup_order"),  # wrong type
+        ('{"order_id": "A12345", "x": 1}', "lookup_order"),  # a property the schema forbids
+        ('{"order_id": "A1"}', "lookup_order"),  # too short
+        ('{"id": "A12345"}', "lookup_order"),  # the required property missing
+        ("order A12345", "lookup_order"),  # not JSON
+        (ORDER, "cancel_order"),  # a function the session does not have
+    ],
+)
+def test_arguments_not_matching_the_tool_are_function_arguments_invalid(dialect, arguments, name) -> None:
+    seq, t = _calling(dialect, arguments, name)
+    seq.done(t + 0.01, output=[seq.call_item(0, name, arguments, "completed")])
+    expect(seq, "failed", "function_arguments_invalid")
+
+
+@DIALECTS
+def test_a_call_never_done_is_function_call_timeout(dialect) -> None:
+    seq, t = _calling(dialect, done=False)  # the mock's tool_call_hang: the deltas stop, the socket stays open
+    seq.router.expire(t + 6.0)  # idle 5 s
+    expect(seq, "failed", "function_call_timeout")
+
+
+@DIALECTS
+@pytest.mark.parametrize(
+    ("who", "reason"), [("client", ("cancelled", "client_cancelled")), ("vad", ("cancelled", "turn_detected"))]
+)
+def test_cancelled_mid_call_is_cancelled(dialect, who, reason) -> None:
+    # response.cancel (or the caller's speech) mid-arguments: the open call's .done cut, the item
+    # incomplete, response.done cancelled
+    seq, t = _calling(dialect, ORDER[:8], status="incomplete")
+    status_reason = "client_cancelled" if who == "client" else "turn_detected"
+    seq.done(t + 0.01, "cancelled", status_reason, output=[seq.call_item(0, "lookup_order", ORDER[:8], "incomplete")])
+    expect(seq, *reason)
+
+
+@DIALECTS
+def test_a_refused_follow_up_is_followup_rejected(dialect) -> None:
+    seq = Seq(dialect)
+    follow = seq.turn()
+    follow.chain = ChainLink("resp_0", 1, 0.0, 0.0, 0.0)
+    seq.router.sent("evt_f1", follow)
+    seq.error(0.2, "invalid_request_error", "conversation_already_has_active_response", echo="evt_f1")
+    expect(seq, "failed", "followup_rejected")
+
+
+@DIALECTS
+def test_a_throttled_follow_up_stays_throttled(dialect) -> None:
+    seq = Seq(dialect)
+    follow = seq.turn()
+    follow.chain = ChainLink("resp_0", 1, 0.0, 0.0, 0.0)
+    seq.router.sent("evt_f1", follow)
+    seq.error(0.2, "rate_limit_error", "rate_limit_exceeded", echo="evt_f1")
+    expect(seq, "throttled", "rate_limit_exceeded")
+
+
+@DIALECTS
+def test_calls_then_server_error_is_server_error(dialect) -> None:
+    seq, t = _calling(dialect)  # the mock's tool_server_error: every call complete, then failed
+    seq.done(t + 0.01, "failed", error={"type": "server_error", "code": "server_error", "message": "boom"},
+             output=[seq.call_item(0, "lookup_order", ORDER, "completed")])  # fmt: skip
+    expect(seq, "failed", "server_error")
 
 
 def test_every_reason_is_covered() -> None:

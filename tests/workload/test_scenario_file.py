@@ -22,6 +22,7 @@ MIX = """
 weight = 3
 description = "caller books a table"
 think_time_s = [0.1, 0.2]
+tool_chain_limit = 2
 
 [[scenarios.booking.turns]]
 audio = "support_call_1"
@@ -88,6 +89,7 @@ def test_a_mix_file_carries_weights_turn_settings_and_tools(tmp_path: Path) -> N
         "find_table": ToolReply(output='{"free": true, "tables": [4, 7]}', latency_ms=300.0),
         "book_table": ToolReply(output='{"booked": true}', latency_ms=0.0),
     }
+    assert booking.tool_chain_limit == 2 and status.tool_chain_limit is None
     text, oob = status.turns
     assert (text.trigger, text.text) == ("text", "Is my table still booked?")
     assert oob.out_of_band and oob.trigger == "text"
@@ -147,6 +149,11 @@ BAD = [
         r"server_vad turn does not send; use trigger = \"manual\"",
     ),
     ("no turns", "[scenarios.x]\nweight = 1\n", r"scenarios\.x: no turns"),
+    (
+        "negative chain limit",
+        '[scenarios.x]\ntool_chain_limit = -1\n[[scenarios.x.turns]]\ntext = "hi"\n',
+        r"scenarios\.x\.tool_chain_limit: -1 must be 0 or more",
+    ),
     (
         "barge-in first",
         '[scenarios.x]\n[[scenarios.x.turns]]\naudio = "short_hello"\nbarge_in = true\n',
