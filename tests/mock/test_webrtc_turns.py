@@ -136,7 +136,7 @@ def test_drop_closes_the_peer_connection(mock_server) -> None:
 
     async def scenario() -> RtcPeer:
         peer = RtcPeer()
-        assert (await peer.call(http(mock), session=NO_VAD)).status == 201
+        assert (await peer.call(http(mock), session=NO_VAD, form="multipart")).status == 201
         await peer.opened()
         ask(peer)
         await peer.until("output_audio_buffer.started", timeout=20)
@@ -159,7 +159,7 @@ def test_server_error_arrives_on_the_channel(mock_server) -> None:
 
     async def scenario() -> dict[str, Any]:
         peer = RtcPeer()
-        assert (await peer.call(http(mock), session=NO_VAD)).status == 201
+        assert (await peer.call(http(mock), session=NO_VAD, form="multipart")).status == 201
         await peer.opened()
         ask(peer)
         done = await peer.until("response.done", timeout=20)
