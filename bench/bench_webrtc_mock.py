@@ -73,6 +73,8 @@ def run(n: int) -> dict[str, Any]:
         "seconds": round(t1 - t0, 1),
         "mock_cpu_share_of_one_core": round(busy, 3),
         "mock_schedule_lag_p99_le_ms": stats["schedule_lag_ms"]["p99_le"],
+        "mock_schedule_lag_histogram": stats["schedule_lag_ms"]["histogram"],
+        "mock_loop_lag_max_ms": stats.get("loop_lag_max_ms"),
         "connect_s_max": round(max((c["connected_s"] for c in ok), default=0.0), 2),
         "max_speech_gap_ms": round(max((c["max_gap_ms"] for c in ok), default=0.0), 1),
         "heard_ms_min": round(min((c["heard_ms"] for c in ok), default=0.0), 1),

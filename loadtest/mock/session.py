@@ -258,8 +258,8 @@ class MockSession:
                 self.write_truth(resp, "session_expired", {"planned_fault": resp.plan.fault})
         reason = expiry_message(self.max_duration_s)
         style = self.profile["session"]["expiry_style"]
-        if style == "auto":
-            style = "close" if self.dialect.is_ga else "error"
+        if style == "auto":  # (a WebRTC call has no close frame to carry the reason: the error event does)
+            style = "close" if self.dialect.is_ga and self.transport == "websocket" else "error"
         try:
             if style == "error":
                 await self.send({"type": "error", "error": ev.error_body("session_expired", reason)})

@@ -169,3 +169,27 @@ def test_server_error_arrives_on_the_channel(mock_server) -> None:
     response = asyncio.run(scenario())
     assert response["status"] == "failed" and response["status_details"]["error"]["type"] == "server_error"
     assert response_row(mock, response["id"])["fault"] == "server_error"
+
+
+def test_capacity_and_expiry_apply_to_calls(mock_server) -> None:
+    limits = {"capacity.max_sessions": 1, "capacity.retry_after_s": 3, "session.max_duration_s": 2}
+    mock = mock_server(overrides=fast_mock(**limits))
+
+    async def scenario() -> tuple[RtcPeer, Any]:
+        first = RtcPeer()
+        assert (await first.call(http(mock), session=NO_VAD, form="multipart")).status == 201
+        await first.opened()
+        second = await RtcPeer().call(http(mock), session=NO_VAD, form="multipart")
+        error = await first.until("error", timeout=10)  # the cap, said on the channel before the call ends
+        assert error["error"]["code"] == "session_expired" and "2 seconds" in error["error"]["message"]
+        await first.wait_for(lambda: first.closed_at, 10)
+        await first.close()
+        return first, second
+
+    first, second = asyncio.run(scenario())
+    assert second.status == 429 and second.headers["retry-after"] == "3"
+    assert second.json()["error"]["code"] == "too_many_sessions"
+    rows = wait_truth(mock, lambda r: r["kind"] == "session" and r["fault"] == "session_expired")
+    assert rows and rows[0]["transport"] == "webrtc" and rows[0]["close_code"] == 1001
+    refused = next(r for r in mock.truth() if r["kind"] == "session" and r["fault"] == "capacity_429")
+    assert refused["transport"] == "webrtc"
