@@ -10,6 +10,7 @@ was heard whole. ``python -m bench webrtc_mock [N ...]``; bounded (each round at
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 import time
@@ -47,7 +48,7 @@ async def one_call(base: str, start_in: float) -> dict[str, Any]:
         return {"ok": False, "status": 201}
     await peer.close()
     speech = peer.speech()
-    gaps = [b.t - a.t for a, b in zip(speech, speech[1:], strict=False)]
+    gaps = [b.t - a.t for a, b in itertools.pairwise(speech)]
     return {"ok": True, "connected_s": connected_s, "heard_ms": sum(f.ms for f in speech),
             "max_gap_ms": max(gaps, default=0.0) * 1000, "rid": rid}  # fmt: skip
 

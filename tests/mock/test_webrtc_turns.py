@@ -186,7 +186,7 @@ def test_capacity_and_expiry_apply_to_calls(mock_server) -> None:
         await first.close()
         return first, second
 
-    first, second = asyncio.run(scenario())
+    _, second = asyncio.run(scenario())
     assert second.status == 429 and second.headers["retry-after"] == "3"
     assert second.json()["error"]["code"] == "too_many_sessions"
     rows = wait_truth(mock, lambda r: r["kind"] == "session" and r["fault"] == "session_expired")
