@@ -38,10 +38,11 @@ def response_row(mock: Any, response_id: str) -> dict[str, Any]:
 def test_spoken_turn_answers_on_the_track(mock_server) -> None:
     mock = mock_server(overrides=fast_mock(3.0))
     said = load_pcm("short_hello")
+    transcribed = {**SESSION, "audio": {"input": {"transcription": {"model": "gpt-4o-transcribe"}}}}
 
     async def scenario() -> tuple[RtcPeer, str]:
         peer = RtcPeer()
-        assert (await peer.call(http(mock), session=SESSION, form="multipart")).status == 201
+        assert (await peer.call(http(mock), session=transcribed, form="multipart")).status == 201
         await peer.opened()
         peer.microphone.play(said)
         done = await peer.until("response.done", timeout=40)
@@ -71,6 +72,10 @@ def test_spoken_turn_answers_on_the_track(mock_server) -> None:
     # ... and it was played in real time
     speech = peer.speech()
     assert speech[-1].t - speech[0].t >= row["audio_ms"] / 1000 * 0.85
+    # the caller's Opus audio, decoded, is what the mock heard: its transcription names the fixture
+    completed = next(e for _, e in peer.events if e["type"] == "conversation.item.input_audio_transcription.completed")
+    heard = next(r for r in mock.truth() if r["kind"] == "transcription")
+    assert heard["fixture"] == "short_hello" and completed["transcript"] == heard["transcript"]
     # the caller's audio reached the input buffer at its own length
     committed = next(r for r in mock.truth() if r["kind"] == "input_committed")
     assert 500 <= committed["audio_ms"] <= len(said) / 24 + 1500
