@@ -967,7 +967,7 @@ class MockSession:
                         lag = await self.sleep_until(when)
                         stats.lag(lag)
                         if media is not None:
-                            media.audio(resp.id, silent.b64, resp.output_format)
+                            media.audio(resp.id, None, silent)
                         else:
                             await ws.send(
                                 audio_head + self._event_id().encode() + b'","delta":"' + silent.b64 + b'"}', text=True
@@ -993,7 +993,7 @@ class MockSession:
                 if media is None:
                     frames.append(audio_head + self._event_id().encode() + b'","delta":"' + delta.b64 + b'"}')
                 else:
-                    media.audio(resp.id, delta.b64, resp.output_format)
+                    media.audio(resp.id, resp.answer, delta)
                 stats.deltas += 1
             if frames:
                 await self._send_frames(frames)

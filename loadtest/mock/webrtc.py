@@ -86,11 +86,17 @@ class CallsEndpoint:
         self._warm: asyncio.Future[Any] | None = None
 
     def warm_up(self) -> None:
-        """Import aiortc and PyAV in a thread (at the first WebRTC request: half a second of imports
-        in the event loop would stall every session on it; a mock never asked for WebRTC never pays)."""
+        """Import aiortc and PyAV and encode the answers as Opus in a thread (at the first WebRTC
+        request: done in the event loop they would stall every session on it for a second; a mock
+        never asked for WebRTC never pays)."""
         if self._warm is None:
-            self._warm = asyncio.get_running_loop().run_in_executor(None, importlib.import_module,
-                                                                   "loadtest.mock.rtc_call")  # fmt: skip
+            self._warm = asyncio.get_running_loop().run_in_executor(None, self._prepare)
+
+    def _prepare(self) -> None:
+        importlib.import_module("loadtest.mock.rtc_call")
+        from loadtest.mock import rtc_media
+
+        rtc_media.prepare(self.context.bank.answers)
 
     @property
     def context(self) -> SessionContext:
