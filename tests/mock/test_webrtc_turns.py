@@ -198,3 +198,34 @@ def test_capacity_and_expiry_apply_to_calls(mock_server) -> None:
     assert rows and rows[0]["transport"] == "webrtc" and rows[0]["close_code"] == 1001
     refused = next(r for r in mock.truth() if r["kind"] == "session" and r["fault"] == "capacity_429")
     assert refused["transport"] == "webrtc"
+
+
+def test_barge_in_clears_the_answer_on_the_track(mock_server) -> None:
+    mock = mock_server(overrides=fast_mock(3.0))
+
+    async def scenario() -> tuple[RtcPeer, str, float]:
+        peer = RtcPeer()
+        assert (await peer.call(http(mock), session=SESSION, form="multipart")).status == 201
+        await peer.opened()
+        peer.microphone.play(load_pcm("short_hello"))
+        started = await peer.until("output_audio_buffer.started", timeout=30)
+        rid = started["response_id"]
+        await asyncio.sleep(1.0)  # a second of the answer heard, then the caller talks over it
+        peer.microphone.play(load_pcm("short_yes"))
+        cleared = await peer.until("output_audio_buffer.cleared", timeout=10)
+        assert cleared["response_id"] == rid
+        at = peer.event_time("output_audio_buffer.cleared")
+        await asyncio.sleep(1.0)
+        await peer.close()
+        return peer, rid, at
+
+    peer, rid, cleared_at = asyncio.run(scenario())
+    done = next(e for _, e in peer.events if e["type"] == "response.done" and e["response"]["id"] == rid)["response"]
+    assert done["status"] == "cancelled" and done["status_details"]["reason"] == "turn_detected"
+    assert peer.event_time("output_audio_buffer.stopped", response_id=rid) is None
+    # the answer's packets stop at the barge-in: what was heard is far shorter than the answer
+    row = response_row(mock, rid)
+    assert row["fault"] == "turn_detected" and row["transport"] == "webrtc"
+    answer = [f for f in peer.speech() if f.t <= cleared_at + 0.3]
+    assert not [f for f in peer.speech() if cleared_at + 0.3 < f.t < cleared_at + 1.0]
+    assert 800 <= sum(f.ms for f in answer) <= 2500  # (the whole answer is over 6 s)
