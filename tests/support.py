@@ -19,6 +19,9 @@
   :func:`wilson_pct` (a rate's Wilson interval in %), :func:`order_interval` (a quantile's
   order-statistic interval) and :func:`check_percentile_block` (a report's percentiles with
   their intervals against the values).
+- WebRTC: :class:`RtcPeer` (tests/rtc_peer.py), a real aiortc caller on 127.0.0.1 for the mock's
+  ``/realtime/calls`` (its Opus microphone, the ``oai-events`` channel, the answer's decoded
+  frames), and :func:`client_secret` for an ephemeral key.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from tests.rtc_peer import RtcPeer as RtcPeer
+from tests.rtc_peer import client_secret as client_secret
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "mock-key"
