@@ -20,12 +20,23 @@ class SessionInputs:
     weights: list[float] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # preflight's WARN lines about the session file(s)
     workload: Any = None  # loadtest.workload.bind.Workload
+    transport: str = "websocket"  # websocket | webrtc | both (--transport)
 
     def pick(self, rng: random.Random | None = None) -> tuple[Any, Any]:
         """The (scenario, config) of a new session, by weight (as Locust weights user classes)."""
         if len(self.choices) <= 1:
             return self.scenario, self.config
         return (rng or random).choices(self.choices, weights=self.weights, k=1)[0]
+
+    def for_user(self, config: Any, user_id: int) -> Any:
+        """``config`` on the transport of user ``user_id``: with ``both``, odd users call over WebRTC
+        and even ones over a WebSocket, so the two halves share the run's load and its time."""
+        if self.transport != "both":
+            return config
+        import dataclasses
+
+        wanted = "webrtc" if user_id % 2 else "websocket"
+        return config if config.transport == wanted else dataclasses.replace(config, transport=wanted)
 
 
 def check_fixture(names: str) -> None:
@@ -59,6 +70,7 @@ def build_config(options: HarnessOptions) -> Any:
             stall_threshold_ms=options.stall_ms,
             inner_silence_threshold_ms=options.stall_ms,
             keep_audio=options.keep_audio,
+            transport="webrtc" if options.transport == "webrtc" else "websocket",
         )
     except ValueError as exc:
         raise OptionError(f"session settings: {exc}") from None
@@ -105,4 +117,5 @@ def build_session_inputs(options: HarnessOptions, target_url: str | None = None)
         weights=[s.weight for s, _ in choices],
         warnings=work.warnings,
         workload=work,
+        transport=options.transport,
     )

@@ -39,6 +39,7 @@ class Handshake:
     status: int | None = None  # 101, the refusing HTTP status, or None when no HTTP response came
     ms: float | None = None  # connect() call -> response (or failure)
     error: str | None = None  # one line, secrets redacted
+    failure: str | None = None  # a transport's own reason for a failed open (WebRTC: webrtc_ice_failed...)
     headers: dict[str, str] = field(default_factory=dict)  # response headers of note
     t_start: float = 0.0
     t_end: float = 0.0

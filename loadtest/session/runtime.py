@@ -64,9 +64,22 @@ class SessionRuntime:
         self.pacer = Pacer(enabled=shared_clock)
         self.reactor: Reactor | None = Reactor(self.pacer) if shared_receiver and epoll_class() is not None else None
 
-    def new_transport(self, **options: Any) -> Transport:
-        """A transport for one connection (a WebSocket over a socket, read by the shared receiver
-        where it can be)."""
+    def new_transport(
+        self, kind: str = "websocket", audio_event: str = "", realtime_audio: bool = True, **options: Any
+    ) -> Transport:
+        """A transport for one connection: a WebSocket over a socket (read by the shared receiver
+        where it can be), or a WebRTC call (``kind="webrtc"``: on the process's WebRTC loop, made
+        on first use; ``audio_event`` names the dialect's audio delta its RTP audio is given as,
+        ``realtime_audio`` paces the caller's packets at 20 ms, else 1 ms)."""
+        if kind == "webrtc":
+            from loadtest.session.webrtc import WebRTCTransport
+
+            return WebRTCTransport(
+                audio_event=audio_event,
+                realtime_audio=realtime_audio,
+                receive_lag=self.figures.receive_lag,
+                **options,
+            )
         return WebSocketTransport(receiver=self.reactor, receive_lag=self.figures.receive_lag, **options)
 
 
