@@ -1,14 +1,18 @@
 """A WebRTC call's answer as the session core reads a WebSocket's: events and audio in one stream.
 
 No I/O: :class:`AnswerStream` is fed the data channel's messages and the answer's decoded RTP
-audio in arrival order and hands the core's ``on_message`` the events it would have had over a
-WebSocket:
+audio in arrival order (on the WebRTC loop thread, so the line's idle packets never cross to the
+harness) and hands ``on_message`` the events the core would have had over a WebSocket:
 
 - each data-channel message as it came (the same JSON), except a ``response.done`` held back (below);
-- each audio packet as the dialect's ``output_audio.delta`` (base64 PCM16) of the response whose
-  audio is playing: ``output_audio_buffer.started`` names it; before that, the last
-  ``response.created`` (its message item from ``response.output_item.added``). Audio with no
-  response to belong to is counted (``stray_packets``), not delivered;
+- each audio packet of a playing response as the dialect's ``output_audio.delta`` (base64 PCM16):
+  a response plays from its ``output_audio_buffer.started`` to its ``.stopped`` / ``.cleared``
+  (its message item from ``response.output_item.added``). Between responses the line may carry
+  silence (the services and the mock keep sending packets): those are counted
+  (``idle_packets``), not delivered. The data channel and RTP are two paths, so an answer's first
+  packets may arrive just before its ``started``: the sound (not silent) packets of the last
+  ``REORDER_S`` before it are the response's, with their own arrival times (time to first audio
+  is the first of them);
 - the service sends ``response.done`` when the answer is generated, while its audio still streams
   in real time: a response between ``output_audio_buffer.started`` and ``.stopped`` (or
   ``.cleared``) has its ``response.done`` held and delivered right after the ``stopped``, stamped
@@ -19,6 +23,7 @@ WebSocket:
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 import orjson
@@ -27,9 +32,11 @@ import pybase64
 from loadtest.session.link import OnMessage
 
 HOLD_DONE_S = 6.0  # longer than any stall the mock injects (3.8 s): a stall is not a silent end
+REORDER_S = 0.1  # packets this long before output_audio_buffer.started may be its first ones
+_RING = 16  # packets kept while no response plays (320 ms)
 BUFFER_STARTED = "output_audio_buffer.started"
 BUFFER_ENDS = frozenset({"output_audio_buffer.stopped", "output_audio_buffer.cleared"})
-_WATCHED = frozenset({"response.created", "response.done", "response.output_item.added", BUFFER_STARTED, *BUFFER_ENDS})
+_WATCHED = frozenset({"response.done", "response.output_item.added", BUFFER_STARTED, *BUFFER_ENDS})
 
 
 class AnswerStream:
@@ -39,14 +46,15 @@ class AnswerStream:
         self.audio_event = audio_event
         self.on_message = on_message
         self.hold_s = hold_s
-        self.response_id: str | None = None  # the response the RTP audio belongs to
-        self.item_id: str | None = None
+        self.response_id: str | None = None  # the response the RTP audio belongs to (the one playing)
+        self.items: dict[str, str] = {}  # response id -> its message item
         self.playing: set[str] = set()  # between output_audio_buffer.started and .stopped/.cleared
         self.held: dict[str, tuple[bytes, float]] = {}  # response.done waiting for its audio's end
         self.last_packet = 0.0
         self.audio_packets = 0
-        self.stray_packets = 0
+        self.idle_packets = 0  # packets while no response played (the line's silence)
         self.deltas = 0
+        self.before: collections.deque[tuple[bytes, float, bool]] = collections.deque(maxlen=_RING)
 
     # -- feeding -----------------------------------------------------------------------------
     def event(self, data: bytes, t: float) -> None:
@@ -59,16 +67,18 @@ class AnswerStream:
         if rid is None:
             self.on_message(data, t)
             return
-        if kind == "response.created":
-            self.response_id, self.item_id = rid, None
-        elif kind == "response.output_item.added":
+        if kind == "response.output_item.added":
             item = event.get("item") if event is not None else None
-            if isinstance(item, dict) and item.get("type") == "message" and rid == self.response_id:
-                self.item_id = item.get("id") if isinstance(item.get("id"), str) else None
+            if isinstance(item, dict) and item.get("type") == "message" and isinstance(item.get("id"), str):
+                self.items[rid] = item["id"]
+                if len(self.items) > 64:
+                    self.items.pop(next(iter(self.items)))
         elif kind == BUFFER_STARTED:
-            if rid != self.response_id:
-                self.response_id, self.item_id = rid, None
+            self.response_id = rid
             self.playing.add(rid)
+            self.on_message(data, t)
+            self._claim_early(t)
+            return
         elif kind == "response.done":
             if rid in self.playing:
                 self.held[rid] = (data, t)  # its audio is still arriving
@@ -76,25 +86,44 @@ class AnswerStream:
         else:  # stopped / cleared
             self.on_message(data, t)
             self.playing.discard(rid)
+            if self.response_id == rid:
+                self.response_id = next(iter(self.playing), None)
             held = self.held.pop(rid, None)
             if held is not None:
                 self.on_message(held[0], t)  # done when its audio ended
             return
         self.on_message(data, t)
 
-    def audio(self, pcm: bytes, t: float) -> None:
+    def audio(self, pcm: bytes, t: float, silent: bool = False) -> None:
+        """One decoded packet (``silent``: it decoded to digital silence) and its arrival."""
         self.audio_packets += 1
         self.last_packet = t
-        rid = self.response_id
-        if rid is None or not pcm:
-            self.stray_packets += 1
+        if not self.playing or not pcm:
+            self.idle_packets += 1
+            self.before.append((pcm, t, silent))
             return
+        self._deliver(pcm, t)
+
+    def _claim_early(self, t_started: float) -> None:
+        """The sound packets that came just before ``started``: the response's first (oldest first)."""
+        early: list[tuple[bytes, float]] = []
+        while self.before:
+            pcm, t, silent = self.before.pop()
+            if silent or not pcm or t < t_started - REORDER_S:
+                break
+            early.append((pcm, t))
+        self.before.clear()
+        for pcm, t in reversed(early):
+            self.idle_packets -= 1
+            self._deliver(pcm, t)
+
+    def _deliver(self, pcm: bytes, t: float) -> None:
         self.deltas += 1
         delta = {
             "type": self.audio_event,
             "event_id": f"rtp_{self.deltas}",
-            "response_id": rid,
-            "item_id": self.item_id,
+            "response_id": self.response_id,
+            "item_id": self.items.get(self.response_id or ""),
             "output_index": 0,
             "content_index": 0,
             "delta": pybase64.b64encode(pcm).decode(),

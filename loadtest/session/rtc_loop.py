@@ -26,7 +26,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
@@ -129,7 +128,6 @@ class RtcLoop:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._started = threading.Event() if not concurrency.gevent_active() else None
         self._lock = concurrency.new_lock()
         self.doorbell: Doorbell | None = None
         self.handoff_lag = LagStats()  # ms an item waited between the loop thread and its receiver
@@ -193,13 +191,20 @@ class RtcLoop:
         done = Event()
         watcher = gevent.get_hub().loop.async_()
         watcher.start(done.set)
+        waiting = [True]
+
+        def wake(_future: Future[Any]) -> None:  # on the loop thread
+            if waiting[0]:
+                watcher.send()
+
         try:
-            future.add_done_callback(lambda _f: watcher.send())
+            future.add_done_callback(wake)
             if not done.wait(timeout) and not future.done():
                 future.cancel()
                 raise TimeoutError
             return future.result(0)
         finally:
+            waiting[0] = False
             watcher.stop()
             watcher.close()
 

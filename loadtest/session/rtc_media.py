@@ -40,6 +40,8 @@ PACKET_SAMPLES = int(RTP_RATE * PACKET_S)
 APPEND_PREFIX = Dialect.append_prefix()
 _SUFFIX = b'"}'
 _TIME_BASE = fractions.Fraction(1, RTP_RATE)
+SILENT_PACKET = b"\x00\x00" * int(RATE * PACKET_S)  # 20 ms of digital silence at 24 kHz
+SILENT_PEAK = 1  # decoded samples within +-1: digital silence (what an idle line decodes to)
 _ENCODED: dict[bytes, list[bytes]] = {}  # append event -> its Opus packets (the process's cache)
 _ENCODED_CAP = 20000
 
@@ -87,6 +89,14 @@ def opus_packets(message: bytes) -> list[bytes] | None:
     if len(_ENCODED) < _ENCODED_CAP:
         _ENCODED[message] = packets
     return packets
+
+
+def is_silent(pcm: bytes) -> bool:
+    """The packet decoded to digital silence."""
+    if not pcm:
+        return True
+    samples = np.frombuffer(pcm, dtype="<i2")
+    return int(samples.max()) <= SILENT_PEAK and int(samples.min()) >= -SILENT_PEAK
 
 
 class OpusDecoder:

@@ -35,6 +35,7 @@ from loadtest.session import rtc_calls
 from loadtest.session.lagstats import LagStats
 from loadtest.session.link import CLOSE_ABNORMAL, CloseInfo, Handshake, OnMessage
 from loadtest.session.rtc_answer import AnswerStream
+from loadtest.session.rtc_media import SILENT_PACKET, CallerTrack, OpusDecoder, is_silent, opus_packets, tap_receiver
 from loadtest.session.rtc_loop import Inbox, RtcLoop, process_loop
 from loadtest.session.wire import HEADERS_OF_NOTE
 
@@ -49,12 +50,14 @@ _CLOSE_CLIENT = 1000
 class _Peer:
     """The aiortc side of one call (touched only on the loop thread)."""
 
-    def __init__(self, inbox: Inbox, packet_s: float) -> None:
+    def __init__(self, inbox: Inbox, packet_s: float, audio_event: str) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection
 
-        from loadtest.session.rtc_media import CallerTrack, OpusDecoder, tap_receiver
 
         self.inbox = inbox
+        self.answer = AnswerStream(audio_event, self.deliver)
+        self.hold_timer: asyncio.TimerHandle | None = None
+        self.silent_payload = b""  # the line's idle packet, once seen (no need to decode it again)
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # host candidates only: no STUN, no TURN
         self.track = CallerTrack(packet_s)
         transceiver = self.pc.addTransceiver(self.track, direction="sendrecv")
@@ -78,12 +81,34 @@ class _Peer:
 
     def on_message(self, message: str | bytes) -> None:
         data = message.encode() if isinstance(message, str) else message
-        self.inbox.put((_MESSAGE, data, time.time()))
+        self.answer.event(data, time.time())
+        self.arm_hold()
 
     def on_packet(self, payload: bytes, rtp_timestamp: int, sequence: int, arrival: float) -> None:
         self.packets += 1
-        pcm = self.decoder.decode(payload)
-        self.inbox.put((_AUDIO, pcm, arrival))
+        if payload == self.silent_payload:
+            pcm, silent = SILENT_PACKET, True
+        else:
+            pcm = self.decoder.decode(payload)
+            silent = is_silent(pcm)
+            if silent and len(payload) <= 16:
+                self.silent_payload = payload
+        self.answer.audio(pcm, arrival, silent)
+
+    def deliver(self, data: bytes, t: float) -> None:
+        """What the answer stream made: to the session's receiver."""
+        self.inbox.put((_MESSAGE, data, t))
+
+    def arm_hold(self) -> None:
+        """A held response.done is let go after its hold without packets: a timer while one is held."""
+        if self.answer.held and self.hold_timer is None:
+            wait = self.answer.wait_s(time.time()) or 0.05
+            self.hold_timer = asyncio.get_running_loop().call_later(wait, self.check_hold)
+
+    def check_hold(self) -> None:
+        self.hold_timer = None
+        self.answer.release_stale(time.time())
+        self.arm_hold()
 
     def on_state(self) -> None:
         state = self.pc.connectionState
@@ -95,6 +120,7 @@ class _Peer:
     def end(self, why: str) -> None:
         if not self.ended:
             self.ended = True
+            self.answer.release_all()
             self.inbox.put((_ENDED, why, time.time()))
 
     # -- the handshake ---------------------------------------------------------------------
@@ -187,7 +213,6 @@ class WebRTCTransport:
         self._peer: _Peer | None = None
         self._open = False
         self._closing = False
-        self._answer: AnswerStream | None = None
         self.awaiting_output = False
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -207,6 +232,9 @@ class WebRTCTransport:
             hs.error = hs.error or f"timed out after {timeout:g}s setting up the WebRTC call"
             if hs.status is None:
                 hs.failure = None  # no HTTP answer: connect_error
+            elif hs.status // 100 == 2 and hs.failure is None:
+                hs.failure = rtc_calls.ICE_FAILED  # answered, never connected
+                hs.error = f"ICE did not connect within {timeout:g}s"
         except ValueError as exc:
             hs.error = str(exc)
         except OSError as exc:
@@ -228,7 +256,7 @@ class WebRTCTransport:
         self._inbox = inbox = loop.new_inbox()
 
         async def make() -> tuple[_Peer, str]:
-            peer = _Peer(inbox, self._packet_s)
+            peer = _Peer(inbox, self._packet_s, self._audio_event)
             return peer, await peer.offer()
 
         self._peer, offer = loop.call(make(), _left(deadline))
@@ -287,8 +315,6 @@ class WebRTCTransport:
         peer = self._peer
         if peer is None or not self._open or peer.ended:
             return False
-        from loadtest.session.rtc_media import opus_packets
-
         packets = opus_packets(message)
         if packets is not None:
             self._loop.soon(peer.send_audio, packets)
@@ -305,16 +331,15 @@ class WebRTCTransport:
 
     # -- receiving ---------------------------------------------------------------------------
     def receive_loop(self, on_message: OnMessage) -> CloseInfo:
-        """Deliver the call's events and audio, in arrival order, until it ends."""
+        """Deliver the call's events and audio (reassembled on the loop thread), in arrival order,
+        until it ends."""
         inbox = self._inbox
         if inbox is None or self._peer is None:
             return CloseInfo(code=CLOSE_ABNORMAL, reason="not connected", t=time.time())
-        answer = AnswerStream(self._audio_event, on_message)
-        self._answer = answer
         items = inbox.items
         lag = self._receive_lag
         while True:
-            inbox.wait(answer.wait_s(time.time()))
+            inbox.wait()
             now = time.time()
             newest = 0.0
             while items:
@@ -322,23 +347,19 @@ class WebRTCTransport:
                 newest = t
                 if kind == _MESSAGE:
                     self.bytes_received += len(data)
-                    answer.event(data, t)
-                elif kind == _AUDIO:
-                    self.bytes_received += len(data)
-                    answer.audio(data, t)
+                    on_message(data, t)
                 else:
-                    answer.release_all()
                     self._open = False
                     by_server = not self._closing
                     code = CLOSE_ABNORMAL if by_server else _CLOSE_CLIENT
                     return CloseInfo(code=code, reason=str(data), by_server=by_server, t=t)
             if newest and lag is not None:
                 lag.record((now - newest) * 1000.0)
-            answer.release_stale(time.time())
 
     @property
     def audio_packets(self) -> int:
-        return self._answer.audio_packets if self._answer is not None else 0
+        peer = self._peer
+        return peer.answer.audio_packets if peer is not None else 0
 
     # -- closing -----------------------------------------------------------------------------
     @property
@@ -359,7 +380,6 @@ class WebRTCTransport:
     def release(self) -> None:
         self._peer = None
         self._inbox = None
-        self._answer = None
 
 
 def _spawn_close(peer: _Peer) -> None:

@@ -80,30 +80,35 @@ def _ev(kind: str, **fields: object) -> bytes:
 def test_audio_is_the_playing_response_and_its_done_waits_for_the_audio_end() -> None:
     out = Collect()
     answer = AnswerStream("response.output_audio.delta", out)
-    answer.audio(b"\x01\x00" * 480, 0.5)  # before any response: stray
+    answer.audio(b"\x00\x00" * 480, 0.5, silent=True)  # the idle line before the answer
     answer.event(_ev("response.created", response={"id": "resp_1"}), 1.0)
     answer.event(
         _ev("response.output_item.added", response_id="resp_1", item={"id": "item_1", "type": "message"}), 1.01
     )
+    answer.audio(b"\x00\x00" * 480, 0.98, silent=True)
+    answer.audio(b"\x07\x00" * 480, 1.015)  # the answer's first packet, ahead of its started event
     answer.event(_ev("output_audio_buffer.started", response_id="resp_1"), 1.02)
     answer.audio(b"\x02\x00" * 480, 1.05)
     answer.event(_ev("response.done", response={"id": "resp_1", "status": "completed"}), 1.06)  # generated
     answer.audio(b"\x03\x00" * 480, 1.07)  # still playing
     answer.event(_ev("output_audio_buffer.stopped", response_id="resp_1"), 1.30)
-    assert answer.stray_packets == 1
+    answer.audio(b"\x00\x00" * 480, 1.32, silent=True)  # idle again
+    assert answer.idle_packets == 3
     assert out.types() == [
         "response.created",
         "response.output_item.added",
         "output_audio_buffer.started",
         "response.output_audio.delta",
         "response.output_audio.delta",
+        "response.output_audio.delta",
         "output_audio_buffer.stopped",
         "response.done",
     ]
-    delta, t = out.got[3]
-    assert (delta["response_id"], delta["item_id"], t) == ("resp_1", "item_1", 1.05)
-    assert base64.b64decode(delta["delta"]) == b"\x02\x00" * 480
-    assert out.got[-1][1] == 1.30  # the response ends when its audio did
+    first, t = out.got[3]
+    assert (first["response_id"], first["item_id"], t) == ("resp_1", "item_1", 1.015)  # ttfa: the first packet
+    assert base64.b64decode(first["delta"]) == b"\x07\x00" * 480
+    assert base64.b64decode(out.got[4][0]["delta"]) == b"\x02\x00" * 480
+    assert out.got[7][1] == 1.30  # the response ends when its audio did
 
 
 def test_a_held_done_goes_after_the_hold_without_packets_and_at_the_end() -> None:
