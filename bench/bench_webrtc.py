@@ -44,7 +44,11 @@ MOCK_CORE = 1
 LATE_PCT_MAX = 5.0
 LAG_P99_MAX_MS = 5.0
 # real-time answers (a WebRTC peer streams at playback pace), no token bucket in the way
-MOCK_SETTINGS = {"audio.speed": 1.0, "rate_limits.tokens_per_minute": 100_000_000, "rate_limits.requests_per_minute": 1_000_000}
+MOCK_SETTINGS = {
+    "audio.speed": 1.0,
+    "rate_limits.tokens_per_minute": 100_000_000,
+    "rate_limits.requests_per_minute": 1_000_000,
+}
 SETTLE_S = 6.0  # seconds skipped after a step's users were all started
 
 
@@ -103,7 +107,9 @@ def step_rows(run_dir: Path, steps: list[int], mock_cpu: list[tuple[float, float
         def values(key: str, rows: list[dict[str, Any]] = samples) -> list[float]:
             return [h[key] for h in rows if h.get(key) is not None]
 
-        late, lags, recv, cpu = (values(k) for k in ("frames_late_pct", "clock_lag_p99_ms", "recv_lag_p99_ms", "cpu_percent"))
+        late, lags, recv, cpu = (
+            values(k) for k in ("frames_late_pct", "clock_lag_p99_ms", "recv_lag_p99_ms", "cpu_percent")
+        )
         row.update(
             frames_late_pct=round(statistics.mean(late), 3) if late else None,
             lag_p99_ms=round(statistics.median(lags), 3) if lags else None,
@@ -135,7 +141,11 @@ def step_rows(run_dir: Path, steps: list[int], mock_cpu: list[tuple[float, float
 
 def ttfa_error(run_dir: Path, truth: Path, skip_s: float) -> dict[str, Any]:
     """The first RTP packet's arrival minus the mock's send time of it, per response."""
-    sent = {r["response_id"]: r["t_first_audio"] for r in load_rows(truth) if r.get("t_first_audio") and r.get("response_id")}
+    sent = {
+        r["response_id"]: r["t_first_audio"]
+        for r in load_rows(truth)
+        if r.get("t_first_audio") and r.get("response_id")
+    }
     if sent and skip_s:
         start = min(sent.values())
         sent = {k: v for k, v in sent.items() if v >= start + skip_s}

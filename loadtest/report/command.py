@@ -167,7 +167,9 @@ def capacity(
 
 def compare(
     run_a: Path = typer.Argument(..., help="The first run directory (the baseline).", show_default=False),
-    run_b: Path | None = typer.Argument(None, help="The second run directory (leave out with --by).", show_default=False),
+    run_b: Path | None = typer.Argument(
+        None, help="The second run directory (leave out with --by).", show_default=False
+    ),
     by: str = typer.Option(
         "", "--by", help="Compare the two halves of ONE run by this column instead: transport (--transport both)."
     ),

@@ -91,7 +91,8 @@ def split_by(data: RunData, column: str) -> tuple[RunData, RunData]:
             values = values.replace("", "websocket")
         frames[name] = (frame, values)
     seen = sorted(set(frames["responses"][1]) | set(frames["sessions"][1]))
-    order = [v for v in SPLIT_ORDER.get(column, ()) if v in seen] + [v for v in seen if v not in SPLIT_ORDER.get(column, ())]
+    known = SPLIT_ORDER.get(column, ())
+    order = [v for v in known if v in seen] + [v for v in seen if v not in known]
     if len(order) != 2:
         found = ", ".join(order) or "none"
         raise SplitError(f"--by {column}: the run has {len(order)} values of {column} ({found}); it needs two")

@@ -142,23 +142,25 @@ class RtcLoop:
             return self._loop
 
     def _start(self) -> None:
-        loop = _new_loop()
-        self.doorbell = Doorbell()
-        ready: list[bool] = []
+        self.doorbell = Doorbell()  # (made here, in the hub's thread)
+        made: list[asyncio.AbstractEventLoop] = []
 
-        def run() -> None:
+        def run() -> None:  # the loop is made in the thread that runs it
+            loop = _new_loop()
             asyncio.set_event_loop(loop)
-            loop.call_soon(ready.append, True)
+            loop.call_soon(made.append, loop)
             try:
                 loop.run_forever()
             except Exception:  # the loop must never die silently
                 log.exception("the WebRTC event loop stopped")
 
         _os_thread_starter()(run, ())
-        deadline = time.monotonic() + 5.0
-        while not ready and time.monotonic() < deadline:
+        deadline = time.monotonic() + 10.0
+        while not made:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the WebRTC event loop thread did not start")
             concurrency.sleep(0.001)
-        self._loop = loop
+        self._loop = made[0]
 
     def new_inbox(self) -> Inbox:
         self.loop  # noqa: B018 (starts the loop and its doorbell)

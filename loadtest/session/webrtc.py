@@ -35,8 +35,8 @@ from loadtest.session import rtc_calls
 from loadtest.session.lagstats import LagStats
 from loadtest.session.link import CLOSE_ABNORMAL, CloseInfo, Handshake, OnMessage
 from loadtest.session.rtc_answer import AnswerStream
-from loadtest.session.rtc_media import SILENT_PACKET, CallerTrack, OpusDecoder, is_silent, opus_packets, tap_receiver
 from loadtest.session.rtc_loop import Inbox, RtcLoop, process_loop
+from loadtest.session.rtc_media import SILENT_PACKET, CallerTrack, OpusDecoder, is_silent, opus_packets, tap_receiver
 from loadtest.session.wire import HEADERS_OF_NOTE
 
 log = logging.getLogger("loadtest.session")
@@ -52,7 +52,6 @@ class _Peer:
 
     def __init__(self, inbox: Inbox, packet_s: float, audio_event: str) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection
-
 
         self.inbox = inbox
         self.answer = AnswerStream(audio_event, self.deliver)
@@ -128,7 +127,7 @@ class _Peer:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return self.pc.localDescription.sdp
 
-    async def answer(self, sdp: str) -> None:
+    async def apply_answer(self, sdp: str) -> None:
         from aiortc import RTCSessionDescription
 
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
@@ -291,7 +290,7 @@ class WebRTCTransport:
             return
         peer = self._peer
         try:
-            loop.call(peer.answer(body.decode("utf-8", "replace")), _left(deadline))
+            loop.call(peer.apply_answer(body.decode("utf-8", "replace")), _left(deadline))
         except TimeoutError:
             raise
         except Exception as exc:
@@ -382,8 +381,13 @@ class WebRTCTransport:
         self._inbox = None
 
 
+_CLOSING: set[asyncio.Task[None]] = set()  # closes in flight (the loop keeps only weak references)
+
+
 def _spawn_close(peer: _Peer) -> None:
-    asyncio.ensure_future(peer.close())
+    task = asyncio.ensure_future(peer.close())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
 
 
 def _left(deadline: float) -> float:
@@ -403,7 +407,9 @@ def _post(url: str, headers: list[tuple[str, str]], body: bytes, timeout: float)
         conn.request("POST", path, body=body, headers={**dict(headers), "Content-Length": str(len(body))})
         response = conn.getresponse()
         data = response.read()
-        got = {name: value for name in (*HEADERS_OF_NOTE, "location") if (value := response.getheader(name)) is not None}
+        got = {
+            name: value for name in (*HEADERS_OF_NOTE, "location") if (value := response.getheader(name)) is not None
+        }
         return response.status, got, data
     except TimeoutError:
         raise

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import assert_agrees_with_truth, mock_args, responses, rtload_run, run_dir
+from .conftest import assert_agrees_with_truth, mock_args, rtload_run, run_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -46,7 +46,9 @@ def test_transport_both_splits_users_and_compares_by_transport(tmp_path: Path) -
     )  # fmt: skip
     assert cmp.returncode == 0, cmp.stderr
     report = json.loads(cmp.stdout)
-    assert report["a"]["run_id"].endswith("[transport=websocket]") and report["b"]["run_id"].endswith("[transport=webrtc]")
+    assert report["a"]["run_id"].endswith("[transport=websocket]") and report["b"]["run_id"].endswith(
+        "[transport=webrtc]"
+    )
     assert report["a"]["responses"] == sum(1 for r in rows if r["transport"] == "websocket")
     assert report["b"]["responses"] == sum(1 for r in rows if r["transport"] == "webrtc")
     assert "over webrtc" in report["b"]["target"]

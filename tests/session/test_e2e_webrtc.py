@@ -17,17 +17,19 @@ import pytest
 
 pytest.importorskip("aiortc")
 
-from loadtest.mock.process import MockProcess, start_mock  # noqa: E402
-from loadtest.records.schema import COMPLETED  # noqa: E402
-from loadtest.session.scenario import Scenario, Turn  # noqa: E402
-from tests.session.helpers import FAST_MOCK, STALL_GAP, Agreement, agreement, run_session  # noqa: E402
+from loadtest.mock.process import MockProcess, start_mock
+from loadtest.records.schema import COMPLETED
+from loadtest.session.scenario import Scenario, Turn
+from tests.session.helpers import FAST_MOCK, STALL_GAP, Agreement, agreement, run_session
 
 pytestmark = pytest.mark.e2e
 
 AZURE = {"provider": "azure"}
 FORMS = {"openai": {}, "azure": AZURE}
 WEBRTC = {"transport": "webrtc", "connect_timeout_s": 8.0}
-SPOKEN_AND_TEXT = Scenario("spoken_text", [Turn("server_vad", "short_yes"), Turn("manual", "short_hello"), Turn("text")])
+SPOKEN_AND_TEXT = Scenario(
+    "spoken_text", [Turn("server_vad", "short_yes"), Turn("manual", "short_hello"), Turn("text")]
+)
 TWO_TEXT = Scenario("two_text", [Turn("text"), Turn("text")])
 ONE_TEXT = Scenario("one_text", [Turn("text")])
 CASES: dict[str, tuple[dict[str, Any], Scenario]] = {
@@ -58,7 +60,7 @@ def webrtc_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockProces
 
 @pytest.mark.parametrize("form", sorted(FORMS))
 def test_spoken_and_text_turns_complete_over_webrtc(webrtc_mock: MockProcess, form: str) -> None:
-    sink, session = run_session(webrtc_mock.url, SPOKEN_AND_TEXT, target_kw=FORMS[form], **WEBRTC)
+    sink, _ = run_session(webrtc_mock.url, SPOKEN_AND_TEXT, target_kw=FORMS[form], **WEBRTC)
     assert [(r.outcome, r.reason) for r in sink.responses] == [(COMPLETED, "")] * 3, [
         (r.outcome, r.reason, r.error_message) for r in sink.responses
     ]
@@ -143,7 +145,7 @@ def test_every_fault_agrees_with_the_truth_log_over_webrtc(tmp_path, capsys) -> 
 class _Refusing(http.server.BaseHTTPRequestHandler):
     """realtime/calls answering 400 to every offer."""
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         body = b'{"error":{"message":"Invalid SDP offer","type":"invalid_request_error"}}'
         self.send_response(400)
@@ -159,7 +161,7 @@ class _Refusing(http.server.BaseHTTPRequestHandler):
 class _Unreachable(_Refusing):
     """A valid SDP answer from a peer that is gone before ICE can check a pair."""
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         offer = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
         sdp = offer.split("\r\n\r\n", 1)[-1] if "form-data" in self.headers.get("Content-Type", "") else offer
         sdp = sdp[: sdp.find("\r\n--")] if "\r\n--" in sdp else sdp
@@ -183,7 +185,9 @@ async def _answer_then_vanish(offer: str) -> str:
     return sdp
 
 
-@pytest.mark.parametrize(("handler", "reason"), [(_Refusing, "webrtc_sdp_rejected"), (_Unreachable, "webrtc_ice_failed")])
+@pytest.mark.parametrize(
+    ("handler", "reason"), [(_Refusing, "webrtc_sdp_rejected"), (_Unreachable, "webrtc_ice_failed")]
+)
 def test_a_refused_offer_and_a_failed_ice_are_handshake_outcomes(handler: type, reason: str) -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
