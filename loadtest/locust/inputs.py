@@ -28,6 +28,23 @@ class SessionInputs:
             return self.scenario, self.config
         return (rng or random).choices(self.choices, weights=self.weights, k=1)[0]
 
+    def audio_messages(self) -> list[bytes]:
+        """Every append event the scenarios' spoken turns will send (fixtures, trailing silence)."""
+        from loadtest.audio.frames import frames_for, silence_appends
+
+        out: list[bytes] = []
+        for scenario, config in self.choices or [(self.scenario, self.config)]:
+            for turn in scenario.turns:
+                if turn.trigger == "text" or not turn.fixture:
+                    continue
+                try:
+                    out += frames_for(turn.fixture, config.frame_ms, config.audio_format).messages
+                except Exception:  # (a missing fixture is the session's to report)
+                    continue
+                if turn.trigger == "server_vad" and config.trailing_silence_ms > 0:
+                    out += silence_appends(config.trailing_silence_ms, config.frame_ms, config.audio_format).messages
+        return out
+
     def for_user(self, config: Any, user_id: int) -> Any:
         """``config`` on the transport of user ``user_id``: with ``both``, odd users call over WebRTC
         and even ones over a WebSocket, so the two halves share the run's load and its time."""

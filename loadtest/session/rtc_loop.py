@@ -26,6 +26,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
@@ -36,6 +37,7 @@ from loadtest.session import concurrency
 from loadtest.session.lagstats import LagStats
 
 log = logging.getLogger("loadtest.session")
+SWITCH_INTERVAL_S = 0.001
 
 
 def _os_thread_starter() -> Callable[..., Any]:
@@ -143,6 +145,9 @@ class RtcLoop:
 
     def _start(self) -> None:
         self.doorbell = Doorbell()  # (made here, in the hub's thread)
+        # two threads share the GIL now: the harness's audio clock waits for it at most this long
+        # for the loop thread to let go (Python's default is 5 ms: a frame's whole lateness budget)
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         made: list[asyncio.AbstractEventLoop] = []
 
         def run() -> None:  # the loop is made in the thread that runs it

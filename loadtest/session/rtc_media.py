@@ -203,9 +203,15 @@ class _InertThread:
 
 
 class _NoDecoderThreads:
-    """``threading`` as aiortc's receiver module sees it: its one use, the decoder thread, is inert."""
+    """``threading`` as aiortc's receiver module sees it: its decoder thread is inert, the rest is
+    ``threading``'s."""
 
     Thread = _InertThread
+
+    def __getattr__(self, name: str) -> Any:
+        import threading
+
+        return getattr(threading, name)
 
 
 def tap_receiver(receiver: Any, on_packet: Callable[[bytes, int, int, float], None]) -> None:

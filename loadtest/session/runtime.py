@@ -19,6 +19,7 @@ wired here rather than importing each other.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from loadtest.session.evidence import DEFAULT_POOL_MB, AudioPool
@@ -81,6 +82,17 @@ class SessionRuntime:
                 **options,
             )
         return WebSocketTransport(receiver=self.reactor, receive_lag=self.figures.receive_lag, **options)
+
+
+    def prepare(self, kind: str, audio: Iterable[bytes] = ()) -> None:
+        """Get ``kind``'s transports ready before the first session needs one: for WebRTC, import
+        aiortc and PyAV (about half a second of one core, which would otherwise stall every session
+        of the process at the first call), start the WebRTC loop with one throw-away offer, and
+        encode the ``audio`` append events to Opus (or the audio clock would, at their first send)."""
+        if kind == "webrtc":
+            from loadtest.session.webrtc import warm_up
+
+            warm_up(audio=audio)
 
 
 _PROCESS: SessionRuntime | None = None

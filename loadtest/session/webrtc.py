@@ -27,6 +27,7 @@ import contextlib
 import http.client
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -379,6 +380,28 @@ class WebRTCTransport:
     def release(self) -> None:
         self._peer = None
         self._inbox = None
+
+
+def warm_up(loop: RtcLoop | None = None, audio: Iterable[bytes] = ()) -> None:
+    """Start the WebRTC loop and make (and drop) one offer, and encode ``audio`` (append events) to
+    Opus: the first call's one-off costs up front."""
+    loop = loop or process_loop()
+    for message in audio:
+        opus_packets(message)
+
+    async def offer_once() -> None:
+        from aiortc import RTCPeerConnection
+
+        pc = RTCPeerConnection()
+        pc.addTransceiver("audio", direction="sendrecv")
+        pc.createDataChannel(rtc_calls.EVENTS_CHANNEL)
+        await pc.setLocalDescription(await pc.createOffer())
+        await pc.close()
+
+    try:
+        loop.call(offer_once(), 20.0)
+    except Exception:  # the first real call will say what is wrong
+        log.exception("the WebRTC warm-up failed")
 
 
 _CLOSING: set[asyncio.Task[None]] = set()  # closes in flight (the loop keeps only weak references)
