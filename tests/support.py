@@ -12,6 +12,9 @@
   ``openssl`` command at test time; :class:`TLSProxy`, a TLS front for the mock (as a
   TLS-terminating gateway would be); :class:`ConnectProxy`, an HTTP CONNECT proxy (optionally
   asking for credentials) that records what it was asked.
+- WebRTC: :class:`RtcPeer` (tests/rtc_peer.py), a real aiortc caller on 127.0.0.1 for the mock's
+  ``/realtime/calls`` (its Opus microphone, the ``oai-events`` channel, the answer's decoded
+  frames), and :func:`client_secret` for an ephemeral key.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tests.rtc_peer import RtcPeer as RtcPeer
+from tests.rtc_peer import client_secret as client_secret
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "mock-key"

@@ -55,6 +55,19 @@ class MockResponse:
     temperature: float = 0.8
 
 
+class AnswerAudio(Protocol):
+    """Where a session's answer audio goes when it is not sent as delta events: over WebRTC, the
+    Opus track (loadtest/mock/rtc_media.py), which plays it in real time."""
+
+    def audio(self, response_id: str, b64: bytes, fmt: str) -> None:
+        """Queue one delta's audio (base64 of the ``fmt`` wire bytes) for playback."""
+        ...
+
+    def first_audio_at(self, response_id: str) -> float | None:
+        """Wall clock of the response's first audio packet sent (None: none was)."""
+        ...
+
+
 class SessionHost(Protocol):
     """The parts of a mock session its helpers use."""
 

@@ -27,6 +27,7 @@ from websockets.http11 import Request, Response
 from loadtest.mock import voicelive
 from loadtest.mock.context import SessionContext
 from loadtest.mock.faults import plan_handshake
+from loadtest.mock.http_front import PLACEHOLDER_GET, HttpRequest, RequestReader
 from loadtest.mock.limits import Limits
 from loadtest.mock.routing import Refusal, Route, resolve
 from loadtest.mock.session import MockSession
@@ -34,6 +35,7 @@ from loadtest.mock.speech import load_bank
 from loadtest.mock.stats import Stats
 from loadtest.mock.truth import TruthLog, session_row
 from loadtest.mock.voicelive import VoiceLiveState
+from loadtest.mock.webrtc import CallsEndpoint, is_webrtc_path
 from loadtest.protocol.dialects import Dialect, get_dialect
 from loadtest.protocol.targets import VOICE_LIVE_PATH
 
@@ -48,10 +50,41 @@ class MockConnection(ServerConnection):
 
     ``mock_route`` is where the upgrade was routed (set in ``process_request``); ``mock_counted``
     the deployment whose session capacity this connection holds (None once released).
+
+    A request that is not a ``GET`` (the WebRTC routes' ``POST``) is read whole into ``mock_http``
+    (loadtest/mock/http_front.py) and ``process_request`` answers it.
     """
 
     mock_route: Route | None = None
     mock_counted: str | None = None
+    mock_http: HttpRequest | None = None
+    mock_plain = False  # the connection is a WebSocket upgrade: bytes go straight to websockets
+    mock_head = b""
+    mock_reader: RequestReader | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.mock_plain:
+            super().data_received(data)
+            return
+        if self.mock_reader is None:
+            head = self.mock_head + data
+            if head[:4] == b"GET " or (len(head) < 4 and b"GET ".startswith(head) and head):
+                if len(head) < 4:
+                    self.mock_head = head
+                    return
+                self.mock_plain = True
+                self.mock_head = b""
+                super().data_received(head)
+                return
+            self.mock_head = b""
+            self.mock_reader = RequestReader()
+            data = head
+        if self.mock_http is not None:
+            return  # (bytes after the request: ignored, the answer closes the connection)
+        request = self.mock_reader.feed(data)
+        if request is not None:
+            self.mock_http = request
+            super().data_received(PLACEHOLDER_GET)
 
     def send_data(self) -> None:
         chunks = self.protocol.data_to_send()
@@ -99,19 +132,25 @@ class MockServer:
             stats=self.stats,
             dialects=self._dialects,
         )
+        self.calls = CallsEndpoint(self)
 
     def dialect(self, name: str) -> Dialect:
         return self._dialects[name]
 
     # ---- the upgrade ---------------------------------------------------------------------
-    def _session_truth(
+    def session_truth(
         self, route: Route | None, fault: str, status: int, params: dict[str, Any], **extra: Any
     ) -> None:
+        extra.setdefault("transport", "websocket")
         self.truth.write(session_row(route, fault, status, params, **extra))
 
+    def next_session_index(self) -> int:
+        self.session_index += 1
+        return self.session_index
+
     @staticmethod
-    def _refuse(connection: ServerConnection, status: int, code: str, message: str, provider: str | None,
-                headers: dict[str, str] | None = None) -> Response:  # fmt: skip
+    def refuse(connection: ServerConnection, status: int, code: str, message: str, provider: str | None,
+               headers: dict[str, str] | None = None) -> Response:  # fmt: skip
         body = orjson.dumps({"error": {"code": code, "message": message}}).decode()
         response = connection.respond(status, body)
         response.headers["Content-Type"] = "application/json"
@@ -121,7 +160,12 @@ class MockServer:
             response.headers[name] = value
         return response
 
-    def process_request(self, connection: MockConnection, request: Request) -> Response | None:
+    def process_request(self, connection: MockConnection, request: Request) -> Any:
+        if connection.mock_http is not None:  # a plain HTTP request (the WebRTC routes): a coroutine
+            return self.calls.respond(connection, connection.mock_http)
+        if is_webrtc_path(request.path):
+            return self.refuse(connection, 405, "method_not_allowed", f"Use POST for {request.path.split('?')[0]}.",
+                               None, {"Allow": "POST"})  # fmt: skip
         if request.path.split("?", 1)[0] == "/_mock/stats":
             response = connection.respond(200, orjson.dumps(self.stats.snapshot()).decode())
             response.headers["Content-Type"] = "application/json"
@@ -135,34 +179,43 @@ class MockServer:
             path = request.path.split("?")[0]
             provider = "azure" if path.startswith("/openai/") else None
             provider = "voicelive" if path.startswith("/voice-live/") else provider
-            self._session_truth(None, "none", result.status, {}, rejected=result.code, path=request.path.split("?")[0])
-            return self._refuse(connection, result.status, result.code, result.message, provider, result.headers)
+            self.session_truth(None, "none", result.status, {}, rejected=result.code, path=request.path.split("?")[0])
+            return self.refuse(connection, result.status, result.code, result.message, provider, result.headers)
         route = result
         connection.mock_route = route
         connection.mock_counted = None
         if route.rejection is not None:
             return None  # OpenAI: accepted, then an error event and a close
+        refused = self.admit(connection, route)
+        if refused is None:
+            connection.mock_counted = route.deployment
+        return refused
+
+    def admit(self, connection: ServerConnection, route: Route, transport: str = "websocket") -> Response | None:
+        """The handshake faults and the session capacity for a routed session: the refusal, or None
+        when it may start (it then holds one unit of ``route.deployment``'s capacity: release it
+        with ``limits.close``)."""
         fault, params = plan_handshake(self.handshake_rng, self.profile["faults"])
         if route.provider == "voicelive" and (refusal := self.voicelive.rate.admit()) is not None:
             self.stats.refused += 1
             self.stats.faults["connection_rate_429"] = self.stats.faults.get("connection_rate_429", 0) + 1
             retry_after = int(refusal.headers["Retry-After"])
             params = {"per_minute": self.voicelive.rate.per_minute, "retry_after_s": retry_after}
-            self._session_truth(route, "connection_rate_429", 429, params)
-            return self._refuse(connection, 429, refusal.code, refusal.message, route.provider, refusal.headers)
+            self.session_truth(route, "connection_rate_429", 429, params, transport=transport)
+            return self.refuse(connection, 429, refusal.code, refusal.message, route.provider, refusal.headers)
         if fault == "handshake_5xx":
             self.stats.refused += 1
             self.stats.faults[fault] = self.stats.faults.get(fault, 0) + 1
-            self._session_truth(route, fault, params["status"], params)
-            return self._refuse(connection, params["status"], "server_error",
+            self.session_truth(route, fault, params["status"], params, transport=transport)
+            return self.refuse(connection, params["status"], "server_error",
                                 "The server had an error while processing your request.", route.provider)  # fmt: skip
         if fault == "handshake_429":
             self.stats.refused += 1
             self.stats.faults[fault] = self.stats.faults.get(fault, 0) + 1
-            self._session_truth(route, fault, 429, params)
+            self.session_truth(route, fault, 429, params, transport=transport)
             retry = str(params["retry_after_s"])
             headers = {"Retry-After": retry, "retry-after-ms": str(int(retry) * 1000)}
-            return self._refuse(
+            return self.refuse(
                 connection, 429, "rate_limit_exceeded", "Too many requests, retry later.", route.provider, headers
             )
         if not self.limits.has_room(route.deployment):
@@ -170,9 +223,9 @@ class MockServer:
             self.stats.faults["capacity_429"] = self.stats.faults.get("capacity_429", 0) + 1
             cap = self.profile["capacity"]
             params = {"max_sessions": int(cap["max_sessions"]), "retry_after_s": int(cap["retry_after_s"])}
-            self._session_truth(route, "capacity_429", 429, params)
+            self.session_truth(route, "capacity_429", 429, params, transport=transport)
             retry = str(int(cap["retry_after_s"]))
-            return self._refuse(
+            return self.refuse(
                 connection,
                 429,
                 "too_many_sessions",
@@ -181,7 +234,6 @@ class MockServer:
                 {"Retry-After": retry, "retry-after-ms": str(int(retry) * 1000)},
             )
         self.limits.open(route.deployment)
-        connection.mock_counted = route.deployment
         return None
 
     def process_response(self, connection: MockConnection, request: Request, response: Response) -> Response:
@@ -204,9 +256,9 @@ class MockServer:
                 event = {"type": "error", "event_id": "event_" + uuid.uuid4().hex[:20], "error": rej.error}
                 await ws.send(orjson.dumps(event), text=True)
                 await ws.close(rej.close_code, rej.close_reason)
-            self._session_truth(route, "none", 101, {}, rejected=rej.error.get("code"), close_code=rej.close_code)
+            self.session_truth(route, "none", 101, {}, rejected=rej.error.get("code"), close_code=rej.close_code)
             return
-        self.session_index += 1
+        self.next_session_index()
         stats = self.stats
         stats.sessions_opened += 1
         stats.sessions_active += 1
@@ -276,6 +328,7 @@ class MockServer:
             for connection in list(server.connections):
                 connection.transport.abort()
         monitor.cancel()
+        await self.calls.close()
         self.truth.close()
 
 

@@ -24,7 +24,7 @@ from loadtest.mock import events as ev
 from loadtest.mock import input_transcription, tool_calls, voicelive
 from loadtest.mock.context import SessionContext
 from loadtest.mock.faults import FaultPlan, plan_response
-from loadtest.mock.host import MockResponse
+from loadtest.mock.host import AnswerAudio, MockResponse
 from loadtest.mock.speech import WIRE_BYTES_PER_MS, Answer
 from loadtest.mock.tools import PlannedCall, Rule, ToolContext, arguments_for, choose, parse_rules, plan_tool_fault
 from loadtest.mock.truth import session_row
@@ -70,9 +70,16 @@ _RULES: dict[tuple[str, ...], list[Rule]] = {}
 
 
 class MockSession:
-    def __init__(self, ctx: SessionContext, ws: Any, route: Route, index: int) -> None:
+    """``ws`` is the WebSocket connection, or an object that behaves like one (the WebRTC shell's
+    data channel, loadtest/mock/rtc_channel.py); ``media``, when given, takes the answer's audio
+    instead of ``response.output_audio.delta`` events (WebRTC: the Opus track)."""
+
+    def __init__(self, ctx: SessionContext, ws: Any, route: Route, index: int, *, media: AnswerAudio | None = None,
+                 transport: str = "websocket") -> None:  # fmt: skip
         self.ctx = ctx
         self.ws = ws
+        self.media = media
+        self.transport = transport
         self.route = route
         self.dialect: Dialect = ctx.dialect(route.dialect)
         self.rng = random.Random(f"{ctx.seed}:{index}")
@@ -207,6 +214,7 @@ class MockSession:
                     t_end=time.time(),
                     close_code=self.ws.close_code,
                     responses=self.responses,
+                    transport=self.transport,
                 )
             )
 
@@ -281,16 +289,23 @@ class MockSession:
             await self.send_error(exc, client_event_id)
 
     async def on_session_update(self, event: dict[str, Any]) -> None:
+        self.apply_session(event.get("session"))
+        await self.send({"type": "session.updated", "session": self._session_object()})
+
+    def apply_session(self, session: Any) -> None:
+        """Validate a ``session`` object (as in ``session.update``) and make it the session's
+        configuration; raises :class:`Invalid`. A WebRTC call applies its session this way before
+        ``session.created``."""
         if self.dialect.is_voice_live:
             voices = self.profile["audio"]["voices"]
-            changes = voicelive.validate_session(event.get("session"), voices, self.cfg, self.route.deployment)
+            changes = voicelive.validate_session(session, voices, self.cfg, self.route.deployment)
         else:
-            changes = session_update(event.get("session"), self.dialect, self.profile["audio"]["voices"])
+            changes = session_update(session, self.dialect, self.profile["audio"]["voices"])
         if self.route.intent == "transcription" and changes.get("session_type") != "transcription":
             raise Invalid("invalid_value", f"Invalid value: '{changes.get('session_type')}'. This endpoint (intent="
                           "transcription) supports 'transcription' sessions.", "session.type")  # fmt: skip
         # what the client asked for, as received (tests check a session file arrives as sent)
-        self.ctx.truth.write({"kind": "session_update", "session_id": self.id, "session": event.get("session")})
+        self.ctx.truth.write({"kind": "session_update", "session_id": self.id, "session": session})
         if "voice" in changes and isinstance(changes["voice"], dict):
             changes["voice"] = changes["voice"].get("id")
         td_changed = "turn_detection" in changes
@@ -306,7 +321,6 @@ class MockSession:
         if "input_format" in changes:
             self._input_pcm, self._input_kept_ms = [], 0.0
         self._update_keep_input()
-        await self.send({"type": "session.updated", "session": self._session_object()})
 
     async def on_transcription_session_update(self, event: dict[str, Any]) -> None:
         """Preview ``transcription_session.update``: the session becomes transcription-only."""
@@ -350,6 +364,17 @@ class MockSession:
             raise Invalid("invalid_value", "Invalid 'audio': not valid base64.", "audio") from None
         fmt = self.cfg["input_format"]
         ms = len(data) / WIRE_BYTES_PER_MS[fmt]
+        if self.vad is None and not self._keep_input:
+            self.audio_clock_ms += ms
+            self.buffer_ms += ms
+            self.ctx.stats.appends += 1
+            return
+        await self.append_input(self.ctx.decode_input(data, fmt), ms)
+
+    async def append_input(self, pcm: np.ndarray, ms: float) -> None:
+        """Caller audio into the input buffer (and the VAD): ``pcm`` int16 samples at the input
+        format's rate, ``ms`` long. WebRTC feeds the decoded Opus track here."""
+        fmt = self.cfg["input_format"]
         clock = self.audio_clock_ms
         self.audio_clock_ms += ms
         self.buffer_ms += ms
@@ -357,7 +382,6 @@ class MockSession:
         keep = self._keep_input
         if self.vad is None and not keep:
             return
-        pcm = self.ctx.decode_input(data, fmt)
         if keep:
             self._keep(pcm)
         if self.vad is None:
@@ -683,7 +707,8 @@ class MockSession:
                 "fault": fault,
                 "params": params,
                 "t_created": resp.t_created,
-                "t_first_audio": resp.t_first_audio,
+                "t_first_audio": resp.t_first_audio if self.media is None else self.media.first_audio_at(resp.id),
+                "transport": self.transport,
                 "dialect": self.route.dialect,
                 "provider": self.route.provider,
                 "deployment": self.route.deployment,
@@ -921,6 +946,7 @@ class MockSession:
         inserted_ms = 0.0  # silence inserted so far (the `silence` fault)
         first_send: float | None = None
         ws = self.ws
+        media = self.media
         for index, delta in enumerate(deltas):
             if index == cut_index:
                 if fault == "stall":
@@ -940,9 +966,12 @@ class MockSession:
                         when = base_t + (delta.start_ms + inserted_ms - base_ms) / 1000.0 / speed
                         lag = await self.sleep_until(when)
                         stats.lag(lag)
-                        await ws.send(
-                            audio_head + self._event_id().encode() + b'","delta":"' + silent.b64 + b'"}', text=True
-                        )
+                        if media is not None:
+                            media.audio(resp.id, silent.b64, resp.output_format)
+                        else:
+                            await ws.send(
+                                audio_head + self._event_id().encode() + b'","delta":"' + silent.b64 + b'"}', text=True
+                            )
                         inserted_ms += silent.dur_ms
                         resp.audio_ms += silent.dur_ms
                     plan.params["silence_ms"] = round(count * silent.dur_ms, 1)
@@ -961,7 +990,10 @@ class MockSession:
                 frames.append(text_head + self._event_id().encode() + b'","delta":' + delta.transcript_json + b"}")
                 resp.transcript.append(orjson.loads(delta.transcript_json))
             if send_audio:
-                frames.append(audio_head + self._event_id().encode() + b'","delta":"' + delta.b64 + b'"}')
+                if media is None:
+                    frames.append(audio_head + self._event_id().encode() + b'","delta":"' + delta.b64 + b'"}')
+                else:
+                    media.audio(resp.id, delta.b64, resp.output_format)
                 stats.deltas += 1
             if frames:
                 await self._send_frames(frames)
