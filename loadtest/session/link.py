@@ -30,6 +30,12 @@ INVALID_UTF8 = "invalid UTF-8"  # how CloseInfo.protocol_error begins when that 
 
 OnMessage = Callable[[bytes, float], None]
 
+# A transport whose audio trails the events (WebRTC: the answer streams in real time after the
+# service sent response.done) holds that response.done until the audio has come, and says so at
+# once with this event ({"type": ..., "response_id": ...}): the response's deadline (trigger ->
+# response.done) is then met, and only its idle rule applies while the audio plays.
+RESPONSE_GENERATED = "rtload.response.generated"
+
 
 @dataclass(slots=True)
 class Handshake:

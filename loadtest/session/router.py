@@ -35,6 +35,7 @@ from loadtest.session.classifier import (
     ENDED_STOPPED,
     ENDED_TIMEOUT,
 )
+from loadtest.session.link import RESPONSE_GENERATED
 from loadtest.session.trace import TraceRing
 from loadtest.session.tracker import OOB_TAG, ResponseTracker
 
@@ -124,6 +125,7 @@ class EventRouter:
             d.session_updated: self._session_updated,
             d.input_audio_committed: self._committed,
             d.speech_started: self._speech_started,
+            RESPONSE_GENERATED: self._generated,
         }
         # names two handlers tell apart, bound once (the receive path reads no dialect attribute)
         self._output_item_added = d.output_item_added
@@ -260,6 +262,14 @@ class EventRouter:
             tracker.on_audio_delta(event, t)
             if first:
                 self._review_awaiting()
+
+    def _generated(self, event: dict[str, Any], t: float) -> None:
+        """The transport holds this response's response.done while its audio plays (link.RESPONSE_GENERATED)."""
+        tracker = self._tracker(event.get("response_id"), t, event)
+        if tracker is not None:
+            tracker.touch(t)
+            tracker.t_generated = t
+            tracker.trace.add(t, event, "note")
 
     def _transcript_delta(self, event: dict[str, Any], t: float) -> None:
         tracker = self._tracker(event.get("response_id"), t, event)

@@ -16,7 +16,9 @@ harness) and hands ``on_message`` the events the core would have had over a WebS
 - the service sends ``response.done`` when the answer is generated, while its audio still streams
   in real time: a response between ``output_audio_buffer.started`` and ``.stopped`` (or
   ``.cleared``) has its ``response.done`` held and delivered right after the ``stopped``, stamped
-  with that time, so the response ends when its audio has arrived, as over a WebSocket. A held done
+  with that time, so the response ends when its audio has arrived, as over a WebSocket (a
+  ``rtload.response.generated`` event says at once that it came: the response's deadline, trigger
+  to response.done, is met, and only the idle rule applies while the audio plays). A held done
   is let go after ``hold_s`` without an audio packet (a server that never says ``stopped``), and
   when the call ends.
 """
@@ -29,7 +31,7 @@ from typing import Any
 import orjson
 import pybase64
 
-from loadtest.session.link import OnMessage
+from loadtest.session.link import RESPONSE_GENERATED, OnMessage
 
 HOLD_DONE_S = 6.0  # longer than any stall the mock injects (3.8 s): a stall is not a silent end
 REORDER_S = 0.1  # packets this long before output_audio_buffer.started may be its first ones
@@ -82,6 +84,7 @@ class AnswerStream:
         elif kind == "response.done":
             if rid in self.playing:
                 self.held[rid] = (data, t)  # its audio is still arriving
+                self.on_message(orjson.dumps({"type": RESPONSE_GENERATED, "response_id": rid}), t)
                 return
         else:  # stopped / cleared
             self.on_message(data, t)

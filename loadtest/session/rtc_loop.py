@@ -29,7 +29,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -125,6 +125,21 @@ class Inbox:
         self.signalled = False  # (before draining: an item put from now on rings again)
 
 
+class InlineExecutor(Executor):
+    """The loop's default executor: runs the call at once on the loop thread. A thread pool made
+    from the loop thread under gevent's patching would be greenlets of a hub that never runs
+    (and the interpreter's exit would wait for them forever); what aiortc and asyncio hand an
+    executor here is short (an address lookup of an IP literal)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
 class RtcLoop:
     """The process's asyncio loop for WebRTC, in its own OS thread (started on first use)."""
 
@@ -152,6 +167,7 @@ class RtcLoop:
 
         def run() -> None:  # the loop is made in the thread that runs it
             loop = _new_loop()
+            loop.set_default_executor(InlineExecutor())
             asyncio.set_event_loop(loop)
             loop.call_soon(made.append, loop)
             try:

@@ -24,7 +24,7 @@ def test_transport_both_splits_users_and_compares_by_transport(tmp_path: Path) -
         tmp_path,
         *mock_args(),
         "--transport", "both", "--scenario", "quick_text", "--users", "4", "--spawn-rate", "10",
-        "--duration", "8s", "--deadline", "8s", "--run-id", "ab",
+        "--duration", "15s", "--deadline", "8s", "--run-id", "ab",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     path = run_dir(tmp_path, "ab")

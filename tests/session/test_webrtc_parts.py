@@ -100,6 +100,7 @@ def test_audio_is_the_playing_response_and_its_done_waits_for_the_audio_end() ->
         "output_audio_buffer.started",
         "response.output_audio.delta",
         "response.output_audio.delta",
+        "rtload.response.generated",  # the done came (deadline met) and waits for the audio
         "response.output_audio.delta",
         "output_audio_buffer.stopped",
         "response.done",
@@ -108,7 +109,7 @@ def test_audio_is_the_playing_response_and_its_done_waits_for_the_audio_end() ->
     assert (first["response_id"], first["item_id"], t) == ("resp_1", "item_1", 1.015)  # ttfa: the first packet
     assert base64.b64decode(first["delta"]) == b"\x07\x00" * 480
     assert base64.b64decode(out.got[4][0]["delta"]) == b"\x02\x00" * 480
-    assert out.got[7][1] == 1.30  # the response ends when its audio did
+    assert out.got[5][1] == 1.06 and out.got[8][1] == 1.30  # the response ends when its audio did
 
 
 def test_a_held_done_goes_after_the_hold_without_packets_and_at_the_end() -> None:
@@ -119,7 +120,7 @@ def test_a_held_done_goes_after_the_hold_without_packets_and_at_the_end() -> Non
     answer.event(_ev("response.done", response={"id": "r"}), 0.2)
     assert answer.wait_s(1.1) == pytest.approx(1.0)
     answer.release_stale(1.5)  # a stall is not the end
-    assert out.types()[-1] == "response.audio.delta"
+    assert out.types()[-1] == "rtload.response.generated"
     answer.release_stale(2.2)
     assert out.types()[-1] == "response.done" and out.got[-1][1] == 0.2
     answer.event(_ev("output_audio_buffer.started", response_id="s"), 3.0)
@@ -147,3 +148,14 @@ def test_transport_option_checks_name_the_extra(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(OptionError, match=r"needs the 'webrtc' extra .*realtime-loadtest\[webrtc\]"):
         check_transport("webrtc", "openai", "pcm16")
     check_transport("websocket", "voicelive", "g711_ulaw")  # nothing to check
+
+
+def test_a_held_done_meets_the_deadline_and_leaves_the_idle_rule() -> None:
+    from loadtest.session.tracker import ResponseTracker
+
+    tracker = ResponseTracker()
+    tracker.t_trigger = 0.0
+    tracker.touch(5.0)
+    assert tracker.deadline(4.0, 3.0) == 4.0  # trigger -> response.done, at most
+    tracker.t_generated = 4.5  # the done came at 4.5 and waits for its real-time audio
+    assert tracker.deadline(4.0, 3.0) == 8.0  # now only the idle rule: 3 s after the last event
