@@ -50,8 +50,8 @@ MOCK_SETTINGS = {
     "rate_limits.tokens_per_minute": 100_000_000,
     "rate_limits.requests_per_minute": 1_000_000,
 }
-SETTLE_S = 6.0
-SPAWN_RATE = 5  # calls set up per second (the mock's aiortc peer: 50 a second was a storm it timed out on)  # seconds skipped after a step's users were all started
+SETTLE_S = 6.0  # seconds skipped after a step's users were all started
+SPAWN_RATE = 5  # calls set up per second (the mock's aiortc peer: 50 a second was a storm it timed out on)
 
 
 def pin(core: int) -> Any:
