@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from loadtest.mock.context import SessionContext
 from loadtest.mock.faults import FaultPlan
-from loadtest.mock.speech import Answer
+from loadtest.mock.speech import Answer, Delta
 from loadtest.mock.tools import PlannedCall
 from loadtest.protocol.dialects import Dialect
 
@@ -59,8 +59,8 @@ class AnswerAudio(Protocol):
     """Where a session's answer audio goes when it is not sent as delta events: over WebRTC, the
     Opus track (loadtest/mock/rtc_media.py), which plays it in real time."""
 
-    def audio(self, response_id: str, b64: bytes, fmt: str) -> None:
-        """Queue one delta's audio (base64 of the ``fmt`` wire bytes) for playback."""
+    def audio(self, response_id: str, answer: Answer | None, delta: Delta) -> None:
+        """Queue one delta of ``answer`` for playback (``answer`` None: ``delta`` is silence)."""
         ...
 
     def first_audio_at(self, response_id: str) -> float | None:

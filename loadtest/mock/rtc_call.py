@@ -25,7 +25,6 @@ from loadtest.mock.rtc_channel import ChannelSocket
 from loadtest.mock.rtc_media import AnswerTrack, input_rate, pump_caller_audio
 from loadtest.mock.session import MockSession
 
-CONNECT_TIMEOUT_S = 20.0  # ICE + DTLS + the data channel, after the answer
 EVENTS_CHANNEL = "oai-events"
 
 
@@ -127,7 +126,8 @@ class RtcCall:
         stats = self.host.context.stats
         try:
             try:
-                await asyncio.wait_for(self._connected.wait(), CONNECT_TIMEOUT_S)
+                timeout = float(self.host.context.profile["webrtc"]["connect_timeout_s"])
+                await asyncio.wait_for(self._connected.wait(), timeout)
             except TimeoutError:
                 self._failed = True
             if self._failed:

@@ -1,9 +1,10 @@
 """The media of a mock WebRTC call: the model's answer as an Opus track, the caller's track in.
 
 :class:`AnswerTrack` is the session's :class:`~loadtest.mock.host.AnswerAudio`: the session queues
-each delta's audio (the same pre-encoded deltas the WebSocket path sends), and the track plays it
-in real time as 20 ms Opus packets (RTP clock 48 kHz; the mock's 24 kHz audio is what Opus
-encodes). While no response is playing the line carries silence (50 packets a second, as WebRTC
+each delta (the same deltas the WebSocket path sends), and the track plays it in real time as
+20 ms Opus packets (RTP clock 48 kHz; the mock's 24 kHz audio is what Opus encodes, each answer once
+per process, :func:`answer_packets`: an encoder costs ~0.4 ms a frame, more than all the rest of a
+call). While no response is playing the line carries silence (50 packets a second, as WebRTC
 senders do); while a playing response has nothing queued (a ``stall``, a ``hang``) no packet
 leaves, and the next one's RTP timestamp says how long the gap was. It reports
 ``output_audio_buffer.started`` when a response's first packet leaves and
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
-import itertools
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -31,47 +32,25 @@ import numpy as np
 import pybase64
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from loadtest.mock.speech import Answer, Delta
 from loadtest.protocol.dialects import AUDIO_FORMATS
 
 RATE = 24000  # what the mock's answers are made at, and what Opus encodes here
 FRAME = 480  # 20 ms at 24 kHz
+FRAME_MS = 20.0
 RTP_RATE = 48000
 RTP_FRAME = 960
 RTP_TIME_BASE = fractions.Fraction(1, RTP_RATE)
-WIRE_RATES = {"pcm16": 24000, "g711_ulaw": 8000, "g711_alaw": 8000, "pcm16_16000hz": 16000, "pcm16_8000hz": 8000}
 
 
-def delta_pcm(b64: bytes, fmt: str) -> np.ndarray:
-    """int16 24 kHz samples of one delta (base64 wire bytes in ``fmt``)."""
+def pcm16(b64: bytes) -> np.ndarray:
+    """int16 samples of one pcm16 delta (base64 of 24 kHz little-endian samples)."""
     data = pybase64.b64decode(b64)
-    if fmt == "pcm16":
-        return np.frombuffer(data[: len(data) - len(data) % 2], dtype="<i2")
-    from loadtest.audio.convert import from_wire
-
-    pcm = from_wire(data, fmt)
-    rate = WIRE_RATES.get(fmt, RATE)
-    if rate == RATE:
-        return pcm
-    import soxr
-
-    return np.asarray(soxr.resample(pcm, rate, RATE), dtype=np.int16)
+    return np.frombuffer(data[: len(data) - len(data) % 2], dtype="<i2")
 
 
 _SILENCE: bytes | None = None
-
-
-def silence_payload() -> bytes:
-    """One Opus packet of 20 ms of digital silence (encoded once)."""
-    global _SILENCE
-    if _SILENCE is None:
-        codec = _opus_encoder()
-        packets: list[av.Packet] = []
-        for index in range(3):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, FRAME), np.int16), format="s16", layout="mono")
-            frame.sample_rate, frame.pts, frame.time_base = RATE, index * FRAME, fractions.Fraction(1, RATE)
-            packets += codec.encode(frame)
-        _SILENCE = bytes(packets[-1])
-    return _SILENCE
+_ENCODED: dict[int, list[bytes]] = {}  # id(answer) -> its 20 ms Opus packets (answers live as long as the bank)
 
 
 def _opus_encoder() -> av.AudioCodecContext:
@@ -82,6 +61,51 @@ def _opus_encoder() -> av.AudioCodecContext:
     codec.bit_rate = 32000
     codec.time_base = fractions.Fraction(1, RATE)
     return codec  # type: ignore[no-any-return]
+
+
+def encode(pcm: np.ndarray) -> list[bytes]:
+    """24 kHz int16 samples as 20 ms Opus packets, one per frame (the last one padded)."""
+    frames = max(1, -(-pcm.size // FRAME))
+    padded = np.zeros(frames * FRAME, np.int16)
+    padded[: pcm.size] = pcm
+    codec = _opus_encoder()
+    packets: list[av.Packet] = []
+    for index in range(frames):
+        frame = av.AudioFrame.from_ndarray(padded[index * FRAME : (index + 1) * FRAME].reshape(1, -1), format="s16",
+                                           layout="mono")  # fmt: skip
+        frame.sample_rate, frame.pts, frame.time_base = RATE, index * FRAME, fractions.Fraction(1, RATE)
+        packets += codec.encode(frame)
+    packets += codec.encode(None)
+    out = [bytes(packet) for packet in packets[:frames]]
+    if len(out) < frames:
+        out += [silence_payload()] * (frames - len(out))
+    return out
+
+
+def silence_payload() -> bytes:
+    """One Opus packet of 20 ms of digital silence (encoded once)."""
+    global _SILENCE
+    if _SILENCE is None:
+        _SILENCE = b"\xf8\xff\xfe"  # (a stand-in while encoding the real one)
+        _SILENCE = encode(np.zeros(3 * FRAME, np.int16))[-1]
+    return _SILENCE
+
+
+def answer_packets(answer: Answer) -> list[bytes]:
+    """The whole answer's audio as Opus packets, encoded once per process (an answer's deltas start
+    on 20 ms boundaries, so each delta is a run of them)."""
+    packets = _ENCODED.get(id(answer))
+    if packets is None:
+        pcm = np.concatenate([pcm16(d.b64) for d in answer.deltas["pcm16"]])
+        packets = _ENCODED[id(answer)] = encode(pcm)
+    return packets
+
+
+def prepare(answers: list[Answer]) -> None:
+    """Encode every answer now (the first call's audio then costs nothing to send)."""
+    silence_payload()
+    for answer in answers:
+        answer_packets(answer)
 
 
 class AnswerTrack(MediaStreamTrack):
@@ -95,11 +119,9 @@ class AnswerTrack(MediaStreamTrack):
     def __init__(self, on_event: Callable[[dict[str, Any]], None]) -> None:
         super().__init__()
         self.on_event = on_event
-        self._queue: deque[tuple[str, np.ndarray]] = deque()  # (response id, 24 kHz int16 samples)
-        self._head: np.ndarray | None = None  # the samples of the queue's first chunk not yet sent
+        self._queue: deque[tuple[str, bytes]] = deque()  # (response id, one 20 ms Opus packet)
+        self._queued: dict[str, int] = {}  # response id -> its packets in the queue
         self._wake = asyncio.Event()
-        self._encoder = _opus_encoder()
-        self._samples = 0  # samples given to the encoder
         self._t0: float | None = None  # loop time of RTP timestamp 0
         self._rtp = 0  # RTP timestamp of the next packet
         self._idle = True  # the last recv found nothing to send (the next packet resyncs to the clock)
@@ -109,10 +131,16 @@ class AnswerTrack(MediaStreamTrack):
         self.packets = 0
 
     # ---- the session's side (AnswerAudio) ------------------------------------------------------
-    def audio(self, response_id: str, b64: bytes, fmt: str) -> None:
-        pcm = delta_pcm(b64, fmt)
-        if pcm.size:
-            self._queue.append((response_id, pcm))
+    def audio(self, response_id: str, answer: Answer | None, delta: Delta) -> None:
+        if answer is None:
+            packets = [silence_payload()] * max(1, round(delta.dur_ms / FRAME_MS))
+        else:
+            every = answer_packets(answer)
+            first = round(delta.start_ms / FRAME_MS)
+            packets = every[first : max(first + 1, math.ceil((delta.start_ms + delta.dur_ms) / FRAME_MS - 1e-6))]
+        if packets:
+            self._queue.extend((response_id, packet) for packet in packets)
+            self._queued[response_id] = self._queued.get(response_id, 0) + len(packets)
             self._wake.set()
 
     def first_audio_at(self, response_id: str) -> float | None:
@@ -121,24 +149,17 @@ class AnswerTrack(MediaStreamTrack):
     def response_done(self, response_id: str) -> None:
         """``response.done`` was sent: once its audio has left, ``output_audio_buffer.stopped``."""
         self._done.add(response_id)
-        if response_id in self._started and not self._has(response_id):
+        if response_id in self._started and not self._queued.get(response_id):
             self._stopped(response_id)
-        self._wake.set()  # a last partial frame may now go out (padded)
+        self._wake.set()
 
     def clear(self, response_id: str | None = None) -> bool:
         """Drop the queued audio (of ``response_id``, or all); True when a started response's
         audio was cut (the caller then reports ``output_audio_buffer.cleared``)."""
-        cut = False
-        first = self._queue[0] if self._queue else None
-        kept: deque[tuple[str, np.ndarray]] = deque()
-        for chunk in self._queue:
-            if response_id is None or chunk[0] == response_id:
-                cut = cut or chunk[0] in self._started
-            else:
-                kept.append(chunk)
+        kept = deque(chunk for chunk in self._queue if response_id is not None and chunk[0] != response_id)
         self._queue = kept
-        if not kept or kept[0] is not first:
-            self._head = None
+        self._queued = {rid: n for rid, n in self._queued.items() if response_id is not None and rid != response_id}
+        cut = False
         for rid in [r for r in self._started if response_id in (None, r)]:
             cut = True
             self._started.discard(rid)
@@ -147,54 +168,18 @@ class AnswerTrack(MediaStreamTrack):
         return cut
 
     # ---- the sender's side ----------------------------------------------------------------
-    def _has(self, response_id: str) -> bool:
-        return any(rid == response_id for rid, _ in self._queue)
-
     def _stopped(self, response_id: str) -> None:
         self._started.discard(response_id)
         self._done.discard(response_id)
+        self._queued.pop(response_id, None)
         self.on_event({"type": "output_audio_buffer.stopped", "response_id": response_id})
-
-    def _frame_ready(self) -> bool:
-        """A whole 20 ms frame of the first queued response is there (or its last, shorter one)."""
-        if not self._queue:
-            return False
-        rid, first = self._queue[0]
-        have = (self._head if self._head is not None else first).size
-        if have >= FRAME:
-            return True
-        for other, pcm in itertools.islice(self._queue, 1, None):
-            if other != rid:
-                return True  # the response's audio ends here: a padded last frame
-            have += pcm.size
-            if have >= FRAME:
-                return True
-        return rid in self._done
-
-    def _take(self) -> tuple[str, np.ndarray]:
-        rid = self._queue[0][0]
-        parts: list[np.ndarray] = []
-        need = FRAME
-        while need and self._queue and self._queue[0][0] == rid:
-            head = self._head if self._head is not None else self._queue[0][1]
-            parts.append(head[:need])
-            need -= min(need, head.size)
-            if head.size > len(parts[-1]):
-                self._head = head[len(parts[-1]) :]
-            else:
-                self._queue.popleft()
-                self._head = None
-        pcm = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        if pcm.size < FRAME:
-            pcm = np.concatenate([pcm, np.zeros(FRAME - pcm.size, np.int16)])
-        return rid, pcm
 
     async def recv(self) -> av.Packet:
         loop = asyncio.get_running_loop()
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
-            if self._started and not self._frame_ready():  # a playing response has nothing queued: a gap
+            if self._started and not self._queue:  # a playing response has nothing queued: a gap
                 self._idle = True
                 self._wake.clear()
                 await self._wake.wait()
@@ -211,15 +196,14 @@ class AnswerTrack(MediaStreamTrack):
             if self.readyState != "live":
                 raise MediaStreamError
             rid: str | None = None
-            if self._frame_ready():
-                rid, pcm = self._take()
-                packet = self._encode(pcm)
-                if packet is None:
-                    continue
+            if self._queue:
+                rid, payload = self._queue.popleft()
+                self._queued[rid] -= 1
             elif self._started:
                 continue  # it became a gap while waiting
             else:
-                packet = av.Packet(silence_payload())  # no response playing: the line carries silence
+                payload = silence_payload()  # no response playing: the line carries silence
+            packet = av.Packet(payload)
             packet.pts = self._rtp
             packet.time_base = RTP_TIME_BASE
             self._rtp += RTP_FRAME
@@ -229,18 +213,9 @@ class AnswerTrack(MediaStreamTrack):
                     self._started.add(rid)
                     self._first.setdefault(rid, time.time())
                     self.on_event({"type": "output_audio_buffer.started", "response_id": rid})
-                if rid in self._done and not self._has(rid):
+                if rid in self._done and not self._queued.get(rid):
                     self._stopped(rid)
             return packet
-
-    def _encode(self, pcm: np.ndarray) -> av.Packet | None:
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm).reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = RATE
-        frame.pts = self._samples
-        frame.time_base = fractions.Fraction(1, RATE)
-        self._samples += pcm.size
-        packets = self._encoder.encode(frame)
-        return packets[0] if packets else None
 
     def stop(self) -> None:
         super().stop()

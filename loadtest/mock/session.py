@@ -258,8 +258,8 @@ class MockSession:
                 self.write_truth(resp, "session_expired", {"planned_fault": resp.plan.fault})
         reason = expiry_message(self.max_duration_s)
         style = self.profile["session"]["expiry_style"]
-        if style == "auto":
-            style = "close" if self.dialect.is_ga else "error"
+        if style == "auto":  # (a WebRTC call has no close frame to carry the reason: the error event does)
+            style = "close" if self.dialect.is_ga and self.transport == "websocket" else "error"
         try:
             if style == "error":
                 await self.send({"type": "error", "error": ev.error_body("session_expired", reason)})
@@ -967,7 +967,7 @@ class MockSession:
                         lag = await self.sleep_until(when)
                         stats.lag(lag)
                         if media is not None:
-                            media.audio(resp.id, silent.b64, resp.output_format)
+                            media.audio(resp.id, None, silent)
                         else:
                             await ws.send(
                                 audio_head + self._event_id().encode() + b'","delta":"' + silent.b64 + b'"}', text=True
@@ -993,7 +993,7 @@ class MockSession:
                 if media is None:
                     frames.append(audio_head + self._event_id().encode() + b'","delta":"' + delta.b64 + b'"}')
                 else:
-                    media.audio(resp.id, delta.b64, resp.output_format)
+                    media.audio(resp.id, resp.answer, delta)
                 stats.deltas += 1
             if frames:
                 await self._send_frames(frames)

@@ -83,6 +83,20 @@ class CallsEndpoint:
         self.secrets: dict[str, ClientSecret] = {}
         self.calls: dict[str, RtcCall] = {}
         self._available: bool | None = None
+        self._warm: asyncio.Future[Any] | None = None
+
+    def warm_up(self) -> None:
+        """Import aiortc and PyAV and encode the answers as Opus in a thread (at the first WebRTC
+        request: done in the event loop they would stall every session on it for a second; a mock
+        never asked for WebRTC never pays)."""
+        if self._warm is None:
+            self._warm = asyncio.get_running_loop().run_in_executor(None, self._prepare)
+
+    def _prepare(self) -> None:
+        importlib.import_module("loadtest.mock.rtc_call")
+        from loadtest.mock import rtc_media
+
+        rtc_media.prepare(self.context.bank.answers)
 
     @property
     def context(self) -> SessionContext:
@@ -104,6 +118,7 @@ class CallsEndpoint:
             self._available = webrtc_available()
         if not self._available:
             return json_error(501, "webrtc_unavailable", EXTRA_MESSAGE, headers)
+        self.warm_up()
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         try:
             if path in SECRET_PATHS:
@@ -205,6 +220,8 @@ class CallsEndpoint:
 
     async def _answer(self, connection: ServerConnection, route: Route, path: str, sdp: str,
                       session: dict[str, Any], headers: dict[str, str]) -> Response:  # fmt: skip
+        if self._warm is not None:
+            await self._warm
         from loadtest.mock import ice
         from loadtest.mock.rtc_call import OfferRejected, RtcCall
 

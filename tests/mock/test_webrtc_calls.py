@@ -172,3 +172,29 @@ def test_a_mock_without_the_webrtc_extra_says_so(tmp_path) -> None:
     finally:
         proc.kill()
         proc.wait(5)
+
+
+def test_a_call_never_connected_ends_and_frees_its_capacity(mock_server) -> None:
+    mock = mock_server(overrides=fast_mock(**{"webrtc.connect_timeout_s": 1.0, "capacity.max_sessions": 1}))
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/sdp"}
+
+    async def scenario() -> tuple[int, int, int]:
+        from aiortc import RTCConfiguration, RTCPeerConnection
+
+        from loadtest.mock import ice
+
+        ice.use_host_addresses(["127.0.0.1"])
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # (no STUN: loopback only)
+        pc.createDataChannel("oai-events")
+        await pc.setLocalDescription(await pc.createOffer())
+        url = http(mock) + f"/v1/realtime/calls?model={MODEL}"
+        first = await post(url, pc.localDescription.sdp.encode(), headers)  # answered, never applied
+        busy = await post(url, pc.localDescription.sdp.encode(), headers)  # the first holds the capacity
+        await asyncio.sleep(2.0)
+        again = await post(url, pc.localDescription.sdp.encode(), headers)  # freed by the timeout
+        await pc.close()
+        return first.status, busy.status, again.status
+
+    assert asyncio.run(scenario()) == (201, 429, 201)
+    rows = wait_truth(mock, lambda r: r["kind"] == "session" and r.get("ended_by") == "not_connected")
+    assert rows and rows[0]["transport"] == "webrtc" and rows[0]["call_id"].startswith("rtc_")

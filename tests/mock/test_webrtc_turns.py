@@ -38,10 +38,11 @@ def response_row(mock: Any, response_id: str) -> dict[str, Any]:
 def test_spoken_turn_answers_on_the_track(mock_server) -> None:
     mock = mock_server(overrides=fast_mock(3.0))
     said = load_pcm("short_hello")
+    transcribed = {**SESSION, "audio": {"input": {"transcription": {"model": "gpt-4o-transcribe"}}}}
 
     async def scenario() -> tuple[RtcPeer, str]:
         peer = RtcPeer()
-        assert (await peer.call(http(mock), session=SESSION, form="multipart")).status == 201
+        assert (await peer.call(http(mock), session=transcribed, form="multipart")).status == 201
         await peer.opened()
         peer.microphone.play(said)
         done = await peer.until("response.done", timeout=40)
@@ -71,6 +72,10 @@ def test_spoken_turn_answers_on_the_track(mock_server) -> None:
     # ... and it was played in real time
     speech = peer.speech()
     assert speech[-1].t - speech[0].t >= row["audio_ms"] / 1000 * 0.85
+    # the caller's Opus audio, decoded, is what the mock heard: its transcription names the fixture
+    completed = next(e for _, e in peer.events if e["type"] == "conversation.item.input_audio_transcription.completed")
+    heard = next(r for r in mock.truth() if r["kind"] == "transcription")
+    assert heard["fixture"] == "short_hello" and completed["transcript"] == heard["transcript"]
     # the caller's audio reached the input buffer at its own length
     committed = next(r for r in mock.truth() if r["kind"] == "input_committed")
     assert 500 <= committed["audio_ms"] <= len(said) / 24 + 1500
@@ -169,3 +174,58 @@ def test_server_error_arrives_on_the_channel(mock_server) -> None:
     response = asyncio.run(scenario())
     assert response["status"] == "failed" and response["status_details"]["error"]["type"] == "server_error"
     assert response_row(mock, response["id"])["fault"] == "server_error"
+
+
+def test_capacity_and_expiry_apply_to_calls(mock_server) -> None:
+    limits = {"capacity.max_sessions": 1, "capacity.retry_after_s": 3, "session.max_duration_s": 2}
+    mock = mock_server(overrides=fast_mock(**limits))
+
+    async def scenario() -> tuple[RtcPeer, Any]:
+        first = RtcPeer()
+        assert (await first.call(http(mock), session=NO_VAD, form="multipart")).status == 201
+        await first.opened()
+        second = await RtcPeer().call(http(mock), session=NO_VAD, form="multipart")
+        error = await first.until("error", timeout=10)  # the cap, said on the channel before the call ends
+        assert error["error"]["code"] == "session_expired" and "2 seconds" in error["error"]["message"]
+        await first.wait_for(lambda: first.closed_at, 10)
+        await first.close()
+        return first, second
+
+    _, second = asyncio.run(scenario())
+    assert second.status == 429 and second.headers["retry-after"] == "3"
+    assert second.json()["error"]["code"] == "too_many_sessions"
+    rows = wait_truth(mock, lambda r: r["kind"] == "session" and r["fault"] == "session_expired")
+    assert rows and rows[0]["transport"] == "webrtc" and rows[0]["close_code"] == 1001
+    refused = next(r for r in mock.truth() if r["kind"] == "session" and r["fault"] == "capacity_429")
+    assert refused["transport"] == "webrtc"
+
+
+def test_barge_in_clears_the_answer_on_the_track(mock_server) -> None:
+    mock = mock_server(overrides=fast_mock(3.0))
+
+    async def scenario() -> tuple[RtcPeer, str, float]:
+        peer = RtcPeer()
+        assert (await peer.call(http(mock), session=SESSION, form="multipart")).status == 201
+        await peer.opened()
+        peer.microphone.play(load_pcm("short_hello"))
+        started = await peer.until("output_audio_buffer.started", timeout=30)
+        rid = started["response_id"]
+        await asyncio.sleep(1.0)  # a second of the answer heard, then the caller talks over it
+        peer.microphone.play(load_pcm("short_yes"))
+        cleared = await peer.until("output_audio_buffer.cleared", timeout=10)
+        assert cleared["response_id"] == rid
+        at = peer.event_time("output_audio_buffer.cleared")
+        await asyncio.sleep(1.0)
+        await peer.close()
+        return peer, rid, at
+
+    peer, rid, cleared_at = asyncio.run(scenario())
+    done = next(e for _, e in peer.events if e["type"] == "response.done" and e["response"]["id"] == rid)["response"]
+    assert done["status"] == "cancelled" and done["status_details"]["reason"] == "turn_detected"
+    assert peer.event_time("output_audio_buffer.stopped", response_id=rid) is None
+    # the answer's packets stop at the barge-in: what was heard is far shorter than the answer
+    row = response_row(mock, rid)
+    assert row["fault"] == "turn_detected" and row["transport"] == "webrtc"
+    answer = [f for f in peer.speech() if f.t <= cleared_at + 0.3]
+    assert not [f for f in peer.speech() if cleared_at + 0.3 < f.t < cleared_at + 1.0]
+    assert 800 <= sum(f.ms for f in answer) <= 2500  # (the whole answer is over 6 s)
