@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e
 AZURE = {"provider": "azure"}
 FORMS = {"openai": {}, "azure": AZURE}
 # a WebRTC answer plays in real time (the mock's audio.speed does not hurry RTP): answers take seconds
-WEBRTC = {"transport": "webrtc", "connect_timeout_s": 8.0, "response_deadline_s": 30.0}
+WEBRTC = {"transport": "webrtc", "connect_timeout_s": 15.0, "response_deadline_s": 30.0}  # (a loaded 2-core machine)
 SPOKEN_AND_TEXT = Scenario(
     "spoken_text", [Turn("server_vad", "short_yes"), Turn("manual", "short_hello"), Turn("text")]
 )
