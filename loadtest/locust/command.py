@@ -48,6 +48,11 @@ def register(app: typer.Typer) -> None:
             "", help="pcm16 | g711_ulaw | g711_alaw | pcm16_16000hz (Voice Live); default: the session file's or pcm16."
         ),
         pacing: str = typer.Option("realtime", help="realtime (speaking pace) | fast"),
+        transport: str = typer.Option(
+            "websocket",
+            help="websocket | webrtc (SDP to /realtime/calls, events on the oai-events data channel, Opus audio) | "
+            "both (users alternate between the two by user id: an A/B in one run).",
+        ),
         users: int = typer.Option(4, "--users", "-u", help="Users (concurrent sessions); the top of a step shape."),
         spawn_rate: float = typer.Option(2.0, "--spawn-rate", "-r", help="Users started per second."),
         duration: str = typer.Option("1m", "--duration", "-t", help="Run time, e.g. 90s, 5m, 2h ('' = shape decides)."),

@@ -136,6 +136,9 @@ class HarnessState:
 
         assert self.options is not None
         self.session_inputs = build_session_inputs(self.options, self.target_url)
+        if self.options.transport != "websocket" and self.runtime is not None:
+            # aiortc imported, its loop started and the scenarios' audio made Opus before any user runs
+            self.runtime.prepare("webrtc", self.session_inputs.audio_messages())
         if self.role != "worker":
             for line in self.session_inputs.warnings:  # preflight's warnings about the session file
                 log.warning("rtload: %s", line)

@@ -20,12 +20,40 @@ class SessionInputs:
     weights: list[float] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # preflight's WARN lines about the session file(s)
     workload: Any = None  # loadtest.workload.bind.Workload
+    transport: str = "websocket"  # websocket | webrtc | both (--transport)
 
     def pick(self, rng: random.Random | None = None) -> tuple[Any, Any]:
         """The (scenario, config) of a new session, by weight (as Locust weights user classes)."""
         if len(self.choices) <= 1:
             return self.scenario, self.config
         return (rng or random).choices(self.choices, weights=self.weights, k=1)[0]
+
+    def audio_messages(self) -> list[bytes]:
+        """Every append event the scenarios' spoken turns will send (fixtures, trailing silence)."""
+        from loadtest.audio.frames import frames_for, silence_appends
+
+        out: list[bytes] = []
+        for scenario, config in self.choices or [(self.scenario, self.config)]:
+            for turn in scenario.turns:
+                if turn.trigger == "text" or not turn.fixture:
+                    continue
+                try:
+                    out += frames_for(turn.fixture, config.frame_ms, config.audio_format).messages
+                except Exception:  # (a missing fixture is the session's to report)
+                    continue
+                if turn.trigger == "server_vad" and config.trailing_silence_ms > 0:
+                    out += silence_appends(config.trailing_silence_ms, config.frame_ms, config.audio_format).messages
+        return out
+
+    def for_user(self, config: Any, user_id: int) -> Any:
+        """``config`` on the transport of user ``user_id``: with ``both``, odd users call over WebRTC
+        and even ones over a WebSocket, so the two halves share the run's load and its time."""
+        if self.transport != "both":
+            return config
+        import dataclasses
+
+        wanted = "webrtc" if user_id % 2 else "websocket"
+        return config if config.transport == wanted else dataclasses.replace(config, transport=wanted)
 
 
 def check_fixture(names: str) -> None:
@@ -59,6 +87,7 @@ def build_config(options: HarnessOptions) -> Any:
             stall_threshold_ms=options.stall_ms,
             inner_silence_threshold_ms=options.stall_ms,
             keep_audio=options.keep_audio,
+            transport="webrtc" if options.transport == "webrtc" else "websocket",
         )
     except ValueError as exc:
         raise OptionError(f"session settings: {exc}") from None
@@ -105,4 +134,5 @@ def build_session_inputs(options: HarnessOptions, target_url: str | None = None)
         weights=[s.weight for s, _ in choices],
         warnings=work.warnings,
         workload=work,
+        transport=options.transport,
     )

@@ -73,6 +73,7 @@ class RunRequest:
     deadline: str = "30s"
     stall_ms: float = 1500.0
     keep_audio: str = "failed"
+    transport: str = "websocket"  # websocket | webrtc | both
     workers: int = 0
     master: bool = False
     expect_workers: int = 0
@@ -109,6 +110,7 @@ class RunRequest:
             "--rt-pacing": self.pacing,
             "--rt-stall-ms": str(self.stall_ms),
             "--rt-keep-audio": self.keep_audio,
+            "--rt-transport": self.transport,
             "--rt-deadline": self.deadline,
             "--rt-session-lifetime": self.session_lifetime,
             "--rt-reconnect-max": self.reconnect_max,

@@ -64,6 +64,7 @@ class HarnessOptions:
     pacing: str = "realtime"  # realtime | fast
     stall_ms: float = 1500.0
     keep_audio: str = "failed"  # none | failed | sample (loadtest.session.evidence)
+    transport: str = "websocket"  # websocket | webrtc | both (users alternate by user id)
     deadline_s: float = 30.0
     session_lifetime_s: float | None = None  # recycle sessions at this age (soak)
     reconnect_max_s: float = 30.0  # cap of the reconnect backoff
@@ -264,6 +265,8 @@ class HarnessOptions:
         keep_audio = str(get("rt_keep_audio", "failed") or "failed")
         if keep_audio not in KEEP_MODES:
             raise OptionError(f"--keep-audio {keep_audio!r}: use one of {', '.join(KEEP_MODES)}")
+        transport = str(get("rt_transport", "websocket") or "websocket").lower()
+        check_transport(transport, provider, audio_format)
         mock_set = get("rt_mock_set", [])
         if isinstance(mock_set, str):
             mock_set = [s.strip() for s in mock_set.split(";") if s.strip()]
@@ -287,6 +290,7 @@ class HarnessOptions:
             pacing=pacing,
             stall_ms=float(get("rt_stall_ms", 1500.0)),
             keep_audio=keep_audio,
+            transport=transport,
             deadline_s=float(duration("rt_deadline", "--deadline", "30s") or 30.0),
             session_lifetime_s=lifetime,
             reconnect_max_s=float(duration("rt_reconnect_max", "--reconnect-max", "30s") or 30.0),
@@ -329,6 +333,41 @@ def resolve_deployment(target: str, given: str) -> str:
     return named or given
 
 
+TRANSPORT_CHOICES = ("websocket", "webrtc", "both")
+WEBRTC_EXTRA = "webrtc"
+
+
+def installed(name: str) -> bool:
+    """``name`` can be imported (a module set to None in ``sys.modules`` is blocked: not installed)."""
+    import importlib.util
+    import sys
+
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_transport(transport: str, provider: str, audio_format: str) -> None:
+    """--transport: known, possible for the target, and its packages installed (one line each)."""
+    if transport not in TRANSPORT_CHOICES:
+        raise OptionError(f"--transport {transport!r} is not known: use {', '.join(TRANSPORT_CHOICES)}")
+    if transport == "websocket":
+        return
+    if provider == "voicelive":
+        raise OptionError("--transport webrtc is for OpenAI and Azure OpenAI targets (/realtime/calls): not Voice Live")
+    if audio_format != "pcm16":
+        raise OptionError(f"--transport webrtc carries audio as Opus: use --audio-format pcm16, not {audio_format}")
+    missing = [name for name in ("aiortc", "av") if not installed(name)]
+    if missing:
+        raise OptionError(
+            f"--transport {transport} needs the '{WEBRTC_EXTRA}' extra ({', '.join(missing)} not installed): "
+            f"pip install 'realtime-loadtest[{WEBRTC_EXTRA}]' (make install does it)"
+        )
+
+
 # (flag, dest, help, default) of every Locust option the harness adds; `rtload run` maps its own
 # options onto these.
 LOCUST_OPTIONS: tuple[tuple[str, str, str], ...] = (
@@ -347,6 +386,7 @@ LOCUST_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--rt-audio-format", "", "pcm16 | g711_ulaw | g711_alaw (default: the session file's, else pcm16)"),
     ("--rt-pacing", "realtime", "realtime (audio sent at speaking pace) | fast"),
     ("--rt-stall-ms", "1500", "audio gap counted as a stall (ms)"),
+    ("--rt-transport", "websocket", "websocket | webrtc | both (users alternate between the two by user id)"),
     ("--rt-keep-audio", "failed", "WAVs of what a caller heard: none | failed | sample (also 5% of completed)"),
     ("--rt-deadline", "30s", "time a response may take before it is a timeout"),
     ("--rt-session-lifetime", "", "recycle each session at this age (soak), e.g. 10m"),

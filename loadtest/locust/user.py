@@ -58,6 +58,7 @@ class RealtimeUser(User):
         )
         deadline = state.run_end  # the session recycles itself at config.lifetime_s
         scenario, config = inputs.pick()  # each new session picks its scenario by weight
+        config = inputs.for_user(config, self.user_number)  # --transport both: alternate by user id
         session = RealtimeSession(
             inputs.target,
             scenario,

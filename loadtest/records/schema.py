@@ -251,6 +251,11 @@ REASONS: dict[str, str] = {
     "handshake_5xx": FAILED,
     "handshake_other": FAILED,  # any other non-101 status
     "connect_error": FAILED,  # DNS, refused, TLS, timeout before any HTTP status
+    # WebRTC calls (the handshake is an HTTP exchange, then ICE, DTLS and the data channel)
+    "webrtc_sdp_rejected": FAILED,  # realtime/calls or client_secrets refused (400, 415...) or no usable SDP answer
+    "webrtc_ice_failed": FAILED,  # the answer came, no ICE candidate pair connected in the connect timeout
+    "webrtc_dtls_failed": FAILED,  # ICE connected, the DTLS handshake failed
+    "webrtc_channel_failed": FAILED,  # connected, the oai-events data channel never opened
     "auth_rejected": FAILED,  # 101 then error invalid_api_key and close 3000 (OpenAI)
     "invalid_model": FAILED,  # 101 then error invalid_model/missing_model and close 4000
     "protocol_rejected": FAILED,  # 101 then close 4000 for another reason (beta shape, ...)

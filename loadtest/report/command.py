@@ -187,7 +187,12 @@ def capacity(
 
 def compare(
     run_a: Path = typer.Argument(..., help="The first run directory (the baseline).", show_default=False),
-    run_b: Path = typer.Argument(..., help="The second run directory.", show_default=False),
+    run_b: Path | None = typer.Argument(
+        None, help="The second run directory (leave out with --by).", show_default=False
+    ),
+    by: str = typer.Option(
+        "", "--by", help="Compare the two halves of ONE run by this column instead: transport (--transport both)."
+    ),
     slo: str = typer.Option("", "--slo", help="Also judge each run against this SLO (capacity's grammar)."),
     confidence: str = CONFIDENCE,
     prices: Path | None = PRICES,
@@ -196,7 +201,7 @@ def compare(
 ) -> None:
     """Two runs side by side: outcome rates with Fisher's exact test, latency shifts with CIs and Mann-Whitney."""
     _check_format(fmt)
-    from loadtest.report.compare import TARGET_COLUMNS, build_compare
+    from loadtest.report.compare import TARGET_COLUMNS, SplitError, build_compare, split_by
     from loadtest.report.slo import SloError, parse_slo
     from loadtest.report.summary import RESPONSE_COLUMNS, SESSION_COLUMNS
 
@@ -208,13 +213,24 @@ def compare(
         raise typer.BadParameter(str(exc), param_hint="--slo") from None
 
     columns = [*RESPONSE_COLUMNS, *(c for c in TARGET_COLUMNS if c not in RESPONSE_COLUMNS)]
-    kw = {"session_columns": SESSION_COLUMNS, "with_rate_limits": False}
+    session_columns = [*SESSION_COLUMNS, *(["transport"] if "transport" not in SESSION_COLUMNS else [])]
+    kw = {"session_columns": session_columns, "with_rate_limits": False}
 
     def columns_of(run: Path) -> list[str]:
         return list(dict.fromkeys([*columns, *_optional(run, no_cache)]))
 
-    a = _load(run_a, no_cache, response_columns=columns_of(run_a), **kw)
-    b = _load(run_b, no_cache, response_columns=columns_of(run_b), **kw)
+    if by:
+        if run_b is not None:
+            raise typer.BadParameter("--by compares the halves of one run: give one run directory", param_hint="--by")
+        try:
+            a, b = split_by(_load(run_a, no_cache, response_columns=columns_of(run_a), **kw), by)
+        except SplitError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--by") from None
+    else:
+        if run_b is None:
+            raise typer.BadParameter("give two run directories (or one and --by transport)", param_hint="RUN_B")
+        a = _load(run_a, no_cache, response_columns=columns_of(run_a), **kw)
+        b = _load(run_b, no_cache, response_columns=columns_of(run_b), **kw)
     _emit(build_compare(a, b, clauses, level, table), fmt)
 
 

@@ -1,5 +1,8 @@
 """`rtload report compare A B`: two runs side by side, with the significance of each difference.
 
+``rtload report compare RUN --by transport`` compares the two halves of one run instead (a
+``--transport both`` run: WebSocket users as A, WebRTC users as B; :func:`split_by`).
+
 Outcome rates: Fisher's exact test (two-sided, scipy) on the 2x2 table [count, attempts -
 count] of A and B. Latencies: the shift of p50 and p95 (B - A) with a 95% bootstrap
 confidence interval (seeded, up to 20,000 values per run, 400 resamples) and the two-sided
@@ -127,6 +130,41 @@ def _latency_values(data: RunData, label: str) -> np.ndarray:
 
 
 TARGET_COLUMNS = ("provider", "deployment", "model_class", "transport")  # what what_ran() and the Runs table read
+SPLIT_ORDER = {"transport": ("websocket", "webrtc")}  # --by: which value is A (the baseline)
+
+
+class SplitError(ValueError):
+    """A run that cannot be split in two by the column asked for (one line)."""
+
+
+def split_by(data: RunData, column: str) -> tuple[RunData, RunData]:
+    """One run's rows as two runs, by the two values of ``column`` (transport: websocket as A;
+    rows written before the column existed read as websocket)."""
+    import dataclasses
+
+    frames = {}
+    for name in ("responses", "sessions"):
+        frame = getattr(data, name)
+        if column not in frame:
+            if column != "transport":
+                raise SplitError(f"--by {column}: the run's rows have no {column} column")
+            frame = frame.assign(transport="websocket")
+        values = frame[column].fillna("").astype(str)
+        if column == "transport":
+            values = values.replace("", "websocket")
+        frames[name] = (frame, values)
+    seen = sorted(set(frames["responses"][1]) | set(frames["sessions"][1]))
+    known = SPLIT_ORDER.get(column, ())
+    order = [v for v in known if v in seen] + [v for v in seen if v not in known]
+    if len(order) != 2:
+        found = ", ".join(order) or "none"
+        raise SplitError(f"--by {column}: the run has {len(order)} values of {column} ({found}); it needs two")
+    halves = []
+    for value in order:
+        parts = {name: frame[values == value] for name, (frame, values) in frames.items()}
+        run = {**data.run, "run_id": f"{data.run_id} [{column}={value}]"}
+        halves.append(dataclasses.replace(data, run=run, **parts))
+    return halves[0], halves[1]
 
 
 def what_ran(data: RunData) -> str:
@@ -141,7 +179,9 @@ def what_ran(data: RunData) -> str:
 
     text = " ".join(v for v in (values("provider"), values("deployment")) if v)
     model_class = values("model_class")
-    return f"{text} ({model_class})" if model_class else text
+    text = f"{text} ({model_class})" if model_class else text
+    transport = values("transport")
+    return f"{text} over {transport}" if transport and transport != "websocket" else text
 
 
 def compare_data(

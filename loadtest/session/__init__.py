@@ -20,6 +20,10 @@ The seam and what carries the events:
   the shared receiver's ``ReadSource``/``SharedReceiver`` seams)
 - ``wire``: the WebSocket client protocol without I/O (handshake, frame cutting, masking, close)
 - ``transport``: the WebSocket over a (gevent-patched) socket, an I/O shell over ``wire``
+- ``webrtc``: a WebRTC call (the ``webrtc`` extra, imported only when asked for), over
+  ``rtc_calls`` (the providers' set-up forms, no I/O), ``rtc_answer`` (the answer as the core's
+  events, no I/O), ``rtc_media`` (Opus out and in) and ``rtc_loop`` (aiortc's asyncio loop in one
+  OS thread per process, handed to gevent through async watchers)
 
 The process's shared parts, owned by one :class:`~loadtest.session.runtime.SessionRuntime`:
 

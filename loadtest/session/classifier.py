@@ -73,6 +73,7 @@ class ResponseFacts:
     ended: str = ENDED_DONE
     # the upgrade
     handshake_status: int | None = None  # set only when the upgrade did not give 101
+    handshake_failure: str | None = None  # the transport's own reason (a WebRTC call's SDP, ICE, DTLS)
     # response.done
     done: bool = False
     status: str | None = None
@@ -264,7 +265,7 @@ def failure_reason(error_type: str | None, error_code: str | None, *, default: s
 def _reason(f: ResponseFacts, th: Thresholds) -> str:
     # 1. the turn never reached the service
     if f.ended == ENDED_HANDSHAKE:
-        return handshake_reason(f.handshake_status)
+        return f.handshake_failure or handshake_reason(f.handshake_status)
     # 2. the service said how it ended
     if f.done:
         status = (f.status or "").lower()

@@ -106,6 +106,7 @@ class RealtimeSession:
             user_id=user_id,
             secrets=tuple(secrets_of(target.url_override or target.base_url, target.extra_headers, (target.api_key,)))
             + tuple(target.network.secrets() if target.network is not None else ()),
+            transport=config.transport,
         )
         self._current_index = 0
         self.sessions_opened = 0
@@ -228,6 +229,9 @@ class RealtimeSession:
         # the key and every secret-like gateway header (api-key, Authorization...) or URL parameter:
         # the transport redacts them from handshake errors (a gateway may echo the request)
         transport = self.runtime.new_transport(
+            kind=cfg.transport,
+            audio_event=self.dialect.output_audio_delta,
+            realtime_audio=cfg.pacing == "realtime",
             max_message_bytes=cfg.max_message_bytes,
             permessage_deflate=cfg.permessage_deflate,
             secrets=self.rows.secrets,

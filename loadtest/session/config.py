@@ -13,6 +13,7 @@ from loadtest.protocol.dialects import AUDIO_FORMATS
 from loadtest.session.evidence import KEEP_MODES
 
 Pacing = Literal["realtime", "fast"]
+TRANSPORTS = ("websocket", "webrtc")
 
 
 @dataclass(slots=True)
@@ -63,12 +64,15 @@ class SessionConfig:
     keep_audio_s: float = 60.0  # audio kept per response at most (seconds)
     keep_audio_sample: float = 0.05  # with keep_audio="sample": the share of completed responses kept
     # transport
+    transport: str = "websocket"  # websocket | webrtc (loadtest.session.webrtc)
     permessage_deflate: bool = False
     max_message_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.audio_format not in AUDIO_FORMATS:
             raise ValueError(f"unknown audio format {self.audio_format!r}: use one of {', '.join(AUDIO_FORMATS)}")
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"unknown transport {self.transport!r}: use one of {', '.join(TRANSPORTS)}")
         if self.pacing not in ("realtime", "fast"):
             raise ValueError(f"unknown pacing {self.pacing!r}: use 'realtime' or 'fast'")
         mods = list(self.output_modalities)

@@ -30,6 +30,12 @@ INVALID_UTF8 = "invalid UTF-8"  # how CloseInfo.protocol_error begins when that 
 
 OnMessage = Callable[[bytes, float], None]
 
+# A transport whose audio trails the events (WebRTC: the answer streams in real time after the
+# service sent response.done) holds that response.done until the audio has come, and says so at
+# once with this event ({"type": ..., "response_id": ...}): the response's deadline (trigger ->
+# response.done) is then met, and only its idle rule applies while the audio plays.
+RESPONSE_GENERATED = "rtload.response.generated"
+
 
 @dataclass(slots=True)
 class Handshake:
@@ -39,6 +45,7 @@ class Handshake:
     status: int | None = None  # 101, the refusing HTTP status, or None when no HTTP response came
     ms: float | None = None  # connect() call -> response (or failure)
     error: str | None = None  # one line, secrets redacted
+    failure: str | None = None  # a transport's own reason for a failed open (WebRTC: webrtc_ice_failed...)
     headers: dict[str, str] = field(default_factory=dict)  # response headers of note
     t_start: float = 0.0
     t_end: float = 0.0

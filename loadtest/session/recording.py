@@ -23,9 +23,18 @@ class RecordBuilder:
     """The rows of one session (see the module docstring)."""
 
     def __init__(
-        self, target: Target, scenario: str, *, run_id: str, worker_id: str, user_id: int, secrets: tuple[str, ...]
+        self,
+        target: Target,
+        scenario: str,
+        *,
+        run_id: str,
+        worker_id: str,
+        user_id: int,
+        secrets: tuple[str, ...],
+        transport: str = "websocket",
     ) -> None:
         self.target = target
+        self.transport = transport  # websocket | webrtc: on every row
         self.scenario = scenario
         self.run_id = run_id
         self.worker_id = worker_id
@@ -48,6 +57,7 @@ class RecordBuilder:
             deployment=t.deployment,
             url=t.redacted_url(),
             scenario=self.scenario,
+            transport=self.transport,
             concurrency=context.get("concurrency"),
             step=context.get("step"),
         )
@@ -81,6 +91,7 @@ class RecordBuilder:
             modalities=list(tr.modalities),
             audio_format=tr.audio_format,
             out_of_band=tr.out_of_band,
+            transport=self.transport,
             step=ctx.get("step"),
             users=ctx.get("users"),
             concurrency=ctx.get("concurrency"),
@@ -134,6 +145,7 @@ class RecordBuilder:
         tracker.t_end = srec.t_end
         facts = tracker.facts()
         facts.handshake_status = hs.status
+        facts.handshake_failure = hs.failure
         outcome, reason = classify(facts, thresholds)
         rec = self.response(tracker, outcome, reason, srec)
         rec.handshake_status = hs.status

@@ -36,6 +36,7 @@ from loadtest.session.classifier import (
     ENDED_TIMEOUT,
 )
 from loadtest.session.function_calls import FUNCTION_CALL, ToolSchemas
+from loadtest.session.link import RESPONSE_GENERATED
 from loadtest.session.trace import TraceRing
 from loadtest.session.tracker import OOB_TAG, ResponseTracker
 
@@ -133,6 +134,7 @@ class EventRouter:
             d.input_transcription_delta: self._input_transcription,
             d.input_transcription_completed: self._input_transcription,
             d.input_transcription_failed: self._input_transcription,
+            RESPONSE_GENERATED: self._generated,
         }
         if d.transcription_session_updated:  # preview's answer to transcription_session.update
             self.handlers[d.transcription_session_updated] = self._session_updated
@@ -274,6 +276,14 @@ class EventRouter:
             tracker.on_audio_delta(event, t)
             if first:
                 self._review_awaiting()
+
+    def _generated(self, event: dict[str, Any], t: float) -> None:
+        """The transport holds this response's response.done while its audio plays (link.RESPONSE_GENERATED)."""
+        tracker = self._tracker(event.get("response_id"), t, event)
+        if tracker is not None:
+            tracker.touch(t)
+            tracker.t_generated = t
+            tracker.trace.add(t, event, "note")
 
     def _transcript_delta(self, event: dict[str, Any], t: float) -> None:
         tracker = self._tracker(event.get("response_id"), t, event)

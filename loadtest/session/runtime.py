@@ -19,6 +19,7 @@ wired here rather than importing each other.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from loadtest.session.evidence import DEFAULT_POOL_MB, AudioPool
@@ -64,10 +65,34 @@ class SessionRuntime:
         self.pacer = Pacer(enabled=shared_clock)
         self.reactor: Reactor | None = Reactor(self.pacer) if shared_receiver and epoll_class() is not None else None
 
-    def new_transport(self, **options: Any) -> Transport:
-        """A transport for one connection (a WebSocket over a socket, read by the shared receiver
-        where it can be)."""
+    def new_transport(
+        self, kind: str = "websocket", audio_event: str = "", realtime_audio: bool = True, **options: Any
+    ) -> Transport:
+        """A transport for one connection: a WebSocket over a socket (read by the shared receiver
+        where it can be), or a WebRTC call (``kind="webrtc"``: on the process's WebRTC loop, made
+        on first use; ``audio_event`` names the dialect's audio delta its RTP audio is given as,
+        ``realtime_audio`` paces the caller's packets at 20 ms, else 1 ms)."""
+        if kind == "webrtc":
+            from loadtest.session.webrtc import WebRTCTransport
+
+            return WebRTCTransport(
+                audio_event=audio_event,
+                realtime_audio=realtime_audio,
+                receive_lag=self.figures.receive_lag,
+                **options,
+            )
         return WebSocketTransport(receiver=self.reactor, receive_lag=self.figures.receive_lag, **options)
+
+
+    def prepare(self, kind: str, audio: Iterable[bytes] = ()) -> None:
+        """Get ``kind``'s transports ready before the first session needs one: for WebRTC, import
+        aiortc and PyAV (about half a second of one core, which would otherwise stall every session
+        of the process at the first call), start the WebRTC loop with one throw-away offer, and
+        encode the ``audio`` append events to Opus (or the audio clock would, at their first send)."""
+        if kind == "webrtc":
+            from loadtest.session.webrtc import warm_up
+
+            warm_up(audio=audio)
 
 
 _PROCESS: SessionRuntime | None = None

@@ -73,6 +73,7 @@ class ResponseTracker:
         self.t_audio_done: float | None = None
         self.t_done: float | None = None
         self.t_last_event: float | None = None
+        self.t_generated: float | None = None  # response.done came and is held while its audio plays (WebRTC)
         self.t_end: float | None = None
         # what response.done / error said
         self.status: str | None = None
@@ -188,7 +189,7 @@ class ResponseTracker:
         start = self.t_trigger if self.t_trigger is not None else self.t_armed
         if start is None or self.finished:
             return None
-        end = start + response_deadline_s
+        end = start + response_deadline_s if self.t_generated is None else float("inf")
         if self.started and self.t_last_event is not None:
             # idle is judged on the playback clock: audio still buffered for the listener is not idle
             quiet_from = max(self.t_last_event, self.playback_end or 0.0)

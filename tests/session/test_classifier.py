@@ -381,6 +381,20 @@ def test_handshake_failures(status, outcome, reason) -> None:
     assert handshake_reason(status) == reason
 
 
+@pytest.mark.parametrize(
+    ("status", "failure"),
+    [
+        (400, "webrtc_sdp_rejected"),  # realtime/calls refused the offer
+        (201, "webrtc_ice_failed"),  # answered, never connected
+        (201, "webrtc_dtls_failed"),
+        (201, "webrtc_channel_failed"),
+    ],
+)
+def test_a_webrtc_calls_own_failure_is_its_reason(status, failure) -> None:
+    """A transport's own reason for a failed open wins over the status's."""
+    expect(ResponseFacts(ended=ENDED_HANDSHAKE, handshake_status=status, handshake_failure=failure), "failed", failure)
+
+
 def test_close_reason_naming_the_session_cap() -> None:
     facts = ResponseFacts(ended=ENDED_CLOSED, started=True, close_code=1000, close_reason="session_expired")
     expect(facts, "failed", "session_expired")

@@ -1,0 +1,234 @@
+"""The audio of a WebRTC call: the caller's speech as Opus packets on a paced track, the answer's
+RTP packets decoded to the PCM16 the analyzer reads.
+
+The session core hands its transport the same pre-encoded ``input_audio_buffer.append`` events it
+sends over a WebSocket (:mod:`loadtest.audio.frames`). :func:`opus_packets` turns one event's audio
+(24 kHz PCM16) into 20 ms Opus packets once per process (the events are shared by every session,
+so each distinct frame is encoded once, as its JSON is built once), and :class:`CallerTrack` sends
+them: each append's packets go out from the moment the harness's audio clock sent the append, one
+every 20 ms (RTP timestamps at 48 kHz from the same clock). aiortc packs pre-encoded packets
+without encoding them again.
+
+The answer's packets are taken from the RTP receiver as they arrive (:func:`tap_receiver`), before
+aiortc's jitter buffer (which holds audio back by four packets) and its decoder thread: each is
+stamped with its arrival time and decoded here by libopus to 24 kHz mono.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import fractions
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import av
+import numpy as np
+import pybase64
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from loadtest.protocol.dialects import Dialect
+
+log = logging.getLogger("loadtest.session")
+
+RATE = 24000  # the harness's PCM16 (input and analysis)
+RTP_RATE = 48000  # Opus's RTP clock
+PACKET_S = 0.020
+PACKET_SAMPLES = int(RTP_RATE * PACKET_S)
+APPEND_PREFIX = Dialect.append_prefix()
+_SUFFIX = b'"}'
+_TIME_BASE = fractions.Fraction(1, RTP_RATE)
+SILENT_PACKET = b"\x00\x00" * int(RATE * PACKET_S)  # 20 ms of digital silence at 24 kHz
+SILENT_PEAK = 1  # decoded samples within +-1: digital silence (what an idle line decodes to)
+_ENCODED: dict[bytes, list[bytes]] = {}  # append event -> its Opus packets (the process's cache)
+_ENCODED_CAP = 20000
+
+
+def append_audio(message: bytes) -> bytes | None:
+    """The PCM16 of an ``input_audio_buffer.append`` event (None for any other event)."""
+    if not message.startswith(APPEND_PREFIX) or not message.endswith(_SUFFIX):
+        return None
+    return pybase64.b64decode(message[len(APPEND_PREFIX) : -len(_SUFFIX)])
+
+
+def encode_opus(pcm: bytes, rate: int = RATE) -> list[bytes]:
+    """20 ms Opus packets (mono, VoIP mode) of ``pcm`` (the tail padded with silence)."""
+    step = int(rate * PACKET_S) * 2
+    if len(pcm) % step:
+        pcm = pcm + b"\x00" * (step - len(pcm) % step)
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate = rate
+    codec.layout = "mono"
+    codec.format = "s16"
+    codec.bit_rate = 32000
+    codec.time_base = fractions.Fraction(1, rate)
+    codec.options = {"application": "voip"}
+    out: list[bytes] = []
+    samples = np.frombuffer(pcm, dtype="<i2")
+    n = step // 2
+    for i in range(0, len(samples), n):
+        frame = av.AudioFrame.from_ndarray(samples[i : i + n].reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = i
+        out += [bytes(p) for p in codec.encode(frame)]
+    out += [bytes(p) for p in codec.encode(None)]
+    return out[: len(samples) // n] if len(out) > len(samples) // n else out
+
+
+def opus_packets(message: bytes) -> list[bytes] | None:
+    """The Opus packets of one append event (cached), or None when it is not an append."""
+    packets = _ENCODED.get(message)
+    if packets is not None:
+        return packets
+    pcm = append_audio(message)
+    if pcm is None:
+        return None
+    packets = encode_opus(pcm)
+    if len(_ENCODED) < _ENCODED_CAP:
+        _ENCODED[message] = packets
+    return packets
+
+
+def is_silent(pcm: bytes) -> bool:
+    """The packet decoded to digital silence."""
+    if not pcm:
+        return True
+    samples = np.frombuffer(pcm, dtype="<i2")
+    return int(samples.max()) <= SILENT_PEAK and int(samples.min()) >= -SILENT_PEAK
+
+
+class OpusDecoder:
+    """The answer's Opus packets to 24 kHz mono PCM16 (libopus through PyAV, at 48 kHz, halved)."""
+
+    def __init__(self) -> None:
+        codec = av.CodecContext.create("libopus", "r")
+        codec.sample_rate = RATE
+        codec.layout = "mono"
+        codec.format = "s16"
+        self.codec = codec
+        self.errors = 0
+
+    def decode(self, payload: bytes) -> bytes:
+        try:
+            frames = self.codec.decode(av.Packet(payload))
+        except Exception:  # a corrupt packet: a gap, as a player would have
+            self.errors += 1
+            return b""
+        out = []
+        for frame in frames:
+            samples = frame.to_ndarray().reshape(-1).astype(np.int32)
+            if frame.sample_rate == 2 * RATE:  # FFmpeg's libopus decodes at 48 kHz: pairs averaged to 24
+                samples = (samples[0::2] + samples[1::2]) >> 1
+            out.append(samples.astype("<i2").tobytes())
+        return b"".join(out)
+
+
+class CallerTrack(MediaStreamTrack):
+    """The caller's microphone: Opus packets pushed by the harness, sent one per 20 ms."""
+
+    kind = "audio"
+
+    def __init__(self, packet_s: float = PACKET_S) -> None:
+        super().__init__()
+        self._packet_s = packet_s  # how far apart the packets go out (20 ms: real time)
+        self._queue: collections.deque[tuple[float, bytes]] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._next_due = 0.0
+        self._t0: float | None = None
+        self.packets_sent = 0
+
+    def push(self, packets: list[bytes]) -> float:
+        """On the loop thread: queue one append's packets from now (or behind the queued ones);
+        returns when the last of them is due (loop time)."""
+        loop = asyncio.get_running_loop()
+        due = max(loop.time(), self._next_due)
+        if not packets:
+            return due
+        for payload in packets:
+            self._queue.append((due, payload))
+            due += self._packet_s
+        self._next_due = due
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        return due
+
+    def due(self) -> float:
+        """When the last queued packet is due (loop time; now when none is queued)."""
+        return max(asyncio.get_running_loop().time(), self._next_due)
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        loop = asyncio.get_running_loop()
+        while not self._queue:
+            self._waiter = loop.create_future()
+            await self._waiter
+            self._waiter = None
+            if self.readyState != "live":
+                raise MediaStreamError
+        due, payload = self._queue.popleft()
+        delay = due - loop.time()
+        if delay > 0.001:
+            await asyncio.sleep(delay)
+        if self._t0 is None:
+            self._t0 = due
+        packet = av.Packet(payload)
+        # RTP time follows the audio clock: a pause between turns is a jump, as a muted microphone's
+        packet.pts = round((due - self._t0) / self._packet_s) * PACKET_SAMPLES
+        packet.time_base = _TIME_BASE
+        self.packets_sent += 1
+        return packet
+
+    def stop(self) -> None:
+        super().stop()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class _InertThread:
+    """What aiortc's receiver gets for its decoder thread: nothing runs (the transport decodes)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def start(self) -> None:
+        return None
+
+    def join(self, timeout: float | None = None) -> None:
+        return None
+
+
+class _NoDecoderThreads:
+    """``threading`` as aiortc's receiver module sees it: its decoder thread is inert, the rest is
+    ``threading``'s."""
+
+    Thread = _InertThread
+
+    def __getattr__(self, name: str) -> Any:
+        import threading
+
+        return getattr(threading, name)
+
+
+def tap_receiver(receiver: Any, on_packet: Callable[[bytes, int, int, float], None]) -> None:
+    """Take ``receiver``'s RTP packets as they arrive: ``on_packet(payload, rtp_timestamp, sequence,
+    arrival)`` on the loop thread, instead of aiortc's jitter buffer and decoder.
+
+    aiortc (1.9-1.16) starts a decoder thread per receiver in ``receive()``; under gevent's
+    patching it would be a greenlet of a hub that never runs in the loop thread (and its start
+    would block that thread), so the receiver module's ``threading`` is replaced by one whose only
+    use does nothing. RTP reaches ``_handle_rtp_packet`` from the DTLS transport's router.
+    """
+    import aiortc.rtcrtpreceiver as rtp_receiver
+
+    if not isinstance(rtp_receiver.threading, _NoDecoderThreads):
+        rtp_receiver.threading = _NoDecoderThreads()  # type: ignore[assignment]
+
+    async def handle(packet: Any, arrival_time_ms: int) -> None:
+        on_packet(packet.payload, packet.timestamp, packet.sequence_number, time.time())
+
+    receiver._handle_rtp_packet = handle
