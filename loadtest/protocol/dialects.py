@@ -56,6 +56,12 @@ def audio_format_name(value: Any) -> str | None:
     return None
 
 
+# WebRTC's playback events (GA; the data channel's stand-in for the audio deltas it does not carry)
+OUTPUT_AUDIO_BUFFER_STARTED = "output_audio_buffer.started"
+OUTPUT_AUDIO_BUFFER_STOPPED = "output_audio_buffer.stopped"
+OUTPUT_AUDIO_BUFFER_CLEARED = "output_audio_buffer.cleared"
+
+
 @dataclass(frozen=True, slots=True)
 class Dialect:
     """Wire names and shapes of one dialect."""

@@ -31,6 +31,12 @@ from typing import Any
 import orjson
 import pybase64
 
+from loadtest.protocol.dialects import (
+    GA,
+    OUTPUT_AUDIO_BUFFER_CLEARED,
+    OUTPUT_AUDIO_BUFFER_STARTED,
+    OUTPUT_AUDIO_BUFFER_STOPPED,
+)
 from loadtest.session.link import RESPONSE_GENERATED, OnMessage
 
 HOLD_DONE_S = 6.0  # longer than any stall the mock injects (3.8 s): a stall is not a silent end
@@ -38,9 +44,10 @@ HOLD_DONE_S = 6.0  # longer than any stall the mock injects (3.8 s): a stall is 
 # channel lags its RTP: 0.1 s made time to first audio 0.5 s late against the mock at 40 calls)
 REORDER_S = 0.5
 _RING = 16  # packets kept while no response plays (320 ms)
-BUFFER_STARTED = "output_audio_buffer.started"
-BUFFER_ENDS = frozenset({"output_audio_buffer.stopped", "output_audio_buffer.cleared"})
-_WATCHED = frozenset({"response.done", "response.output_item.added", BUFFER_STARTED, *BUFFER_ENDS})
+BUFFER_STARTED = OUTPUT_AUDIO_BUFFER_STARTED
+BUFFER_ENDS = frozenset({OUTPUT_AUDIO_BUFFER_STOPPED, OUTPUT_AUDIO_BUFFER_CLEARED})
+_DONE, _ITEM_ADDED = GA.response_done, GA.output_item_added  # (the same names in the preview)
+_WATCHED = frozenset({_DONE, _ITEM_ADDED, BUFFER_STARTED, *BUFFER_ENDS})
 
 
 class AnswerStream:
@@ -71,7 +78,7 @@ class AnswerStream:
         if rid is None:
             self.on_message(data, t)
             return
-        if kind == "response.output_item.added":
+        if kind == _ITEM_ADDED:
             item = event.get("item") if event is not None else None
             if isinstance(item, dict) and item.get("type") == "message" and isinstance(item.get("id"), str):
                 self.items[rid] = item["id"]
@@ -83,7 +90,7 @@ class AnswerStream:
             self.on_message(data, t)
             self._claim_early(t)
             return
-        elif kind == "response.done":
+        elif kind == _DONE:
             if rid in self.playing:
                 self.held[rid] = (data, t)  # its audio is still arriving
                 self.on_message(orjson.dumps({"type": RESPONSE_GENERATED, "response_id": rid}), t)

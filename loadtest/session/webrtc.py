@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from loadtest.protocol.dialects import GA
 from loadtest.protocol.targets import redact_text
 from loadtest.session import rtc_calls
 from loadtest.session.lagstats import LagStats
@@ -197,7 +198,7 @@ class WebRTCTransport:
     def __init__(
         self,
         *,
-        audio_event: str = "response.output_audio.delta",
+        audio_event: str = GA.output_audio_delta,
         realtime_audio: bool = True,
         loop: RtcLoop | None = None,
         secrets: tuple[str, ...] = (),
