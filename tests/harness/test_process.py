@@ -97,6 +97,7 @@ def _of_run(path: Path) -> list[str]:
 
 
 @pytest.mark.e2e
+@pytest.mark.timing
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP], ids=["SIGKILL", "SIGHUP"])
 def test_killing_rtload_run_leaves_no_process_of_the_run(
     sig: int, tmp_path: Path, procs: list[subprocess.Popen]
