@@ -33,8 +33,22 @@ sysdeps:
 
 browser: sysdeps
 
+# The tests run as two pytest processes at once: they mostly wait on child processes and sockets,
+# so on 2 cores this nearly halves the wall time (pytest-xdist cannot run them: importing Locust
+# monkey-patches gevent into the test process). The tests marked timing (deadlines, latencies,
+# heartbeats) run afterwards on their own, so the other half's load cannot make them flake.
+# One focused run: .venv/bin/python -m pytest -q tests/x/test_y.py
+PYTEST  := $(BIN)/python -m pytest -q -p no:cacheprovider
+TESTS_A := tests/harness tests/workload
+TESTS_B := tests --ignore=tests/harness --ignore=tests/workload
 test: install lint sysdeps
-	$(BIN)/python -m pytest -q
+	@logs=$$(mktemp -d); \
+	$(PYTEST) -m "not timing" $(TESTS_A) >$$logs/a.log 2>&1 & a=$$!; \
+	$(PYTEST) -m "not timing" $(TESTS_B) >$$logs/b.log 2>&1 & b=$$!; \
+	wait $$a; ra=$$?; wait $$b; rb=$$?; \
+	echo "== $(TESTS_A)"; cat $$logs/a.log; echo "== $(TESTS_B)"; cat $$logs/b.log; rm -rf $$logs; \
+	echo "== tests marked timing, alone"; $(PYTEST) -m timing; rt=$$?; \
+	if [ $$ra$$rb$$rt != 000 ]; then echo "make test: failed (pytest exit codes $$ra, $$rb, timing $$rt)" >&2; exit 1; fi
 
 demo: install
 	$(BIN)/python -m loadtest.demo

@@ -7,7 +7,8 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,35 @@ def rtload_run(
     """``rtload run`` as a child process (its own Locust children), output captured."""
     cmd = rtload_cmd("--out", str(tmp_path / "reports"), *args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def rtload_runs(
+    tmp_path: Path, *runs: tuple[Sequence[str], dict[str, str] | None], timeout: float = 90
+) -> list[subprocess.CompletedProcess[str]]:
+    """Several ``rtload run`` at once, each ``(args, env)`` as :func:`rtload_run` runs it: the
+    independent runs of one test cost the wall time of the longest, not the sum of all."""
+    procs = [
+        subprocess.Popen(
+            rtload_cmd("--out", str(tmp_path / "reports"), *args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        for args, env in runs
+    ]
+    limit = time.monotonic() + timeout
+    try:
+        outs = [proc.communicate(timeout=max(0.1, limit - time.monotonic())) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return [
+        subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        for proc, (out, err) in zip(procs, outs, strict=True)
+    ]
 
 
 def free_port() -> int:

@@ -24,7 +24,7 @@ from loadtest.locust.harness_paths import LOCUSTFILE
 from loadtest.records.writer import read_rows
 from tests.browser import rendered_dom
 
-from .conftest import FAST_MOCK, free_port, mock_args, responses, rtload_run, run_dir
+from .conftest import FAST_MOCK, free_port, mock_args, responses, rtload_runs, run_dir
 
 FAKE_KEY = "sk-rtload-FAKE-9d1c7e44b2a04f0d8e6b3c5a7f1e2d90"
 
@@ -97,6 +97,7 @@ def _of_run(path: Path) -> list[str]:
 
 
 @pytest.mark.e2e
+@pytest.mark.timing
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP], ids=["SIGKILL", "SIGHUP"])
 def test_killing_rtload_run_leaves_no_process_of_the_run(
     sig: int, tmp_path: Path, procs: list[subprocess.Popen]
@@ -114,7 +115,9 @@ def test_killing_rtload_run_leaves_no_process_of_the_run(
     assert _of_run(path)  # the search below does find this run's processes while they live
     os.kill(parent.pid, sig)
     parent.wait(timeout=10)
-    time.sleep(3)
+    limit = time.monotonic() + 3  # all gone within 3 s of the parent (polled, not slept)
+    while (_alive(family) or _of_run(path)) and time.monotonic() < limit:
+        time.sleep(0.1)
     assert _alive(family) == []
     assert _of_run(path) == []
     # the master closed the run directory on its way out, and says why the run stopped
@@ -123,6 +126,7 @@ def test_killing_rtload_run_leaves_no_process_of_the_run(
     assert responses(path)
 
 
+@pytest.mark.timing  # Locust's graceful stop must fit the launcher's grace
 @pytest.mark.e2e
 @pytest.mark.parametrize(
     ("how", "workers"), [("SIGTERM", 0), ("SIGTERM", 2), ("Ctrl-C", 2)], ids=["sigterm", "sigterm-workers", "ctrl-c"]
@@ -158,10 +162,13 @@ def test_sigterm_stops_rtload_run_gracefully_with_the_summary(
 def test_api_key_never_written(tmp_path: Path, mock_server) -> None:  # type: ignore[no-untyped-def]
     """A distinctive fake key, used for real against a mock that requires it, appears nowhere."""
     mock = mock_server(api_key=FAKE_KEY, truth_path=tmp_path / "truth.jsonl")
-    done = rtload_run(
-        tmp_path, "--target", mock.url, "--api-key-env", "RTLOAD_TEST_KEY", "--scenario", "quick_text",
-        "--users", "2", "--duration", "3s", "--run-id", "secret",
-        env={"RTLOAD_TEST_KEY": FAKE_KEY},
+    bad = "sk-rtload-WRONG-5b0c1d2e3f"
+    common = ["--target", mock.url, "--api-key-env", "RTLOAD_TEST_KEY", "--scenario", "quick_text"]
+    done, wrong = rtload_runs(  # the right key and a wrong one, at the same time
+        tmp_path,
+        ([*common, "--users", "2", "--duration", "3s", "--run-id", "secret"], {"RTLOAD_TEST_KEY": FAKE_KEY}),
+        ([*common, "--users", "1", "--duration", "2s", "--run-id", "wrong", "--reconnect-max", "1s"],
+         {"RTLOAD_TEST_KEY": bad}),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     path = run_dir(tmp_path, "secret")
@@ -173,12 +180,7 @@ def test_api_key_never_written(tmp_path: Path, mock_server) -> None:  # type: ig
     assert leaks == []
     assert FAKE_KEY not in done.stdout + done.stderr
     # a wrong key is refused by the mock and recorded as such, still without the key in any file
-    bad = "sk-rtload-WRONG-5b0c1d2e3f"
-    done = rtload_run(
-        tmp_path, "--target", mock.url, "--api-key-env", "RTLOAD_TEST_KEY", "--scenario", "quick_text",
-        "--users", "1", "--duration", "2s", "--run-id", "wrong", "--reconnect-max", "1s",
-        env={"RTLOAD_TEST_KEY": bad},
-    )  # fmt: skip
+    assert wrong.returncode == 0, wrong.stderr
     path = run_dir(tmp_path, "wrong")
     rows = responses(path)
     assert rows and {r["outcome"] for r in rows} == {"failed"}
@@ -194,28 +196,28 @@ def test_secrets_in_the_url_and_the_mocks_keys_are_never_written(tmp_path: Path,
     url_key, mock_key = "urlkey-7Q2w9E4r6T8y", "mockkey-3Z5x7C9v1B"
     mock = mock_server(api_key=url_key, truth_path=tmp_path / "truth.jsonl")
     target = f"{mock.url}/openai/v1/realtime?model=gpt-realtime&api-key={url_key}"
-    done = rtload_run(
-        tmp_path, "--target", target, "--provider", "azure", "--api-key-env", "RTLOAD_TEST_KEY",
-        "--scenario", "quick_text", "--users", "1", "--duration", "2s", "--run-id", "inurl",
-        env={"RTLOAD_TEST_KEY": url_key},
+    # the embedded mock, told to accept only a key the client does not send: every attempt fails
+    # (both runs at the same time)
+    done, embedded = rtload_runs(
+        tmp_path,
+        (["--target", target, "--provider", "azure", "--api-key-env", "RTLOAD_TEST_KEY",
+          "--scenario", "quick_text", "--users", "1", "--duration", "2s", "--run-id", "inurl"],
+         {"RTLOAD_TEST_KEY": url_key}),
+        ([*mock_args(f'auth.keys=["{mock_key}"]', "faults.server_error.rate=0.5"),
+          "--scenario", "quick_text", "--users", "1", "--duration", "2s", "--run-id", "mockkeys",
+          "--reconnect-max", "1s"], None),
     )  # fmt: skip
+    outputs = done.stdout + done.stderr + embedded.stdout + embedded.stderr
     assert done.returncode == 0, done.stderr
     path = run_dir(tmp_path, "inurl")
     assert responses(path) and all(r["outcome"] == "completed" for r in responses(path))
     run = json.loads((path / "run.json").read_text())
     assert run["options"]["target"].endswith("&api-key=***")
-    # the embedded mock, told to accept only a key the client does not send: every attempt fails
-    done = rtload_run(
-        tmp_path, *mock_args(f'auth.keys=["{mock_key}"]', "faults.server_error.rate=0.5"),
-        "--scenario", "quick_text", "--users", "1", "--duration", "2s", "--run-id", "mockkeys",
-        "--reconnect-max", "1s",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    assert embedded.returncode == 0, embedded.stderr
     mock_run = run_dir(tmp_path, "mockkeys")
     assert {r["reason"] for r in responses(mock_run)} == {"auth_rejected"}
     run = json.loads((mock_run / "run.json").read_text())
     assert "auth.keys=***" in run["options"]["mock_set"] and "auth.keys=***" in run["mock"]["overrides"]
-    outputs = done.stdout + done.stderr
     for folder in (path, mock_run):
         bundle = tmp_path / f"{folder.name}.zip"
         made = subprocess.run([sys.executable, "-m", "loadtest", "report", "failures", str(folder), "--bundle",

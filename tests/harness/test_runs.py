@@ -218,6 +218,7 @@ def test_soak_sessions_recycled_at_their_lifetime(tmp_path: Path) -> None:
     assert_agrees_with_truth(path)
 
 
+@pytest.mark.timing
 def test_a_worker_lost_mid_run_is_recorded_said_and_fails_the_run(
     tmp_path: Path, procs: list[subprocess.Popen]
 ) -> None:

@@ -117,6 +117,7 @@ def test_run_end_summary_and_fail_on_survive_a_corrupt_line(tmp_path: Path, caps
     assert read_run_json(run)["fail_on_crossed"] == ["failed = 1 (threshold failed>=1)"]
 
 
+@pytest.mark.timing
 def test_sigkill_keeps_rows_older_than_a_second(tmp_path: Path) -> None:
     """A writer process killed with SIGKILL loses at most the rows of its last flush interval."""
     run = tmp_path / "run"
@@ -401,6 +402,7 @@ def test_progress_line_leaves_out_the_users_of_lost_workers(tmp_path: Path) -> N
     assert " users 2 | 1 worker lost | responses 0" in tail.line()
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("death_signal", [None, signal.SIGKILL], ids=["watchdog", "pdeathsig"])
 def test_lifeline_ends_the_child_soon_after_its_parent(death_signal: int | None, tmp_path: Path) -> None:
     """A parent starts a child with the lifeline armed, then dies: the child ends within 2 s (the

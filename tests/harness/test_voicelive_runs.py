@@ -16,7 +16,7 @@ from loadtest.audio.fixtures import load_pcm
 from loadtest.records.schema import FAULT_EXPECTATIONS
 from loadtest.records.writer import read_rows
 
-from .conftest import assert_agrees_with_truth, mock_args, responses, rtload_run, run_dir
+from .conftest import assert_agrees_with_truth, mock_args, responses, rtload_run, rtload_runs, run_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -212,8 +212,11 @@ def test_new_connections_past_the_limit_get_429_and_retry_after_is_honoured(tmp_
 
 def test_compare_the_same_scenario_on_azure_openai_and_on_voice_live(tmp_path: Path) -> None:
     common = ["--scenario", "quick_text", "--users", "2", "--spawn-rate", "10", "--duration", "5s", "--no-summary"]
-    azure = rtload_run(tmp_path, *mock_args(), "--provider", "azure", "--run-id", "aoai", *common)
-    voicelive = rtload_run(tmp_path, *mock_args(), *VOICELIVE, "--deployment", "gpt-4.1", "--run-id", "vlive", *common)
+    azure, voicelive = rtload_runs(  # at the same time: each has its own mock, and B - A is what is compared
+        tmp_path,
+        ([*mock_args(), "--provider", "azure", "--run-id", "aoai", *common], None),
+        ([*mock_args(), *VOICELIVE, "--deployment", "gpt-4.1", "--run-id", "vlive", *common], None),
+    )
     assert azure.returncode == 0 and voicelive.returncode == 0, azure.stderr + voicelive.stderr
     a, b = run_dir(tmp_path, "aoai"), run_dir(tmp_path, "vlive")
     table = subprocess.run(

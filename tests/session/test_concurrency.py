@@ -16,6 +16,8 @@ import pytest
 from loadtest.session import concurrency
 from tests.support import run_child, timed_wait
 
+pytestmark = pytest.mark.timing  # make test runs these alone (they measure time)
+
 ROOT = Path(__file__).resolve().parents[2]
 LATE_S = 0.05  # the most a wake-up may be late on a busy machine (a broken wait is off by the whole timeout)
 EARLY_S = 0.002  # a gevent timer runs from the loop's cached time; that may be this stale

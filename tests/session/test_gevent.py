@@ -10,6 +10,8 @@ import pytest
 from tests.session.helpers import FAST_MOCK
 from tests.support import TLSProxy, run_child, self_signed
 
+pytestmark = pytest.mark.timing  # make test runs these alone (they measure time)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -16,6 +16,8 @@ import pytest
 from loadtest.session.runtime import SessionRuntime
 from tests.support import run_child
 
+pytestmark = pytest.mark.timing  # make test runs these alone (they measure time)
+
 ROOT = Path(__file__).resolve().parents[2]
 LATE_S = 0.05  # the most a frame may be late on a busy machine (a broken clock is off by 0.1-1.5 s)
 PROMPT_S = 0.03  # a woken clock's first frame
