@@ -256,13 +256,24 @@ def agreement(rows: list[dict[str, Any]], truth: list[dict[str, Any]]) -> dict[s
     }
 
 
-def one_run(label: str, target: str, mock_truth: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+def one_run(label: str, target: str, mock: Any, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     env = {**os.environ, PROXY_KEY_ENV: PROXY_KEY if label == "gateway" else BACKEND_KEY}
     rc = rtload_run(target, work / "reports", label, args, env)
     run_dir = work / "reports" / label
     rows = read_jsonl(run_dir / "responses.jsonl")
     sessions = read_jsonl(run_dir / "sessions.jsonl")
-    result = {"exit_code": rc, "target": target, "sessions": len(sessions), **agreement(rows, read_jsonl(mock_truth))}
+    try:  # how late the mock itself sent (a gap it did not plan, e.g. on a loaded machine, is not its fault's)
+        mock_lag_max_ms = mock.stats()["schedule_lag_ms"]["max"]
+    except (OSError, ValueError, KeyError):
+        mock_lag_max_ms = None
+    result = {
+        "exit_code": rc, "target": target, "sessions": len(sessions),
+        "max_delta_gap_ms_of_clean_responses": max(
+            (r.get("max_delta_gap_ms") or 0.0 for r in rows if r.get("outcome") == "completed"), default=None
+        ),
+        "mock_send_lag_max_ms": mock_lag_max_ms,
+        **agreement(rows, mock.truth()),
+    }  # fmt: skip
     print(
         f"{label}: {result['agree']} of {result['compared']} agree with the truth log "
         f"({result['agreement_pct']}%), {result['responses']} rows, {result['via_gateway']} via the gateway",
@@ -295,8 +306,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         direct = start_mock(profile="flaky", seed=SEED, truth_path=work / "truth_direct.jsonl",
                             api_key=BACKEND_KEY, overrides=MOCK_SET, log_path=work / "mock_direct.log")  # fmt: skip
         mocks.append(direct)
-        runs["direct"] = one_run("direct", f"{direct.url}/v1/realtime?model={BACKEND_MODEL}",
-                                 work / "truth_direct.jsonl", work, args)  # fmt: skip
+        runs["direct"] = one_run("direct", f"{direct.url}/v1/realtime?model={BACKEND_MODEL}", direct, work, args)
         # through the proxy, in front of a second mock with the same seed
         backend = start_mock(profile="flaky", seed=SEED, truth_path=work / "truth_gateway.jsonl",
                              api_key=BACKEND_KEY, overrides=MOCK_SET, log_path=work / "mock_gateway.log")  # fmt: skip
@@ -307,8 +317,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         started = time.monotonic()
         proxy = start_proxy(exe, config, port, work / "litellm.log")
         print(f"bench gateway: LiteLLM {version} ready on 127.0.0.1:{port} in {time.monotonic() - started:.0f} s")
-        runs["gateway"] = one_run("gateway", f"ws://127.0.0.1:{port}/v1/realtime?model={MODEL}",
-                                  work / "truth_gateway.jsonl", work, args)  # fmt: skip
+        runs["gateway"] = one_run("gateway", f"ws://127.0.0.1:{port}/v1/realtime?model={MODEL}", backend, work, args)
     finally:
         if proxy is not None:
             stop(proxy)
