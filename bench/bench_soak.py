@@ -100,25 +100,25 @@ def _by_minute(t: tuple[float, ...], rss: tuple[float, ...]) -> list[float]:
     return [round(float(np.median(rs[minute == m])), 1) for m in range(int(minute.max()) + 1) if (minute == m).any()]
 
 
-def _count_lines(path: Path) -> int:
-    if not path.exists():
-        return 0
-    with path.open("rb") as f:
-        return sum(1 for _ in f)
+def _rows(run_dir: Path, name: str, record_type: type, columns: list[str]) -> Any:
+    """A record file's rows as the reports read them: its Parquet segments (the writer rolls the
+    JSONL as the run goes) and its live JSONL."""
+    from loadtest.records.reader import read_frame
+
+    path = run_dir / f"{name}.jsonl"
+    frame, _ = read_frame(path, record_type, columns, [], cache=False)
+    return frame
+
+
+def _count(run_dir: Path, name: str, record_type: type) -> int:
+    return len(_rows(run_dir, name, record_type, ["outcome"] if name == "responses" else ["session_id"]))
 
 
 def _outcomes(run_dir: Path) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    path = run_dir / "responses.jsonl"
-    if path.exists():
-        with path.open("rb") as f:
-            for line in f:
-                try:
-                    outcome = json.loads(line).get("outcome") or "unknown"
-                except ValueError:
-                    continue
-                counts[outcome] = counts.get(outcome, 0) + 1
-    return counts
+    from loadtest.records.schema import ResponseRecord
+
+    frame = _rows(run_dir, "responses", ResponseRecord, ["outcome"])
+    return {str(k): int(v) for k, v in frame["outcome"].fillna("unknown").value_counts().items()}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -165,7 +165,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     elapsed = time.time() - started
     run_dir = out_dir / run_id
 
-    responses = _count_lines(run_dir / "responses.jsonl")
+    from loadtest.records.schema import ResponseRecord, SessionRecord
+
+    responses = _count(run_dir, "responses", ResponseRecord) if (run_dir / "run.json").exists() else 0
     if not responses:  # nothing ran (e.g. the workers never got going): keep the last figures
         raise RuntimeError(f"the soak recorded no responses (exit code {rc}); see {run_dir}/locust.log")
     health, users = _health(run_dir)
@@ -200,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "elapsed_s": round(elapsed, 1),
         "responses": responses,
         "users_per_worker_max": users,
-        "sessions_recorded": _count_lines(run_dir / "sessions.jsonl"),
+        "sessions_recorded": _count(run_dir, "sessions", SessionRecord),
         "outcomes": _outcomes(run_dir),
         "processes": processes,
         "goal_mb_per_h": GOAL_MB_PER_H,

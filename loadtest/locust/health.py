@@ -16,6 +16,8 @@ Locust process samples itself:
   (``receive_source``, ``SessionRuntime.figures.receive_lag.take``, from the kernel's arrival
   stamps); None when no read had a stamp (TLS connections, systems without ``SO_TIMESTAMP``).
 - CPU percent of this process (100 = one core) and resident memory from ``psutil``.
+- Once a minute it also hands the C allocator's free memory back to the system
+  (:func:`loadtest.locust.heap.release_free_memory`), so ``rss_mb`` measures what the process keeps.
 
 Runs as a greenlet under Locust (gevent) and as a thread elsewhere.
 """
@@ -31,6 +33,8 @@ from typing import Any
 
 import numpy as np
 import psutil
+
+from loadtest.locust.heap import release_free_memory, trim_every_s
 
 LATE_MS = 20.0  # a frame sent more than this after its slot is late (a fifth of a 100 ms frame)
 
@@ -92,6 +96,8 @@ class HealthSampler:
         self.interval_s = interval_s
         self.frame_source = frame_source
         self.probe = ClockProbe()
+        self.trim_every_s = trim_every_s()
+        self._last_trim = time.monotonic()
         self._process = psutil.Process(os.getpid())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -137,4 +143,7 @@ class HealthSampler:
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             with contextlib.suppress(Exception):  # health sampling must never take the run down
+                if self.trim_every_s and time.monotonic() - self._last_trim >= self.trim_every_s:
+                    self._last_trim = time.monotonic()
+                    release_free_memory()
                 self.emit(self.sample())

@@ -8,6 +8,16 @@ import sys
 import pytest
 
 from loadtest.mock.profile import ProfileError, format_override, load_profile, parse_override, profile_names
+from loadtest.session.config import SessionConfig
+
+
+def test_the_shortest_silence_a_profile_inserts_is_over_the_clients_threshold() -> None:
+    """The mock inserts silence in 100 ms deltas (gap_s rounded): a drawn 1.525 s gap was 1,500 ms, which is
+    not over the client's 1,500 ms, so a silence fault read as completed (bench/bench_gateway.py saw it)."""
+    threshold = SessionConfig().inner_silence_threshold_ms
+    for name in profile_names():
+        low = load_profile(name)["faults"]["silence"]["gap_s"][0]
+        assert round(low * 10) * 100.0 > threshold, (name, low)
 
 
 def test_shipped_profiles_load_and_differ() -> None:

@@ -26,6 +26,7 @@ import gevent  # noqa: E402
 from loadtest.protocol.targets import Target  # noqa: E402
 from loadtest.session.client import RealtimeSession  # noqa: E402
 from loadtest.session.config import SessionConfig  # noqa: E402
+from loadtest.session.runtime import process_runtime  # noqa: E402
 from loadtest.session.scenario import Scenario, Turn  # noqa: E402
 
 
@@ -56,12 +57,25 @@ def run_until(
 ) -> None:
     """``users`` greenlets, each running whole sessions one after another, until ``n`` more responses."""
     goal = sink.responses + n
+    figures = process_runtime().figures
 
     def user(i: int) -> None:
         while sink.responses < goal:
             RealtimeSession(target, scenario, config, sink, user_id=i).run()
 
+    def health() -> None:
+        # as the harness's health sampler does once a second: the process's lag figures hold the
+        # samples of one window only (left untaken, they grow by ~50 bytes a response up to a cap)
+        while True:
+            gevent.sleep(1.0)
+            figures.frame_lag.take()
+            figures.receive_lag.take()
+
+    sampler = gevent.spawn(health)
     gevent.joinall([gevent.spawn(user, i) for i in range(users)], timeout=240)
+    sampler.kill()
+    figures.frame_lag.take()
+    figures.receive_lag.take()
 
 
 def main() -> None:
