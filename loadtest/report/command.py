@@ -28,10 +28,23 @@ def _check_format(fmt: str) -> str:
 # compact=True (strings of few values as categoricals) where it measured better at 10M rows:
 # capacity, limits, soak and html (~30% less peak memory); summary and compare convert the
 # strings back (astype(str)), which made the summary's build 2.6x slower, so they read str.
+# "pandas": the reports read their rows into pandas frames as before they aggregated in DuckDB
+# (bench/bench_report.py measures both paths on the same data with it; not for everyday use)
+ENGINE_ENV = "RTLOAD_REPORT_ENGINE"
+
+
+def _pandas_engine() -> bool:
+    return os.environ.get(ENGINE_ENV) == "pandas"
+
+
 def _load(run: Path, no_cache: bool = False, **kwargs: Any) -> Any:
     import pyarrow as pa
 
     from loadtest.records.reader import RunDirError, read_run
+
+    if _pandas_engine() and "scan_responses" in kwargs:
+        wanted = kwargs.pop("scan_responses")
+        kwargs["response_columns"] = list(dict.fromkeys([*wanted, *(kwargs.get("response_columns") or [])]))
 
     # malloc, not Arrow's own pool: frames are built column by column, and memory Arrow frees
     # must be reusable by numpy (mimalloc keeps it), or the peak is the frame twice
@@ -104,7 +117,8 @@ def summary(
     from loadtest.report.summary import RESPONSE_COLUMNS, SESSION_COLUMNS, build_summary
 
     table = _prices(prices)
-    data = _load(run, no_cache, response_columns=RESPONSE_COLUMNS, session_columns=SESSION_COLUMNS)
+    # the responses aggregated in DuckDB where they lie (a day-long run fits); the sessions in pandas
+    data = _load(run, no_cache, scan_responses=RESPONSE_COLUMNS, session_columns=SESSION_COLUMNS)
     report = build_summary(data, table)
     _emit(report, fmt)
     if write:
@@ -188,7 +202,13 @@ def compare(
         raise typer.BadParameter(str(exc), param_hint="--slo") from None
 
     columns = [*RESPONSE_COLUMNS, *(c for c in TARGET_COLUMNS if c not in RESPONSE_COLUMNS)]
-    kw = {"response_columns": columns, "session_columns": SESSION_COLUMNS, "with_rate_limits": False}
+    # each side aggregated in DuckDB; the SLO verdicts (only with --slo) read the rows in pandas
+    kw = {
+        "scan_responses": columns,
+        "response_columns": RESPONSE_COLUMNS if clauses else None,
+        "session_columns": SESSION_COLUMNS,
+        "with_rate_limits": False,
+    }
     a = _load(run_a, no_cache, **kw)
     b = _load(run_b, no_cache, **kw)
     _emit(build_compare(a, b, clauses, level, table), fmt)
@@ -204,11 +224,21 @@ def failures(
 ) -> None:
     """Every non-completed response with its ids, error and request ids; --bundle zips the evidence."""
     _check_format(fmt)
-    from loadtest.report.failures import build_failures, failed_responses, failed_sessions_filter, write_bundle
+    from loadtest.records.schema import ResponseRecord, columns
+    from loadtest.report.failures import build_failures, failed_sessions_filter, select_failures, write_bundle
 
-    # only the rows the listing and the bundle hold (every column of them), so a huge run fits
-    where = {"response_where": failed_responses(), "session_where": failed_sessions_filter()}
-    data = _load(run, no_cache, with_rate_limits=False, with_health=False, **where)
+    # only the rows the listing and the bundle hold (every column of them), selected in DuckDB, so a huge run fits
+    if _pandas_engine():
+        from loadtest.report.failures import failed_responses
+
+        where = {"response_where": failed_responses(), "session_where": failed_sessions_filter()}
+        data = _load(run, no_cache, with_rate_limits=False, with_health=False, **where)
+    else:
+        data = _load(
+            run, no_cache, scan_responses=columns(ResponseRecord), with_rate_limits=False, with_health=False,
+            session_where=failed_sessions_filter(),
+        )  # fmt: skip
+        select_failures(data)
     report = build_failures(data)
     _emit(report, fmt)
     if bundle is not None:
@@ -228,7 +258,7 @@ def html(
     no_cache: bool = NO_CACHE,
 ) -> None:
     """One self-contained HTML report (inline SVG plots, no network needed to view it)."""
-    from loadtest.report.html import RESPONSE_COLUMNS, write_html
+    from loadtest.report.html import FRAME_COLUMNS, RESPONSE_COLUMNS, write_html
     from loadtest.report.slo import SloError, parse_slo
 
     level = _confidence(confidence)
@@ -237,7 +267,7 @@ def html(
         clauses = parse_slo(slo)
     except SloError as exc:
         raise typer.BadParameter(str(exc), param_hint="--slo") from None
-    data = _load(run, no_cache, response_columns=RESPONSE_COLUMNS, compact=True)
+    data = _load(run, no_cache, scan_responses=RESPONSE_COLUMNS, response_columns=FRAME_COLUMNS, compact=True)
     for warning in data.warnings:
         typer.echo(f"warning: {warning}", err=True)
     target = output if output is not None else data.path / "report.html"
@@ -262,7 +292,7 @@ def soak(
         seconds = parse_window(window)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--window") from None
-    data = _load(run, no_cache, response_columns=RESPONSE_COLUMNS, with_rate_limits=False, compact=True)
+    data = _load(run, no_cache, scan_responses=RESPONSE_COLUMNS, with_rate_limits=False)
     _emit(build_soak(data, seconds), fmt)
 
 
@@ -272,14 +302,14 @@ def register(app: typer.Typer) -> None:
         help="Reports on a run directory: summary, limits, capacity, compare, failures, html, soak.",
         no_args_is_help=True,
     )
-    from loadtest.report.memo import memoized
+    from loadtest.report.memo import memoized, memoized_page
 
     report_app.command("summary")(memoized("summary", summary))
     report_app.command("limits")(memoized("limits", limits))
     report_app.command("capacity")(memoized("capacity", capacity))
     report_app.command("compare")(memoized("compare", compare))
     report_app.command("failures")(memoized("failures", failures))
-    report_app.command("html")(html)  # writes a file: always built
+    report_app.command("html")(memoized_page("html", html))  # the page is kept as a file
     report_app.command("soak")(memoized("soak", soak))
     report_app.command("windows", hidden=True)(memoized("soak", soak))
     app.add_typer(report_app, name="report")

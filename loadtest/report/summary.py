@@ -9,6 +9,7 @@ import pandas as pd
 
 from loadtest.records.reader import RunData
 from loadtest.records.worker_loss import loss_line
+from loadtest.report import scanned, scanstats
 from loadtest.report.cost import USAGE_COLUMNS, PriceTable, cost_data, cost_words, load_prices, money
 from loadtest.report.memory import memory_note, memory_trends
 from loadtest.report.render import Report, Table, count, ms, num, pct
@@ -162,7 +163,8 @@ def _distinct(frame: pd.DataFrame, col: str) -> list[str]:
     return sorted(str(v) for v in frame[col].dropna().unique() if v)
 
 
-def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, Any]:
+def row_sections(data: RunData, prices: PriceTable) -> dict[str, Any]:
+    """The sections that scale with the rows, from the pandas frames (see scanned_sections)."""
     responses, sessions = data.responses, data.sessions
     start, end = time_span(data.run, responses, sessions)
     duration = (end - start) if start is not None and end is not None else None
@@ -173,6 +175,56 @@ def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, A
         frame = sessions if frame_name == "sessions" else responses
         latency[label] = percentiles(frame.get(col, []))
     return {
+        "span": (start, end, duration),
+        "responses": len(responses),
+        "targets": _distinct(responses, "target"),
+        "scenarios": _distinct(responses, "scenario"),
+        "outcomes": outcome_rates(responses),
+        "reasons": reason_rows(responses),
+        "latency_ms": latency,
+        "audio": audio_stats(responses),
+        "tokens": token_stats(responses, minutes),
+        "by_target": group_rows(responses, "target"),
+        "by_scenario": group_rows(responses, "scenario"),
+        "trends": reason_trends(steps) if len(steps) >= 2 else None,  # a step run only
+        "cost": cost_data(responses, sessions, prices, end),
+    }
+
+
+def scanned_sections(data: RunData, prices: PriceTable) -> dict[str, Any]:
+    """As :func:`row_sections`, aggregated in DuckDB over ``data.scan`` (a run of any size)."""
+    rows, sessions = data.scan, data.sessions
+    start, end = scanned.time_span(data.run, rows, sessions)
+    duration = (end - start) if start is not None and end is not None else None
+    minutes = duration / 60 if duration else None
+    latency = {}
+    for label, (frame_name, col) in LATENCIES.items():
+        if frame_name == "sessions":
+            latency[label] = percentiles(sessions.get(col, []))
+        else:
+            latency[label] = scanstats.percentiles(rows, col)
+    return {
+        "span": (start, end, duration),
+        "responses": rows.rows,
+        "targets": scanstats.distinct(rows, "target"),
+        "scenarios": scanstats.distinct(rows, "scenario"),
+        "outcomes": scanstats.outcome_rates(rows, total=rows.rows),
+        "reasons": scanstats.reason_rows(rows, total=rows.rows),
+        "latency_ms": latency,
+        "audio": scanned.audio_stats(rows),
+        "tokens": scanned.token_stats(rows, minutes),
+        "by_target": scanstats.group_rows(rows, "target"),
+        "by_scenario": scanstats.group_rows(rows, "scenario"),
+        "trends": scanned.step_trends(rows),
+        "cost": scanned.cost_data(rows, sessions, prices, end),
+    }
+
+
+def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, Any]:
+    table = prices or load_prices()
+    rows = scanned_sections(data, table) if data.scan is not None else row_sections(data, table)
+    start, end, duration = rows.pop("span")
+    return {
         "run": {
             "run_id": data.run_id,
             "path": str(data.path),
@@ -181,21 +233,21 @@ def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, A
             "t_start": start,
             "t_end": end,
             "duration_s": duration,
-            "responses": len(responses),
-            "sessions": len(sessions),
-            "targets": _distinct(responses, "target"),
-            "scenarios": _distinct(responses, "scenario"),
+            "responses": rows.pop("responses"),
+            "sessions": len(data.sessions),
+            "targets": rows.pop("targets"),
+            "scenarios": rows.pop("scenarios"),
         },
-        "outcomes": outcome_rates(responses),
-        "reasons": reason_rows(responses),
-        "latency_ms": latency,
-        "audio": audio_stats(responses),
-        "tokens": token_stats(responses, minutes),
-        "by_target": group_rows(responses, "target"),
-        "by_scenario": group_rows(responses, "scenario"),
+        "outcomes": rows["outcomes"],
+        "reasons": rows["reasons"],
+        "latency_ms": rows["latency_ms"],
+        "audio": rows["audio"],
+        "tokens": rows["tokens"],
+        "by_target": rows["by_target"],
+        "by_scenario": rows["by_scenario"],
         "health": health_stats(data.health),
-        "trends": reason_trends(steps) if len(steps) >= 2 else None,  # a step run only
-        "cost": cost_data(responses, sessions, prices or load_prices(), end),
+        "trends": rows["trends"],
+        "cost": rows["cost"],
         "memory": memory_trends(data.health),
     }
 
