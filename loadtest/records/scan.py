@@ -29,7 +29,7 @@ from loadtest.records import segments
 MEMORY_LIMIT = "1GB"  # DuckDB's own limit; past it, sorts and aggregates spill to disk
 VIEW = "rows"
 ORDER = "_ord"
-_PART_SHIFT = 40  # _ord = part position << 40 | row in the part
+_PART_STRIDE = 1 << 40  # _ord = part position * 2**40 + row in the part
 
 _DUCK_TYPES = {
     "string": "VARCHAR",
@@ -120,7 +120,7 @@ def build_view(
         ]
         listing = ", ".join("'" + str(p).replace("'", "''") + "'" for _, p, _ in files)
         cases = " ".join(f"WHEN '{p!s}' THEN {pos}" for pos, p, _ in files)
-        order = f"((CASE filename {cases} END) << {_PART_SHIFT}) + file_row_number AS {ORDER}"
+        order = f"CAST(CASE filename {cases} END AS BIGINT) * {_PART_STRIDE} + file_row_number AS {ORDER}"
         selects.append(
             f"SELECT {', '.join(cols)}, {order} FROM read_parquet([{listing}], union_by_name = true, "
             "filename = true, file_row_number = true)"
@@ -130,7 +130,7 @@ def build_view(
         con.register(name, table.append_column("__row", pa.array(np.arange(table.num_rows, dtype=np.int64))))
         registered.append(name)
         cols = [f"CAST({quote(f.name)} AS {duck_type(f.type)}) AS {quote(f.name)}" for f in schema]
-        order = f"({pos} << {_PART_SHIFT}) + __row AS {ORDER}"
+        order = f"CAST({pos} AS BIGINT) * {_PART_STRIDE} + __row AS {ORDER}"
         selects.append(f"SELECT {', '.join(cols)}, {order} FROM {name}")
     if not selects:
         cols = [f"CAST(NULL AS {duck_type(f.type)}) AS {quote(f.name)}" for f in schema]

@@ -106,10 +106,10 @@ def test_the_scan_holds_every_row_once_in_the_readers_order(runs) -> None:
     plain, rolled = runs
     assert len(segments.parts(rolled / RESPONSES_FILE)) >= 3
     assert any(not p.is_segment for p in segments.parts(rolled / RESPONSES_FILE))
-    expected = read_run(plain, response_columns=["response_id"]).responses["response_id"].tolist()
+    expected = read_run(plain, response_columns=["response_id"]).responses["response_id"].fillna("").tolist()
     for run in (plain, rolled):
         found, torn = open_scan(run / RESPONSES_FILE, ResponseRecord, ["response_id"], [])
-        got = [r[0] for r in found.fetchall("SELECT response_id FROM {v} ORDER BY _ord")]
+        got = [r[0] or "" for r in found.fetchall("SELECT response_id FROM {v} ORDER BY _ord")]
         assert got == expected and found.rows == len(expected) and not torn
 
 
