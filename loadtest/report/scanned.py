@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from loadtest.records.scan import Scan
+from loadtest.records.scan import Scan, quote
 from loadtest.report import scanstats
 from loadtest.report.cost import PRICE_KEYS, USAGE_COLUMNS, PriceTable, group_cost
 from loadtest.report.scanstats import num, text
@@ -26,10 +26,29 @@ from loadtest.report.trend import METHOD, count_trends
 
 def column(scan: Scan, expr: str, where: str = "true", dtype: Any = float) -> np.ndarray:
     """One value per row where ``where`` holds, in the rows' order (a numpy array)."""
-    got = scan.sql(f"SELECT {expr} AS x FROM {{v}} WHERE {where} ORDER BY _ord").fetchnumpy()["x"]
-    if isinstance(got, np.ma.MaskedArray):
-        got = got.astype(float).filled(np.nan) if dtype is float else got.filled(0)
-    return np.asarray(got, dtype=dtype)
+    return columns_of(scan, {"x": expr}, where, dtype)["x"]
+
+
+def columns_of(scan: Scan, exprs: dict[str, str], where: str = "true", dtype: Any = float) -> dict[str, np.ndarray]:
+    """Several values per row where ``where`` holds, in the rows' order, from one query."""
+    select = ", ".join(f"{e} AS {quote(k)}" for k, e in exprs.items())
+    got = scan.sql(f"SELECT {select} FROM {{v}} WHERE {where} ORDER BY _ord").fetchnumpy()
+    out = {}
+    for key in exprs:
+        x = got[key]
+        if isinstance(x, np.ma.MaskedArray):
+            x = x.astype(float).filled(np.nan) if dtype is float else x.filled(0)
+        out[key] = np.asarray(x, dtype=dtype)
+    return out
+
+
+def audio_specs() -> dict[str, tuple[str, str]]:
+    """The percentiles audio_stats needs (for scanstats.percentiles_many): label -> (value, where)."""
+    audio, gaps = f"coalesce({num('audio_ms')}, 0)", f"coalesce({num('max_delta_gap_ms')}, 0)"
+    return {"audio": (audio, f"{audio} > 0"), "gaps": (gaps, f"{audio} > 0")}
+
+
+AUDIO_QS = {"audio": (50, 95), "gaps": (95,)}
 
 
 def time_span(run: dict[str, Any], scan: Scan, sessions: pd.DataFrame) -> tuple[float | None, float | None]:
@@ -51,8 +70,8 @@ def time_span(run: dict[str, Any], scan: Scan, sessions: pd.DataFrame) -> tuple[
     return (float(start) if start is not None else None, float(end) if end is not None else None)
 
 
-def audio_stats(scan: Scan) -> dict[str, Any]:
-    """As ``summary.audio_stats``."""
+def audio_stats(scan: Scan, pct: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """As ``summary.audio_stats`` (``pct``: the percentiles of audio_specs, when computed already)."""
     if not scan.rows:
         return {"responses_with_audio": 0}
     audio, under = f"coalesce({num('audio_ms')}, 0)", f"coalesce({num('underrun_ms')}, 0)"
@@ -61,19 +80,20 @@ def audio_stats(scan: Scan) -> dict[str, Any]:
         f"SELECT count_if({audio} > 0), count_if({text('reason')} = 'audio_stall'), count_if({under} > 0), "
         f"max({longest}), max({gaps}) FROM {{v}}"
     )[0]
-    a = column(scan, audio, f"{audio} > 0")
-    pct = scanstats.percentiles_by(scan, audio, f"{audio} > 0", qs=(50, 95)).get(None)
-    gap = scanstats.percentiles_by(scan, gaps, f"{audio} > 0", qs=(95,)).get(None)
+    values = columns_of(scan, {"a": audio, "u": under})
+    a = values["a"][values["a"] > 0]
+    pct = pct or scanstats.percentiles_many(scan, audio_specs(), AUDIO_QS)
+    got, gap = pct["audio"], pct["gaps"]
     return {
         "responses_with_audio": int(with_audio),
         "audio_ms_mean": float(a.mean()) if a.size else None,
-        "audio_ms_p50": pct["p50"] if a.size and pct else None,
-        "audio_ms_p95": pct["p95"] if a.size and pct else None,
+        "audio_ms_p50": got["p50"] if a.size else None,
+        "audio_ms_p95": got["p95"] if a.size else None,
         "stalls": int(stalls),
         "responses_with_underrun": int(with_underrun),
-        "underrun_ms_total": float(column(scan, under).sum()),
+        "underrun_ms_total": float(values["u"].sum()),
         "longest_underrun_ms_max": float(longest_max),
-        "max_delta_gap_ms_p95": gap["p95"] if a.size and gap else None,
+        "max_delta_gap_ms_p95": gap["p95"] if a.size else None,
         "max_delta_gap_ms_max": float(gap_max),
     }
 
@@ -81,11 +101,14 @@ def audio_stats(scan: Scan) -> dict[str, Any]:
 def token_stats(scan: Scan, minutes: float | None) -> dict[str, Any]:
     """As ``summary.token_stats`` (token counts are whole numbers: their sums are exact in any order)."""
     out: dict[str, Any] = {}
+    names = [n for n in ("input_tokens", "output_tokens", "total_tokens") if scan.has(n)]
+    parts = [
+        f"sum({num(n)}) FILTER (WHERE isfinite({num(n)})), count(*) FILTER (WHERE isfinite({num(n)}))" for n in names
+    ]
+    got = scan.fetchall(f"SELECT {', '.join(parts)} FROM {{v}}")[0] if names else ()
+    sums = {n: ((got[2 * i] or 0.0), int(got[2 * i + 1])) for i, n in enumerate(names)}
     for name in ("input_tokens", "output_tokens", "total_tokens"):
-        total, n = 0.0, 0
-        if scan.has(name):
-            got = scan.fetchall(f"SELECT sum(x), count(x) FROM (SELECT {num(name)} AS x FROM {{v}}) WHERE isfinite(x)")
-            total, n = (got[0][0] or 0.0), int(got[0][1])
+        total, n = sums.get(name, (0.0, 0))
         out[name.removesuffix("_tokens")] = int(total)
         if name == "total_tokens":
             out["responses_with_usage"] = n

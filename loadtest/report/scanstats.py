@@ -122,6 +122,86 @@ def percentiles_by(
     return out
 
 
+def percentiles_many(
+    scan: Scan, specs: dict[str, tuple[str, str]], qs: dict[str, Sequence[float]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """:func:`percentiles_by` of several values at once, in two scans of the rows: ``specs`` maps a
+    label to (value SQL, where SQL), ``qs`` a label to its percentiles (default PERCENTILES)."""
+    qs = qs or {}
+    inside = {k: f"({w}) AND coalesce(isfinite({v}), false)" for k, (v, w) in specs.items()}
+    parts = [f"count(*) FILTER (WHERE {inside[k]}), max({v}) FILTER (WHERE {inside[k]})" for k, (v, _) in specs.items()]
+    got = scan.fetchall(f"SELECT {', '.join(parts)} FROM {{v}}")[0] if specs else ()
+    plans = {}
+    for i, label in enumerate(specs):
+        n = int(got[2 * i])
+        if n:
+            plans[label] = (n, got[2 * i + 1], positions(n, qs.get(label, PERCENTILES)))
+    wanted = {k: sorted({int(i) for i in (*lo, *hi)}) for k, (_, _, (lo, hi, _)) in plans.items()}
+    picks: dict[str, dict[int, float]] = {}
+    if plans:
+        aggs = [f"quantile_disc({specs[k][0]}, ?::DOUBLE[]) FILTER (WHERE {inside[k]})" for k in plans]
+        params = [[(i + 0.5) / plans[k][0] for i in wanted[k]] for k in plans]
+        row = scan.fetchall(f"SELECT {', '.join(aggs)} FROM {{v}}", params)[0]
+        picks = {k: dict(zip(wanted[k], row[j], strict=True)) for j, k in enumerate(plans)}
+    out = {}
+    for label in specs:
+        wanted_qs = qs.get(label, PERCENTILES)
+        if label not in plans:
+            out[label] = empty_percentiles(wanted_qs)
+            continue
+        n, mx, (lo, hi, gamma) = plans[label]
+        a = np.array([picks[label][int(i)] for i in lo], dtype=float)
+        b = np.array([picks[label][int(i)] for i in hi], dtype=float)
+        row_out: dict[str, Any] = {"n": n}
+        row_out.update({f"p{q:g}": float(v) for q, v in zip(wanted_qs, linear(a, b, gamma), strict=True)})
+        row_out["max"] = float(mx)
+        out[label] = row_out
+    return out
+
+
+def outcome_reasons(scan: Scan, where: str = "true") -> list[tuple[str, str, int, int]]:
+    """(outcome, reason, count, first row) of every pair, in one scan: what outcome_counts and
+    reason_rows are made of."""
+    if not scan.has("outcome"):
+        return []
+    reason = text("reason") if scan.has("reason") else "''"
+    rows = scan.fetchall(
+        f"SELECT {text('outcome')} AS o, {reason} AS r, count(*), min(_ord) FROM {{v}} WHERE {where} GROUP BY o, r"
+    )
+    return [(str(o), str(r), int(n), int(first)) for o, r, n, first in rows]
+
+
+def counts_of(pairs: list[tuple[str, str, int, int]]) -> dict[str, int]:
+    """outcome_counts from :func:`outcome_reasons`."""
+    by: dict[str, list[int]] = {}
+    for o, _, n, first in pairs:
+        got = by.setdefault(o, [0, first])
+        got[0] += n
+        got[1] = min(got[1], first)
+    ranked = sorted(by.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
+    counts = {o: n for o, (n, _) in ranked}
+    out = {o: counts.get(o, 0) for o in OUTCOMES}
+    for name, n in counts.items():
+        if name not in out:
+            out[name or "(none)"] = n
+    return out
+
+
+def rates_of(pairs: list[tuple[str, str, int, int]], total: int) -> dict[str, dict[str, Any]]:
+    """outcome_rates from :func:`outcome_reasons`."""
+    counts = counts_of(pairs)
+    out = {name: {"count": n, "rate_pct": rate(n, total)} for name, n in counts.items()}
+    bad = total - counts.get(COMPLETED, 0)
+    out["non_completed"] = {"count": bad, "rate_pct": rate(bad, total)}
+    return out
+
+
+def reasons_of(pairs: list[tuple[str, str, int, int]], total: int) -> list[dict[str, Any]]:
+    """reason_rows from :func:`outcome_reasons`."""
+    bad = sorted((p for p in pairs if p[0] != COMPLETED), key=lambda p: (-p[2], p[3]))
+    return [{"outcome": o, "reason": r or "(none)", "count": n, "rate_pct": rate(n, total)} for o, r, n, _ in bad]
+
+
 def empty_percentiles(qs: Sequence[float] = PERCENTILES) -> dict[str, Any]:
     return {"n": 0, **{f"p{q:g}": None for q in qs}, "max": None}
 
@@ -139,44 +219,20 @@ def count(scan: Scan, where: str = "true") -> int:
 
 def outcome_counts(scan: Scan, where: str = "true") -> dict[str, int]:
     """As ``stats.outcome_counts``: every known outcome (0 when absent), then any unknown ones."""
-    if not scan.has("outcome"):
-        return {o: 0 for o in OUTCOMES}
-    rows = scan.fetchall(
-        f"SELECT {text('outcome')} AS o, count(*) AS n, min(_ord) AS first FROM {{v}} WHERE {where} "
-        "GROUP BY o ORDER BY n DESC, first"
-    )
-    counts = {o: int(n) for o, n, _ in rows}
-    out = {o: counts.get(o, 0) for o in OUTCOMES}
-    for name, n in counts.items():
-        if name not in out:
-            out[name or "(none)"] = n
-    return out
+    return counts_of(outcome_reasons(scan, where))
 
 
 def outcome_rates(scan: Scan, where: str = "true", total: int | None = None) -> dict[str, dict[str, Any]]:
     """As ``stats.outcome_rates``: {outcome: {count, rate_pct}} plus ``non_completed``."""
-    counts = outcome_counts(scan, where)
-    total = count(scan, where) if total is None else total
-    out = {name: {"count": n, "rate_pct": rate(n, total)} for name, n in counts.items()}
-    bad = total - counts.get(COMPLETED, 0)
-    out["non_completed"] = {"count": bad, "rate_pct": rate(bad, total)}
-    return out
+    pairs = outcome_reasons(scan, where)
+    return rates_of(pairs, sum(p[2] for p in pairs) if total is None else total)
 
 
 def reason_rows(scan: Scan, where: str = "true", total: int | None = None) -> list[dict[str, Any]]:
     """As ``stats.reason_rows``: per (outcome, reason) of the non-completed attempts, most frequent
     first (ties in the order they were first seen)."""
-    if not scan.has("outcome"):
-        return []
-    total = count(scan, where) if total is None else total
-    reason = text("reason") if scan.has("reason") else "''"
-    rows = scan.fetchall(
-        f"SELECT {text('outcome')} AS o, {reason} AS r, count(*) AS n, min(_ord) AS first FROM {{v}} "
-        f"WHERE ({where}) AND {not_completed()} GROUP BY o, r ORDER BY n DESC, first"
-    )
-    return [
-        {"outcome": o, "reason": r or "(none)", "count": int(n), "rate_pct": rate(int(n), total)} for o, r, n, _ in rows
-    ]
+    pairs = outcome_reasons(scan, where)
+    return reasons_of(pairs, sum(p[2] for p in pairs) if total is None else total)
 
 
 def extent(scan: Scan, columns: Sequence[str]) -> list[float]:
@@ -204,18 +260,28 @@ def group_keys(scan: Scan, by: str) -> list[str]:
     return sorted(str(r[0]) for r in scan.fetchall(f"SELECT DISTINCT {text(by)} FROM {{v}}"))
 
 
-def group_rows(scan: Scan, by: str) -> list[dict[str, Any]]:
-    """As ``stats.group_rows``: per value of ``by``, attempts, outcome rates, ttfa/done p50 and p95."""
+def group_rows(scan: Scan, by: str, whole: tuple[dict, dict] | None = None) -> list[dict[str, Any]]:
+    """As ``stats.group_rows``: per value of ``by``, attempts, outcome rates, ttfa/done p50 and p95.
+    ``whole``: the run's outcome rates and {"ttfa", "done"} percentiles, used when there is one group."""
     if not scan.rows or not scan.has(by):
         return []
     key = text(by)
-    lat = {label: percentiles_by(scan, num(LATENCIES[label][1]), group=key) for label in ("ttfa", "done")}
+    keys = group_keys(scan, by)
+    if len(keys) == 1 and whole is not None:  # one group: the whole run's figures
+        lat_all = whole[1]
+        lat = {label: {keys[0]: lat_all[label]} for label in ("ttfa", "done")}
+    else:
+        lat = {label: percentiles_by(scan, num(LATENCIES[label][1]), group=key) for label in ("ttfa", "done")}
     out = []
-    for value in group_keys(scan, by):
+    for value in keys:
         where = f"{key} = '" + value.replace("'", "''") + "'"
-        total = count(scan, where)
+        if len(keys) == 1 and whole is not None:
+            total, rates = scan.rows, whole[0]
+        else:
+            pairs = outcome_reasons(scan, where)
+            total = sum(p[2] for p in pairs)
+            rates = rates_of(pairs, total)
         row: dict[str, Any] = {by: value or "(none)", "responses": total}
-        rates = outcome_rates(scan, where, total)
         for name in RATE_NAMES:
             row[f"{name}_pct"] = rates[name]["rate_pct"]
         for label in ("ttfa", "done"):

@@ -197,24 +197,28 @@ def scanned_sections(data: RunData, prices: PriceTable) -> dict[str, Any]:
     start, end = scanned.time_span(data.run, rows, sessions)
     duration = (end - start) if start is not None and end is not None else None
     minutes = duration / 60 if duration else None
-    latency = {}
-    for label, (frame_name, col) in LATENCIES.items():
-        if frame_name == "sessions":
-            latency[label] = percentiles(sessions.get(col, []))
-        else:
-            latency[label] = scanstats.percentiles(rows, col)
+    # every latency and the audio's percentiles in two scans, outcomes and reasons in one
+    specs = {label: (scanstats.num(col), "true") for label, (frame, col) in LATENCIES.items() if frame == "responses"}
+    pct = scanstats.percentiles_many(rows, {**specs, **scanned.audio_specs()}, scanned.AUDIO_QS)
+    latency = {
+        label: percentiles(sessions.get(col, [])) if frame_name == "sessions" else pct[label]
+        for label, (frame_name, col) in LATENCIES.items()
+    }
+    pairs = scanstats.outcome_reasons(rows)
+    outcomes = scanstats.rates_of(pairs, rows.rows)
+    whole = (outcomes, latency)
     return {
         "span": (start, end, duration),
         "responses": rows.rows,
         "targets": scanstats.distinct(rows, "target"),
         "scenarios": scanstats.distinct(rows, "scenario"),
-        "outcomes": scanstats.outcome_rates(rows, total=rows.rows),
-        "reasons": scanstats.reason_rows(rows, total=rows.rows),
+        "outcomes": outcomes,
+        "reasons": scanstats.reasons_of(pairs, rows.rows),
         "latency_ms": latency,
-        "audio": scanned.audio_stats(rows),
+        "audio": scanned.audio_stats(rows, pct),
         "tokens": scanned.token_stats(rows, minutes),
-        "by_target": scanstats.group_rows(rows, "target"),
-        "by_scenario": scanstats.group_rows(rows, "scenario"),
+        "by_target": scanstats.group_rows(rows, "target", whole),
+        "by_scenario": scanstats.group_rows(rows, "scenario", whole),
         "trends": scanned.step_trends(rows),
         "cost": scanned.cost_data(rows, sessions, prices, end),
     }
