@@ -1055,7 +1055,9 @@ def read_run(
             raise ValueError("scan_responses takes no time_range or response_where (filter in the query)")
         wanted = list(dict.fromkeys([*scan_responses, *(response_columns or [])]))
         found, torn_r = open_scan(run_dir / RESPONSES_FILE, ResponseRecord, wanted, warnings, cache=cache)
-        responses = scan_frame(found, list(response_columns or []), compact=compact)
+        responses = pd.DataFrame(index=pd.RangeIndex(0))
+        if response_columns:  # column by column, as without a scan (its warnings were said by the scan)
+            responses, _ = read_frame(run_dir / RESPONSES_FILE, ResponseRecord, response_columns, [], **opts)
         totals["rows"] = found.rows
     else:
         responses, torn_r = read_frame(

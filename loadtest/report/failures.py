@@ -96,6 +96,8 @@ def select_failures(data: RunData) -> None:
 
     cols = [f.name for f in data.scan.schema]
     data.responses = scan_frame(data.scan, cols, where=f"coalesce(outcome, '') <> '{COMPLETED}'")
+    data.scan.con.close()  # DuckDB's memory back before the rows become the listing
+    data.scan = None
 
 
 def _total(data: RunData) -> int:
