@@ -5,10 +5,12 @@ today's layout: Parquet segments of 50,000 rows (what the writer rolls at 64 MiB
 live JSONL tail, every contract column filled as the harness fills it (random ids, so the bytes on
 disk are honest). Every report command (and `compare` of the two runs) is timed twice, each in a
 fresh process: wall time, CPU time (user+sys, the fairer figure on a shared machine) and peak
-resident memory (ru_maxrss of the child). Also measured in the same sitting: the writer's cost per
-row with and without rolling, the bytes per row at rest, the two candidates for reading (pyarrow +
-pandas, which the reports use, against DuckDB SQL on the same segments, when duckdb is installed),
-and today's layout before rolling (one JSONL of 1,000,000 rows, read then from its Parquet cache).
+resident memory (ru_maxrss of the child, DuckDB's memory included). Also measured in the same
+sitting: the reports DuckDB aggregates timed again the way they read before it (every row's columns
+into pandas, ``RTLOAD_REPORT_ENGINE=pandas``, first read), the writer's cost per row with and without
+rolling, the bytes per row at rest, the two candidates on the summary's core alone (pyarrow + pandas
+against DuckDB SQL on the same segments), and today's layout before rolling (one JSONL of 1,000,000
+rows, read then from its Parquet cache).
 `python -m bench.bench_report --rows 1000000` for a smaller size. Goals: every report under 30 s,
 under 5 s again, under 2 GB; under 250 bytes a row at rest; the writer no slower.
 """
