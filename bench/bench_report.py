@@ -5,10 +5,12 @@ today's layout: Parquet segments of 50,000 rows (what the writer rolls at 64 MiB
 live JSONL tail, every contract column filled as the harness fills it (random ids, so the bytes on
 disk are honest). Every report command (and `compare` of the two runs) is timed twice, each in a
 fresh process: wall time, CPU time (user+sys, the fairer figure on a shared machine) and peak
-resident memory (ru_maxrss of the child). Also measured in the same sitting: the writer's cost per
-row with and without rolling, the bytes per row at rest, the two candidates for reading (pyarrow +
-pandas, which the reports use, against DuckDB SQL on the same segments, when duckdb is installed),
-and today's layout before rolling (one JSONL of 1,000,000 rows, read then from its Parquet cache).
+resident memory (ru_maxrss of the child, DuckDB's memory included). Also measured in the same
+sitting: the reports DuckDB aggregates timed again the way they read before it (every row's columns
+into pandas, ``RTLOAD_REPORT_ENGINE=pandas``, first read), the writer's cost per row with and without
+rolling, the bytes per row at rest, the two candidates on the summary's core alone (pyarrow + pandas
+against DuckDB SQL on the same segments), and today's layout before rolling (one JSONL of 1,000,000
+rows, read then from its Parquet cache).
 `python -m bench.bench_report --rows 1000000` for a smaller size. Goals: every report under 30 s,
 under 5 s again, under 2 GB; under 250 bytes a row at rest; the writer no slower.
 """
@@ -373,14 +375,15 @@ sys.exit(code)
 """
 
 
-def _timed(args: list[str]) -> dict[str, float]:
+def _timed(args: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
     """Wall time and peak resident memory of one report command in its own process."""
     started = time.perf_counter()
     # stdout thrown away: held here, a big output (failures) would grow this process, and a child's
     # ru_maxrss starts from its parent's resident size
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False
-    )
+        [sys.executable, "-c", _CHILD, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        check=False, env={**os.environ, **(env or {})},
+    )  # fmt: skip
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
@@ -557,6 +560,7 @@ def main(argv: list[str] | None = None) -> None:
             for attempt in ("first", "again"):
                 timings[f"{name}_{attempt}"] = _timed(["report", *argv_])
                 print(f"{name}_{attempt}: {timings[f'{name}_{attempt}']}", flush=True)
+        timings.update(pandas_path(run_a, run_b, tmp))
         duck = _duckdb_summary(run_a)
         if duck is not None:
             timings["candidate_duckdb_summary_core"] = duck
@@ -578,6 +582,20 @@ def main(argv: list[str] | None = None) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))
+
+
+# The reports DuckDB aggregates, timed again in the same sitting the way they read before it:
+# every row's columns into pandas (RTLOAD_REPORT_ENGINE=pandas), first read (nothing kept).
+PANDAS_PATH = ("summary", "soak", "failures", "html", "compare")
+
+
+def pandas_path(run_a: Path, run_b: Path, tmp: str) -> dict[str, dict[str, float]]:
+    out = {}
+    for name in PANDAS_PATH:
+        argv_ = [x.format(a=run_a, b=run_b, tmp=tmp) for x in REPORTS[name]]
+        out[f"{name}_pandas_first"] = _timed(["report", *argv_, "--no-cache"], {"RTLOAD_REPORT_ENGINE": "pandas"})
+        print(f"{name}_pandas_first: {out[f'{name}_pandas_first']}", flush=True)
+    return out
 
 
 def rerun(args: argparse.Namespace) -> None:

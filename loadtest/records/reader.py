@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from loadtest.records import segments
+from loadtest.records import scan, segments
 from loadtest.records.schema import (
     HEALTH_FILE,
     RATE_LIMITS_FILE,
@@ -119,12 +119,17 @@ class RunData:
     warnings: list[str] = field(default_factory=list)
     in_progress: bool = False
     response_total: int | None = None  # responses in the run, before any row selection
+    scan: Any = None  # read_run(scan=...): the responses as a DuckDB view (loadtest.records.scan.Scan)
 
     @property
     def run_id(self) -> str:
         rid = self.run.get("run_id")
         if rid:
             return str(rid)
+        if self.scan is not None and self.scan.has("run_id"):
+            first = self.scan.fetchall("SELECT run_id FROM {v} WHERE run_id IS NOT NULL ORDER BY _ord LIMIT 1")
+            if first:
+                return str(first[0][0])
         if len(self.responses) and "run_id" in self.responses and self.responses["run_id"].notna().any():
             return str(self.responses["run_id"].dropna().iloc[0])
         return self.path.name
@@ -544,6 +549,12 @@ def _version_warnings(table: pa.Table, name: str, extra: set[str], warnings: lis
     versions = table.column("schema_version").to_pandas()
     missing = int(versions.isna().sum())
     counts = versions.dropna().astype(int).value_counts()
+    version_warnings({int(k): int(v) for k, v in counts.items()}, missing, name, extra, warnings)
+
+
+def version_warnings(counts: dict[int, int], missing: int, name: str, extra: set[str], warnings: list[str]) -> None:
+    """The warnings about rows of another schema_version: ``counts`` rows per version, ``missing``
+    rows without one."""
     if missing:
         warnings.append(
             f"{name}: {missing} rows have no schema_version (written by an older rtload); "
@@ -928,6 +939,60 @@ def read_frame(
     return frame, got.torn
 
 
+def open_scan(
+    path: Path,
+    record_type: type,
+    columns: list[str] | None,
+    warnings: list[str],
+    *,
+    cache: bool = True,
+    con: Any = None,
+) -> tuple[Any, bool]:
+    """All rows of one record file as a DuckDB view (:mod:`loadtest.records.scan`) with ``columns``
+    (default: all) and ``schema_version``: the segments scanned by DuckDB where they lie, the JSONL
+    pieces read here (tolerantly, with their warnings, as :func:`read_table` reads them). Returns
+    the Scan and whether a torn last line showed the file is still being written."""
+    schema = arrow_schema(record_type, _with_version(columns))
+    con = con if con is not None else scan.connect()
+    files: list[tuple[int, Path, pa.Schema]] = []
+    tables: list[tuple[int, pa.Table]] = []
+    extra: set[str] = set()
+    rows = 0
+    pieces = segments.parts(path)
+    for pos, part in enumerate(pieces):
+        if part.is_segment:
+            got = scan.segment_schema(part.path, warnings)
+            if got is not None:
+                files.append((pos, part.path, got))
+                rows += pq.ParquetFile(part.path).metadata.num_rows
+            continue
+        rolled, _, more = _read_jsonl(part.path, record_type, schema, warnings, False)
+        tables.append((pos, rolled))
+        rows += rolled.num_rows
+        extra |= more
+    live, torn, more = _read_jsonl(path, record_type, schema, warnings, cache)
+    tables.append((len(pieces), live))
+    rows += live.num_rows
+    extra |= more
+    found = scan.Scan(con, schema, rows)
+    found._tables = scan.build_view(con, schema, files, tables)
+    if rows:
+        counts = dict(found.fetchall("SELECT schema_version, count(*) FROM {v} GROUP BY 1"))
+        missing = int(counts.pop(None, 0))
+        version_warnings({int(k): int(v) for k, v in sorted(counts.items())}, missing, path.name, extra, warnings)
+    return found, torn
+
+
+def scan_frame(found: Any, columns: list[str], *, where: str = "true", compact: bool = False) -> pd.DataFrame:
+    """``columns`` of the rows of a Scan where ``where`` (SQL) holds, in the reader's order, as
+    pandas (as :func:`read_frame` gives them)."""
+    if not columns:
+        return pd.DataFrame(index=pd.RangeIndex(0))
+    names = ", ".join(scan.quote(c) for c in columns)
+    table = found.arrow(f"SELECT {names} FROM {{v}} WHERE {where} ORDER BY _ord")
+    return to_frame(table.cast(pa.schema([found.schema.field(c) for c in columns])), compact=compact)
+
+
 def read_run_json(run_dir: Path, warnings: list[str]) -> dict[str, Any]:
     path = run_dir / RUN_FILE
     if not path.exists():
@@ -970,6 +1035,7 @@ def read_run(
     time_range: tuple[float | None, float | None] | None = None,
     response_where: Any = None,
     session_where: Any = None,
+    scan_responses: list[str] | None = None,
 ) -> RunData:
     """Read a run directory. Problems become ``warnings``; only a non-run path raises RunDirError.
 
@@ -978,21 +1044,36 @@ def read_run(
     ``t_trigger`` / ``t_start`` / ``t``) for a window, ``response_where=pyarrow.compute.field(
     "outcome") != "completed"`` for a selection. ``RunData.response_total`` counts the responses
     before ``response_where``.
+
+    ``scan_responses`` (column names) also opens the responses as a DuckDB view with those columns
+    (``RunData.scan``, scanned out of core: reports on huge runs aggregate there); ``responses``
+    then holds only ``response_columns`` (none when not given), read from that view.
     """
     run_dir = check_run_dir(Path(run_dir))
     warnings: list[str] = []
     run = read_run_json(run_dir, warnings)
     opts: dict[str, Any] = {"cache": cache, "compact": compact, "time_range": time_range}
     totals: dict[str, int] = {}
-    responses, torn_r = read_frame(
-        run_dir / RESPONSES_FILE,
-        ResponseRecord,
-        response_columns,
-        warnings,
-        where=response_where,
-        totals=totals,
-        **opts,
-    )
+    found = None
+    if scan_responses is not None:
+        if time_range is not None or response_where is not None:
+            raise ValueError("scan_responses takes no time_range or response_where (filter in the query)")
+        wanted = list(dict.fromkeys([*scan_responses, *(response_columns or [])]))
+        found, torn_r = open_scan(run_dir / RESPONSES_FILE, ResponseRecord, wanted, warnings, cache=cache)
+        responses = pd.DataFrame(index=pd.RangeIndex(0))
+        if response_columns:  # column by column, as without a scan (its warnings were said by the scan)
+            responses, _ = read_frame(run_dir / RESPONSES_FILE, ResponseRecord, response_columns, [], **opts)
+        totals["rows"] = found.rows
+    else:
+        responses, torn_r = read_frame(
+            run_dir / RESPONSES_FILE,
+            ResponseRecord,
+            response_columns,
+            warnings,
+            where=response_where,
+            totals=totals,
+            **opts,
+        )
     sessions, torn_s = read_frame(
         run_dir / SESSIONS_FILE, SessionRecord, session_columns, warnings, where=session_where, **opts
     )
@@ -1022,6 +1103,7 @@ def read_run(
         warnings=warnings,
         in_progress=in_progress,
         response_total=totals.get("rows", len(responses)),
+        scan=found,
     )
 
 

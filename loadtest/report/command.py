@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -36,9 +37,21 @@ def _system_pool() -> None:
 # compact=True (strings of few values as categoricals) where it measured better at 10M rows:
 # capacity, limits, soak and html (~30% less peak memory); summary and compare convert the
 # strings back (astype(str)), which made the summary's build 2.6x slower, so they read str.
+# "pandas": the reports read their rows into pandas frames as before they aggregated in DuckDB
+# (bench/bench_report.py measures both paths on the same data with it; not for everyday use)
+ENGINE_ENV = "RTLOAD_REPORT_ENGINE"
+
+
+def _pandas_engine() -> bool:
+    return os.environ.get(ENGINE_ENV) == "pandas"
+
+
 def _load(run: Path, no_cache: bool = False, **kwargs: Any) -> Any:
     from loadtest.records.reader import RunDirError, read_run
 
+    if _pandas_engine() and "scan_responses" in kwargs:
+        wanted = kwargs.pop("scan_responses")
+        kwargs["response_columns"] = list(dict.fromkeys([*wanted, *(kwargs.get("response_columns") or [])]))
     _system_pool()
     cache = not no_cache and not os.environ.get("RTLOAD_NO_CACHE")
     try:
@@ -123,8 +136,13 @@ def summary(
     from loadtest.report.summary import RESPONSE_COLUMNS, SESSION_COLUMNS, build_summary
 
     table = _prices(prices)
-    columns = [*RESPONSE_COLUMNS, *_optional(run, no_cache)]
-    data = _load(run, no_cache, response_columns=columns, session_columns=SESSION_COLUMNS)
+    # the responses aggregated in DuckDB where they lie (a day-long run fits); the sessions in pandas;
+    # the optional sections (function calls, transcription) read their own columns, only when present
+    extra = _optional(run, no_cache)
+    data = _load(
+        run, no_cache, scan_responses=[*RESPONSE_COLUMNS, "transport"],
+        response_columns=[*RESPONSE_COLUMNS, *extra] if extra else None, session_columns=SESSION_COLUMNS,
+    )  # fmt: skip
     report = build_summary(data, table)
     _emit(report, fmt)
     if write:
@@ -214,23 +232,34 @@ def compare(
 
     columns = [*RESPONSE_COLUMNS, *(c for c in TARGET_COLUMNS if c not in RESPONSE_COLUMNS)]
     session_columns = [*SESSION_COLUMNS, *(["transport"] if "transport" not in SESSION_COLUMNS else [])]
-    kw = {"session_columns": session_columns, "with_rate_limits": False}
 
-    def columns_of(run: Path) -> list[str]:
-        return list(dict.fromkeys([*columns, *_optional(run, no_cache)]))
+    def kw_of(run: Path) -> dict[str, Any]:
+        # each side aggregated in DuckDB; the rows in pandas only for what needs them: the SLO
+        # verdicts (with --slo), the optional sections (function calls, transcription) and --by
+        extra = _optional(run, no_cache)
+        frame = [*RESPONSE_COLUMNS, *extra] if (clauses or extra or by) else None
+        if by:
+            frame = list(dict.fromkeys([*columns, *extra]))
+        return {
+            "scan_responses": columns,
+            "response_columns": frame,
+            "session_columns": session_columns,
+            "with_rate_limits": False,
+        }
 
     if by:
         if run_b is not None:
             raise typer.BadParameter("--by compares the halves of one run: give one run directory", param_hint="--by")
-        try:
-            a, b = split_by(_load(run_a, no_cache, response_columns=columns_of(run_a), **kw), by)
+        try:  # (split in pandas: each half's aggregates from its rows, not from the whole run's scan)
+            whole = _load(run_a, no_cache, **kw_of(run_a))
+            a, b = split_by(dataclasses.replace(whole, scan=None), by)
         except SplitError as exc:
             raise typer.BadParameter(str(exc), param_hint="--by") from None
     else:
         if run_b is None:
             raise typer.BadParameter("give two run directories (or one and --by transport)", param_hint="RUN_B")
-        a = _load(run_a, no_cache, response_columns=columns_of(run_a), **kw)
-        b = _load(run_b, no_cache, response_columns=columns_of(run_b), **kw)
+        a = _load(run_a, no_cache, **kw_of(run_a))
+        b = _load(run_b, no_cache, **kw_of(run_b))
     _emit(build_compare(a, b, clauses, level, table), fmt)
 
 
@@ -244,11 +273,21 @@ def failures(
 ) -> None:
     """Every non-completed response with its ids, error and request ids; --bundle zips the evidence."""
     _check_format(fmt)
-    from loadtest.report.failures import build_failures, failed_responses, failed_sessions_filter, write_bundle
+    from loadtest.records.schema import ResponseRecord, columns
+    from loadtest.report.failures import build_failures, failed_sessions_filter, select_failures, write_bundle
 
-    # only the rows the listing and the bundle hold (every column of them), so a huge run fits
-    where = {"response_where": failed_responses(), "session_where": failed_sessions_filter()}
-    data = _load(run, no_cache, with_rate_limits=False, with_health=False, **where)
+    # only the rows the listing and the bundle hold (every column of them), selected in DuckDB, so a huge run fits
+    if _pandas_engine():
+        from loadtest.report.failures import failed_responses
+
+        where = {"response_where": failed_responses(), "session_where": failed_sessions_filter()}
+        data = _load(run, no_cache, with_rate_limits=False, with_health=False, **where)
+    else:
+        data = _load(
+            run, no_cache, scan_responses=columns(ResponseRecord), with_rate_limits=False, with_health=False,
+            session_where=failed_sessions_filter(),
+        )  # fmt: skip
+        select_failures(data)
     report = build_failures(data)
     _emit(report, fmt)
     if bundle is not None:
@@ -268,7 +307,7 @@ def html(
     no_cache: bool = NO_CACHE,
 ) -> None:
     """One self-contained HTML report (inline SVG plots, no network needed to view it)."""
-    from loadtest.report.html import RESPONSE_COLUMNS, write_html
+    from loadtest.report.html import FRAME_COLUMNS, RESPONSE_COLUMNS, write_html
     from loadtest.report.slo import SloError, parse_slo
 
     level = _confidence(confidence)
@@ -277,7 +316,8 @@ def html(
         clauses = parse_slo(slo)
     except SloError as exc:
         raise typer.BadParameter(str(exc), param_hint="--slo") from None
-    data = _load(run, no_cache, response_columns=[*RESPONSE_COLUMNS, *_optional(run, no_cache)], compact=True)
+    extra = _optional(run, no_cache)
+    data = _load(run, no_cache, scan_responses=RESPONSE_COLUMNS, response_columns=[*FRAME_COLUMNS, *extra], compact=True)
     for warning in data.warnings:
         typer.echo(f"warning: {warning}", err=True)
     target = output if output is not None else data.path / "report.html"
@@ -302,7 +342,7 @@ def soak(
         seconds = parse_window(window)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--window") from None
-    data = _load(run, no_cache, response_columns=RESPONSE_COLUMNS, with_rate_limits=False, compact=True)
+    data = _load(run, no_cache, scan_responses=RESPONSE_COLUMNS, with_rate_limits=False)
     _emit(build_soak(data, seconds), fmt)
 
 
@@ -312,14 +352,14 @@ def register(app: typer.Typer) -> None:
         help="Reports on a run directory: summary, limits, capacity, compare, failures, html, soak.",
         no_args_is_help=True,
     )
-    from loadtest.report.memo import memoized
+    from loadtest.report.memo import memoized, memoized_page
 
     report_app.command("summary")(memoized("summary", summary))
     report_app.command("limits")(memoized("limits", limits))
     report_app.command("capacity")(memoized("capacity", capacity))
     report_app.command("compare")(memoized("compare", compare))
     report_app.command("failures")(memoized("failures", failures))
-    report_app.command("html")(html)  # writes a file: always built
+    report_app.command("html")(memoized_page("html", html))  # the page is kept as a file
     report_app.command("soak")(memoized("soak", soak))
     report_app.command("windows", hidden=True)(memoized("soak", soak))
     app.add_typer(report_app, name="report")

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats as sps
 
 from loadtest.records.reader import RunData
-from loadtest.report import function_calls, transcription
+from loadtest.report import function_calls, scanned, scanstats, transcription
 from loadtest.report.confidence import DEFAULT_CONFIDENCE, rate_interval_pct
 from loadtest.report.cost import PriceTable, cost_data, cost_words, load_prices, money
 from loadtest.report.render import Report, Table, count, ms, num, pct
@@ -125,8 +125,26 @@ def extra_section(
 
 def _latency_values(data: RunData, label: str) -> np.ndarray:
     frame_name, col = LATENCIES[label]
+    if frame_name == "responses" and data.scan is not None:  # one column of a huge run: 8 bytes a row
+        return finite(scanned.column(data.scan, scanstats.num(col))) if data.scan.has(col) else np.array([])
     frame = data.sessions if frame_name == "sessions" else data.responses
     return finite(frame[col]) if col in frame else np.array([])
+
+
+def _side(data: RunData) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+    """Outcome rates, reason rows and attempts of one run (in DuckDB when it was scanned)."""
+    if data.scan is not None:
+        n = data.scan.rows
+        return scanstats.outcome_rates(data.scan, total=n), scanstats.reason_rows(data.scan, total=n), n
+    return outcome_rates(data.responses), reason_rows(data.responses), len(data.responses)
+
+
+def _cost(run: RunData, table: PriceTable) -> dict[str, Any]:
+    if run.scan is not None:
+        return scanned.cost_data(run.scan, run.sessions, table, scanned.time_span(run.run, run.scan, run.sessions)[1])
+    return cost_data(run.responses, run.sessions, table, time_span(run.run, run.responses, run.sessions)[1])
+
+
 
 
 TARGET_COLUMNS = ("provider", "deployment", "model_class", "transport")  # what what_ran() and the Runs table read
@@ -173,6 +191,8 @@ def what_ran(data: RunData) -> str:
     frame = data.responses
 
     def values(col: str) -> str:
+        if data.scan is not None:
+            return ",".join(v for v in scanstats.distinct(data.scan, col))
         if col not in frame:
             return ""
         return ",".join(sorted({str(v) for v in frame[col].dropna() if str(v)}))
@@ -191,8 +211,7 @@ def compare_data(
     confidence: float = DEFAULT_CONFIDENCE,
     prices: PriceTable | None = None,
 ) -> dict[str, Any]:
-    ra, rb = outcome_rates(a.responses), outcome_rates(b.responses)
-    na, nb = len(a.responses), len(b.responses)
+    (ra, reasons_a, na), (rb, reasons_b, nb) = _side(a), _side(b)
     outcomes = []
     names = list(dict.fromkeys([*RATE_NAMES, *ra, *rb]))
     for name in names:
@@ -200,8 +219,8 @@ def compare_data(
         kb = rb.get(name, {"count": 0})["count"]
         outcomes.append(rate_row("outcome", name, ka, na, kb, nb, confidence))
     reasons = []
-    ra_reasons = {(r["outcome"], r["reason"]): r["count"] for r in reason_rows(a.responses)}
-    rb_reasons = {(r["outcome"], r["reason"]): r["count"] for r in reason_rows(b.responses)}
+    ra_reasons = {(r["outcome"], r["reason"]): r["count"] for r in reasons_a}
+    rb_reasons = {(r["outcome"], r["reason"]): r["count"] for r in reasons_b}
     # most frequent (both runs together) first; ties by (outcome, reason), not by set order
     for key in sorted(
         set(ra_reasons) | set(rb_reasons), key=lambda k: (-(ra_reasons.get(k, 0) + rb_reasons.get(k, 0)), k)
@@ -235,10 +254,7 @@ def compare_data(
             "b": judge_group(clauses, b.responses, b.sessions, confidence),
         }
     table = prices or load_prices()
-    cost = {
-        side: cost_data(run.responses, run.sessions, table, time_span(run.run, run.responses, run.sessions)[1])
-        for side, run in (("a", a), ("b", b))
-    }
+    cost = {side: _cost(run, table) for side, run in (("a", a), ("b", b))}
     return {
         "confidence": confidence,
         "slo": slo,

@@ -136,7 +136,8 @@ def response_costs(responses: pd.DataFrame, table: PriceTable) -> tuple[np.ndarr
     return cost, {"no_usage": int((~has_usage).sum()), "unknown_models": unknown}
 
 
-def _group(costs: np.ndarray, sessions: pd.DataFrame, end: float | None) -> dict[str, Any]:
+def group_cost(costs: np.ndarray, sessions: pd.DataFrame, end: float | None) -> dict[str, Any]:
+    """Cost, priced rows and cost per response / session-minute of one group's row costs."""
     priced = np.isfinite(costs)
     total = float(costs[priced].sum()) if priced.any() else 0.0
     minutes = session_minutes(sessions, end)
@@ -159,7 +160,7 @@ def cost_data(responses: pd.DataFrame, sessions: pd.DataFrame, table: PriceTable
         "estimate": True,
         "prices": {"path": table.path, "date": table.date, "currency": table.currency},
         "unpriced": unpriced,
-        "total": _group(costs, sessions, end),
+        "total": group_cost(costs, sessions, end),
     }
     for by in ("target", "scenario"):
         rows = []
@@ -167,7 +168,7 @@ def cost_data(responses: pd.DataFrame, sessions: pd.DataFrame, table: PriceTable
             codes, keys = pd.factorize(responses[by].fillna("").astype(str), sort=True)
             s_keys = sessions[by].fillna("").astype(str) if by in sessions else pd.Series("", index=sessions.index)
             for code, key in enumerate(keys):
-                group = _group(costs[codes == code], sessions[s_keys == key], end)
+                group = group_cost(costs[codes == code], sessions[s_keys == key], end)
                 rows.append({by: key or "(none)", **group})
         out[f"by_{by}"] = rows
     return out

@@ -89,6 +89,17 @@ def failed_sessions_filter() -> Any:
     return (status.is_valid() & (status != 101)) | (pc.field("ended_by") == "handshake_failed")
 
 
+def select_failures(data: RunData) -> None:
+    """``data.responses`` := every column of the responses that did not complete, selected in
+    DuckDB over ``data.scan`` (as ``read_run(response_where=failed_responses())`` gives them)."""
+    from loadtest.records.reader import scan_frame
+
+    cols = [f.name for f in data.scan.schema]
+    data.responses = scan_frame(data.scan, cols, where=f"coalesce(outcome, '') <> '{COMPLETED}'")
+    data.scan.con.close()  # DuckDB's memory back before the rows become the listing
+    data.scan = None
+
+
 def _total(data: RunData) -> int:
     return data.response_total if data.response_total is not None else len(data.responses)
 

@@ -38,6 +38,13 @@ RESPONSE_COLUMNS = sorted(
     }
 )
 
+# The columns the page reads in pandas (capacity, limits and the plots); the summary and soak
+# sections aggregate every RESPONSE_COLUMNS column in DuckDB (read_run(scan_responses=...)).
+FRAME_COLUMNS = sorted(
+    {*CAPACITY_COLUMNS, *LIMITS_COLUMNS, "t_trigger", "t_done", "outcome", "ttfa_ms", "done_ms", "audio_ms",
+     "max_delta_gap_ms", "longest_underrun_ms"}
+)  # fmt: skip
+
 CSS = """
 body { font-family: -apple-system, "Segoe UI", "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 0;
        color: #222; background: #fafafa; }

@@ -6,7 +6,8 @@ the command line, the run directory's record files and rtload's own code, so it 
 command and its options; the code's files): the same command on the same run prints the same
 output at once, and any change (a row appended, a segment rolled, another option, another rtload)
 is a new key. Live runs are not kept (they change anyway). ``--no-cache`` / ``RTLOAD_NO_CACHE``
-skip it; commands that write files (``html``, ``--bundle``, ``--write``) are never kept.
+skip it; commands that write files (``--bundle``, ``--write``) are never kept, but the ``html``
+page is (:func:`memoized_page`: kept as a file and written to the target again).
 """
 
 from __future__ import annotations
@@ -118,6 +119,47 @@ def memoized(command: str, func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def memoized_page(command: str, func: Callable[..., Any], output: str = "output", default: str = "report.html"):
+    """``func`` (a command that writes one file, ``html``) writing the run's kept page when nothing
+    changed: the file is kept beside the outputs (``<key>.page``) and copied to the target again."""
+
+    @functools.wraps(func)
+    def wrapper(**options: Any) -> Any:
+        runs = [Path(options[k]) for k in RUN_ARGS if options.get(k) is not None]
+        skip = options.get("no_cache") or os.environ.get("RTLOAD_NO_CACHE")
+        if skip or not runs or not all(r.is_dir() and _finished(r) for r in runs):
+            return func(**options)
+        target = Path(options[output]) if options.get(output) is not None else runs[0] / default
+        try:
+            key = _key(command, options, runs)
+        except OSError:
+            return func(**options)
+        entry = runs[0] / CACHE_DIR / f"{key}.json"
+        page = entry.with_suffix(".page")
+        with contextlib.suppress(OSError, orjson.JSONDecodeError, KeyError, TypeError):
+            kept = orjson.loads(entry.read_bytes())
+            body = page.read_bytes()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_bytes(body)
+            os.replace(tmp, target)
+            sys.stderr.write(kept["err"])
+            sys.stdout.write(kept["out"])
+            return None
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(_Tee(sys.stdout, out)), contextlib.redirect_stderr(_Tee(sys.stderr, err)):
+            result = func(**options)
+        with contextlib.suppress(OSError):
+            entry.parent.mkdir(exist_ok=True)
+            tmp_page = page.with_name(f".{page.name}.tmp")
+            tmp_page.write_bytes(target.read_bytes())
+            os.replace(tmp_page, page)
+            _keep(entry, out.getvalue(), err.getvalue())
+        return result
+
+    return wrapper
+
+
 def _keep(entry: Path, out: str, err: str) -> None:
     """Write the entry (temporary name, then rename); a run directory we cannot write is fine."""
     with contextlib.suppress(OSError):
@@ -128,3 +170,4 @@ def _keep(entry: Path, out: str, err: str) -> None:
         kept = sorted(entry.parent.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
         for old in kept[:-MAX_ENTRIES]:
             old.unlink(missing_ok=True)
+            old.with_suffix(".page").unlink(missing_ok=True)

@@ -22,8 +22,10 @@ import pandas as pd
 from scipy import stats as sps
 
 from loadtest.records.reader import RunData
+from loadtest.report import scanned
 from loadtest.report.memory import memory_note, memory_table, memory_trends
 from loadtest.report.render import Report, Table, count, ms, num, pct
+from loadtest.report.soak_scan import scan_windows
 from loadtest.report.stats import finite, outcome_rates, time_span
 
 RESPONSE_COLUMNS = ["outcome", "reason", "t_trigger", "t_done", "ttfa_ms", "done_ms"]
@@ -52,19 +54,15 @@ def window_index(t: np.ndarray, start: float, seconds: float) -> np.ndarray:
     return idx
 
 
-def soak_data(data: RunData, seconds: float) -> dict[str, Any]:
+def _window_rows(data: RunData, start: float, seconds: float) -> tuple[list[dict[str, Any]], Any]:
+    """Per window (pandas): its row and a function giving a window's finite values of a column."""
     r = data.responses
-    start, _ = time_span(data.run, r, data.sessions)
-    memory = memory_trends(data.health)
-    rows: list[dict[str, Any]] = []
-    drift: dict[str, Any] = {}
-    if r.empty or start is None:
-        return {"run_id": data.run_id, "window_s": seconds, "windows": rows, "drift": None, "memory": memory}
     t = pd.to_numeric(r["t_trigger"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     have = np.isfinite(t)
     frame = r[have]
     idx = window_index(t[have], start, seconds)
     groups = {int(k): g for k, g in frame.groupby(idx, sort=True)}
+    rows = []
     for k, g in groups.items():
         rates = outcome_rates(g)
         ttfa, done = finite(g["ttfa_ms"]), finite(g["done_ms"])
@@ -82,9 +80,24 @@ def soak_data(data: RunData, seconds: float) -> dict[str, Any]:
                 "done_p95": float(np.percentile(done, 95)) if done.size else None,
             }
         )
+    return rows, lambda k, col: finite(groups[k][col])
+
+
+def soak_data(data: RunData, seconds: float) -> dict[str, Any]:
+    scan = data.scan
+    if scan is not None:
+        start, _ = scanned.time_span(data.run, scan, data.sessions)
+    else:
+        start, _ = time_span(data.run, data.responses, data.sessions)
+    memory = memory_trends(data.health)
+    rows: list[dict[str, Any]] = []
+    drift: dict[str, Any] = {}
+    empty = not scan.rows if scan is not None else data.responses.empty
+    if empty or start is None:
+        return {"run_id": data.run_id, "window_s": seconds, "windows": rows, "drift": None, "memory": memory}
+    rows, values = _window_rows(data, start, seconds) if scan is None else scan_windows(scan, start, seconds)
     if len(rows) < 2:
         return {"run_id": data.run_id, "window_s": seconds, "windows": rows, "drift": None, "memory": memory}
-    first, last = groups[rows[0]["window"]], groups[rows[-1]["window"]]
     f0, f1 = rows[0], rows[-1]
     p_fail = float(
         sps.fisher_exact(
@@ -103,7 +116,7 @@ def soak_data(data: RunData, seconds: float) -> dict[str, Any]:
         "drift": bool(p_fail < DRIFT_ALPHA and f1["non_completed_pct"] > f0["non_completed_pct"]),
     }
     for label, col in (("ttfa", "ttfa_ms"), ("done", "done_ms")):
-        a, b = finite(first[col]), finite(last[col])
+        a, b = values(f0["window"], col), values(f1["window"], col)
         if a.size and b.size:
             p = float(sps.mannwhitneyu(a, b, alternative="two-sided").pvalue)
             med_a, med_b = float(np.median(a)), float(np.median(b))

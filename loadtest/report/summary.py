@@ -9,11 +9,12 @@ import pandas as pd
 
 from loadtest.records.reader import RunData
 from loadtest.records.worker_loss import loss_line
+from loadtest.report import scanned, scanstats
 from loadtest.report.cost import USAGE_COLUMNS, PriceTable, cost_data, cost_words, load_prices, money
 from loadtest.report.function_calls import function_call_data, function_call_tables
 from loadtest.report.memory import memory_note, memory_trends
 from loadtest.report.render import Report, Table, count, ms, num, pct
-from loadtest.report.sections import transports
+from loadtest.report.sections import WEBSOCKET, transports
 from loadtest.report.stats import (
     LATENCIES,
     LATENCY_TITLES,
@@ -166,7 +167,8 @@ def _distinct(frame: pd.DataFrame, col: str) -> list[str]:
     return sorted(str(v) for v in frame[col].dropna().unique() if v)
 
 
-def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, Any]:
+def row_sections(data: RunData, prices: PriceTable) -> dict[str, Any]:
+    """The sections that scale with the rows, from the pandas frames (see scanned_sections)."""
     responses, sessions = data.responses, data.sessions
     start, end = time_span(data.run, responses, sessions)
     duration = (end - start) if start is not None and end is not None else None
@@ -177,6 +179,77 @@ def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, A
         frame = sessions if frame_name == "sessions" else responses
         latency[label] = percentiles(frame.get(col, []))
     return {
+        "span": (start, end, duration),
+        "responses": len(responses),
+        "targets": _distinct(responses, "target"),
+        "scenarios": _distinct(responses, "scenario"),
+        "outcomes": outcome_rates(responses),
+        "reasons": reason_rows(responses),
+        "latency_ms": latency,
+        "audio": audio_stats(responses),
+        "tokens": token_stats(responses, minutes),
+        "by_target": group_rows(responses, "target"),
+        "by_scenario": group_rows(responses, "scenario"),
+        "transports": sorted(set(transports(responses))),
+        "by_transport": group_rows(responses.assign(transport=transports(responses)), "transport")
+        if "transport" in responses
+        else [],
+        "trends": reason_trends(steps) if len(steps) >= 2 else None,  # a step run only
+        "cost": cost_data(responses, sessions, prices, end),
+    }
+
+
+def scanned_sections(data: RunData, prices: PriceTable) -> dict[str, Any]:
+    """As :func:`row_sections`, aggregated in DuckDB over ``data.scan`` (a run of any size)."""
+    rows, sessions = data.scan, data.sessions
+    start, end = scanned.time_span(data.run, rows, sessions)
+    duration = (end - start) if start is not None and end is not None else None
+    minutes = duration / 60 if duration else None
+    # every latency and the audio's percentiles in two scans, outcomes and reasons in one
+    specs = {label: (scanstats.num(col), "true") for label, (frame, col) in LATENCIES.items() if frame == "responses"}
+    pct = scanstats.percentiles_many(rows, {**specs, **scanned.audio_specs()}, scanned.AUDIO_QS)
+    latency = {
+        label: percentiles(sessions.get(col, [])) if frame_name == "sessions" else pct[label]
+        for label, (frame_name, col) in LATENCIES.items()
+    }
+    pairs = scanstats.outcome_reasons(rows)
+    outcomes = scanstats.rates_of(pairs, rows.rows)
+    whole = (outcomes, latency)
+    return {
+        "span": (start, end, duration),
+        "responses": rows.rows,
+        "targets": scanstats.distinct(rows, "target"),
+        "scenarios": scanstats.distinct(rows, "scenario"),
+        "outcomes": outcomes,
+        "reasons": scanstats.reasons_of(pairs, rows.rows),
+        "latency_ms": latency,
+        "audio": scanned.audio_stats(rows, pct),
+        "tokens": scanned.token_stats(rows, minutes),
+        "by_target": scanstats.group_rows(rows, "target", whole),
+        "by_scenario": scanstats.group_rows(rows, "scenario", whole),
+        **_scanned_transports(rows, whole),
+        "trends": scanned.step_trends(rows),
+        "cost": scanned.cost_data(rows, sessions, prices, end),
+    }
+
+
+def _scanned_transports(rows: Any, whole: tuple[dict, dict]) -> dict[str, Any]:
+    """The run's transports (an empty one is websocket) and, when one is not websocket, the
+    by-transport table (as the pandas path, which reads the column only for such a run)."""
+    seen = sorted({value or WEBSOCKET for value in scanstats.distinct(rows, "transport")} or {WEBSOCKET})
+    if seen == [WEBSOCKET]:
+        return {"transports": seen, "by_transport": []}
+    table = scanstats.group_rows(rows, "transport", whole)
+    for row in table:
+        row["transport"] = row["transport"] or WEBSOCKET
+    return {"transports": seen, "by_transport": table}
+
+
+def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, Any]:
+    table = prices or load_prices()
+    rows = scanned_sections(data, table) if data.scan is not None else row_sections(data, table)
+    start, end, duration = rows.pop("span")
+    return {
         "run": {
             "run_id": data.run_id,
             "path": str(data.path),
@@ -185,27 +258,27 @@ def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, A
             "t_start": start,
             "t_end": end,
             "duration_s": duration,
-            "responses": len(responses),
-            "sessions": len(sessions),
-            "targets": _distinct(responses, "target"),
-            "scenarios": _distinct(responses, "scenario"),
-            "transports": sorted(set(transports(responses))),
+            "responses": rows.pop("responses"),
+            "sessions": len(data.sessions),
+            "targets": rows.pop("targets"),
+            "scenarios": rows.pop("scenarios"),
+            "transports": rows.pop("transports"),
         },
-        "outcomes": outcome_rates(responses),
-        "reasons": reason_rows(responses),
-        "latency_ms": latency,
-        "audio": audio_stats(responses),
-        "tokens": token_stats(responses, minutes),
-        "by_target": group_rows(responses, "target"),
-        "by_scenario": group_rows(responses, "scenario"),
-        "by_transport": group_rows(responses.assign(transport=transports(responses)), "transport")
-        if "transport" in responses
-        else [],
-        "function_calls": function_call_data(responses),  # None: the run made no call
-        "input_transcription": transcription_data(responses),  # None: no turn was transcribed
+        "outcomes": rows["outcomes"],
+        "reasons": rows["reasons"],
+        "latency_ms": rows["latency_ms"],
+        "audio": rows["audio"],
+        "tokens": rows["tokens"],
+        "by_target": rows["by_target"],
+        "by_scenario": rows["by_scenario"],
+        "by_transport": rows["by_transport"],
+        # the optional sections read data.responses: every row (pandas) or, when the run was
+        # scanned, only their own columns (read only for a run that has them: report/sections.py)
+        "function_calls": function_call_data(data.responses),  # None: the run made no call
+        "input_transcription": transcription_data(data.responses),  # None: no turn was transcribed
         "health": health_stats(data.health),
-        "trends": reason_trends(steps) if len(steps) >= 2 else None,  # a step run only
-        "cost": cost_data(responses, sessions, prices or load_prices(), end),
+        "trends": rows["trends"],
+        "cost": rows["cost"],
         "memory": memory_trends(data.health),
     }
 

@@ -90,7 +90,6 @@ def reason_trends(groups: list[tuple[float, pd.DataFrame]], unit: str = "users")
         out["note"] = "one load level only, so no trend across load can be tested"
         return out
     totals = np.array([len(f) for _, f in groups], dtype=float)
-    scores = np.array([g[0] for g in groups], dtype=float)
     parts = []
     for i, (_, frame) in enumerate(groups):
         if frame.empty or "outcome" not in frame:
@@ -104,6 +103,15 @@ def reason_trends(groups: list[tuple[float, pd.DataFrame]], unit: str = "users")
         table = pd.concat(parts, ignore_index=True)
         for (o, r, g), n in table.groupby(["o", "r", "g"], sort=False).size().items():
             keys.setdefault((str(o), str(r) or "(none)"), np.zeros(len(groups)))[int(g)] = n
+    return count_trends(out, totals, keys, unit)
+
+
+def count_trends(
+    out: dict[str, Any], totals: np.ndarray, keys: dict[tuple[str, str], np.ndarray], unit: str = "users"
+) -> dict[str, Any]:
+    """The rest of :func:`reason_trends` from counts: ``out`` (method, loads), the attempts per load
+    level and, per (outcome, reason), its counts per level (in the order the reasons were first seen)."""
+    scores = np.array(out["loads"], dtype=float)
     rows = []
     for (o, r), counts in keys.items():
         test = cochran_armitage(counts, totals, scores)

@@ -32,3 +32,18 @@ def test_a_live_run_is_never_kept(tmp_path, cli) -> None:
     (run / "run.json").write_text(f'{{"run_id": "live", "t_start": {T0!r}}}')  # no end yet
     cli("summary", run)
     assert not (run / memo.CACHE_DIR).exists()
+
+
+def test_the_html_page_again_is_written_from_the_kept_page(tmp_path, cli, monkeypatch) -> None:
+    run = ramp_run(tmp_path / "page").path
+    out = tmp_path / "first.html"
+    first = cli("html", run, "-o", out)
+    page = out.read_bytes()
+    assert list((run / memo.CACHE_DIR).glob("*.page"))
+    out.unlink()
+    monkeypatch.setattr("loadtest.report.html.build_html", lambda *_a, **_k: 1 / 0)  # not built again
+    again = cli("html", run, "-o", out)
+    assert out.read_bytes() == page and again.stderr == first.stderr
+    monkeypatch.undo()
+    cli("html", run, "-o", out, "--slo", "failed<2%")  # another option: built anew
+    assert out.read_bytes() != page

@@ -1,0 +1,224 @@
+"""The summary's sections that scale with the rows, computed over a run's DuckDB scan.
+
+Each function returns what its pandas twin returns for the same rows (``summary.audio_stats``,
+``summary.token_stats``, ``trend.step_groups`` + ``reason_trends``, ``cost.cost_data``,
+``stats.time_span``). Counts, extremes and order statistics come from DuckDB; a float sum
+(audio mean, underrun total, cost) is numpy's over one column fetched in the rows' order, so it
+equals the pandas figure to the last bit (8 bytes a row, one column at a time).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from loadtest.records.scan import Scan, quote
+from loadtest.report import scanstats
+from loadtest.report.cost import PRICE_KEYS, USAGE_COLUMNS, PriceTable, group_cost
+from loadtest.report.scanstats import num, text
+from loadtest.report.stats import finite
+from loadtest.report.trend import ALPHA as TREND_ALPHA
+from loadtest.report.trend import METHOD, count_trends
+
+
+def column(scan: Scan, expr: str, where: str = "true", dtype: Any = float) -> np.ndarray:
+    """One value per row where ``where`` holds, in the rows' order (a numpy array)."""
+    return columns_of(scan, {"x": expr}, where, dtype)["x"]
+
+
+def columns_of(scan: Scan, exprs: dict[str, str], where: str = "true", dtype: Any = float) -> dict[str, np.ndarray]:
+    """Several values per row where ``where`` holds, in the rows' order, from one query."""
+    select = ", ".join(f"{e} AS {quote(k)}" for k, e in exprs.items())
+    got = scan.sql(f"SELECT {select} FROM {{v}} WHERE {where} ORDER BY _ord").fetchnumpy()
+    out = {}
+    for key in exprs:
+        x = got[key]
+        if isinstance(x, np.ma.MaskedArray):
+            x = x.astype(float).filled(np.nan) if dtype is float else x.filled(0)
+        out[key] = np.asarray(x, dtype=dtype)
+    return out
+
+
+def audio_specs() -> dict[str, tuple[str, str]]:
+    """The percentiles audio_stats needs (for scanstats.percentiles_many): label -> (value, where)."""
+    audio, gaps = f"coalesce({num('audio_ms')}, 0)", f"coalesce({num('max_delta_gap_ms')}, 0)"
+    return {"audio": (audio, f"{audio} > 0"), "gaps": (gaps, f"{audio} > 0")}
+
+
+AUDIO_QS = {"audio": (50, 95), "gaps": (95,)}
+
+
+def time_span(run: dict[str, Any], scan: Scan, sessions: pd.DataFrame) -> tuple[float | None, float | None]:
+    """As ``stats.time_span``: run.json's times when present, else the rows' own."""
+    start = next((run[k] for k in ("t_start", "start", "started_at") if isinstance(run.get(k), int | float)), None)
+    end = next(
+        (run[k] for k in ("t_end", "end", "ended_at", "finished_at") if isinstance(run.get(k), int | float)), None
+    )
+    times = scanstats.extent(scan, ("t_trigger", "t_done"))
+    for col in ("t_start", "t_end"):
+        if col in sessions and len(sessions):
+            arr = finite(sessions[col])
+            if arr.size:
+                times.extend((float(arr.min()), float(arr.max())))
+    if start is None and times:
+        start = min(times)
+    if end is None and times:
+        end = max(times)
+    return (float(start) if start is not None else None, float(end) if end is not None else None)
+
+
+def audio_stats(scan: Scan, pct: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """As ``summary.audio_stats`` (``pct``: the percentiles of audio_specs, when computed already)."""
+    if not scan.rows:
+        return {"responses_with_audio": 0}
+    audio, under = f"coalesce({num('audio_ms')}, 0)", f"coalesce({num('underrun_ms')}, 0)"
+    gaps, longest = f"coalesce({num('max_delta_gap_ms')}, 0)", f"coalesce({num('longest_underrun_ms')}, 0)"
+    with_audio, stalls, with_underrun, longest_max, gap_max = scan.fetchall(
+        f"SELECT count_if({audio} > 0), count_if({text('reason')} = 'audio_stall'), count_if({under} > 0), "
+        f"max({longest}), max({gaps}) FROM {{v}}"
+    )[0]
+    values = columns_of(scan, {"a": audio, "u": under})
+    a = values["a"][values["a"] > 0]
+    pct = pct or scanstats.percentiles_many(scan, audio_specs(), AUDIO_QS)
+    got, gap = pct["audio"], pct["gaps"]
+    return {
+        "responses_with_audio": int(with_audio),
+        "audio_ms_mean": float(a.mean()) if a.size else None,
+        "audio_ms_p50": got["p50"] if a.size else None,
+        "audio_ms_p95": got["p95"] if a.size else None,
+        "stalls": int(stalls),
+        "responses_with_underrun": int(with_underrun),
+        "underrun_ms_total": float(values["u"].sum()),
+        "longest_underrun_ms_max": float(longest_max),
+        "max_delta_gap_ms_p95": gap["p95"] if a.size else None,
+        "max_delta_gap_ms_max": float(gap_max),
+    }
+
+
+def token_stats(scan: Scan, minutes: float | None) -> dict[str, Any]:
+    """As ``summary.token_stats`` (token counts are whole numbers: their sums are exact in any order)."""
+    out: dict[str, Any] = {}
+    names = [n for n in ("input_tokens", "output_tokens", "total_tokens") if scan.has(n)]
+    parts = [
+        f"sum({num(n)}) FILTER (WHERE isfinite({num(n)})), count(*) FILTER (WHERE isfinite({num(n)}))" for n in names
+    ]
+    got = scan.fetchall(f"SELECT {', '.join(parts)} FROM {{v}}")[0] if names else ()
+    sums = {n: ((got[2 * i] or 0.0), int(got[2 * i + 1])) for i, n in enumerate(names)}
+    for name in ("input_tokens", "output_tokens", "total_tokens"):
+        total, n = sums.get(name, (0.0, 0))
+        out[name.removesuffix("_tokens")] = int(total)
+        if name == "total_tokens":
+            out["responses_with_usage"] = n
+            out["per_response_mean"] = float(total / n) if n else None
+            out["per_minute"] = float(total / minutes) if minutes else None
+    return out
+
+
+def step_trends(scan: Scan) -> dict[str, Any] | None:
+    """As ``reason_trends(step_groups(responses))`` for a step run (None: fewer than two steps)."""
+    if not scan.rows or not scan.has("step") or not scan.has("users"):
+        return None
+    step, users = num("step"), num("users")
+    valid = f"{step} IS NOT NULL AND NOT isnan({step})"
+    steps = scan.fetchall(
+        f"SELECT s, max(u) FILTER (WHERE NOT isnan(u)), count(*) FROM (SELECT {step} AS s, {users} AS u FROM {{v}} "
+        f"WHERE {valid}) GROUP BY s ORDER BY s"
+    )
+    groups = [(float(load), s, int(n)) for s, load, n in steps if load is not None]
+    if len(groups) < 2:
+        return None
+    groups.sort(key=lambda g: g[0])  # stable: equal loads keep the step order, as reason_trends sorts
+    out: dict[str, Any] = {"method": METHOD, "alpha": TREND_ALPHA, "loads": [g[0] for g in groups], "reasons": []}
+    if len({g[0] for g in groups}) < 2:
+        out["note"] = "one load level only, so no trend across load can be tested"
+        return out
+    index = {s: i for i, (_, s, _) in enumerate(groups)}
+    totals = np.array([n for _, _, n in groups], dtype=float)
+    bad = scan.fetchall(
+        f"SELECT {step} AS s, {text('outcome')} AS o, {text('reason')} AS r, count(*), min(_ord) FROM {{v}} "
+        f"WHERE {valid} AND {scanstats.not_completed()} GROUP BY s, o, r"
+    )
+    seen = sorted((index[s], first, o, r, n) for s, o, r, n, first in bad if s in index)
+    keys: dict[tuple[str, str], np.ndarray] = {}
+    for i, _, o, r, n in seen:
+        keys.setdefault((str(o), str(r) or "(none)"), np.zeros(len(groups)))[i] = n
+    return count_trends(out, totals, keys)
+
+
+def _codes(scan: Scan, by: str) -> tuple[str, list[str]]:
+    """SQL giving each row the code of its ``by`` value among the sorted values, and the values."""
+    keys = scanstats.group_keys(scan, by)
+    cases = " ".join(f"WHEN '{k.replace(chr(39), chr(39) * 2)}' THEN {i}" for i, k in enumerate(keys))
+    return (f"CAST(CASE {text(by)} {cases} END AS INTEGER)" if keys else "CAST(0 AS INTEGER)"), keys
+
+
+def response_costs(scan: Scan, table: PriceTable) -> tuple[str, dict[str, Any]]:
+    """As ``cost.response_costs``: the SQL of each row's cost (NULL when unpriced; the same
+    arithmetic in the same order), with a join it needs registered, and why rows went unpriced."""
+    detail = USAGE_COLUMNS[1:]
+    has_usage = " OR ".join(f"coalesce(isfinite({num(c)}), false)" for c in detail)
+    rows = scan.fetchall(f"SELECT {text('deployment')} AS d, count(*) FROM {{v}} WHERE {has_usage} GROUP BY d")
+    no_usage = scan.rows - sum(int(n) for _, n in rows)
+    unknown: dict[str, int] = {}
+    priced: dict[str, list[float]] = {}
+    for name, n in sorted(rows):
+        model = table.lookup(name)
+        if model is None:
+            unknown[name or "(none)"] = int(n)
+        else:
+            priced[name] = [float(table.models[model][k]) for k in PRICE_KEYS]
+    cols = {"_d": pa.array(list(priced), pa.string())}
+    for i, k in enumerate(PRICE_KEYS):
+        cols[f"_{k}"] = pa.array([p[i] for p in priced.values()], pa.float64())
+    prices = pa.table(cols)
+    scan.con.register("_prices", prices)
+    z = {c: f"coalesce({num(c)}, 0)" for c in detail}
+    given = f"coalesce(isfinite({num('input_cached_audio_tokens')}), false)"
+    cached_audio = (
+        f"(CASE WHEN {given} THEN {z['input_cached_audio_tokens']}"
+        f" ELSE greatest({z['input_cached_tokens']} - {z['input_text_tokens']}, 0) END)"
+    )
+    cached_text = f"greatest({z['input_cached_tokens']} - {cached_audio}, 0)"
+    kinds = {
+        "text_input": f"greatest({z['input_text_tokens']} - {cached_text}, 0)",
+        "text_cached_input": cached_text,
+        "audio_input": f"greatest({z['input_audio_tokens']} - {cached_audio}, 0)",
+        "audio_cached_input": cached_audio,
+        "text_output": z["output_text_tokens"],
+        "audio_output": z["output_audio_tokens"],
+    }
+    terms = " + ".join(f"({kinds[k]}) * _{k}" for k in PRICE_KEYS)
+    cost = f"CASE WHEN {has_usage} THEN ({terms}) / 1e6 END"
+    return cost, {"no_usage": int(no_usage), "unknown_models": unknown}
+
+
+def cost_data(scan: Scan, sessions: pd.DataFrame, table: PriceTable, end: float | None) -> dict[str, Any]:
+    """As ``cost.cost_data``: the run's cost overall and by target and scenario."""
+    cost, unpriced = response_costs(scan, table)
+    target, targets = _codes(scan, "target")
+    scenario, scenarios = _codes(scan, "scenario")
+    got = scan.sql(
+        f"SELECT {cost} AS c, {target} AS t, {scenario} AS s FROM {{v}} "
+        f"LEFT JOIN _prices ON {text('deployment')} = _prices._d ORDER BY _ord"
+    ).fetchnumpy()
+    scan.con.unregister("_prices")
+    costs = np.asarray(got["c"].astype(float).filled(np.nan) if np.ma.isMaskedArray(got["c"]) else got["c"], float)
+    out: dict[str, Any] = {
+        "estimate": True,
+        "prices": {"path": table.path, "date": table.date, "currency": table.currency},
+        "unpriced": unpriced,
+        "total": group_cost(costs, sessions, end),
+    }
+    for by, codes, keys in (("target", got["t"], targets), ("scenario", got["s"], scenarios)):
+        rows = []
+        if scan.rows:
+            codes = np.asarray(codes)
+            s_keys = sessions[by].fillna("").astype(str) if by in sessions else pd.Series("", index=sessions.index)
+            for code, key in enumerate(keys):
+                group = group_cost(costs[codes == code], sessions[s_keys == key], end)
+                rows.append({by: key or "(none)", **group})
+        out[f"by_{by}"] = rows
+    return out

@@ -1,0 +1,170 @@
+"""Reports aggregated in DuckDB over a run's scan (issue 18): exact percentiles equal to numpy's,
+the scan holding every row once in the reader's order, and every scanned report equal to the
+same report computed in pandas on the same rows."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from loadtest.records import rolling, scan, segments
+from loadtest.records.reader import open_scan, read_run
+from loadtest.records.schema import RESPONSES_FILE, ResponseRecord, columns
+from loadtest.report import scanstats
+from loadtest.report.compare import build_compare
+from loadtest.report.failures import build_failures, failed_responses, select_failures
+from loadtest.report.render import render
+from loadtest.report.soak import RESPONSE_COLUMNS as SOAK_COLUMNS
+from loadtest.report.soak import build_soak
+from loadtest.report.summary import RESPONSE_COLUMNS, SESSION_COLUMNS, build_summary
+from tests.report.synth import SynthRun, ramp_run
+
+
+def _scan_of(values: dict[str, list]) -> scan.Scan:
+    table = pa.table(values)
+    con = scan.connect()
+    found = scan.Scan(con, table.schema, table.num_rows)
+    scan.build_view(con, table.schema, [], [(0, table)])
+    return found
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_percentiles_equal_numpy_bit_for_bit(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    x = rng.gamma(2.0, 300.0, n)
+    if seed % 3 == 0:
+        x = np.round(x, 0)  # many ties
+    x[rng.uniform(size=n) < 0.05] = np.nan
+    got = scanstats.percentiles_by(_scan_of({"x": x}), "x", qs=(50, 90, 95, 99, 99.9, 0, 100, 33.3))[None]
+    finite = x[np.isfinite(x)]
+    for q in (50, 90, 95, 99, 99.9, 0, 100, 33.3):
+        assert got[f"p{q:g}"] == float(np.percentile(finite, q)), q  # equal, not close
+    assert got["n"] == finite.size and got["max"] == finite.max()
+
+
+@pytest.mark.parametrize("groups", [3, 40])  # a query per group, and one sort for many groups
+def test_grouped_percentiles_equal_numpy_per_group(groups: int) -> None:
+    rng = np.random.default_rng(groups)
+    n = 5000
+    g = rng.integers(0, groups, n)
+    x = rng.lognormal(6, 0.5, n)
+    got = scanstats.percentiles_by(_scan_of({"x": x, "g": g}), "x", group="g", qs=(50, 95))
+    assert sorted(got) == sorted(set(g.tolist()))
+    for key, row in got.items():
+        part = x[g == key]
+        assert row["n"] == part.size
+        assert row["p50"] == float(np.percentile(part, 50)) and row["p95"] == float(np.percentile(part, 95))
+
+
+def test_numpy_linear_positions_match_numpy_on_tiny_arrays() -> None:
+    for n in range(1, 12):
+        values = np.sort(np.random.default_rng(n).normal(size=n))
+        lo, hi, gamma = scanstats.positions(n, [0, 10, 25, 50, 66.6, 95, 99, 100])
+        got = scanstats.linear(values[lo], values[hi], gamma)
+        np.testing.assert_array_equal(got, np.percentile(values, [0, 10, 25, 50, 66.6, 95, 99, 100]))
+
+
+def _rolled(src: SynthRun | Path, dst: Path, roll_bytes: int = 60_000) -> Path:
+    """A copy of a run whose responses are rolled into segments (the last piece left as JSONL,
+    one rolled piece left unconverted), as a long run leaves them."""
+    src = src.path if isinstance(src, SynthRun) else src
+    shutil.copytree(src, dst)
+    path = dst / RESPONSES_FILE
+    lines = path.read_bytes().splitlines(keepends=True)
+    pieces, piece, size = [], [], 0
+    for line in lines:
+        piece.append(line)
+        size += len(line)
+        if size >= roll_bytes:
+            pieces.append(piece)
+            piece, size = [], 0
+    path.write_bytes(b"".join(piece))
+    live = path.read_bytes()
+    for i, chunk in enumerate(pieces, start=1):
+        path.write_bytes(b"".join(chunk))
+        rolled = segments.roll(path, i)
+        if i != 2:  # the second stays a rolled JSONL (a conversion not done yet)
+            rolling.convert(rolled, ResponseRecord)
+    path.write_bytes(live)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("scan")
+    plain = ramp_run(base / "ramp").path
+    return plain, _rolled(plain, base / "ramp-rolled")
+
+
+def test_the_scan_holds_every_row_once_in_the_readers_order(runs) -> None:
+    plain, rolled = runs
+    assert len(segments.parts(rolled / RESPONSES_FILE)) >= 3
+    assert any(not p.is_segment for p in segments.parts(rolled / RESPONSES_FILE))
+    expected = read_run(plain, response_columns=["response_id"]).responses["response_id"].fillna("").tolist()
+    for run in (plain, rolled):
+        found, torn = open_scan(run / RESPONSES_FILE, ResponseRecord, ["response_id"], [])
+        got = [r[0] or "" for r in found.fetchall("SELECT response_id FROM {v} ORDER BY _ord")]
+        assert got == expected and found.rows == len(expected) and not torn
+
+
+def _json(report) -> str:
+    return render(report, "json")
+
+
+def _both(run: Path, cols: list[str], **kw):
+    pandas_side = read_run(run, response_columns=cols, **kw)
+    scanned_side = read_run(run, scan_responses=cols, **kw)
+    assert scanned_side.scan is not None and scanned_side.responses.empty
+    return pandas_side, scanned_side
+
+
+def test_scanned_summary_equals_the_pandas_summary(runs) -> None:
+    for run in runs:
+        a, b = _both(run, RESPONSE_COLUMNS, session_columns=SESSION_COLUMNS)
+        assert _json(build_summary(a)) == _json(build_summary(b))
+        assert json.loads(_json(build_summary(b)))["run"]["responses"] == len(a.responses)
+
+
+def test_scanned_soak_equals_the_pandas_soak(runs) -> None:
+    for run in runs:
+        a, b = _both(run, SOAK_COLUMNS, with_rate_limits=False)
+        for seconds in (30.0, 60.0, 7.0):
+            assert _json(build_soak(a, seconds)) == _json(build_soak(b, seconds))
+
+
+def test_scanned_compare_equals_the_pandas_compare(runs) -> None:
+    plain, rolled = runs
+    cols = [*RESPONSE_COLUMNS, "provider", "model_class"]
+    a1, a2 = _both(plain, cols, session_columns=SESSION_COLUMNS)
+    b1, b2 = _both(rolled, cols, session_columns=SESSION_COLUMNS)
+    assert _json(build_compare(a1, b1)) == _json(build_compare(a2, b2))
+
+
+def test_scanned_failures_select_the_same_rows(runs) -> None:
+    for run in runs:
+        a = read_run(run, response_where=failed_responses())
+        b = read_run(run, scan_responses=columns(ResponseRecord))
+        select_failures(b)
+        assert len(b.responses) == len(a.responses) > 0
+        assert _json(build_failures(a, secrets=[])) == _json(build_failures(b, secrets=[]))
+
+
+def test_a_segment_without_a_column_reads_it_as_empty(tmp_path) -> None:
+    path = tmp_path / RESPONSES_FILE
+    old = pa.table({"run_id": ["r", "r"], "outcome": ["completed", "failed"], "schema_version": [1, 1]})
+    (tmp_path / "responses.segments").mkdir()
+    segments.write_segment(old, segments.segment_path(path, 1))
+    path.write_bytes(b'{"run_id": "r", "outcome": "completed", "ttfa_ms": 5.0, "schema_version": 1}\n')
+    found, _ = open_scan(path, ResponseRecord, ["outcome", "ttfa_ms"], [])
+    assert found.fetchall("SELECT outcome, ttfa_ms FROM {v} ORDER BY _ord") == [
+        ("completed", None),
+        ("failed", None),
+        ("completed", 5.0),
+    ]
+    assert scanstats.percentiles(found, "ttfa_ms")["p50"] == 5.0
