@@ -317,7 +317,8 @@ def html(
     except SloError as exc:
         raise typer.BadParameter(str(exc), param_hint="--slo") from None
     extra = _optional(run, no_cache)
-    data = _load(run, no_cache, scan_responses=RESPONSE_COLUMNS, response_columns=[*FRAME_COLUMNS, *extra], compact=True)
+    frame = list(dict.fromkeys([*FRAME_COLUMNS, *extra]))
+    data = _load(run, no_cache, scan_responses=RESPONSE_COLUMNS, response_columns=frame, compact=True)
     for warning in data.warnings:
         typer.echo(f"warning: {warning}", err=True)
     target = output if output is not None else data.path / "report.html"
