@@ -237,11 +237,14 @@ def _scanned_transports(rows: Any, whole: tuple[dict, dict]) -> dict[str, Any]:
     """The run's transports (an empty one is websocket) and, when one is not websocket, the
     by-transport table (as the pandas path, which reads the column only for such a run)."""
     seen = sorted({value or WEBSOCKET for value in scanstats.distinct(rows, "transport")} or {WEBSOCKET})
+    if seen != [WEBSOCKET] and scanstats.count(rows, "coalesce(transport, '') = ''"):  # older rows beside
+        seen = sorted({*seen, WEBSOCKET})
     if seen == [WEBSOCKET]:
         return {"transports": seen, "by_transport": []}
     table = scanstats.group_rows(rows, "transport", whole)
-    for row in table:
-        row["transport"] = row["transport"] or WEBSOCKET
+    for row in table:  # (the scan names an empty value "(none)")
+        if row["transport"] in ("", "(none)"):
+            row["transport"] = WEBSOCKET
     return {"transports": seen, "by_transport": table}
 
 
