@@ -96,6 +96,7 @@ class Dialect:
     input_transcription_completed: str
     input_transcription_failed: str
     transcription_session_updated: str | None  # preview only (GA: session.updated)
+    input_timeout_triggered: str | None  # GA server VAD's idle_timeout_ms fired (the preview has none)
     # client -> server events
     client_session_update: str
     client_audio_append: str
@@ -441,6 +442,7 @@ GA = Dialect(
     content_text="output_text",
     client_transcription_session_update=None,
     transcription_session_updated=None,
+    input_timeout_triggered="input_audio_buffer.timeout_triggered",
     **_COMMON_NAMES,
     client_events=frozenset(_COMMON_CLIENT | {"output_audio_buffer.clear"}),
     server_events=frozenset(
@@ -476,6 +478,7 @@ PREVIEW = Dialect(
     content_text="text",
     client_transcription_session_update="transcription_session.update",
     transcription_session_updated="transcription_session.updated",
+    input_timeout_triggered=None,
     **_COMMON_NAMES,
     client_events=frozenset(_COMMON_CLIENT | {"transcription_session.update"}),
     server_events=frozenset(

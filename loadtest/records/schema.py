@@ -51,7 +51,7 @@ class ResponseRecord:
     deployment: str = ""
     scenario: str = ""
     fixture: str = ""
-    trigger: str = ""  # server_vad | manual | text
+    trigger: str = ""  # server_vad | manual | text | idle_timeout | server (a response no turn asked for)
     modalities: list[str] = field(default_factory=list)  # requested output modalities
     audio_format: str = ""  # pcm16 | g711_ulaw | g711_alaw | pcm16_16000hz (Voice Live)
     out_of_band: bool = False
@@ -169,6 +169,7 @@ class SessionRecord:
     # response-scoped events (a response.done, a delta) naming a response id the session never saw:
     # traced, counted here, no response row
     unknown_response_events: int = 0
+    idle_timeouts: int = 0  # input_audio_buffer.timeout_triggered (server VAD idle_timeout_ms; GA)
     concurrency: int | None = None
     step: int | None = None
     schema_version: int = SCHEMA_VERSION

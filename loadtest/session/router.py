@@ -59,6 +59,9 @@ SESSION_FATAL = frozenset(
 )
 
 
+IDLE_TIMEOUT = "idle_timeout"  # the trigger of a response the idle timeout started
+
+
 class EventRouter:
     """Routes one session's server events to response trackers (see the module docstring)."""
 
@@ -102,6 +105,8 @@ class EventRouter:
         self.events_seen = 0
         self.late_events = 0
         self.unknown_response_events = 0  # events of a response id never seen (no row is made for them)
+        self.idle_timeouts = 0  # input_audio_buffer.timeout_triggered events (server VAD's idle_timeout_ms)
+        self._idle_timeout_t: float | None = None  # the last one, until the response it starts is created
         self.session_ring = TraceRing(32)  # recent events no open response took (for context)
         # called with True while some open response waits for its first output delta, False after
         self.on_awaiting_output: Callable[[bool], None] | None = None
@@ -138,6 +143,8 @@ class EventRouter:
         }
         if d.transcription_session_updated:  # preview's answer to transcription_session.update
             self.handlers[d.transcription_session_updated] = self._session_updated
+        if d.input_timeout_triggered:  # GA: the caller stayed silent past idle_timeout_ms
+            self.handlers[d.input_timeout_triggered] = self._timeout_triggered
         # a name a handler tells apart, bound once (the receive path reads no dialect attribute)
         self._content_part_done = d.content_part_done
         self._known = dialect.server_events
@@ -254,6 +261,10 @@ class EventRouter:
                 self._trace_open(event, t)
                 return None
             tracker = self.new_tracker()  # the server started one on its own
+            if self._idle_timeout_t is not None:  # the idle timeout's: timed from it
+                tracker.trigger = IDLE_TIMEOUT
+                tracker.t_trigger = self._idle_timeout_t
+                self._idle_timeout_t = None
             tracker.trigger = tracker.trigger or "server"
             self.open.append(tracker)
             self._review_awaiting()
@@ -542,6 +553,13 @@ class EventRouter:
         self._context_event(event, t)
         if self.on_input_transcription is not None:
             self.on_input_transcription(event, t)
+
+    def _timeout_triggered(self, event: dict[str, Any], t: float) -> None:
+        """Server VAD's ``idle_timeout_ms`` ran out: the server commits and answers on its own; that
+        response (the next one no turn asked for) gets trigger ``idle_timeout``, timed from here."""
+        self._context_event(event, t)
+        self.idle_timeouts += 1
+        self._idle_timeout_t = t
 
     def _speech_started(self, event: dict[str, Any], t: float) -> None:
         self._context_event(event, t)

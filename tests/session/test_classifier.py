@@ -497,6 +497,24 @@ def test_unsolicited_response_gets_its_own_tracker(dialect) -> None:
     assert len(seq.finished) == 1 and seq.finished[0].trigger == "server"
 
 
+def test_the_idle_timeouts_answer_is_triggered_and_timed_by_it() -> None:
+    """GA server VAD's idle_timeout_ms: input_audio_buffer.timeout_triggered, then the server's own
+    response; its row says trigger idle_timeout and its latencies run from the timeout event."""
+    seq = Seq(GA)
+    seq.feed(2.0, {"type": "input_audio_buffer.timeout_triggered", "audio_start_ms": 0, "audio_end_ms": 5000,
+                   "item_id": "item_in"})  # fmt: skip
+    seq.speak(2.3, [tone(1000)])
+    seq.finish_ok(2.6, "Are you still there?")
+    (tracker,) = seq.finished
+    assert tracker.trigger == "idle_timeout" and tracker.t_trigger == 2.0
+    assert seq.router.idle_timeouts == 1
+    # the next response no turn asked for is the server's own again, not the timeout's
+    seq.rid = "resp_2"
+    seq.speak(3.0, [tone(500)])
+    seq.finish_ok(3.2, "Hi.")
+    assert seq.finished[1].trigger == "server"
+
+
 @DIALECTS
 def test_rate_limits_are_reported_with_the_response_before(dialect) -> None:
     seq = Seq(dialect)
