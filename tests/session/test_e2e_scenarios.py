@@ -195,3 +195,30 @@ def test_think_time_between_turns(fast_mock) -> None:
         gap_records = records[i].t_trigger - records[i - 1].t_done
         gap_wire = creates[i] - dones[i - 1]
         assert 0.3 <= gap_wire <= gap_records < 0.3 + 2.0, (i, gap_wire, gap_records)
+
+
+def test_the_idle_timeouts_answer_is_recorded_with_its_trigger(fast_mock) -> None:
+    """Server VAD's idle_timeout_ms (GA): the caller stays silent after the answer, the mock sends
+    input_audio_buffer.timeout_triggered and answers on its own; the row says trigger idle_timeout,
+    timed from that event, and the session counts the timeout."""
+    session = {
+        "type": "realtime",
+        "output_modalities": ["audio"],
+        "audio": {
+            "input": {
+                "format": {"type": "audio/pcm", "rate": 24000},
+                "turn_detection": {"type": "server_vad", "idle_timeout_ms": 300},
+            },
+            "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "alloy"},
+        },
+    }
+    # the idle time counts from the end of the answer's real-time playback (a few seconds)
+    scenario = Scenario(
+        "idle", [Turn("server_vad", "short_yes"), Turn("text", think_time_s=(7.0, 7.0))], session=session
+    )
+    sink, _ = run_session(fast_mock.url, scenario, deadline=time.time() + 60)
+    triggers = [r.trigger for r in sorted(sink.responses, key=lambda r: r.t_trigger)]
+    assert triggers == ["server_vad", "idle_timeout", "text"], triggers
+    idle = next(r for r in sink.responses if r.trigger == "idle_timeout")
+    assert idle.outcome == "completed" and idle.response_id and 0 < idle.created_ms < 2000
+    assert sink.sessions[0].idle_timeouts == 1
