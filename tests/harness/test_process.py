@@ -29,6 +29,14 @@ from .conftest import FAST_MOCK, free_port, mock_args, responses, rtload_runs, r
 FAKE_KEY = "sk-rtload-FAKE-9d1c7e44b2a04f0d8e6b3c5a7f1e2d90"
 
 
+def _as_in_a_terminal() -> None:
+    """The signal dispositions of a command typed at a terminal: a test suite started under
+    ``nohup`` or as a shell's background job inherits SIGHUP or SIGINT ignored, and these tests are
+    about what a terminal's hang-up and Ctrl-C do."""
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
     limit = time.monotonic() + timeout
     while time.monotonic() < limit:
@@ -107,7 +115,7 @@ def test_killing_rtload_run_leaves_no_process_of_the_run(
     cmd = [sys.executable, "-m", "loadtest", "run", "--out", str(tmp_path / "reports"), "--run-id", "orphans",
            *mock_args(), "--scenario", "quick_text", "--workers", "2", "--users", "4", "--spawn-rate", "20",
            "--duration", "60s", "--progress-every", "0"]  # fmt: skip
-    parent = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parent = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_as_in_a_terminal)
     procs.append(parent)
     path = run_dir(tmp_path, "orphans")
     family = _run_family(parent, 4)  # master, two workers, the mock
@@ -139,7 +147,10 @@ def test_sigterm_stops_rtload_run_gracefully_with_the_summary(
     cmd = [sys.executable, "-m", "loadtest", "run", "--out", str(tmp_path / "reports"), "--run-id", "termed",
            *mock_args(), "--scenario", "quick_text", "--users", "2", "--spawn-rate", "20", "--duration", "60s",
            "--progress-every", "0", "--workers", str(workers)]  # fmt: skip
-    parent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    parent = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_as_in_a_terminal,
+    )  # fmt: skip
     procs.append(parent)
     path = run_dir(tmp_path, "termed")
     family = _run_family(parent, 2 + workers)  # Locust (standalone or master), the workers, the mock
