@@ -235,7 +235,15 @@ def _stop_signals() -> None:
     Ctrl-C reaches every process of the terminal at once, just before ``rtload run`` passes on its
     own SIGTERM: that second signal must not cut short the stop the first one began.
     """
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started with SIGINT ignored: leave it so
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # started with SIGINT ignored (``nohup rtload run ... &``, a shell's background job): leave
+        # it so, but SIGTERM (``kill``, or rtload run passing its own on) still stops gracefully
+        def on_sigterm_alone(signum: int, frame: Any) -> None:
+            if not STATE.interrupted:
+                STATE.interrupted = True
+                signal.default_int_handler(signum, frame)  # KeyboardInterrupt, as Ctrl-C's
+
+        signal.signal(signal.SIGTERM, on_sigterm_alone)
         return
 
     def on_sigint(signum: int, frame: Any) -> None:

@@ -29,6 +29,13 @@ from .conftest import FAST_MOCK, free_port, mock_args, responses, rtload_runs, r
 FAKE_KEY = "sk-rtload-FAKE-9d1c7e44b2a04f0d8e6b3c5a7f1e2d90"
 
 
+def _as_under_nohup() -> None:
+    """``nohup rtload run ... &`` from a script: SIGHUP and SIGINT ignored, SIGTERM as it comes."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _as_in_a_terminal() -> None:
     """The signal dispositions of a command typed at a terminal: a test suite started under
     ``nohup`` or as a shell's background job inherits SIGHUP or SIGINT ignored, and these tests are
@@ -137,19 +144,22 @@ def test_killing_rtload_run_leaves_no_process_of_the_run(
 @pytest.mark.timing  # Locust's graceful stop must fit the launcher's grace
 @pytest.mark.e2e
 @pytest.mark.parametrize(
-    ("how", "workers"), [("SIGTERM", 0), ("SIGTERM", 2), ("Ctrl-C", 2)], ids=["sigterm", "sigterm-workers", "ctrl-c"]
+    ("how", "workers"),
+    [("SIGTERM", 0), ("SIGTERM", 2), ("Ctrl-C", 2), ("SIGTERM-nohup", 2)],
+    ids=["sigterm", "sigterm-workers", "ctrl-c", "sigterm-nohup"],
 )
 def test_sigterm_stops_rtload_run_gracefully_with_the_summary(
     how: str, workers: int, tmp_path: Path, procs: list[subprocess.Popen]
 ) -> None:
     """SIGTERM to `rtload run`, or Ctrl-C (SIGINT to the terminal's whole process group): the run
-    stops gracefully, prints its summary, and no worker quitting with it counts as lost."""
+    stops gracefully, prints its summary, and no worker quitting with it counts as lost. Also when
+    started as ``nohup rtload run ... &`` does (SIGHUP and SIGINT ignored): ``kill`` stops it gracefully."""
     cmd = [sys.executable, "-m", "loadtest", "run", "--out", str(tmp_path / "reports"), "--run-id", "termed",
            *mock_args(), "--scenario", "quick_text", "--users", "2", "--spawn-rate", "20", "--duration", "60s",
            "--progress-every", "0", "--workers", str(workers)]  # fmt: skip
     parent = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        preexec_fn=_as_in_a_terminal,
+        preexec_fn=_as_under_nohup if how == "SIGTERM-nohup" else _as_in_a_terminal,
     )  # fmt: skip
     procs.append(parent)
     path = run_dir(tmp_path, "termed")
