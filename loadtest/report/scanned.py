@@ -19,7 +19,7 @@ from loadtest.records.scan import Scan, quote
 from loadtest.report import scanstats
 from loadtest.report.cost import PRICE_KEYS, USAGE_COLUMNS, PriceTable, group_cost
 from loadtest.report.scanstats import num, text
-from loadtest.report.stats import finite
+from loadtest.report.stats import span_of
 from loadtest.report.trend import ALPHA as TREND_ALPHA
 from loadtest.report.trend import METHOD, count_trends
 
@@ -53,21 +53,7 @@ AUDIO_QS = {"audio": (50, 95), "gaps": (95,)}
 
 def time_span(run: dict[str, Any], scan: Scan, sessions: pd.DataFrame) -> tuple[float | None, float | None]:
     """As ``stats.time_span``: run.json's times when present, else the rows' own."""
-    start = next((run[k] for k in ("t_start", "start", "started_at") if isinstance(run.get(k), int | float)), None)
-    end = next(
-        (run[k] for k in ("t_end", "end", "ended_at", "finished_at") if isinstance(run.get(k), int | float)), None
-    )
-    times = scanstats.extent(scan, ("t_trigger", "t_done"))
-    for col in ("t_start", "t_end"):
-        if col in sessions and len(sessions):
-            arr = finite(sessions[col])
-            if arr.size:
-                times.extend((float(arr.min()), float(arr.max())))
-    if start is None and times:
-        start = min(times)
-    if end is None and times:
-        end = max(times)
-    return (float(start) if start is not None else None, float(end) if end is not None else None)
+    return span_of(run, scanstats.extent(scan, ("t_trigger", "t_done")), sessions)
 
 
 def audio_stats(scan: Scan, pct: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -111,17 +111,28 @@ def time_span(
     run: dict[str, Any], responses: pd.DataFrame, sessions: pd.DataFrame
 ) -> tuple[float | None, float | None]:
     """Start and end of the run: run.json's times when present, else the rows' own."""
+    times: list[float] = []
+    for col in ("t_trigger", "t_done"):
+        if col in responses and len(responses):
+            arr = finite(responses[col])
+            if arr.size:
+                times.extend((float(arr.min()), float(arr.max())))
+    return span_of(run, times, sessions)
+
+
+def span_of(run: dict[str, Any], times: list[float], sessions: pd.DataFrame) -> tuple[float | None, float | None]:
+    """run.json's start and end where it has them, else the extremes of ``times`` (the responses'
+    first and last times, however found) and the sessions' own."""
     start = next((run[k] for k in ("t_start", "start", "started_at") if isinstance(run.get(k), int | float)), None)
     end = next(
         (run[k] for k in ("t_end", "end", "ended_at", "finished_at") if isinstance(run.get(k), int | float)), None
     )
-    times: list[float] = []
-    for frame, cols in ((responses, ("t_trigger", "t_done")), (sessions, ("t_start", "t_end"))):
-        for col in cols:
-            if col in frame and len(frame):
-                arr = finite(frame[col])
-                if arr.size:
-                    times.extend((float(arr.min()), float(arr.max())))
+    times = list(times)
+    for col in ("t_start", "t_end"):
+        if col in sessions and len(sessions):
+            arr = finite(sessions[col])
+            if arr.size:
+                times.extend((float(arr.min()), float(arr.max())))
     if start is None and times:
         start = min(times)
     if end is None and times:

@@ -9,7 +9,7 @@ from loadtest.protocol.targets import Target
 from loadtest.records.schema import FAULT_EXPECTATIONS
 from loadtest.session.client import RealtimeSession
 from loadtest.session.config import SessionConfig
-from loadtest.session.scenario import Scenario
+from loadtest.session.scenario import Scenario, Turn
 from loadtest.session.sink import MemorySink
 from tests.support import fast_mock
 
@@ -18,6 +18,22 @@ SESSION_FAULTS = ("handshake_5xx", "handshake_429", "capacity_429", "connection_
 # Short waits for loopback: a stall gap is at most 2.2 s in these tests (see STALL_GAP).
 FAST = {"pacing": "fast", "response_deadline_s": 12.0, "response_idle_s": 3.0, "setup_timeout_s": 5.0}
 STALL_GAP = [1.8, 2.2]
+TWO_TEXT = Scenario("two_text", [Turn("text"), Turn("text")])
+ONE_TEXT = Scenario("one_text", [Turn("text")])
+# every response fault the mock plans -> (mock overrides, scenario): the WebSocket and the WebRTC
+# fault tests drive the same table (Voice Live spends one budget per resource: its own knob)
+RESPONSE_FAULTS: dict[str, tuple[dict[str, Any], Scenario]] = {
+    "none": ({}, TWO_TEXT),
+    "server_error": ({"faults.server_error.rate": 1.0}, TWO_TEXT),
+    "stall": ({"faults.stall.rate": 1.0, "faults.stall.gap_s": STALL_GAP}, ONE_TEXT),
+    "silence": ({"faults.silence.rate": 1.0, "faults.silence.gap_s": STALL_GAP}, ONE_TEXT),
+    "hang": ({"faults.hang.rate": 1.0}, ONE_TEXT),
+    "missing_audio": ({"faults.missing_audio.rate": 1.0}, TWO_TEXT),
+    "text_only": ({"faults.text_only.rate": 1.0}, TWO_TEXT),
+    "drop": ({"faults.drop.rate": 1.0}, TWO_TEXT),
+    "incomplete": ({"faults.incomplete.rate": 1.0}, TWO_TEXT),
+    "rate_limited": ({"rate_limits.tokens_per_minute": 40, "voicelive.tokens_per_minute": 40}, TWO_TEXT),
+}
 # mock overrides that keep loopback tests short: audio 20x real time, small service latencies
 FAST_MOCK: dict[str, Any] = fast_mock(20.0, (5, 10))
 

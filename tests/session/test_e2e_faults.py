@@ -19,28 +19,20 @@ import pytest
 from loadtest.mock.process import MockProcess, start_mock
 from loadtest.records.schema import FAULT_EXPECTATIONS
 from loadtest.session.scenario import Scenario, Turn
-from tests.session.helpers import FAST_MOCK, SESSION_FAULTS, STALL_GAP, Agreement, agreement, run_session
+from tests.session.helpers import (
+    FAST_MOCK,
+    RESPONSE_FAULTS,
+    SESSION_FAULTS,
+    STALL_GAP,
+    Agreement,
+    agreement,
+    run_session,
+)
 
 PREVIEW_TARGET = {"provider": "azure", "dialect": "preview", "api_version": "2025-04-01-preview"}
 VOICELIVE_TARGET = {"provider": "voicelive", "deployment": "gpt-realtime"}
 TARGETS = {"ga": {}, "preview": PREVIEW_TARGET, "voicelive": VOICELIVE_TARGET}
-TWO_TEXT = Scenario("two_text", [Turn("text"), Turn("text")])
-ONE_TEXT = Scenario("one_text", [Turn("text")])
-
-# fault -> (mock overrides, scenario)
-CASES: dict[str, tuple[dict[str, Any], Scenario]] = {
-    "none": ({}, TWO_TEXT),
-    "server_error": ({"faults.server_error.rate": 1.0}, TWO_TEXT),
-    "stall": ({"faults.stall.rate": 1.0, "faults.stall.gap_s": STALL_GAP}, ONE_TEXT),
-    "silence": ({"faults.silence.rate": 1.0, "faults.silence.gap_s": STALL_GAP}, ONE_TEXT),
-    "hang": ({"faults.hang.rate": 1.0}, ONE_TEXT),
-    "missing_audio": ({"faults.missing_audio.rate": 1.0}, TWO_TEXT),
-    "text_only": ({"faults.text_only.rate": 1.0}, TWO_TEXT),
-    "drop": ({"faults.drop.rate": 1.0}, TWO_TEXT),
-    "incomplete": ({"faults.incomplete.rate": 1.0}, TWO_TEXT),
-    # (Voice Live spends one budget per resource: its own knob)
-    "rate_limited": ({"rate_limits.tokens_per_minute": 40, "voicelive.tokens_per_minute": 40}, TWO_TEXT),
-}
+CASES = RESPONSE_FAULTS
 
 
 @pytest.mark.e2e

@@ -21,7 +21,7 @@ pytest.importorskip("aiortc")
 from loadtest.mock.process import MockProcess, start_mock
 from loadtest.records.schema import COMPLETED
 from loadtest.session.scenario import Scenario, Turn
-from tests.session.helpers import FAST_MOCK, STALL_GAP, Agreement, agreement, run_session
+from tests.session.helpers import FAST_MOCK, ONE_TEXT, RESPONSE_FAULTS, Agreement, agreement, run_session
 
 pytestmark = pytest.mark.e2e
 
@@ -32,19 +32,9 @@ WEBRTC = {"transport": "webrtc", "connect_timeout_s": 15.0, "response_deadline_s
 SPOKEN_AND_TEXT = Scenario(
     "spoken_text", [Turn("server_vad", "short_yes"), Turn("manual", "short_hello"), Turn("text")]
 )
-TWO_TEXT = Scenario("two_text", [Turn("text"), Turn("text")])
-ONE_TEXT = Scenario("one_text", [Turn("text")])
+# the WebSocket fault table, and the refused set-ups (a call has no session of its own to fault)
 CASES: dict[str, tuple[dict[str, Any], Scenario]] = {
-    "none": ({}, TWO_TEXT),
-    "server_error": ({"faults.server_error.rate": 1.0}, TWO_TEXT),
-    "stall": ({"faults.stall.rate": 1.0, "faults.stall.gap_s": STALL_GAP}, ONE_TEXT),
-    "silence": ({"faults.silence.rate": 1.0, "faults.silence.gap_s": STALL_GAP}, ONE_TEXT),
-    "hang": ({"faults.hang.rate": 1.0}, ONE_TEXT),
-    "missing_audio": ({"faults.missing_audio.rate": 1.0}, TWO_TEXT),
-    "text_only": ({"faults.text_only.rate": 1.0}, TWO_TEXT),
-    "drop": ({"faults.drop.rate": 1.0}, TWO_TEXT),
-    "incomplete": ({"faults.incomplete.rate": 1.0}, TWO_TEXT),
-    "rate_limited": ({"rate_limits.tokens_per_minute": 40}, TWO_TEXT),
+    **RESPONSE_FAULTS,
     "handshake_5xx": ({"faults.handshake_5xx.rate": 1.0}, ONE_TEXT),
     "handshake_429": ({"faults.handshake_429.rate": 1.0}, ONE_TEXT),
 }
