@@ -20,8 +20,8 @@ from loadtest.mock.process import start_mock
 from tests.mock.wsclient import Client, openai_url
 from tests.support import fast_mock
 
-WARM = 60  # sessions before the first reading (imports, caches, the pools' high-water marks)
-MEASURED = 300
+WARM = 40  # sessions before the first reading (imports, caches, the pools' high-water marks)
+MEASURED = 200
 PER_SESSION_BYTES = 1000  # a kept MockSession with its ids, rngs and response would be several KB
 
 
