@@ -18,13 +18,15 @@ import sys
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from loadtest.mock import voicelive
+from loadtest.locust.heap import release_free_memory, trim_every_s
+from loadtest.mock import memory, voicelive
 from loadtest.mock.context import SessionContext
 from loadtest.mock.faults import plan_handshake
 from loadtest.mock.http_front import PLACEHOLDER_GET, HttpRequest, RequestReader
@@ -170,6 +172,12 @@ class MockServer:
             response = connection.respond(200, orjson.dumps(self.stats.snapshot()).decode())
             response.headers["Content-Type"] = "application/json"
             return response
+        if request.path.split("?", 1)[0] == "/_mock/memory":
+            top = parse_qs(urlsplit(request.path).query).get("top", ["0"])[0]
+            body = orjson.dumps(memory.snapshot(int(top) if top.isdigit() else 0)).decode()
+            response = connection.respond(200, body)
+            response.headers["Content-Type"] = "application/json"
+            return response
         if request.path.split("?", 1)[0].rstrip("/") == VOICE_LIVE_PATH:
             result = voicelive.resolve(request.path, request.headers, self.profile, self.keys)
         else:
@@ -273,12 +281,21 @@ class MockServer:
 
     async def _monitor_loop(self) -> None:
         loop = asyncio.get_running_loop()
+        every = trim_every_s()
+        last_trim = loop.time()
         while True:
             before = loop.time()
             await asyncio.sleep(0.05)
             late = loop.time() - before - 0.05
             if late > self.stats.loop_lag_max:
                 self.stats.loop_lag_max = late
+            if every and before - last_trim >= every:
+                # glibc keeps what finished sessions freed (their socket buffers, frames, numpy
+                # input) in its heap: a soak's mock crept up ~28 MB/h with nothing kept (issue 22).
+                # A plain call: it takes a few ms, once a minute, and the mock runs no threads
+                # whose arenas a worker thread would have to trim.
+                last_trim = before
+                memory.trimmed(release_free_memory())
 
     async def serve_forever(self, host: str, port: int, ready: Any = None, exit_with_parent: bool = False) -> None:
         loop = asyncio.get_running_loop()
@@ -335,6 +352,7 @@ class MockServer:
 def run(profile: dict[str, Any], *, host: str, port: int, seed: int, api_key: str, truth_path: Path | None,
         exit_with_parent: bool = False) -> None:  # fmt: skip
     """Run the mock until SIGTERM/SIGINT; prints the ready line once listening."""
+    memory.start_tracing_if_asked()
     server = MockServer(profile, seed=seed, api_key=api_key, truth_path=truth_path)
     # The pre-encoded audio and imported modules live forever: keep them out of every GC pass, and
     # collect the young generation less often (hundreds of sessions make many short-lived dicts).
