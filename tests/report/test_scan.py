@@ -168,3 +168,43 @@ def test_a_segment_without_a_column_reads_it_as_empty(tmp_path) -> None:
         ("completed", 5.0),
     ]
     assert scanstats.percentiles(found, "ttfa_ms")["p50"] == 5.0
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_rank_sum_mann_whitney_equals_scipy_on_all_values(seed: int) -> None:
+    from scipy import stats
+
+    from loadtest.report.compare import mannwhitney_p
+
+    rng = np.random.default_rng(seed)
+    na, nb = (int(x) for x in rng.integers(1, 4000, 2)) if seed else (5, 3000)  # seed 0: a small side (scipy's exact)
+    a, b = rng.gamma(3.0, 100.0, na), rng.gamma(3.0, 100.0 + 5 * seed, nb)
+    if seed % 2:
+        a, b = np.round(a, 0), np.round(b, 0)  # many ties, across the runs too
+    xa, ca = np.unique(a, return_counts=True)
+    xb, cb = np.unique(b, return_counts=True)
+    assert mannwhitney_p(xa, ca, xb, cb) == stats.mannwhitneyu(a, b, alternative="two-sided").pvalue  # equal
+
+
+def test_scanned_latency_shift_draws_the_same_bootstrap_rows_as_numpy() -> None:
+    from loadtest.report.compare import BOOT_MAX, ScannedValues, shift_row
+
+    rng = np.random.default_rng(3)
+    sides = []
+    for shift in (0.0, 20.0):
+        x = np.round(rng.gamma(4.0, 80.0, BOOT_MAX + 5000) + shift, 2)
+        x[rng.uniform(size=x.size) < 0.03] = np.nan  # positions count the finite values only
+        found = _scan_of({"x": x})
+        pct = scanstats.percentiles_many(found, {"x": ("x", "true")}, {"x": (50, 95)})["x"]
+        sides.append((x[np.isfinite(x)], ScannedValues(found, "x", int(pct["n"]), pct)))
+    (a, sa), (b, sb) = sides
+    assert sa.size > BOOT_MAX and sb.size > BOOT_MAX
+    assert shift_row("ttfa", sa, sb) == shift_row("ttfa", a, b)  # equal: the same draws, the same test
+
+
+def test_one_set_of_resamples_gives_each_percentiles_own_interval() -> None:
+    from loadtest.report.compare import bootstrap_shift_ci, bootstrap_shift_cis
+
+    rng = np.random.default_rng(8)
+    a, b = np.round(rng.gamma(3, 100, 900), 2), np.round(rng.gamma(3, 110, 1100), 2)
+    assert bootstrap_shift_cis(a, b, (50, 95)) == {q: bootstrap_shift_ci(a, b, q) for q in (50, 95)}
