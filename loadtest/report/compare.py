@@ -31,7 +31,7 @@ from scipy import special
 from scipy import stats as sps
 
 from loadtest.records.reader import RunData
-from loadtest.records.scan import Scan
+from loadtest.records.scan import Scan, ords_at
 from loadtest.report import function_calls, scanned, scanstats, transcription
 from loadtest.report.confidence import DEFAULT_CONFIDENCE, rate_interval_pct
 from loadtest.report.cost import PriceTable, cost_data, cost_words, load_prices, money
@@ -63,14 +63,14 @@ def fisher_p(k_a: int, n_a: int, k_b: int, n_b: int) -> float | None:
 
 @dataclass
 class ScannedValues:
-    """The finite values of one latency of a scanned run, kept in DuckDB: their count, exact
-    percentiles, distinct values with counts (for the rank test) and any of them by position (in
-    the rows' order, as :func:`finite` of the column would hold them)."""
+    """The finite values of one latency of a scanned run, kept in DuckDB: their distinct values
+    with counts (one GROUP BY: the rank test's input, and the exact order statistics behind the
+    percentiles), and any of them by position (in the rows' order, as :func:`finite` of the column
+    would hold them)."""
 
     scan: Scan
     value: str  # SQL of the value
-    size: int
-    pct: dict[str, Any]  # p50, p95 (scanstats.percentiles_many)
+    _counts: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def where(self) -> str:
@@ -78,24 +78,38 @@ class ScannedValues:
 
     def counts(self) -> tuple[np.ndarray, np.ndarray]:
         """The distinct values (sorted) and how often each occurs."""
-        got = self.scan.sql(
-            f"SELECT x, count(*) AS c FROM (SELECT {self.value} AS x FROM {{v}} WHERE {self.where}) "
-            "GROUP BY x ORDER BY x"
-        ).fetchnumpy()
-        return np.asarray(got["x"], dtype=float), np.asarray(got["c"], dtype=np.int64)
+        if self._counts is None:
+            got = self.scan.sql(
+                f"SELECT x, count(*) AS c FROM (SELECT {self.value} AS x FROM {{v}} WHERE {self.where}) "
+                "GROUP BY x ORDER BY x"
+            ).fetchnumpy()
+            self._counts = np.asarray(got["x"], dtype=float), np.asarray(got["c"], dtype=np.int64)
+        return self._counts
+
+    @property
+    def size(self) -> int:
+        return int(self.counts()[1].sum())
+
+    def percentile(self, q: float) -> float:
+        """numpy's percentile of the values (the order statistics from the counts, numpy's interpolation)."""
+        x, c = self.counts()
+        lo, hi, gamma = scanstats.positions(self.size, [q])
+        ends = np.cumsum(c)  # the rank after each distinct value's last copy
+        pick = np.searchsorted(ends, np.concatenate([lo, hi]), side="right")
+        return float(scanstats.linear(x[pick[:1]], x[pick[1:]], gamma)[0])
 
     def at(self, positions: np.ndarray) -> np.ndarray:
         """The values at ``positions`` (0-based, among the finite values in the rows' order)."""
-        self.scan.con.register("_at", pa.table({"i": pa.array(np.asarray(positions, dtype=np.int64))}))
+        ords = ords_at(self.scan, self.where, positions)
+        self.scan.con.register("_at", pa.table({"o": pa.array(ords)}))
         try:
             got = self.scan.sql(
-                f"SELECT i, x FROM (SELECT x, row_number() OVER (ORDER BY _ord) - 1 AS i FROM "
-                f"(SELECT {self.value} AS x, _ord FROM {{v}} WHERE {self.where})) SEMI JOIN _at USING (i)"
+                f"SELECT _ord AS o, {self.value} AS x FROM {{v}} WHERE _ord IN (SELECT o FROM _at)"
             ).fetchnumpy()
         finally:
             self.scan.con.unregister("_at")
-        found = dict(zip(np.asarray(got["i"]).tolist(), np.asarray(got["x"], dtype=float).tolist(), strict=True))
-        return np.array([found[int(i)] for i in positions], dtype=float)
+        found = dict(zip(np.asarray(got["o"]).tolist(), np.asarray(got["x"], dtype=float).tolist(), strict=True))
+        return np.array([found[int(o)] for o in ords], dtype=float)
 
     def all(self) -> np.ndarray:
         return scanned.column(self.scan, self.value, self.where)
@@ -111,7 +125,7 @@ def _size(v: Values) -> int:
 def _percentile(v: Values, q: int) -> float | None:
     if not _size(v):
         return None
-    return float(np.percentile(v, q)) if isinstance(v, np.ndarray) else float(v.pct[f"p{q}"])
+    return float(np.percentile(v, q)) if isinstance(v, np.ndarray) else v.percentile(q)
 
 
 def _subsample(v: Values, rng: np.random.Generator) -> np.ndarray:
@@ -251,22 +265,13 @@ def extra_section(
 def _latency_values(data: RunData) -> dict[str, Values]:
     """Each latency's finite values of one run (kept in DuckDB when the run was scanned)."""
     out: dict[str, Values] = {}
-    scanned_cols = {}
     for label, (frame_name, col) in LATENCIES.items():
         if frame_name == "responses" and data.scan is not None:
-            if data.scan.has(col):
-                scanned_cols[label] = scanstats.num(col)
-            else:
-                out[label] = np.array([])
+            out[label] = ScannedValues(data.scan, scanstats.num(col)) if data.scan.has(col) else np.array([])
             continue
         frame = data.sessions if frame_name == "sessions" else data.responses
         out[label] = finite(frame[col]) if col in frame else np.array([])
-    if scanned_cols:
-        specs = {label: (value, "true") for label, value in scanned_cols.items()}
-        pct = scanstats.percentiles_many(data.scan, specs, {label: (50, 95) for label in specs})
-        for label, value in scanned_cols.items():
-            out[label] = ScannedValues(data.scan, value, int(pct[label]["n"]), pct[label])
-    return {label: out[label] for label in LATENCIES}
+    return out
 
 
 def _side(data: RunData) -> tuple[dict[str, Any], list[dict[str, Any]], int]:

@@ -194,12 +194,26 @@ def test_scanned_latency_shift_draws_the_same_bootstrap_rows_as_numpy() -> None:
     for shift in (0.0, 20.0):
         x = np.round(rng.gamma(4.0, 80.0, BOOT_MAX + 5000) + shift, 2)
         x[rng.uniform(size=x.size) < 0.03] = np.nan  # positions count the finite values only
-        found = _scan_of({"x": x})
-        pct = scanstats.percentiles_many(found, {"x": ("x", "true")}, {"x": (50, 95)})["x"]
-        sides.append((x[np.isfinite(x)], ScannedValues(found, "x", int(pct["n"]), pct)))
+        sides.append((x[np.isfinite(x)], ScannedValues(_scan_of({"x": x}), "x")))
     (a, sa), (b, sb) = sides
     assert sa.size > BOOT_MAX and sb.size > BOOT_MAX
     assert shift_row("ttfa", sa, sb) == shift_row("ttfa", a, b)  # equal: the same draws, the same test
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_percentiles_from_distinct_value_counts_equal_numpy(seed: int) -> None:
+    from loadtest.report.compare import ScannedValues
+
+    rng = np.random.default_rng(seed)
+    x = rng.gamma(2.0, 300.0, int(rng.integers(1, 2000)))
+    x = np.round(x, 0) if seed % 2 else x
+    x[rng.uniform(size=x.size) < 0.05] = np.nan
+    got, finite = ScannedValues(_scan_of({"x": x}), "x"), x[np.isfinite(x)]
+    if not finite.size:
+        return
+    assert got.size == finite.size
+    for q in (0, 1, 50, 95, 99.9, 100):
+        assert got.percentile(q) == float(np.percentile(finite, q)), q  # equal, not close
 
 
 def test_one_set_of_resamples_gives_each_percentiles_own_interval() -> None:
@@ -208,3 +222,18 @@ def test_one_set_of_resamples_gives_each_percentiles_own_interval() -> None:
     rng = np.random.default_rng(8)
     a, b = np.round(rng.gamma(3, 100, 900), 2), np.round(rng.gamma(3, 110, 1100), 2)
     assert bootstrap_shift_cis(a, b, (50, 95)) == {q: bootstrap_shift_ci(a, b, q) for q in (50, 95)}
+
+
+@pytest.mark.parametrize("share", [0.02, 0.5, 0.97])  # few rows hold, half, nearly all (the other branch)
+def test_ords_at_finds_the_rows_at_positions_among_those_that_hold(share: float) -> None:
+    rng = np.random.default_rng(int(share * 100))
+    tables = [pa.table({"x": np.where(rng.uniform(size=n) < share, 1.0, np.nan)}) for n in (300, 1, 700, 450)]
+    con = scan.connect()
+    found = scan.Scan(con, tables[0].schema, sum(t.num_rows for t in tables))
+    scan.build_view(con, tables[0].schema, [], [(pos, t) for pos, t in zip((0, 2, 3, 7), tables, strict=True)])
+    ords = np.array([o for (o,) in found.fetchall("SELECT _ord FROM {v} ORDER BY _ord")])
+    holds = np.array([x == x for (x,) in found.fetchall("SELECT x FROM {v} ORDER BY _ord")])  # not NaN
+    expected = ords[holds]
+    positions = rng.permutation(expected.size)[: max(1, expected.size // 3)]
+    got = scan.ords_at(found, "isfinite(x)", positions)
+    np.testing.assert_array_equal(got, expected[positions])
