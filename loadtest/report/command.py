@@ -76,12 +76,12 @@ def _optional(run: Path, no_cache: bool = False, only: Any = None) -> list[str]:
 
 
 def _emit(report: Any, fmt: str) -> None:
-    from loadtest.report.render import render
+    from loadtest.report.render import write
 
     if fmt != "md":
         for warning in report.warnings:
             typer.echo(f"warning: {warning}", err=True)
-    sys.stdout.write(render(report, fmt))
+    write(report, fmt, sys.stdout)
 
 
 CONFIDENCE = typer.Option(
@@ -290,6 +290,8 @@ def failures(
         )  # fmt: skip
         select_failures(data)
     report = build_failures(data)
+    if bundle is None:  # the listing has its rows: the frame's memory back before it is printed
+        data.responses = data.responses.iloc[0:0]
     _emit(report, fmt)
     if bundle is not None:
         try:

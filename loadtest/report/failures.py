@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -108,9 +109,10 @@ def failure_rows(data: RunData) -> pd.DataFrame:
     r = data.responses
     if r.empty:
         return r
-    bad = r[r["outcome"].fillna("") != COMPLETED].copy()
-    order = pd.to_numeric(bad["t_trigger"], errors="coerce").fillna(pd.to_numeric(bad["t_done"], errors="coerce"))
-    return bad.assign(_t=order).sort_values("_t", kind="stable").drop(columns="_t")
+    keep = np.flatnonzero((r["outcome"].fillna("") != COMPLETED).to_numpy())
+    t = pd.to_numeric(r["t_trigger"], errors="coerce").fillna(pd.to_numeric(r["t_done"], errors="coerce"))
+    order = np.argsort(t.to_numpy(dtype=float, na_value=np.nan)[keep], kind="stable")  # NaN last, as sort_values
+    return r.iloc[keep[order]]  # one copy of the rows (170,000 of them at 10M), not four
 
 
 def _when(t: Any) -> str:
