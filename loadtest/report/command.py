@@ -193,12 +193,14 @@ def capacity(
         clauses = parse_slo(slo)
     except SloError as exc:
         raise typer.BadParameter(str(exc), param_hint="--slo") from None
+    # the responses in DuckDB, read a load step at a time (capacity.capacity_data); sessions and
+    # rate limits (the projection to each limit is part of the capacity report) in pandas
     data = _load(
         run,
         no_cache,
-        response_columns=[*RESPONSE_COLUMNS, *_optional(run, no_cache, STEP_LATENCIES.values())],
+        scan_responses=[*RESPONSE_COLUMNS, *_optional(run, no_cache, STEP_LATENCIES.values())],
         session_columns=SESSION_COLUMNS,
-        compact=True,  # rate limits too: the projection to each limit is part of the capacity report
+        compact=True,
     )
     _emit(build_capacity(data, clauses, slo, buckets=buckets, confidence=level), fmt)
 

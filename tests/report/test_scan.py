@@ -237,3 +237,21 @@ def test_ords_at_finds_the_rows_at_positions_among_those_that_hold(share: float)
     positions = rng.permutation(expected.size)[: max(1, expected.size // 3)]
     got = scan.ords_at(found, "isfinite(x)", positions)
     np.testing.assert_array_equal(got, expected[positions])
+
+
+def test_scanned_capacity_equals_the_pandas_capacity(runs, tmp_path) -> None:
+    from loadtest.report.capacity import RESPONSE_COLUMNS as CAPACITY_COLUMNS
+    from loadtest.report.capacity import SESSION_COLUMNS as CAPACITY_SESSIONS
+    from loadtest.report.capacity import build_capacity
+    from loadtest.report.slo import parse_slo
+
+    unstepped = ramp_run(tmp_path / "no-steps", with_step=False).path  # concurrency buckets: its rows in pandas
+    clauses = parse_slo("failed<5%,ttfa_p95<1200ms")
+    for run in (*runs, unstepped):
+        a = read_run(run, response_columns=CAPACITY_COLUMNS, session_columns=CAPACITY_SESSIONS, compact=True)
+        b = read_run(run, scan_responses=CAPACITY_COLUMNS, session_columns=CAPACITY_SESSIONS, compact=True)
+        assert b.scan is not None and b.responses.empty
+        for buckets in (10, 3):
+            want = _json(build_capacity(a, clauses, "s", buckets=buckets))
+            assert _json(build_capacity(b, clauses, "s", buckets=buckets)) == want
+            assert json.loads(want)["rows"]
