@@ -236,9 +236,7 @@ def capacity_data(
 def _projection(data: RunData) -> dict[str, Any]:
     if data.scan is not None:  # the tokens (whole numbers: their sum is exact in any order) and the count
         start, end = scanned.time_span(data.run, data.scan, data.sessions)
-        responses = pd.DataFrame(index=pd.RangeIndex(data.scan.rows))
-        if data.scan.has("total_tokens"):
-            responses["total_tokens"] = scanned.column(data.scan, scanstats.num("total_tokens"))
+        responses = scanned.tokens_frame(data.scan)
     else:
         start, end = time_span(data.run, data.responses, data.sessions)
         responses = data.responses

@@ -163,7 +163,7 @@ def limits(
     _check_format(fmt)
     from loadtest.report.limits import RESPONSE_COLUMNS, build_limits
 
-    data = _load(run, no_cache, response_columns=RESPONSE_COLUMNS, compact=True)
+    data = _load(run, no_cache, scan_responses=RESPONSE_COLUMNS, compact=True)  # responses in DuckDB
     _emit(build_limits(data), fmt)
 
 

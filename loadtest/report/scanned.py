@@ -215,3 +215,33 @@ def cost_data(scan: Scan, sessions: pd.DataFrame, table: PriceTable, end: float 
                 rows.append({by: key or "(none)", **group})
         out[f"by_{by}"] = rows
     return out
+
+
+def tokens_frame(scan: Scan) -> pd.DataFrame:
+    """One row per response with its ``total_tokens`` alone (what ``projection.project_limits``
+    reads of the responses: their count and the tokens' sum, exact in any order: whole numbers)."""
+    out = pd.DataFrame(index=pd.RangeIndex(scan.rows))
+    if scan.has("total_tokens"):
+        out["total_tokens"] = column(scan, num("total_tokens"))
+    return out
+
+
+def per_minute(scan: Scan, times: str, weights: str | None, start: float) -> np.ndarray:
+    """As ``limits.per_minute`` of the rows where ``times`` (and ``weights``) are numbers: the
+    same floor((t - start) / 60) in SQL, the counts or the sums (whole numbers) per minute."""
+    from loadtest.report.soak_scan import double
+
+    have = f"coalesce(isfinite({times}), false)"  # (pandas would make garbage of an infinite time)
+    if weights is not None:
+        have += f" AND {weights} IS NOT NULL AND NOT isnan({weights})"
+    k = f"CAST(floor(({times} - {double(start)}) / 60.0) AS BIGINT)"
+    got = scan.fetchall(
+        f"SELECT {k} AS k, {'sum(' + weights + ')' if weights else 'count(*)'} FROM {{v}} WHERE {have} GROUP BY k"
+    )
+    if not got:
+        return np.array([])
+    keys = np.array([g[0] for g in got], dtype=np.int64)
+    keys -= keys.min() if keys.min() < 0 else 0
+    out = np.zeros(int(keys.max()) + 1, dtype=float if weights is not None else np.int64)
+    out[keys] = [g[1] for g in got]
+    return out

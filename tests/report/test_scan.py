@@ -255,3 +255,16 @@ def test_scanned_capacity_equals_the_pandas_capacity(runs, tmp_path) -> None:
             want = _json(build_capacity(a, clauses, "s", buckets=buckets))
             assert _json(build_capacity(b, clauses, "s", buckets=buckets)) == want
             assert json.loads(want)["rows"]
+
+
+def test_scanned_limits_equal_the_pandas_limits(runs) -> None:
+    from loadtest.report.limits import RESPONSE_COLUMNS as LIMITS_COLUMNS
+    from loadtest.report.limits import build_limits
+
+    for run in runs:
+        a = read_run(run, response_columns=LIMITS_COLUMNS, compact=True)
+        b = read_run(run, scan_responses=LIMITS_COLUMNS, compact=True)
+        want = _json(build_limits(a))
+        assert _json(build_limits(b)) == want
+        d = json.loads(want)
+        assert d["tokens_per_minute"]["minutes"] > 1 and d["throttling"]["rate_limit_exceeded"] > 0
