@@ -322,7 +322,9 @@ def html(
     except SloError as exc:
         raise typer.BadParameter(str(exc), param_hint="--slo") from None
     extra = _optional(run, no_cache)
-    frame = list(dict.fromkeys([*FRAME_COLUMNS, *extra]))
+    # no response frame unless the run has optional sections (they read theirs): a day-long run's
+    # page aggregates in DuckDB, and each plot fetches only its own columns
+    frame = list(dict.fromkeys([*FRAME_COLUMNS, *extra])) if extra else None
     data = _load(run, no_cache, scan_responses=RESPONSE_COLUMNS, response_columns=frame, compact=True)
     for warning in data.warnings:
         typer.echo(f"warning: {warning}", err=True)

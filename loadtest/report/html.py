@@ -6,9 +6,11 @@ import html
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
+
 from loadtest import __version__
-from loadtest.records.reader import RunData
-from loadtest.report import plots
+from loadtest.records.reader import RunData, scan_frame
+from loadtest.report import plots, scanned
 from loadtest.report.capacity import RESPONSE_COLUMNS as CAPACITY_COLUMNS
 from loadtest.report.capacity import build_capacity
 from loadtest.report.confidence import DEFAULT_CONFIDENCE
@@ -38,8 +40,9 @@ RESPONSE_COLUMNS = sorted(
     }
 )
 
-# The columns the page reads in pandas (capacity, limits and the plots); the summary and soak
-# sections aggregate every RESPONSE_COLUMNS column in DuckDB (read_run(scan_responses=...)).
+# The columns the page read in pandas when the run has optional sections (function calls,
+# transcription: their sections and plots read the frame); otherwise every section aggregates in
+# DuckDB (read_run(scan_responses=...)) and each plot fetches its own columns (_rows).
 FRAME_COLUMNS = sorted(
     {*CAPACITY_COLUMNS, *LIMITS_COLUMNS, "t_trigger", "t_done", "outcome", "ttfa_ms", "done_ms", "audio_ms",
      "max_delta_gap_ms", "longest_underrun_ms"}
@@ -106,6 +109,14 @@ def report_html(report: Report, title: str) -> str:
     return "".join(parts)
 
 
+def _rows(data: RunData, columns: list[str]) -> pd.DataFrame:
+    """The rows of ``columns`` one plot draws: the run's frame, or (a scanned run read without
+    one) just those columns from DuckDB, fetched for that plot alone."""
+    if data.scan is None or len(data.responses.columns):
+        return data.responses
+    return scan_frame(data.scan, columns, compact=True)
+
+
 def build_html(
     data: RunData,
     clauses: list[Clause],
@@ -117,15 +128,18 @@ def build_html(
     capacity = build_capacity(data, clauses, slo_text, confidence=confidence)
     limits = build_limits(data)
     soak = build_soak(data, 300.0)
-    start, _ = time_span(data.run, data.responses, data.sessions)
+    if data.scan is not None:
+        start, _ = scanned.time_span(data.run, data.scan, data.sessions)
+    else:
+        start, _ = time_span(data.run, data.responses, data.sessions)
     cap = capacity.data
     figures = [
-        ("outcomes", plots.outcomes_over_time(data.responses, start)),
-        ("latency-time", plots.latency_over_time(data.responses, start)),
+        ("outcomes", plots.outcomes_over_time(_rows(data, ["t_trigger", "outcome"]), start)),
+        ("latency-time", plots.latency_over_time(_rows(data, ["t_trigger", "ttfa_ms", "done_ms"]), start)),
         ("capacity", plots.capacity_curve(cap)),
         ("latency-step", plots.latency_per_step(cap)),
         ("rate-limits", plots.rate_limits_over_time(data.rate_limits, start)),
-        ("audio-gaps", plots.audio_gaps(data.responses)),
+        ("audio-gaps", plots.audio_gaps(_rows(data, ["audio_ms", "max_delta_gap_ms", "longest_underrun_ms"]))),
     ]
     s = summary.data
     calls, transcripts = s["function_calls"], s["input_transcription"]  # None: the run has no such section

@@ -268,3 +268,21 @@ def test_scanned_limits_equal_the_pandas_limits(runs) -> None:
         assert _json(build_limits(b)) == want
         d = json.loads(want)
         assert d["tokens_per_minute"]["minutes"] > 1 and d["throttling"]["rate_limit_exceeded"] > 0
+
+
+def test_the_scanned_page_equals_the_pandas_page(runs, monkeypatch) -> None:
+    import re
+
+    import matplotlib
+
+    from loadtest.report import html
+    from loadtest.report.slo import parse_slo
+
+    monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "rtload")  # the SVG ids, else random
+    clauses = parse_slo("failed<1%,ttfa_p95<1200ms")
+    for run in runs:
+        a = read_run(run, response_columns=html.RESPONSE_COLUMNS, compact=True)
+        b = read_run(run, scan_responses=html.RESPONSE_COLUMNS, compact=True)
+        assert b.scan is not None and not len(b.responses.columns)  # every plot fetches its own columns
+        pages = [re.sub(r"generated [^·]*·", "", html.build_html(d, clauses, "s")) for d in (a, b)]
+        assert pages[0] == pages[1] and pages[0].count("<svg") >= 6
