@@ -312,7 +312,7 @@ def html(
     no_cache: bool = NO_CACHE,
 ) -> None:
     """One self-contained HTML report (inline SVG plots, no network needed to view it)."""
-    from loadtest.report.html import FRAME_COLUMNS, RESPONSE_COLUMNS, write_html
+    from loadtest.report.html import FRAME_COLUMNS, RESPONSE_COLUMNS, SESSION_COLUMNS, write_html
     from loadtest.report.slo import SloError, parse_slo
 
     level = _confidence(confidence)
@@ -325,7 +325,10 @@ def html(
     # no response frame unless the run has optional sections (they read theirs): a day-long run's
     # page aggregates in DuckDB, and each plot fetches only its own columns
     frame = list(dict.fromkeys([*FRAME_COLUMNS, *extra])) if extra else None
-    data = _load(run, no_cache, scan_responses=RESPONSE_COLUMNS, response_columns=frame, compact=True)
+    data = _load(
+        run, no_cache, scan_responses=RESPONSE_COLUMNS, response_columns=frame, session_columns=SESSION_COLUMNS,
+        compact=True,
+    )  # fmt: skip
     for warning in data.warnings:
         typer.echo(f"warning: {warning}", err=True)
     target = output if output is not None else data.path / "report.html"

@@ -12,11 +12,13 @@ from loadtest import __version__
 from loadtest.records.reader import RunData, scan_frame
 from loadtest.report import plots, scanned
 from loadtest.report.capacity import RESPONSE_COLUMNS as CAPACITY_COLUMNS
+from loadtest.report.capacity import SESSION_COLUMNS as CAPACITY_SESSIONS
 from loadtest.report.capacity import build_capacity
 from loadtest.report.confidence import DEFAULT_CONFIDENCE
 from loadtest.report.cost import PriceTable, money
 from loadtest.report.evidence import evidence_html
 from loadtest.report.limits import RESPONSE_COLUMNS as LIMITS_COLUMNS
+from loadtest.report.limits import SESSION_COLUMNS as LIMITS_SESSIONS
 from loadtest.report.limits import build_limits
 from loadtest.report.render import Report, Table, numeric_column
 from loadtest.report.slo import Clause
@@ -24,6 +26,7 @@ from loadtest.report.soak import RESPONSE_COLUMNS as SOAK_COLUMNS
 from loadtest.report.soak import build_soak
 from loadtest.report.stats import time_span
 from loadtest.report.summary import RESPONSE_COLUMNS as SUMMARY_COLUMNS
+from loadtest.report.summary import SESSION_COLUMNS as SUMMARY_SESSIONS
 from loadtest.report.summary import build_summary
 
 # The response columns the page needs (summary, capacity, limits, soak and the plots); a run with
@@ -38,6 +41,12 @@ RESPONSE_COLUMNS = sorted(
         "max_delta_gap_ms",
         "longest_underrun_ms",
     }
+)
+
+# The session columns the page reads (summary, capacity, limits): not session_id nor url, whose
+# strings were most of a day-long run's sessions in memory (2.5 million of them).
+SESSION_COLUMNS = sorted(
+    {*(c for c in SUMMARY_SESSIONS if c != "session_id"), *CAPACITY_SESSIONS, *LIMITS_SESSIONS, "transport"}
 )
 
 # The columns the page read in pandas when the run has optional sections (function calls,
@@ -117,6 +126,12 @@ def _rows(data: RunData, columns: list[str]) -> pd.DataFrame:
     return scan_frame(data.scan, columns, compact=True)
 
 
+def _outcomes_plot(data: RunData, start: float | None) -> str:
+    if data.scan is None or len(data.responses.columns) or start is None:
+        return plots.outcomes_over_time(data.responses, start)
+    return plots.outcomes_over_time(data.responses, start, scanned.outcome_buckets(data.scan, start))
+
+
 def build_html(
     data: RunData,
     clauses: list[Clause],
@@ -134,7 +149,7 @@ def build_html(
         start, _ = time_span(data.run, data.responses, data.sessions)
     cap = capacity.data
     figures = [
-        ("outcomes", plots.outcomes_over_time(_rows(data, ["t_trigger", "outcome"]), start)),
+        ("outcomes", _outcomes_plot(data, start)),
         ("latency-time", plots.latency_over_time(_rows(data, ["t_trigger", "ttfa_ms", "done_ms"]), start)),
         ("capacity", plots.capacity_curve(cap)),
         ("latency-step", plots.latency_per_step(cap)),

@@ -28,6 +28,9 @@ from loadtest.report.render import Report, Table, count, ms, num, pct
 from loadtest.report.stats import finite, percentiles, rate, time_span
 
 RESPONSE_COLUMNS = ["outcome", "reason", "t_trigger", "t_done", "total_tokens", "error_code", "error_message"]
+# the session columns the limits read (rtload report limits reads them all; the html page these)
+SESSION_COLUMNS = ["t_start", "t_open", "t_end", "ended_by", "duration_s", "handshake_status", "handshake_ms",
+                   "retry_after"]  # fmt: skip
 _RETRY_IN = re.compile(r"(?i)try again in\s+([0-9]*\.?[0-9]+)\s*(ms|s|sec|seconds?)?")
 
 

@@ -95,19 +95,29 @@ def _time_buckets(responses: pd.DataFrame, start: float) -> tuple[np.ndarray, np
     return idx, ok, width
 
 
-def outcomes_over_time(responses: pd.DataFrame, start: float | None) -> str:
-    fig, ax = plt.subplots(figsize=FIGSIZE)
-    ax.set_title("Outcomes over time")
-    if responses.empty or start is None:
-        _empty(ax)
-        return to_svg(fig)
+def outcome_buckets(responses: pd.DataFrame, start: float) -> tuple[dict[str, np.ndarray], float, int]:
+    """Per outcome, its responses per time bucket; the bucket width; the number of buckets."""
     idx, ok, width = _time_buckets(responses, start)
     n = idx[ok].max() + 1 if ok.any() else 0
+    outcome = responses["outcome"].fillna("").astype(str).to_numpy()
+    counts = {name: np.bincount(idx[ok & (outcome == name)], minlength=n)[:n].astype(float) for name in OUTCOMES}
+    return counts, width, int(n)
+
+
+def outcomes_over_time(
+    responses: pd.DataFrame, start: float | None, buckets: tuple[dict[str, np.ndarray], float, int] | None = None
+) -> str:
+    """``buckets``: :func:`outcome_buckets` computed already (from a run's scan, say)."""
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    ax.set_title("Outcomes over time")
+    if start is None or (buckets is None and responses.empty) or (buckets is not None and buckets[2] < 0):
+        _empty(ax)
+        return to_svg(fig)
+    per, width, n = buckets if buckets is not None else outcome_buckets(responses, start)
     x = np.arange(n) * width / 60
     bottom = np.zeros(n)
-    outcome = responses["outcome"].fillna("").astype(str).to_numpy()
     for name in OUTCOMES:
-        counts = np.bincount(idx[ok & (outcome == name)], minlength=n)[:n].astype(float)
+        counts = per[name]
         if counts.sum():
             ax.bar(
                 x, counts, width=width / 60 * 0.9, bottom=bottom, align="edge", color=OUTCOME_COLOURS[name], label=name

@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from loadtest.records.scan import Scan, quote
+from loadtest.records.schema import OUTCOMES
 from loadtest.report import scanstats
 from loadtest.report.cost import PRICE_KEYS, USAGE_COLUMNS, PriceTable, group_cost
 from loadtest.report.scanstats import num, text
@@ -245,3 +246,27 @@ def per_minute(scan: Scan, times: str, weights: str | None, start: float) -> np.
     out = np.zeros(int(keys.max()) + 1, dtype=float if weights is not None else np.int64)
     out[keys] = [g[1] for g in got]
     return out
+
+
+def outcome_buckets(scan: Scan, start: float) -> tuple[dict[str, np.ndarray], float, int]:
+    """As ``plots.outcome_buckets``: the same buckets (``plots._time_buckets``' arithmetic in SQL),
+    counted in DuckDB (n = -1: no rows, the plot says so)."""
+    from loadtest.report.plots import bucket_seconds
+    from loadtest.report.soak_scan import double
+
+    if not scan.rows:
+        return {}, 1.0, -1
+    t = num("t_trigger")
+    top = scan.fetchall(f"SELECT max({t}) FILTER (WHERE NOT isnan({t})), count_if(isfinite({t})) FROM {{v}}")[0]
+    span = float(top[0] - start) if top[1] else 0.0
+    width = bucket_seconds(max(span, 1.0))
+    k = f"CAST(floor(({t} - {double(start)}) / {double(width)}) AS BIGINT)"
+    got = scan.fetchall(
+        f"SELECT {k} AS k, {text('outcome')} AS o, count(*) FROM {{v}} WHERE isfinite({t}) GROUP BY k, o"
+    )
+    n = max((int(b) for b, _, _ in got), default=-1) + 1
+    counts = {name: np.zeros(n) for name in OUTCOMES}
+    for b, o, c in got:
+        if o in counts:
+            counts[o][int(b)] = float(c)
+    return counts, width, n

@@ -282,7 +282,8 @@ def test_the_scanned_page_equals_the_pandas_page(runs, monkeypatch) -> None:
     clauses = parse_slo("failed<1%,ttfa_p95<1200ms")
     for run in runs:
         a = read_run(run, response_columns=html.RESPONSE_COLUMNS, compact=True)
-        b = read_run(run, scan_responses=html.RESPONSE_COLUMNS, compact=True)
+        b = read_run(run, scan_responses=html.RESPONSE_COLUMNS, session_columns=html.SESSION_COLUMNS, compact=True)
         assert b.scan is not None and not len(b.responses.columns)  # every plot fetches its own columns
+        assert len(b.sessions.columns) < len(a.sessions.columns)  # the page's sessions: only what it reads
         pages = [re.sub(r"generated [^·]*·", "", html.build_html(d, clauses, "s")) for d in (a, b)]
         assert pages[0] == pages[1] and pages[0].count("<svg") >= 6
