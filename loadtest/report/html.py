@@ -6,10 +6,8 @@ import html
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
-
 from loadtest import __version__
-from loadtest.records.reader import RunData, scan_frame
+from loadtest.records.reader import RunData
 from loadtest.report import plots, scanned
 from loadtest.report.capacity import RESPONSE_COLUMNS as CAPACITY_COLUMNS
 from loadtest.report.capacity import SESSION_COLUMNS as CAPACITY_SESSIONS
@@ -51,7 +49,7 @@ SESSION_COLUMNS = sorted(
 
 # The columns the page read in pandas when the run has optional sections (function calls,
 # transcription: their sections and plots read the frame); otherwise every section aggregates in
-# DuckDB (read_run(scan_responses=...)) and each plot fetches its own columns (_rows).
+# DuckDB (read_run(scan_responses=...)), each plot too (scanned.outcome_buckets, latency_buckets, gap_values).
 FRAME_COLUMNS = sorted(
     {*CAPACITY_COLUMNS, *LIMITS_COLUMNS, "t_trigger", "t_done", "outcome", "ttfa_ms", "done_ms", "audio_ms",
      "max_delta_gap_ms", "longest_underrun_ms"}
@@ -118,18 +116,22 @@ def report_html(report: Report, title: str) -> str:
     return "".join(parts)
 
 
-def _rows(data: RunData, columns: list[str]) -> pd.DataFrame:
-    """The rows of ``columns`` one plot draws: the run's frame, or (a scanned run read without
-    one) just those columns from DuckDB, fetched for that plot alone."""
+def _gaps_plot(data: RunData) -> str:
     if data.scan is None or len(data.responses.columns):
-        return data.responses
-    return scan_frame(data.scan, columns, compact=True)
+        return plots.audio_gaps(data.responses)
+    return plots.audio_gaps(data.responses, scanned.gap_values(data.scan))
 
 
 def _outcomes_plot(data: RunData, start: float | None) -> str:
     if data.scan is None or len(data.responses.columns) or start is None:
         return plots.outcomes_over_time(data.responses, start)
     return plots.outcomes_over_time(data.responses, start, scanned.outcome_buckets(data.scan, start))
+
+
+def _latency_plot(data: RunData, start: float | None) -> str:
+    if data.scan is None or len(data.responses.columns) or start is None:
+        return plots.latency_over_time(data.responses, start)
+    return plots.latency_over_time(data.responses, start, scanned.latency_buckets(data.scan, start))
 
 
 def build_html(
@@ -150,11 +152,11 @@ def build_html(
     cap = capacity.data
     figures = [
         ("outcomes", _outcomes_plot(data, start)),
-        ("latency-time", plots.latency_over_time(_rows(data, ["t_trigger", "ttfa_ms", "done_ms"]), start)),
+        ("latency-time", _latency_plot(data, start)),
         ("capacity", plots.capacity_curve(cap)),
         ("latency-step", plots.latency_per_step(cap)),
         ("rate-limits", plots.rate_limits_over_time(data.rate_limits, start)),
-        ("audio-gaps", plots.audio_gaps(_rows(data, ["audio_ms", "max_delta_gap_ms", "longest_underrun_ms"]))),
+        ("audio-gaps", _gaps_plot(data)),
     ]
     s = summary.data
     calls, transcripts = s["function_calls"], s["input_transcription"]  # None: the run has no such section

@@ -248,21 +248,25 @@ def per_minute(scan: Scan, times: str, weights: str | None, start: float) -> np.
     return out
 
 
-def outcome_buckets(scan: Scan, start: float) -> tuple[dict[str, np.ndarray], float, int]:
-    """As ``plots.outcome_buckets``: the same buckets (``plots._time_buckets``' arithmetic in SQL),
-    counted in DuckDB (n = -1: no rows, the plot says so)."""
+def _buckets(scan: Scan, start: float) -> tuple[float, str]:
+    """``plots._time_buckets`` in SQL: the bucket width, and the SQL of a row's bucket."""
     from loadtest.report.plots import bucket_seconds
     from loadtest.report.soak_scan import double
 
-    if not scan.rows:
-        return {}, 1.0, -1
     t = num("t_trigger")
     top = scan.fetchall(f"SELECT max({t}) FILTER (WHERE NOT isnan({t})), count_if(isfinite({t})) FROM {{v}}")[0]
     span = float(top[0] - start) if top[1] else 0.0
     width = bucket_seconds(max(span, 1.0))
-    k = f"CAST(floor(({t} - {double(start)}) / {double(width)}) AS BIGINT)"
+    return width, f"CAST(floor(({t} - {double(start)}) / {double(width)}) AS BIGINT)"
+
+
+def outcome_buckets(scan: Scan, start: float) -> tuple[dict[str, np.ndarray], float, int]:
+    """As ``plots.outcome_buckets``: the same buckets, counted in DuckDB (n = -1: no rows)."""
+    if not scan.rows:
+        return {}, 1.0, -1
+    width, k = _buckets(scan, start)
     got = scan.fetchall(
-        f"SELECT {k} AS k, {text('outcome')} AS o, count(*) FROM {{v}} WHERE isfinite({t}) GROUP BY k, o"
+        f"SELECT {k} AS k, {text('outcome')} AS o, count(*) FROM {{v}} WHERE isfinite({num('t_trigger')}) GROUP BY k, o"
     )
     n = max((int(b) for b, _, _ in got), default=-1) + 1
     counts = {name: np.zeros(n) for name in OUTCOMES}
@@ -270,3 +274,46 @@ def outcome_buckets(scan: Scan, start: float) -> tuple[dict[str, np.ndarray], fl
         if o in counts:
             counts[o][int(b)] = float(c)
     return counts, width, n
+
+
+LATENCY_BUCKETS_AT_ONCE = 8  # time buckets (of ~40) whose rows are read by one query
+
+
+def latency_buckets(scan: Scan, start: float) -> tuple[list[pd.Series], float]:
+    """As ``plots.latency_lines`` of the run's rows (width 0: no rows): the same pandas quantiles,
+    one time bucket's rows at a time (a bucket's quantile depends on its rows alone), so a
+    day-long run's latencies are never in memory at once."""
+    from loadtest.report.plots import latency_lines
+
+    if not scan.rows:
+        return [], 0.0
+    width, k = _buckets(scan, start)
+    have = f"isfinite({num('t_trigger')})"
+    parts: list[list[pd.Series]] = []
+    keys = [int(b) for (b,) in scan.fetchall(f"SELECT DISTINCT {k} AS k FROM {{v}} WHERE {have} ORDER BY k")]
+    for at in range(0, len(keys), LATENCY_BUCKETS_AT_ONCE):  # a few buckets a query: few scans, little memory
+        lo, hi = keys[at], keys[min(at + LATENCY_BUCKETS_AT_ONCE, len(keys)) - 1]
+        got = scan.sql(  # in no particular order: a quantile sorts its values
+            f"SELECT {k} AS b, {num('ttfa_ms')} AS ttfa, {num('done_ms')} AS done FROM {{v}} "
+            f"WHERE {have} AND {k} BETWEEN {lo} AND {hi}"
+        ).fetchnumpy()
+        frame = pd.DataFrame(
+            {c: x.astype(float).filled(np.nan) if np.ma.isMaskedArray(x) else x for c, x in got.items()}
+        )
+        frame["b"] = frame["b"].astype(np.int64)
+        parts.append(latency_lines(frame))
+    if not parts:
+        return [pd.Series(dtype=float) for _ in range(3)], width
+    return [pd.concat([p[i] for p in parts]) for i in range(len(parts[0]))], width
+
+
+def gap_values(scan: Scan) -> tuple[np.ndarray | None, np.ndarray]:
+    """As ``plots.gap_values`` (None: no rows): the audio rows' values from DuckDB, in no order
+    (a percentile and a histogram do not depend on it)."""
+    if not scan.rows:
+        return None, np.array([])
+    audio = f"coalesce({num('audio_ms')} > 0 AND NOT isnan({num('audio_ms')}), false)"  # NaN is no audio
+    gaps, under = num("max_delta_gap_ms"), num("longest_underrun_ms")
+    got = scan.sql(f"SELECT {gaps} AS x FROM {{v}} WHERE {audio} AND isfinite({gaps})").fetchnumpy()["x"]
+    over = scan.sql(f"SELECT {under} AS x FROM {{v}} WHERE {audio} AND isfinite({under}) AND {under} > 0")
+    return np.asarray(got, dtype=float), np.asarray(over.fetchnumpy()["x"], dtype=float)
