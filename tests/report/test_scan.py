@@ -280,7 +280,7 @@ def test_the_scanned_page_equals_the_pandas_page(runs, monkeypatch) -> None:
 
     monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "rtload")  # the SVG ids, else random
     clauses = parse_slo("failed<1%,ttfa_p95<1200ms")
-    for run in runs:
+    for run in runs[1:]:  # the rolled run (segments, a rolled piece, the live file): ~4 s a run
         a = read_run(run, response_columns=html.RESPONSE_COLUMNS, compact=True)
         b = read_run(run, scan_responses=html.RESPONSE_COLUMNS, session_columns=html.SESSION_COLUMNS, compact=True)
         assert b.scan is not None and not len(b.responses.columns)  # every plot fetches its own columns
