@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from loadtest.records.reader import RunData
-from loadtest.report import function_calls, scanned, scanstats, soak_scan, transcription
+from loadtest.report import function_calls, scanned, scanstats, transcription
 from loadtest.report.confidence import BROKEN, DEFAULT_CONFIDENCE, INCONCLUSIVE, MET
 from loadtest.report.limits import peak_concurrency, rate_limit_rows
 from loadtest.report.projection import project_limits, projection_lines
@@ -131,7 +131,7 @@ def _scanned(data: RunData, buckets: int) -> tuple[str, Any, pd.Series, dict, pd
     step = scanstats.num("step")
 
     def rows_of(key: float) -> pd.DataFrame:
-        return scan_frame(scan, cols, where=f"{step} = {soak_scan.double(key)}", compact=True)
+        return scan_frame(scan, cols, where=f"{step} = {scanstats.double(key)}", compact=True)
 
     return "step", rows_of, s_keys, info, pd.DataFrame(index=pd.RangeIndex(0))
 

@@ -230,12 +230,10 @@ def tokens_frame(scan: Scan) -> pd.DataFrame:
 def per_minute(scan: Scan, times: str, weights: str | None, start: float) -> np.ndarray:
     """As ``limits.per_minute`` of the rows where ``times`` (and ``weights``) are numbers: the
     same floor((t - start) / 60) in SQL, the counts or the sums (whole numbers) per minute."""
-    from loadtest.report.soak_scan import double
-
     have = f"coalesce(isfinite({times}), false)"  # (pandas would make garbage of an infinite time)
     if weights is not None:
         have += f" AND {weights} IS NOT NULL AND NOT isnan({weights})"
-    k = f"CAST(floor(({times} - {double(start)}) / 60.0) AS BIGINT)"
+    k = f"CAST(floor(({times} - {scanstats.double(start)}) / 60.0) AS BIGINT)"
     got = scan.fetchall(
         f"SELECT {k} AS k, {'sum(' + weights + ')' if weights else 'count(*)'} FROM {{v}} WHERE {have} GROUP BY k"
     )
@@ -251,13 +249,12 @@ def per_minute(scan: Scan, times: str, weights: str | None, start: float) -> np.
 def _buckets(scan: Scan, start: float) -> tuple[float, str]:
     """``plots._time_buckets`` in SQL: the bucket width, and the SQL of a row's bucket."""
     from loadtest.report.plots import bucket_seconds
-    from loadtest.report.soak_scan import double
 
     t = num("t_trigger")
     top = scan.fetchall(f"SELECT max({t}) FILTER (WHERE NOT isnan({t})), count_if(isfinite({t})) FROM {{v}}")[0]
     span = float(top[0] - start) if top[1] else 0.0
     width = bucket_seconds(max(span, 1.0))
-    return width, f"CAST(floor(({t} - {double(start)}) / {double(width)}) AS BIGINT)"
+    return width, f"CAST(floor(({t} - {scanstats.double(start)}) / {scanstats.double(width)}) AS BIGINT)"
 
 
 def outcome_buckets(scan: Scan, start: float) -> tuple[dict[str, np.ndarray], float, int]:
