@@ -29,7 +29,7 @@ from loadtest.records import segments
 MEMORY_LIMIT = "1GB"  # DuckDB's own limit; past it, sorts and aggregates spill to disk
 VIEW = "rows"
 ORDER = "_ord"
-_PART_STRIDE = 1 << 40  # _ord = part position * 2**40 + row in the part
+PART_STRIDE = 1 << 40  # _ord = part position * 2**40 + row in the part
 
 _DUCK_TYPES = {
     "string": "VARCHAR",
@@ -120,7 +120,7 @@ def build_view(
         ]
         listing = ", ".join("'" + str(p).replace("'", "''") + "'" for _, p, _ in files)
         cases = " ".join(f"WHEN '{p!s}' THEN {pos}" for pos, p, _ in files)
-        order = f"CAST(CASE filename {cases} END AS BIGINT) * {_PART_STRIDE} + file_row_number AS {ORDER}"
+        order = f"CAST(CASE filename {cases} END AS BIGINT) * {PART_STRIDE} + file_row_number AS {ORDER}"
         selects.append(
             f"SELECT {', '.join(cols)}, {order} FROM read_parquet([{listing}], union_by_name = true, "
             "filename = true, file_row_number = true)"
@@ -130,10 +130,39 @@ def build_view(
         con.register(name, table.append_column("__row", pa.array(np.arange(table.num_rows, dtype=np.int64))))
         registered.append(name)
         cols = [f"CAST({quote(f.name)} AS {duck_type(f.type)}) AS {quote(f.name)}" for f in schema]
-        order = f"CAST({pos} AS BIGINT) * {_PART_STRIDE} + __row AS {ORDER}"
+        order = f"CAST({pos} AS BIGINT) * {PART_STRIDE} + __row AS {ORDER}"
         selects.append(f"SELECT {', '.join(cols)}, {order} FROM {name}")
     if not selects:
         cols = [f"CAST(NULL AS {duck_type(f.type)}) AS {quote(f.name)}" for f in schema]
         selects.append(f"SELECT {', '.join(cols)}, CAST(0 AS BIGINT) AS {ORDER} WHERE false")
     con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(view)} AS " + " UNION ALL ".join(selects))
     return registered
+
+
+def ords_at(found: Scan, where: str, positions: np.ndarray) -> np.ndarray:
+    """The ``_ord`` of the rows at ``positions`` (0-based) among the rows where ``where`` holds,
+    in the rows' order, without sorting the rows: ``_ord`` runs 0, 1, ... within each part, so
+    the rows' count per part gives every row's place, and only the smaller of the two sets (the
+    rows where ``where`` holds, or those where it does not) is fetched (at most half the rows)."""
+    positions = np.asarray(positions, dtype=np.int64)
+    parts = found.fetchall(
+        f"SELECT {ORDER} // {PART_STRIDE} AS p, count(*), count(*) FILTER (WHERE {where}) FROM {{v}} "
+        "GROUP BY p ORDER BY p"
+    )
+    keys = np.array([p for p, _, _ in parts], dtype=np.int64)
+    sizes = np.array([n for _, n, _ in parts], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    held = sum(int(k) for _, _, k in parts)
+
+    def places(cond: str) -> np.ndarray:  # each such row's place among all rows, sorted
+        got = np.asarray(found.sql(f"SELECT {ORDER} AS o FROM {{v}} WHERE {cond}").fetchnumpy()["o"], dtype=np.int64)
+        part = np.searchsorted(keys, got // PART_STRIDE)
+        return np.sort(offsets[part] + got % PART_STRIDE)
+
+    if held <= int(offsets[-1]) - held:
+        at = places(where)[positions]
+    else:  # the i-th row that holds comes after k that do not, k = #{j: skipped_j - j <= i}
+        skipped = places(f"NOT coalesce({where}, false)")
+        at = positions + np.searchsorted(skipped - np.arange(skipped.size), positions, side="right")
+    part = np.searchsorted(offsets, at, side="right") - 1
+    return keys[part] * PART_STRIDE + (at - offsets[part])

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from loadtest.records.reader import RunData
-from loadtest.report import function_calls, transcription
+from loadtest.report import function_calls, scanned, scanstats, transcription
 from loadtest.report.confidence import BROKEN, DEFAULT_CONFIDENCE, INCONCLUSIVE, MET
 from loadtest.report.limits import peak_concurrency, rate_limit_rows
 from loadtest.report.projection import project_limits, projection_lines
@@ -97,6 +97,45 @@ def _groups(responses: pd.DataFrame, sessions: pd.DataFrame, buckets: int) -> tu
     return "concurrency", r_keys, s_keys, info
 
 
+def _scan_steps(data: RunData) -> dict[float, dict[str, Any]] | None:
+    """The load steps of a scanned run with their labels and users, as :func:`_groups` finds
+    them (None: the run has no steps, so it is bucketed by concurrency in pandas)."""
+    scan = data.scan
+    if not scan.rows or not scan.has("step"):
+        return None
+    step = scanstats.num("step")
+    users = f"max({scanstats.num('users')}) FILTER (WHERE NOT isnan({scanstats.num('users')}))"
+    rows = scan.fetchall(
+        f"SELECT {step} AS s, {users if scan.has('users') else 'NULL'} FROM {{v}} "
+        f"WHERE {step} IS NOT NULL AND NOT isnan({step}) GROUP BY s ORDER BY s"
+    )
+    if not rows:
+        return None
+    return {float(s): {"label": f"step {int(s)}", "users": None if u is None else float(u)} for s, u in rows}
+
+
+def _scanned(data: RunData, buckets: int) -> tuple[str, Any, pd.Series, dict, pd.DataFrame]:
+    """(grouping, a function giving a group's rows, session keys, info, the whole run's rows or
+    an empty frame) of a scanned run: a step run reads one step's rows at a time from DuckDB
+    (a day-long run never in memory at once); a run without steps reads its rows, as before."""
+    from loadtest.records.reader import scan_frame
+
+    scan, sessions = data.scan, data.sessions
+    cols = [c for c in [*RESPONSE_COLUMNS, *STEP_LATENCIES.values()] if scan.has(c)]
+    info = _scan_steps(data)
+    if info is None:
+        responses = scan_frame(scan, cols, compact=True)
+        grouping, r_keys, s_keys, info = _groups(responses, sessions, buckets)
+        return grouping, lambda key: responses[r_keys == key], s_keys, info, responses
+    s_keys = pd.to_numeric(sessions["step"], errors="coerce") if "step" in sessions else pd.Series(dtype=float)
+    step = scanstats.num("step")
+
+    def rows_of(key: float) -> pd.DataFrame:
+        return scan_frame(scan, cols, where=f"{step} = {scanstats.double(key)}", compact=True)
+
+    return "step", rows_of, s_keys, info, pd.DataFrame(index=pd.RangeIndex(0))
+
+
 def capacity_data(
     data: RunData,
     clauses: list[Clause],
@@ -105,11 +144,18 @@ def capacity_data(
     confidence: float = DEFAULT_CONFIDENCE,
 ) -> dict[str, Any]:
     responses, sessions = data.responses, data.sessions
-    grouping, r_keys, s_keys, info = _groups(responses, sessions, buckets)
+    if data.scan is not None:
+        grouping, rows_of, s_keys, info, responses = _scanned(data, buckets)
+    else:
+        grouping, r_keys, s_keys, info = _groups(responses, sessions, buckets)
+
+        def rows_of(key: Any) -> pd.DataFrame:
+            return responses[r_keys == key]
+
     rows = []
     frames = []
     for key, meta in info.items():
-        frame = responses[r_keys == key]
+        frame = rows_of(key)
         sess = sessions[s_keys == key] if len(s_keys) else sessions.iloc[0:0]
         trig = finite(frame["t_trigger"])
         span_min = (trig.max() - trig.min()) / 60 if trig.size > 1 else None
@@ -142,7 +188,7 @@ def capacity_data(
         row["clauses"] = judged["clauses"]
         row["more_responses"] = judged["more_responses"]
         rows.append(row)
-        frames.append((row, frame))
+        frames.append((row, frame[[c for c in ("outcome", "reason") if c in frame]]))  # what the trend test reads
     order = sorted(range(len(rows)), key=lambda i: (_load(rows[i]), rows[i]["key"]))
     rows = [rows[i] for i in order]
     frames = [frames[i] for i in order]
@@ -188,13 +234,18 @@ def capacity_data(
 
 
 def _projection(data: RunData) -> dict[str, Any]:
-    start, end = time_span(data.run, data.responses, data.sessions)
+    if data.scan is not None:  # the tokens (whole numbers: their sum is exact in any order) and the count
+        start, end = scanned.time_span(data.run, data.scan, data.sessions)
+        responses = scanned.tokens_frame(data.scan)
+    else:
+        start, end = time_span(data.run, data.responses, data.sessions)
+        responses = data.responses
     by_name = {r["name"]: r["limit"] for r in rate_limit_rows(data.rate_limits, start)}
     sessions = data.sessions
     opened = sessions[pd.to_numeric(sessions["t_open"], errors="coerce").notna()] if len(sessions) else sessions
     peak, _ = peak_concurrency(opened, end)
     limits = {"tokens": by_name.get("tokens"), "requests": by_name.get("requests")}
-    return project_limits(data.responses, sessions, limits, end, peak)
+    return project_limits(responses, sessions, limits, end, peak)
 
 
 def _load(row: dict[str, Any]) -> float:

@@ -76,12 +76,12 @@ def _optional(run: Path, no_cache: bool = False, only: Any = None) -> list[str]:
 
 
 def _emit(report: Any, fmt: str) -> None:
-    from loadtest.report.render import render
+    from loadtest.report.render import write
 
     if fmt != "md":
         for warning in report.warnings:
             typer.echo(f"warning: {warning}", err=True)
-    sys.stdout.write(render(report, fmt))
+    write(report, fmt, sys.stdout)
 
 
 CONFIDENCE = typer.Option(
@@ -163,7 +163,7 @@ def limits(
     _check_format(fmt)
     from loadtest.report.limits import RESPONSE_COLUMNS, build_limits
 
-    data = _load(run, no_cache, response_columns=RESPONSE_COLUMNS, compact=True)
+    data = _load(run, no_cache, scan_responses=RESPONSE_COLUMNS, compact=True)  # responses in DuckDB
     _emit(build_limits(data), fmt)
 
 
@@ -193,12 +193,14 @@ def capacity(
         clauses = parse_slo(slo)
     except SloError as exc:
         raise typer.BadParameter(str(exc), param_hint="--slo") from None
+    # the responses in DuckDB, read a load step at a time (capacity.capacity_data); sessions and
+    # rate limits (the projection to each limit is part of the capacity report) in pandas
     data = _load(
         run,
         no_cache,
-        response_columns=[*RESPONSE_COLUMNS, *_optional(run, no_cache, STEP_LATENCIES.values())],
+        scan_responses=[*RESPONSE_COLUMNS, *_optional(run, no_cache, STEP_LATENCIES.values())],
         session_columns=SESSION_COLUMNS,
-        compact=True,  # rate limits too: the projection to each limit is part of the capacity report
+        compact=True,
     )
     _emit(build_capacity(data, clauses, slo, buckets=buckets, confidence=level), fmt)
 
@@ -231,7 +233,8 @@ def compare(
         raise typer.BadParameter(str(exc), param_hint="--slo") from None
 
     columns = [*RESPONSE_COLUMNS, *(c for c in TARGET_COLUMNS if c not in RESPONSE_COLUMNS)]
-    session_columns = [*SESSION_COLUMNS, *(["transport"] if "transport" not in SESSION_COLUMNS else [])]
+    # not session_id: nothing here reads it, and at 2.5M sessions a run its strings were ~175 MB a side
+    session_columns = [*(c for c in SESSION_COLUMNS if c != "session_id"), "transport"]
 
     def kw_of(run: Path) -> dict[str, Any]:
         # each side aggregated in DuckDB; the rows in pandas only for what needs them: the SLO
@@ -289,6 +292,8 @@ def failures(
         )  # fmt: skip
         select_failures(data)
     report = build_failures(data)
+    if bundle is None:  # the listing has its rows: the frame's memory back before it is printed
+        data.responses = data.responses.iloc[0:0]
     _emit(report, fmt)
     if bundle is not None:
         try:
@@ -307,7 +312,7 @@ def html(
     no_cache: bool = NO_CACHE,
 ) -> None:
     """One self-contained HTML report (inline SVG plots, no network needed to view it)."""
-    from loadtest.report.html import FRAME_COLUMNS, RESPONSE_COLUMNS, write_html
+    from loadtest.report.html import FRAME_COLUMNS, RESPONSE_COLUMNS, SESSION_COLUMNS, write_html
     from loadtest.report.slo import SloError, parse_slo
 
     level = _confidence(confidence)
@@ -317,8 +322,13 @@ def html(
     except SloError as exc:
         raise typer.BadParameter(str(exc), param_hint="--slo") from None
     extra = _optional(run, no_cache)
-    frame = list(dict.fromkeys([*FRAME_COLUMNS, *extra]))
-    data = _load(run, no_cache, scan_responses=RESPONSE_COLUMNS, response_columns=frame, compact=True)
+    # no response frame unless the run has optional sections (they read theirs): a day-long run's
+    # page aggregates in DuckDB, and each plot fetches only its own columns
+    frame = list(dict.fromkeys([*FRAME_COLUMNS, *extra])) if extra else None
+    data = _load(
+        run, no_cache, scan_responses=RESPONSE_COLUMNS, response_columns=frame, session_columns=SESSION_COLUMNS,
+        compact=True,
+    )  # fmt: skip
     for warning in data.warnings:
         typer.echo(f"warning: {warning}", err=True)
     target = output if output is not None else data.path / "report.html"

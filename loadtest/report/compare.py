@@ -6,19 +6,32 @@
 Outcome rates: Fisher's exact test (two-sided, scipy) on the 2x2 table [count, attempts -
 count] of A and B. Latencies: the shift of p50 and p95 (B - A) with a 95% bootstrap
 confidence interval (seeded, up to 20,000 values per run, 400 resamples) and the two-sided
-Mann-Whitney U p-value on all values. "significant" means p < 0.05. Each rate also carries its
+Mann-Whitney U p-value on all values.
+
+A run scanned in DuckDB (a day-long run: 10 million values a latency) gives the same figures
+without its values in memory (:class:`ScannedValues`): the percentiles are DuckDB's exact order
+statistics, Mann-Whitney's rank sum is computed exactly from each run's distinct values and their
+counts (:func:`mannwhitney_p`: midranks are half-integers, so the sum is exact; the same p as
+scipy's on all values), and the bootstrap's 20,000 values are the very rows numpy's seeded draw
+picks (their positions drawn first, then fetched): no sampling error beyond the bootstrap's own.
+
+"significant" means p < 0.05. Each rate also carries its
 Wilson interval per run; with ``--slo`` each run gets the capacity report's verdict on every
 clause (met / broken / inconclusive on the clause's confidence interval).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+from scipy import special
 from scipy import stats as sps
 
 from loadtest.records.reader import RunData
+from loadtest.records.scan import Scan, ords_at
 from loadtest.report import function_calls, scanned, scanstats, transcription
 from loadtest.report.confidence import DEFAULT_CONFIDENCE, rate_interval_pct
 from loadtest.report.cost import PriceTable, cost_data, cost_words, load_prices, money
@@ -48,18 +61,147 @@ def fisher_p(k_a: int, n_a: int, k_b: int, n_b: int) -> float | None:
     return float(sps.fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]]).pvalue)
 
 
-def bootstrap_shift_ci(a: np.ndarray, b: np.ndarray, q: float) -> tuple[float, float] | None:
-    """95% CI of percentile(b, q) - percentile(a, q) by resampling both runs."""
-    if a.size < 2 or b.size < 2:
+@dataclass
+class ScannedValues:
+    """The finite values of one latency of a scanned run, kept in DuckDB: their distinct values
+    with counts (one GROUP BY: the rank test's input, and the exact order statistics behind the
+    percentiles), and any of them by position (in the rows' order, as :func:`finite` of the column
+    would hold them)."""
+
+    scan: Scan
+    value: str  # SQL of the value
+    _counts: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def where(self) -> str:
+        return f"coalesce(isfinite({self.value}), false)"
+
+    def counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct values (sorted) and how often each occurs."""
+        if self._counts is None:
+            got = self.scan.sql(
+                f"SELECT x, count(*) AS c FROM (SELECT {self.value} AS x FROM {{v}} WHERE {self.where}) "
+                "GROUP BY x ORDER BY x"
+            ).fetchnumpy()
+            self._counts = np.asarray(got["x"], dtype=float), np.asarray(got["c"], dtype=np.int64)
+        return self._counts
+
+    @property
+    def size(self) -> int:
+        return int(self.counts()[1].sum())
+
+    def percentile(self, q: float) -> float:
+        """numpy's percentile of the values (the order statistics from the counts, numpy's interpolation)."""
+        x, c = self.counts()
+        lo, hi, gamma = scanstats.positions(self.size, [q])
+        ends = np.cumsum(c)  # the rank after each distinct value's last copy
+        pick = np.searchsorted(ends, np.concatenate([lo, hi]), side="right")
+        return float(scanstats.linear(x[pick[:1]], x[pick[1:]], gamma)[0])
+
+    def at(self, positions: np.ndarray) -> np.ndarray:
+        """The values at ``positions`` (0-based, among the finite values in the rows' order)."""
+        ords = ords_at(self.scan, self.where, positions)
+        self.scan.con.register("_at", pa.table({"o": pa.array(ords)}))
+        try:
+            got = self.scan.sql(
+                f"SELECT _ord AS o, {self.value} AS x FROM {{v}} WHERE _ord IN (SELECT o FROM _at)"
+            ).fetchnumpy()
+        finally:
+            self.scan.con.unregister("_at")
+        found = dict(zip(np.asarray(got["o"]).tolist(), np.asarray(got["x"], dtype=float).tolist(), strict=True))
+        return np.array([found[int(o)] for o in ords], dtype=float)
+
+    def all(self) -> np.ndarray:
+        return scanned.column(self.scan, self.value, self.where)
+
+
+Values = np.ndarray | ScannedValues
+
+
+def _size(v: Values) -> int:
+    return int(v.size)
+
+
+def _percentile(v: Values, q: int) -> float | None:
+    if not _size(v):
         return None
+    return float(np.percentile(v, q)) if isinstance(v, np.ndarray) else v.percentile(q)
+
+
+def _subsample(v: Values, rng: np.random.Generator) -> np.ndarray:
+    """At most BOOT_MAX of the values, drawn without replacement as ``rng.choice(values, ...)`` draws."""
+    if isinstance(v, np.ndarray):
+        return rng.choice(v, BOOT_MAX, replace=False) if v.size > BOOT_MAX else v
+    if v.size > BOOT_MAX:
+        return v.at(rng.choice(v.size, BOOT_MAX, replace=False))  # the same draw: positions, then values
+    return v.all()
+
+
+def bootstrap_shift_cis(a: Values, b: Values, qs: tuple[float, ...]) -> dict[float, tuple[float, float] | None]:
+    """95% CI of percentile(b, q) - percentile(a, q) for each q, by resampling both runs (the
+    same resamples for every q: each q's interval is what :func:`bootstrap_shift_ci` gives)."""
+    if _size(a) < 2 or _size(b) < 2:
+        return dict.fromkeys(qs)
     rng = np.random.default_rng(BOOT_SEED)
-    a = rng.choice(a, BOOT_MAX, replace=False) if a.size > BOOT_MAX else a
-    b = rng.choice(b, BOOT_MAX, replace=False) if b.size > BOOT_MAX else b
-    diffs = np.empty(BOOT_RESAMPLES)
+    a = _subsample(a, rng)
+    b = _subsample(b, rng)
+    diffs = np.empty((BOOT_RESAMPLES, len(qs)))
     for i in range(BOOT_RESAMPLES):
-        diffs[i] = np.percentile(rng.choice(b, b.size), q) - np.percentile(rng.choice(a, a.size), q)
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return float(lo), float(hi)
+        diffs[i] = np.percentile(rng.choice(b, b.size), qs) - np.percentile(rng.choice(a, a.size), qs)
+    out = {}
+    for j, q in enumerate(qs):
+        lo, hi = np.percentile(diffs[:, j], [2.5, 97.5])
+        out[q] = (float(lo), float(hi))
+    return out
+
+
+def bootstrap_shift_ci(a: Values, b: Values, q: float) -> tuple[float, float] | None:
+    """95% CI of percentile(b, q) - percentile(a, q) by resampling both runs."""
+    return bootstrap_shift_cis(a, b, (q,))[q]
+
+
+def _counts(v: Values) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(v, np.ndarray):
+        x, c = np.unique(v, return_counts=True)
+        return x.astype(float), c.astype(np.int64)
+    return v.counts()
+
+
+def mannwhitney_p(xa: np.ndarray, ca: np.ndarray, xb: np.ndarray, cb: np.ndarray) -> float:
+    """Two-sided Mann-Whitney U p-value of samples A and B given as sorted distinct values with
+    their counts: scipy's asymptotic test (tie-corrected, with continuity correction), its own
+    arithmetic on the same rank sum. The rank sum is exact (twice each midrank is an integer),
+    as is the tie term while it stays below 2**53 (scipy sums the same integers in floating
+    point); so the p-value is scipy's. Either sample of 8 values or fewer: scipy itself."""
+    n1, n2 = int(ca.sum()), int(cb.sum())
+    if n1 <= 8 or n2 <= 8:
+        return float(sps.mannwhitneyu(np.repeat(xa, ca), np.repeat(xb, cb), alternative="two-sided").pvalue)
+    cum_b = np.concatenate([[0], np.cumsum(cb)])
+    lo, hi = np.searchsorted(xb, xa, side="left"), np.searchsorted(xb, xa, side="right")
+    below_b, at_b = cum_b[lo], cum_b[hi] - cum_b[lo]
+    below_a = np.cumsum(ca) - ca
+    twice_ranks = 2 * (below_a + below_b) + ca + at_b + 1  # twice the midrank of A's values
+    r1 = np.float64(int((ca * twice_ranks).sum())) / 2
+    only_b = np.ones(xb.size, dtype=bool)
+    only_b[lo[hi > lo]] = False  # B's values that A also has are counted with A's
+    t = np.concatenate([(ca + at_b), cb[only_b]]).astype(float)
+    tie_term = np.sum(t**3 - t)
+    u1 = r1 - n1 * (n1 + 1) / 2
+    u = np.maximum(u1, n1 * n2 - u1)
+    mu, n = n1 * n2 / 2, n1 + n2
+    s = np.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1))))
+    numerator = u - mu
+    numerator -= 0.5
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = numerator / s
+    p = special.ndtr(-z) * 2
+    return float(np.clip(p, 0.0, 1.0))
+
+
+def _mannwhitney(va: Values, vb: Values) -> float:
+    if isinstance(va, np.ndarray) and isinstance(vb, np.ndarray):
+        return float(sps.mannwhitneyu(va, vb, alternative="two-sided").pvalue)
+    return mannwhitney_p(*_counts(va), *_counts(vb))
 
 
 def rate_row(
@@ -83,19 +225,16 @@ def rate_row(
     }
 
 
-def shift_row(metric: str, va: np.ndarray, vb: np.ndarray) -> dict[str, Any]:
+def shift_row(metric: str, va: Values, vb: Values) -> dict[str, Any]:
     """B - A of p50 and p95 with bootstrap intervals, and the Mann-Whitney U p-value on all values."""
-    row: dict[str, Any] = {"metric": metric, "a_n": int(va.size), "b_n": int(vb.size)}
+    row: dict[str, Any] = {"metric": metric, "a_n": _size(va), "b_n": _size(vb)}
+    cis = bootstrap_shift_cis(va, vb, (50, 95))
     for q in (50, 95):
-        pa = float(np.percentile(va, q)) if va.size else None
-        pb = float(np.percentile(vb, q)) if vb.size else None
-        row[f"a_p{q}"], row[f"b_p{q}"] = pa, pb
-        row[f"shift_p{q}"] = (pb - pa) if pa is not None and pb is not None else None
-        row[f"shift_p{q}_ci95"] = bootstrap_shift_ci(va, vb, q)
-    if va.size and vb.size:
-        row["mannwhitney_p"] = float(sps.mannwhitneyu(va, vb, alternative="two-sided").pvalue)
-    else:
-        row["mannwhitney_p"] = None
+        pa_, pb = _percentile(va, q), _percentile(vb, q)
+        row[f"a_p{q}"], row[f"b_p{q}"] = pa_, pb
+        row[f"shift_p{q}"] = (pb - pa_) if pa_ is not None and pb is not None else None
+        row[f"shift_p{q}_ci95"] = cis[q]
+    row["mannwhitney_p"] = _mannwhitney(va, vb) if _size(va) and _size(vb) else None
     row["significant"] = row["mannwhitney_p"] is not None and row["mannwhitney_p"] < ALPHA
     return row
 
@@ -123,12 +262,16 @@ def extra_section(
     return out
 
 
-def _latency_values(data: RunData, label: str) -> np.ndarray:
-    frame_name, col = LATENCIES[label]
-    if frame_name == "responses" and data.scan is not None:  # one column of a huge run: 8 bytes a row
-        return finite(scanned.column(data.scan, scanstats.num(col))) if data.scan.has(col) else np.array([])
-    frame = data.sessions if frame_name == "sessions" else data.responses
-    return finite(frame[col]) if col in frame else np.array([])
+def _latency_values(data: RunData) -> dict[str, Values]:
+    """Each latency's finite values of one run (kept in DuckDB when the run was scanned)."""
+    out: dict[str, Values] = {}
+    for label, (frame_name, col) in LATENCIES.items():
+        if frame_name == "responses" and data.scan is not None:
+            out[label] = ScannedValues(data.scan, scanstats.num(col)) if data.scan.has(col) else np.array([])
+            continue
+        frame = data.sessions if frame_name == "sessions" else data.responses
+        out[label] = finite(frame[col]) if col in frame else np.array([])
+    return out
 
 
 def _side(data: RunData) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
@@ -143,8 +286,6 @@ def _cost(run: RunData, table: PriceTable) -> dict[str, Any]:
     if run.scan is not None:
         return scanned.cost_data(run.scan, run.sessions, table, scanned.time_span(run.run, run.scan, run.sessions)[1])
     return cost_data(run.responses, run.sessions, table, time_span(run.run, run.responses, run.sessions)[1])
-
-
 
 
 TARGET_COLUMNS = ("provider", "deployment", "model_class", "transport")  # what what_ran() and the Runs table read
@@ -239,7 +380,8 @@ def compare_data(
                 "significant": p is not None and p < ALPHA,
             }
         )
-    latency = [shift_row(label, _latency_values(a, label), _latency_values(b, label)) for label in LATENCIES]
+    lat_a, lat_b = _latency_values(a), _latency_values(b)
+    latency = [shift_row(label, lat_a[label], lat_b[label]) for label in LATENCIES]
     calls = extra_section(
         function_calls.compare_values(a.responses), function_calls.compare_values(b.responses), confidence
     )

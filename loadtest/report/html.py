@@ -8,13 +8,15 @@ from pathlib import Path
 
 from loadtest import __version__
 from loadtest.records.reader import RunData
-from loadtest.report import plots
+from loadtest.report import plots, scanned
 from loadtest.report.capacity import RESPONSE_COLUMNS as CAPACITY_COLUMNS
+from loadtest.report.capacity import SESSION_COLUMNS as CAPACITY_SESSIONS
 from loadtest.report.capacity import build_capacity
 from loadtest.report.confidence import DEFAULT_CONFIDENCE
 from loadtest.report.cost import PriceTable, money
 from loadtest.report.evidence import evidence_html
 from loadtest.report.limits import RESPONSE_COLUMNS as LIMITS_COLUMNS
+from loadtest.report.limits import SESSION_COLUMNS as LIMITS_SESSIONS
 from loadtest.report.limits import build_limits
 from loadtest.report.render import Report, Table, numeric_column
 from loadtest.report.slo import Clause
@@ -22,6 +24,7 @@ from loadtest.report.soak import RESPONSE_COLUMNS as SOAK_COLUMNS
 from loadtest.report.soak import build_soak
 from loadtest.report.stats import time_span
 from loadtest.report.summary import RESPONSE_COLUMNS as SUMMARY_COLUMNS
+from loadtest.report.summary import SESSION_COLUMNS as SUMMARY_SESSIONS
 from loadtest.report.summary import build_summary
 
 # The response columns the page needs (summary, capacity, limits, soak and the plots); a run with
@@ -38,8 +41,15 @@ RESPONSE_COLUMNS = sorted(
     }
 )
 
-# The columns the page reads in pandas (capacity, limits and the plots); the summary and soak
-# sections aggregate every RESPONSE_COLUMNS column in DuckDB (read_run(scan_responses=...)).
+# The session columns the page reads (summary, capacity, limits): not session_id nor url, whose
+# strings were most of a day-long run's sessions in memory (2.5 million of them).
+SESSION_COLUMNS = sorted(
+    {*(c for c in SUMMARY_SESSIONS if c != "session_id"), *CAPACITY_SESSIONS, *LIMITS_SESSIONS, "transport"}
+)
+
+# The columns the page read in pandas when the run has optional sections (function calls,
+# transcription: their sections and plots read the frame); otherwise every section aggregates in
+# DuckDB (read_run(scan_responses=...)), each plot too (scanned.outcome_buckets, latency_buckets, gap_values).
 FRAME_COLUMNS = sorted(
     {*CAPACITY_COLUMNS, *LIMITS_COLUMNS, "t_trigger", "t_done", "outcome", "ttfa_ms", "done_ms", "audio_ms",
      "max_delta_gap_ms", "longest_underrun_ms"}
@@ -106,6 +116,24 @@ def report_html(report: Report, title: str) -> str:
     return "".join(parts)
 
 
+def _gaps_plot(data: RunData) -> str:
+    if data.scan is None or len(data.responses.columns):
+        return plots.audio_gaps(data.responses)
+    return plots.audio_gaps(data.responses, scanned.gap_values(data.scan))
+
+
+def _outcomes_plot(data: RunData, start: float | None) -> str:
+    if data.scan is None or len(data.responses.columns) or start is None:
+        return plots.outcomes_over_time(data.responses, start)
+    return plots.outcomes_over_time(data.responses, start, scanned.outcome_buckets(data.scan, start))
+
+
+def _latency_plot(data: RunData, start: float | None) -> str:
+    if data.scan is None or len(data.responses.columns) or start is None:
+        return plots.latency_over_time(data.responses, start)
+    return plots.latency_over_time(data.responses, start, scanned.latency_buckets(data.scan, start))
+
+
 def build_html(
     data: RunData,
     clauses: list[Clause],
@@ -117,15 +145,18 @@ def build_html(
     capacity = build_capacity(data, clauses, slo_text, confidence=confidence)
     limits = build_limits(data)
     soak = build_soak(data, 300.0)
-    start, _ = time_span(data.run, data.responses, data.sessions)
+    if data.scan is not None:
+        start, _ = scanned.time_span(data.run, data.scan, data.sessions)
+    else:
+        start, _ = time_span(data.run, data.responses, data.sessions)
     cap = capacity.data
     figures = [
-        ("outcomes", plots.outcomes_over_time(data.responses, start)),
-        ("latency-time", plots.latency_over_time(data.responses, start)),
+        ("outcomes", _outcomes_plot(data, start)),
+        ("latency-time", _latency_plot(data, start)),
         ("capacity", plots.capacity_curve(cap)),
         ("latency-step", plots.latency_per_step(cap)),
         ("rate-limits", plots.rate_limits_over_time(data.rate_limits, start)),
-        ("audio-gaps", plots.audio_gaps(data.responses)),
+        ("audio-gaps", _gaps_plot(data)),
     ]
     s = summary.data
     calls, transcripts = s["function_calls"], s["input_transcription"]  # None: the run has no such section

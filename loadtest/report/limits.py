@@ -22,11 +22,15 @@ import numpy as np
 import pandas as pd
 
 from loadtest.records.reader import RunData
+from loadtest.report import scanned, scanstats
 from loadtest.report.projection import project_limits, projection_lines
 from loadtest.report.render import Report, Table, count, ms, num, pct
 from loadtest.report.stats import finite, percentiles, rate, time_span
 
 RESPONSE_COLUMNS = ["outcome", "reason", "t_trigger", "t_done", "total_tokens", "error_code", "error_message"]
+# the session columns the limits read (rtload report limits reads them all; the html page these)
+SESSION_COLUMNS = ["t_start", "t_open", "t_end", "ended_by", "duration_s", "handshake_status", "handshake_ms",
+                   "retry_after"]  # fmt: skip
 _RETRY_IN = re.compile(r"(?i)try again in\s+([0-9]*\.?[0-9]+)\s*(ms|s|sec|seconds?)?")
 
 
@@ -89,26 +93,44 @@ def per_minute(times: np.ndarray, weights: np.ndarray | None, start: float) -> n
     return np.bincount(idx, weights=weights)
 
 
-def limits_data(data: RunData) -> dict[str, Any]:
-    responses, sessions, rl = data.responses, data.sessions, data.rate_limits
-    start, end = time_span(data.run, responses, sessions)
-    rl_rows = rate_limit_rows(rl, start)
-    by_name = {r["name"]: r for r in rl_rows}
+def _response_figures(data: RunData, start: float | None) -> dict[str, Any]:
+    """What the limits read of the responses: the rate_limit_exceeded rows' messages, counts, tokens
+    and requests per minute, and the rows for the projection (in DuckDB when the run was scanned)."""
+    if data.scan is not None:
+        scan = data.scan
+        reason, outcome = scanstats.text("reason"), scanstats.text("outcome")
+        message = scan.has("error_message")
+        rle = (
+            scan.fetchall(
+                f"SELECT {'error_message' if message else 'NULL'} FROM {{v}} WHERE {reason} = 'rate_limit_exceeded' "
+                "ORDER BY _ord"
+            )
+            if scan.has("reason")
+            else []
+        )
+        quota, throttled = scan.fetchall(
+            f"SELECT count_if({reason} = 'insufficient_quota'), count_if({outcome} = 'throttled') FROM {{v}}"
+        )[0]
+        num = scanstats.num
+        tpm = np.array([])
+        if start is not None and scan.has("t_done") and scan.has("total_tokens"):
+            tpm = scanned.per_minute(scan, num("t_done"), num("total_tokens"), start)
+        rpm = np.array([])
+        if start is not None and scan.has("t_trigger"):
+            rpm = scanned.per_minute(
+                scan, f"(CASE WHEN isfinite({num('t_trigger')}) THEN {num('t_trigger')} END)", None, start
+            )
+        return {
+            "rle_messages": [m for (m,) in rle],
+            "quota": int(quota) if scan.rows else 0,
+            "throttled": int(throttled) if scan.rows else 0,
+            "tpm": tpm,
+            "rpm": rpm,
+            "projection": scanned.tokens_frame(scan),
+        }
+    responses = data.responses
     reasons = responses["reason"].fillna("") if "reason" in responses else pd.Series(dtype=str)
     rle = responses[reasons == "rate_limit_exceeded"] if len(responses) else responses
-    hs = pd.to_numeric(sessions.get("handshake_status"), errors="coerce") if "handshake_status" in sessions else None
-    refused429 = sessions[hs == 429] if hs is not None else sessions.iloc[0:0]
-    throttling = {
-        "handshake_429": len(refused429),
-        "handshake_429_retry_after_s": _spread(refused429["retry_after"]) if len(refused429) else _spread([]),
-        "rate_limit_exceeded": len(rle),
-        "rate_limit_exceeded_retry_after_s": _spread(
-            [retry_after_from_message(m) for m in rle["error_message"]] if len(rle) else []
-        ),
-        "insufficient_quota": int((reasons == "insufficient_quota").sum()),
-        "throttled_responses": int((responses["outcome"].fillna("") == "throttled").sum()) if len(responses) else 0,
-    }
-    # tokens and requests per minute against the limits
     t_done = pd.to_numeric(responses.get("t_done"), errors="coerce") if len(responses) else pd.Series(dtype=float)
     tokens = pd.to_numeric(responses.get("total_tokens"), errors="coerce") if len(responses) else pd.Series(dtype=float)
     have = t_done.notna() & tokens.notna() if len(responses) else pd.Series(dtype=bool)
@@ -118,7 +140,36 @@ def limits_data(data: RunData) -> dict[str, Any]:
         else np.array([])
     )
     trig = finite(responses["t_trigger"]) if len(responses) else np.array([])
-    rpm = per_minute(trig, None, start) if start is not None else np.array([])
+    return {
+        "rle_messages": list(rle["error_message"]) if len(rle) else [],
+        "quota": int((reasons == "insufficient_quota").sum()),
+        "throttled": int((responses["outcome"].fillna("") == "throttled").sum()) if len(responses) else 0,
+        "tpm": tpm,
+        "rpm": per_minute(trig, None, start) if start is not None else np.array([]),
+        "projection": responses,
+    }
+
+
+def limits_data(data: RunData) -> dict[str, Any]:
+    sessions, rl = data.sessions, data.rate_limits
+    if data.scan is not None:
+        start, end = scanned.time_span(data.run, data.scan, sessions)
+    else:
+        start, end = time_span(data.run, data.responses, sessions)
+    rl_rows = rate_limit_rows(rl, start)
+    by_name = {r["name"]: r for r in rl_rows}
+    got = _response_figures(data, start)
+    hs = pd.to_numeric(sessions.get("handshake_status"), errors="coerce") if "handshake_status" in sessions else None
+    refused429 = sessions[hs == 429] if hs is not None else sessions.iloc[0:0]
+    throttling = {
+        "handshake_429": len(refused429),
+        "handshake_429_retry_after_s": _spread(refused429["retry_after"]) if len(refused429) else _spread([]),
+        "rate_limit_exceeded": len(got["rle_messages"]),
+        "rate_limit_exceeded_retry_after_s": _spread([retry_after_from_message(m) for m in got["rle_messages"]]),
+        "insufficient_quota": got["quota"],
+        "throttled_responses": got["throttled"],
+    }
+    tpm, rpm = got["tpm"], got["rpm"]
     token_limit = by_name.get("tokens", {}).get("limit")
     request_limit = by_name.get("requests", {}).get("limit")
 
@@ -144,7 +195,9 @@ def limits_data(data: RunData) -> dict[str, Any]:
         for status, frame in refused.groupby(pd.to_numeric(refused["handshake_status"]), sort=True)
     ]
     peak, peak_at = peak_concurrency(opened, end)
-    projection = project_limits(responses, sessions, {"tokens": token_limit, "requests": request_limit}, end, peak)
+    projection = project_limits(
+        got["projection"], sessions, {"tokens": token_limit, "requests": request_limit}, end, peak
+    )
     return {
         "projection": projection,
         "run_id": data.run_id,

@@ -76,9 +76,7 @@ def _finished(run: Path) -> bool:
         info = orjson.loads((run / "run.json").read_bytes())
     except (OSError, orjson.JSONDecodeError):
         return False
-    return isinstance(info, dict) and (
-        any(info.get(k) for k in RUN_END_KEYS) or info.get("status") in RUN_END_STATUSES
-    )
+    return isinstance(info, dict) and (any(info.get(k) for k in RUN_END_KEYS) or info.get("status") in RUN_END_STATUSES)
 
 
 def _key(command: str, options: dict[str, Any], runs: list[Path]) -> str:
@@ -105,15 +103,26 @@ def memoized(command: str, func: Callable[..., Any]) -> Callable[..., Any]:
         except OSError:
             return func(**options)
         entry = runs[0] / CACHE_DIR / f"{key}.json"
-        with contextlib.suppress(OSError, orjson.JSONDecodeError, KeyError, TypeError):
-            kept = orjson.loads(entry.read_bytes())
-            sys.stderr.write(kept["err"])
-            sys.stdout.write(kept["out"])
+        if _replay(entry):
             return None
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(_Tee(sys.stdout, out)), contextlib.redirect_stderr(_Tee(sys.stderr, err)):
-            result = func(**options)  # a failure (typer.Exit) propagates and keeps nothing
-        _keep(entry, out.getvalue(), err.getvalue())
+        text = entry.with_suffix(".out")
+        tmp = text.with_name(f".{text.name}.tmp")
+        try:  # the output goes to its file as it is printed: a big listing is not held twice in memory
+            entry.parent.mkdir(exist_ok=True)
+            out = open(tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed below)
+        except OSError:
+            return func(**options)  # a run directory we cannot write: answered, not kept
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(_Tee(sys.stdout, out)), contextlib.redirect_stderr(_Tee(sys.stderr, err)):
+                result = func(**options)  # a failure (typer.Exit) propagates and keeps nothing
+            out.close()
+            os.replace(tmp, text)
+        except BaseException:
+            out.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        _keep(entry, None, err.getvalue())
         return result
 
     return wrapper
@@ -160,8 +169,29 @@ def memoized_page(command: str, func: Callable[..., Any], output: str = "output"
     return wrapper
 
 
-def _keep(entry: Path, out: str, err: str) -> None:
-    """Write the entry (temporary name, then rename); a run directory we cannot write is fine."""
+CHUNK = 1 << 20  # characters of a kept output copied at a time
+
+
+def _replay(entry: Path) -> bool:
+    """Print a kept output (its stderr, then its stdout: from ``<key>.out`` a chunk at a time when
+    it was kept beside the entry); False when there is none to print."""
+    with contextlib.suppress(OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        kept = orjson.loads(entry.read_bytes())
+        if "out" in kept and kept["out"] is not None:
+            sys.stderr.write(kept["err"])
+            sys.stdout.write(kept["out"])
+            return True
+        with open(entry.with_suffix(".out"), encoding="utf-8", newline="") as text:
+            sys.stderr.write(kept["err"])
+            while chunk := text.read(CHUNK):
+                sys.stdout.write(chunk)
+        return True
+    return False
+
+
+def _keep(entry: Path, out: str | None, err: str) -> None:
+    """Write the entry (temporary name, then rename); a run directory we cannot write is fine.
+    ``out`` None: the output was kept beside it (``<key>.out``, written first)."""
     with contextlib.suppress(OSError):
         entry.parent.mkdir(exist_ok=True)
         tmp = entry.with_name(f".{entry.name}.tmp")
@@ -171,3 +201,4 @@ def _keep(entry: Path, out: str, err: str) -> None:
         for old in kept[:-MAX_ENTRIES]:
             old.unlink(missing_ok=True)
             old.with_suffix(".page").unlink(missing_ok=True)
+            old.with_suffix(".out").unlink(missing_ok=True)

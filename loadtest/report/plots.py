@@ -95,19 +95,29 @@ def _time_buckets(responses: pd.DataFrame, start: float) -> tuple[np.ndarray, np
     return idx, ok, width
 
 
-def outcomes_over_time(responses: pd.DataFrame, start: float | None) -> str:
-    fig, ax = plt.subplots(figsize=FIGSIZE)
-    ax.set_title("Outcomes over time")
-    if responses.empty or start is None:
-        _empty(ax)
-        return to_svg(fig)
+def outcome_buckets(responses: pd.DataFrame, start: float) -> tuple[dict[str, np.ndarray], float, int]:
+    """Per outcome, its responses per time bucket; the bucket width; the number of buckets."""
     idx, ok, width = _time_buckets(responses, start)
     n = idx[ok].max() + 1 if ok.any() else 0
+    outcome = responses["outcome"].fillna("").astype(str).to_numpy()
+    counts = {name: np.bincount(idx[ok & (outcome == name)], minlength=n)[:n].astype(float) for name in OUTCOMES}
+    return counts, width, int(n)
+
+
+def outcomes_over_time(
+    responses: pd.DataFrame, start: float | None, buckets: tuple[dict[str, np.ndarray], float, int] | None = None
+) -> str:
+    """``buckets``: :func:`outcome_buckets` computed already (from a run's scan, say)."""
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    ax.set_title("Outcomes over time")
+    if start is None or (buckets is None and responses.empty) or (buckets is not None and buckets[2] < 0):
+        _empty(ax)
+        return to_svg(fig)
+    per, width, n = buckets if buckets is not None else outcome_buckets(responses, start)
     x = np.arange(n) * width / 60
     bottom = np.zeros(n)
-    outcome = responses["outcome"].fillna("").astype(str).to_numpy()
     for name in OUTCOMES:
-        counts = np.bincount(idx[ok & (outcome == name)], minlength=n)[:n].astype(float)
+        counts = per[name]
         if counts.sum():
             ax.bar(
                 x, counts, width=width / 60 * 0.9, bottom=bottom, align="edge", color=OUTCOME_COLOURS[name], label=name
@@ -120,23 +130,37 @@ def outcomes_over_time(responses: pd.DataFrame, start: float | None) -> str:
     return to_svg(fig)
 
 
-def latency_over_time(responses: pd.DataFrame, start: float | None) -> str:
+LATENCY_LINES = (
+    ("ttfa", 0.5, P50_COLOUR, "-"),
+    ("ttfa", 0.95, P95_COLOUR, "-"),
+    ("done", 0.95, DONE_COLOUR, "--"),
+)
+
+
+def latency_lines(frame: pd.DataFrame) -> list[pd.Series]:
+    """Per line of LATENCY_LINES, its quantile per time bucket of ``frame`` (columns b, ttfa, done)."""
+    return [frame.groupby("b")[col].quantile(q).dropna() for col, q, _, _ in LATENCY_LINES]
+
+
+def latency_over_time(
+    responses: pd.DataFrame, start: float | None, lines: tuple[list[pd.Series], float] | None = None
+) -> str:
+    """``lines``: :func:`latency_lines` per bucket and the bucket width, computed already (from a scan)."""
     fig, ax = plt.subplots(figsize=FIGSIZE)
     ax.set_title("Latency percentiles over time")
-    if responses.empty or start is None:
+    if start is None or (lines is None and responses.empty) or (lines is not None and lines[1] <= 0):
         _empty(ax)
         return to_svg(fig)
-    idx, ok, width = _time_buckets(responses, start)
-    frame = pd.DataFrame(
-        {"b": idx[ok], "ttfa": responses["ttfa_ms"].to_numpy()[ok], "done": responses["done_ms"].to_numpy()[ok]}
-    )
+    if lines is None:
+        idx, ok, width = _time_buckets(responses, start)
+        frame = pd.DataFrame(
+            {"b": idx[ok], "ttfa": responses["ttfa_ms"].to_numpy()[ok], "done": responses["done_ms"].to_numpy()[ok]}
+        )
+        series_list = latency_lines(frame)
+    else:
+        series_list, width = lines
     drew = False
-    for col, q, colour, style in (
-        ("ttfa", 0.5, P50_COLOUR, "-"),
-        ("ttfa", 0.95, P95_COLOUR, "-"),
-        ("done", 0.95, DONE_COLOUR, "--"),
-    ):
-        series = frame.groupby("b")[col].quantile(q).dropna()
+    for (col, q, colour, style), series in zip(LATENCY_LINES, series_list, strict=True):
         if len(series):
             ax.plot(
                 series.index * width / 60,
@@ -241,18 +265,24 @@ def rate_limits_over_time(rl: pd.DataFrame, start: float | None) -> str:
     return to_svg(fig)
 
 
-def audio_gaps(responses: pd.DataFrame) -> str:
-    fig, ax = plt.subplots(figsize=FIGSIZE)
-    ax.set_title("Audio gaps per response")
-    if responses.empty:
-        _empty(ax)
-        return to_svg(fig)
+def gap_values(responses: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The responses with audio: their finite largest gaps, and their longest underruns over 0."""
     audio = pd.to_numeric(responses["audio_ms"], errors="coerce").fillna(0).to_numpy(dtype=float) > 0
     gaps = pd.to_numeric(responses["max_delta_gap_ms"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)[audio]
     under = pd.to_numeric(responses["longest_underrun_ms"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)[
         audio
     ]
-    gaps, under = gaps[np.isfinite(gaps)], under[np.isfinite(under) & (under > 0)]
+    return gaps[np.isfinite(gaps)], under[np.isfinite(under) & (under > 0)]
+
+
+def audio_gaps(responses: pd.DataFrame, values: tuple[np.ndarray, np.ndarray] | None = None) -> str:
+    """``values``: :func:`gap_values` found already (None with no rows at all)."""
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    ax.set_title("Audio gaps per response")
+    if (values is None and responses.empty) or (values is not None and values[0] is None):
+        _empty(ax)
+        return to_svg(fig)
+    gaps, under = values if values is not None else gap_values(responses)
     if not gaps.size:
         _empty(ax, "no audio received")
         return to_svg(fig)

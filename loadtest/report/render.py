@@ -6,6 +6,7 @@ with two decimals, counts as integers, missing values as ``-``.
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 from dataclasses import dataclass, field
@@ -166,3 +167,24 @@ def render(report: Report, fmt: str) -> str:
         parts.extend([_text_table(table), ""])
     parts.extend(report.notes)
     return "\n".join(parts).rstrip() + "\n"
+
+
+WRITE_CHUNK = 1 << 20  # bytes of a JSON report decoded and written at a time
+
+
+def write(report: Report, fmt: str, stream: Any) -> None:
+    """``stream.write(render(report, fmt))`` without the whole text in memory twice: JSON (a
+    failure listing can be hundreds of MB) is written from its bytes a chunk at a time."""
+    if fmt != "json":
+        stream.write(render(report, fmt))
+        return
+    raw = orjson.dumps(
+        {**report.data, "warnings": report.warnings},
+        default=_json_default,
+        option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
+    )
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(raw)
+    for at in range(0, len(raw), WRITE_CHUNK):
+        stream.write(decoder.decode(view[at : at + WRITE_CHUNK]))
+    stream.write(decoder.decode(b"", final=True))

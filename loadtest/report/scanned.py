@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from loadtest.records.scan import Scan, quote
+from loadtest.records.schema import OUTCOMES
 from loadtest.report import scanstats
 from loadtest.report.cost import PRICE_KEYS, USAGE_COLUMNS, PriceTable, group_cost
 from loadtest.report.scanstats import num, text
@@ -186,12 +187,19 @@ def cost_data(scan: Scan, sessions: pd.DataFrame, table: PriceTable, end: float 
     cost, unpriced = response_costs(scan, table)
     target, targets = _codes(scan, "target")
     scenario, scenarios = _codes(scan, "scenario")
+    # a code column only where there are groups to split (one target, one scenario: the whole run's
+    # costs), and NaN rather than NULL: 8 bytes a row reach numpy, no masked copies (10M rows a run)
+    codes = {k: e for k, e, keys in (("t", target, targets), ("s", scenario, scenarios)) if len(keys) > 1}
+    extra = "".join(f", {e} AS {k}" for k, e in codes.items())
     got = scan.sql(
-        f"SELECT {cost} AS c, {target} AS t, {scenario} AS s FROM {{v}} "
+        f"SELECT coalesce({cost}, CAST('NaN' AS DOUBLE)) AS c{extra} FROM {{v}} "
         f"LEFT JOIN _prices ON {text('deployment')} = _prices._d ORDER BY _ord"
     ).fetchnumpy()
     scan.con.unregister("_prices")
-    costs = np.asarray(got["c"].astype(float).filled(np.nan) if np.ma.isMaskedArray(got["c"]) else got["c"], float)
+    costs = np.asarray(got.pop("c"), dtype=float)
+    for k in ("t", "s"):
+        if k not in codes:
+            got[k] = np.zeros(costs.size, dtype=np.int8)
     out: dict[str, Any] = {
         "estimate": True,
         "prices": {"path": table.path, "date": table.date, "currency": table.currency},
@@ -208,3 +216,101 @@ def cost_data(scan: Scan, sessions: pd.DataFrame, table: PriceTable, end: float 
                 rows.append({by: key or "(none)", **group})
         out[f"by_{by}"] = rows
     return out
+
+
+def tokens_frame(scan: Scan) -> pd.DataFrame:
+    """One row per response with its ``total_tokens`` alone (what ``projection.project_limits``
+    reads of the responses: their count and the tokens' sum, exact in any order: whole numbers)."""
+    out = pd.DataFrame(index=pd.RangeIndex(scan.rows))
+    if scan.has("total_tokens"):
+        out["total_tokens"] = column(scan, num("total_tokens"))
+    return out
+
+
+def per_minute(scan: Scan, times: str, weights: str | None, start: float) -> np.ndarray:
+    """As ``limits.per_minute`` of the rows where ``times`` (and ``weights``) are numbers: the
+    same floor((t - start) / 60) in SQL, the counts or the sums (whole numbers) per minute."""
+    have = f"coalesce(isfinite({times}), false)"  # (pandas would make garbage of an infinite time)
+    if weights is not None:
+        have += f" AND {weights} IS NOT NULL AND NOT isnan({weights})"
+    k = f"CAST(floor(({times} - {scanstats.double(start)}) / 60.0) AS BIGINT)"
+    got = scan.fetchall(
+        f"SELECT {k} AS k, {'sum(' + weights + ')' if weights else 'count(*)'} FROM {{v}} WHERE {have} GROUP BY k"
+    )
+    if not got:
+        return np.array([])
+    keys = np.array([g[0] for g in got], dtype=np.int64)
+    keys -= keys.min() if keys.min() < 0 else 0
+    out = np.zeros(int(keys.max()) + 1, dtype=float if weights is not None else np.int64)
+    out[keys] = [g[1] for g in got]
+    return out
+
+
+def _buckets(scan: Scan, start: float) -> tuple[float, str]:
+    """``plots._time_buckets`` in SQL: the bucket width, and the SQL of a row's bucket."""
+    from loadtest.report.plots import bucket_seconds
+
+    t = num("t_trigger")
+    top = scan.fetchall(f"SELECT max({t}) FILTER (WHERE NOT isnan({t})), count_if(isfinite({t})) FROM {{v}}")[0]
+    span = float(top[0] - start) if top[1] else 0.0
+    width = bucket_seconds(max(span, 1.0))
+    return width, f"CAST(floor(({t} - {scanstats.double(start)}) / {scanstats.double(width)}) AS BIGINT)"
+
+
+def outcome_buckets(scan: Scan, start: float) -> tuple[dict[str, np.ndarray], float, int]:
+    """As ``plots.outcome_buckets``: the same buckets, counted in DuckDB (n = -1: no rows)."""
+    if not scan.rows:
+        return {}, 1.0, -1
+    width, k = _buckets(scan, start)
+    got = scan.fetchall(
+        f"SELECT {k} AS k, {text('outcome')} AS o, count(*) FROM {{v}} WHERE isfinite({num('t_trigger')}) GROUP BY k, o"
+    )
+    n = max((int(b) for b, _, _ in got), default=-1) + 1
+    counts = {name: np.zeros(n) for name in OUTCOMES}
+    for b, o, c in got:
+        if o in counts:
+            counts[o][int(b)] = float(c)
+    return counts, width, n
+
+
+LATENCY_BUCKETS_AT_ONCE = 8  # time buckets (of ~40) whose rows are read by one query
+
+
+def latency_buckets(scan: Scan, start: float) -> tuple[list[pd.Series], float]:
+    """As ``plots.latency_lines`` of the run's rows (width 0: no rows): the same pandas quantiles,
+    one time bucket's rows at a time (a bucket's quantile depends on its rows alone), so a
+    day-long run's latencies are never in memory at once."""
+    from loadtest.report.plots import latency_lines
+
+    if not scan.rows:
+        return [], 0.0
+    width, k = _buckets(scan, start)
+    have = f"isfinite({num('t_trigger')})"
+    parts: list[list[pd.Series]] = []
+    keys = [int(b) for (b,) in scan.fetchall(f"SELECT DISTINCT {k} AS k FROM {{v}} WHERE {have} ORDER BY k")]
+    for at in range(0, len(keys), LATENCY_BUCKETS_AT_ONCE):  # a few buckets a query: few scans, little memory
+        lo, hi = keys[at], keys[min(at + LATENCY_BUCKETS_AT_ONCE, len(keys)) - 1]
+        got = scan.sql(  # in no particular order: a quantile sorts its values
+            f"SELECT {k} AS b, {num('ttfa_ms')} AS ttfa, {num('done_ms')} AS done FROM {{v}} "
+            f"WHERE {have} AND {k} BETWEEN {lo} AND {hi}"
+        ).fetchnumpy()
+        frame = pd.DataFrame(
+            {c: x.astype(float).filled(np.nan) if np.ma.isMaskedArray(x) else x for c, x in got.items()}
+        )
+        frame["b"] = frame["b"].astype(np.int64)
+        parts.append(latency_lines(frame))
+    if not parts:
+        return [pd.Series(dtype=float) for _ in range(3)], width
+    return [pd.concat([p[i] for p in parts]) for i in range(len(parts[0]))], width
+
+
+def gap_values(scan: Scan) -> tuple[np.ndarray | None, np.ndarray]:
+    """As ``plots.gap_values`` (None: no rows): the audio rows' values from DuckDB, in no order
+    (a percentile and a histogram do not depend on it)."""
+    if not scan.rows:
+        return None, np.array([])
+    audio = f"coalesce({num('audio_ms')} > 0 AND NOT isnan({num('audio_ms')}), false)"  # NaN is no audio
+    gaps, under = num("max_delta_gap_ms"), num("longest_underrun_ms")
+    got = scan.sql(f"SELECT {gaps} AS x FROM {{v}} WHERE {audio} AND isfinite({gaps})").fetchnumpy()["x"]
+    over = scan.sql(f"SELECT {under} AS x FROM {{v}} WHERE {audio} AND isfinite({under}) AND {under} > 0")
+    return np.asarray(got, dtype=float), np.asarray(over.fetchnumpy()["x"], dtype=float)

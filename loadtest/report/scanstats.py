@@ -31,6 +31,11 @@ def num(column: str) -> str:
     return f"CAST({quote(column)} AS DOUBLE)"
 
 
+def double(value: float) -> str:
+    """A float as a DuckDB DOUBLE, exactly."""
+    return f"CAST('{float(value)!r}' AS DOUBLE)"
+
+
 def text(column: str) -> str:
     """A column as the string pandas' ``fillna("").astype(str)`` gives."""
     return f"coalesce(CAST({quote(column)} AS VARCHAR), '')"

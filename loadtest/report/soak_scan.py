@@ -15,13 +15,8 @@ import numpy as np
 from loadtest.records.scan import Scan
 from loadtest.report import scanstats
 from loadtest.report.scanned import column
-from loadtest.report.scanstats import num
+from loadtest.report.scanstats import double, num
 from loadtest.report.stats import finite, rate
-
-
-def double(value: float) -> str:
-    """A float as a DuckDB DOUBLE, exactly."""
-    return f"CAST('{float(value)!r}' AS DOUBLE)"
 
 
 def window_sql(scan: Scan, start: float, seconds: float) -> str:

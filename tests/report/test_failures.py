@@ -114,3 +114,16 @@ def test_bundle_carries_the_recordings_beside_their_traces_and_those_without_one
         for row in (beside, alone):
             assert zf.read(row["audio_file"]) == (run.path / row["audio_file"]).read_bytes()
         assert "Recordings (WAV) included: 2" in zf.read("README.txt").decode()
+
+
+def test_a_json_report_written_in_chunks_is_the_rendered_text(monkeypatch) -> None:
+    import io
+
+    from loadtest.report import render as render_module
+    from loadtest.report.render import Report, render, write
+
+    report = Report("t", {"rows": [{"message": "délai dépassé ✓ " * 40, "n": i} for i in range(30)]}, [], [], ["w"])
+    monkeypatch.setattr(render_module, "WRITE_CHUNK", 5)  # chunk ends inside multi-byte characters
+    out = io.StringIO()
+    write(report, "json", out)
+    assert out.getvalue() == render(report, "json")

@@ -47,3 +47,14 @@ def test_the_html_page_again_is_written_from_the_kept_page(tmp_path, cli, monkey
     monkeypatch.undo()
     cli("html", run, "-o", out, "--slo", "failed<2%")  # another option: built anew
     assert out.read_bytes() != page
+
+
+def test_a_kept_output_is_a_file_of_its_own_printed_back_whole(tmp_path, cli, monkeypatch) -> None:
+    run = ramp_run(tmp_path / "big").path
+    first = cli("failures", run, "--format", "json")
+    (entry,) = (run / memo.CACHE_DIR).glob("*.json")
+    assert orjson.loads(entry.read_bytes())["out"] is None  # not held in the entry (a listing can be huge)
+    assert entry.with_suffix(".out").read_text(encoding="utf-8") == first.stdout
+    monkeypatch.setattr(memo, "CHUNK", 7)  # printed back in many pieces, still the same text
+    again = cli("failures", run, "--format", "json")
+    assert again.stdout == first.stdout and again.stderr == first.stderr

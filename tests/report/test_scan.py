@@ -168,3 +168,122 @@ def test_a_segment_without_a_column_reads_it_as_empty(tmp_path) -> None:
         ("completed", 5.0),
     ]
     assert scanstats.percentiles(found, "ttfa_ms")["p50"] == 5.0
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_rank_sum_mann_whitney_equals_scipy_on_all_values(seed: int) -> None:
+    from scipy import stats
+
+    from loadtest.report.compare import mannwhitney_p
+
+    rng = np.random.default_rng(seed)
+    na, nb = (int(x) for x in rng.integers(1, 4000, 2)) if seed else (5, 3000)  # seed 0: a small side (scipy's exact)
+    a, b = rng.gamma(3.0, 100.0, na), rng.gamma(3.0, 100.0 + 5 * seed, nb)
+    if seed % 2:
+        a, b = np.round(a, 0), np.round(b, 0)  # many ties, across the runs too
+    xa, ca = np.unique(a, return_counts=True)
+    xb, cb = np.unique(b, return_counts=True)
+    assert mannwhitney_p(xa, ca, xb, cb) == stats.mannwhitneyu(a, b, alternative="two-sided").pvalue  # equal
+
+
+def test_scanned_latency_shift_draws_the_same_bootstrap_rows_as_numpy() -> None:
+    from loadtest.report.compare import BOOT_MAX, ScannedValues, shift_row
+
+    rng = np.random.default_rng(3)
+    sides = []
+    for shift in (0.0, 20.0):
+        x = np.round(rng.gamma(4.0, 80.0, BOOT_MAX + 5000) + shift, 2)
+        x[rng.uniform(size=x.size) < 0.03] = np.nan  # positions count the finite values only
+        sides.append((x[np.isfinite(x)], ScannedValues(_scan_of({"x": x}), "x")))
+    (a, sa), (b, sb) = sides
+    assert sa.size > BOOT_MAX and sb.size > BOOT_MAX
+    assert shift_row("ttfa", sa, sb) == shift_row("ttfa", a, b)  # equal: the same draws, the same test
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_percentiles_from_distinct_value_counts_equal_numpy(seed: int) -> None:
+    from loadtest.report.compare import ScannedValues
+
+    rng = np.random.default_rng(seed)
+    x = rng.gamma(2.0, 300.0, int(rng.integers(1, 2000)))
+    x = np.round(x, 0) if seed % 2 else x
+    x[rng.uniform(size=x.size) < 0.05] = np.nan
+    got, finite = ScannedValues(_scan_of({"x": x}), "x"), x[np.isfinite(x)]
+    if not finite.size:
+        return
+    assert got.size == finite.size
+    for q in (0, 1, 50, 95, 99.9, 100):
+        assert got.percentile(q) == float(np.percentile(finite, q)), q  # equal, not close
+
+
+def test_one_set_of_resamples_gives_each_percentiles_own_interval() -> None:
+    from loadtest.report.compare import bootstrap_shift_ci, bootstrap_shift_cis
+
+    rng = np.random.default_rng(8)
+    a, b = np.round(rng.gamma(3, 100, 900), 2), np.round(rng.gamma(3, 110, 1100), 2)
+    assert bootstrap_shift_cis(a, b, (50, 95)) == {q: bootstrap_shift_ci(a, b, q) for q in (50, 95)}
+
+
+@pytest.mark.parametrize("share", [0.02, 0.5, 0.97])  # few rows hold, half, nearly all (the other branch)
+def test_ords_at_finds_the_rows_at_positions_among_those_that_hold(share: float) -> None:
+    rng = np.random.default_rng(int(share * 100))
+    tables = [pa.table({"x": np.where(rng.uniform(size=n) < share, 1.0, np.nan)}) for n in (300, 1, 700, 450)]
+    con = scan.connect()
+    found = scan.Scan(con, tables[0].schema, sum(t.num_rows for t in tables))
+    scan.build_view(con, tables[0].schema, [], [(pos, t) for pos, t in zip((0, 2, 3, 7), tables, strict=True)])
+    ords = np.array([o for (o,) in found.fetchall("SELECT _ord FROM {v} ORDER BY _ord")])
+    holds = np.array([x == x for (x,) in found.fetchall("SELECT x FROM {v} ORDER BY _ord")])  # not NaN
+    expected = ords[holds]
+    positions = rng.permutation(expected.size)[: max(1, expected.size // 3)]
+    got = scan.ords_at(found, "isfinite(x)", positions)
+    np.testing.assert_array_equal(got, expected[positions])
+
+
+def test_scanned_capacity_equals_the_pandas_capacity(runs, tmp_path) -> None:
+    from loadtest.report.capacity import RESPONSE_COLUMNS as CAPACITY_COLUMNS
+    from loadtest.report.capacity import SESSION_COLUMNS as CAPACITY_SESSIONS
+    from loadtest.report.capacity import build_capacity
+    from loadtest.report.slo import parse_slo
+
+    unstepped = ramp_run(tmp_path / "no-steps", with_step=False).path  # concurrency buckets: its rows in pandas
+    clauses = parse_slo("failed<5%,ttfa_p95<1200ms")
+    for run in (*runs, unstepped):
+        a = read_run(run, response_columns=CAPACITY_COLUMNS, session_columns=CAPACITY_SESSIONS, compact=True)
+        b = read_run(run, scan_responses=CAPACITY_COLUMNS, session_columns=CAPACITY_SESSIONS, compact=True)
+        assert b.scan is not None and b.responses.empty
+        for buckets in (10, 3):
+            want = _json(build_capacity(a, clauses, "s", buckets=buckets))
+            assert _json(build_capacity(b, clauses, "s", buckets=buckets)) == want
+            assert json.loads(want)["rows"]
+
+
+def test_scanned_limits_equal_the_pandas_limits(runs) -> None:
+    from loadtest.report.limits import RESPONSE_COLUMNS as LIMITS_COLUMNS
+    from loadtest.report.limits import build_limits
+
+    for run in runs:
+        a = read_run(run, response_columns=LIMITS_COLUMNS, compact=True)
+        b = read_run(run, scan_responses=LIMITS_COLUMNS, compact=True)
+        want = _json(build_limits(a))
+        assert _json(build_limits(b)) == want
+        d = json.loads(want)
+        assert d["tokens_per_minute"]["minutes"] > 1 and d["throttling"]["rate_limit_exceeded"] > 0
+
+
+def test_the_scanned_page_equals_the_pandas_page(runs, monkeypatch) -> None:
+    import re
+
+    import matplotlib
+
+    from loadtest.report import html
+    from loadtest.report.slo import parse_slo
+
+    monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "rtload")  # the SVG ids, else random
+    clauses = parse_slo("failed<1%,ttfa_p95<1200ms")
+    for run in runs[1:]:  # the rolled run (segments, a rolled piece, the live file): ~4 s a run
+        a = read_run(run, response_columns=html.RESPONSE_COLUMNS, compact=True)
+        b = read_run(run, scan_responses=html.RESPONSE_COLUMNS, session_columns=html.SESSION_COLUMNS, compact=True)
+        assert b.scan is not None and not len(b.responses.columns)  # every plot fetches its own columns
+        assert len(b.sessions.columns) < len(a.sessions.columns)  # the page's sessions: only what it reads
+        pages = [re.sub(r"generated [^·]*·", "", html.build_html(d, clauses, "s")) for d in (a, b)]
+        assert pages[0] == pages[1] and pages[0].count("<svg") >= 6
