@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ssl
 
-READ_BYTES = 64 * 1024
+RECORD_BYTES = 16 * 1024  # the most plaintext one TLS record carries
 EOF = "eof"  # :meth:`TLSLayer.decrypt`'s ending for the end of the stream (clean or not)
 
 
@@ -52,29 +52,48 @@ class TLSLayer:
     def encrypt(self, data: bytes) -> bytes:
         """``data`` as TLS records to write (with anything else waiting to go first)."""
         obj = self._obj
-        view = memoryview(data)
-        while view:
-            n = obj.write(view)
-            view = view[n:]
+        if data:
+            n = obj.write(data)  # over memory SSL_write takes it all (records of <= 16 KiB) in one call
+            if n < len(data):  # (not seen; kept so a partial write could never lose bytes)
+                view = memoryview(data)[n:]
+                while view:
+                    view = view[obj.write(view) :]
         return self._out.read()
 
-    def decrypt(self, data: bytes) -> tuple[bytes, str | None]:
+    def decrypt(self, data: bytes | memoryview) -> tuple[bytes, str | None]:
         """Feed what the socket read (``b""``: its end) and return (every byte of plaintext it
-        completes, how the stream ended: None while it lives, :data:`EOF`, or a TLS error's text)."""
+        completes, how the stream ended: None while it lives, :data:`EOF`, or a TLS error's text).
+
+        ``data`` may be a view of a buffer the caller reuses: it is copied in before this returns.
+        The loop stops when neither the incoming BIO nor the TLS object holds a byte (no failed
+        read, no exception raised and caught per call: that costs as much as the read itself);
+        only a record that is not complete yet ends it with ``SSLWantReadError``. Each read asks
+        for what the records in hand can hold at most (one record's plaintext is at most 16 KiB
+        and never more than its ciphertext), so the bytes made are not a 64 KiB block shrunk."""
+        incoming = self._in
         if data:
-            self._in.write(data)
+            incoming.write(data)
         else:
-            self._in.write_eof()
+            incoming.write_eof()
         obj = self._obj
-        parts: list[bytes] = []
+        plain = b""
+        parts: list[bytes] | None = None
         ending: str | None = None
         try:
             while True:
-                chunk = obj.read(READ_BYTES)
-                if not chunk:
+                n = incoming.pending + obj.pending()
+                if not n:
+                    break
+                chunk = obj.read(n if n < RECORD_BYTES else RECORD_BYTES)
+                if not chunk:  # the peer's close_notify
                     ending = EOF
                     break
-                parts.append(chunk)
+                if not plain:
+                    plain = chunk
+                elif parts is None:
+                    parts = [plain, chunk]
+                else:
+                    parts.append(chunk)
         except ssl.SSLWantReadError:
             pass
         except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
@@ -83,6 +102,4 @@ class TLSLayer:
             ending = f"TLS error: {exc.reason or exc}"
         if not data and ending is None:
             ending = EOF
-        if not parts:
-            return b"", ending
-        return (parts[0] if len(parts) == 1 else b"".join(parts)), ending
+        return (plain if parts is None else b"".join(parts)), ending

@@ -521,9 +521,8 @@ class WebSocketTransport:
             self.bytes_received += len(data)
         if self._cooperative:  # (never yields: no other greenlet touches the TLS object meanwhile)
             plain, ending = tls.decrypt(data)
-            reply = tls.outgoing()
-            if reply:  # a TLS message the peer asked for (a key update): behind the queued records
-                self._write_cooperative((reply,), records=True)
+            if tls.has_outgoing:  # a TLS message the peer asked for (a key update): behind the queued records
+                self._write_cooperative((tls.outgoing(),), records=True)
         else:
             with self._tls_lock:
                 plain, ending = tls.decrypt(data)
