@@ -11,7 +11,8 @@ by one OS thread that gevent's patching does not turn into a greenlet
   thread.
 - :class:`Inbox`: what a connection receives (data-channel events, decoded RTP audio, its end) is
   appended by the loop thread to the connection's deque (thread-safe appends); one process-wide
-  async watcher (:class:`Doorbell`) wakes the hub, which sets the gevent event of every inbox that
+  async watcher (:class:`Doorbell`) wakes the hub (at most once per ``HANDOFF_TICK_S``), which
+  sets the gevent event of every inbox that
   got something, and each connection's receive loop drains its deque in arrival order. Arrival
   times are stamped in the loop thread when the packet or message came in; how long an item waited
   for its receiver is measured (``handoff`` lag).
@@ -26,6 +27,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -38,6 +40,12 @@ from loadtest.session.lagstats import LagStats
 
 log = logging.getLogger("loadtest.session")
 SWITCH_INTERVAL_S = 0.001
+# the loop thread wakes the hub at most once per tick, for every inbox filled in it: a wake-up per
+# RTP packet (50 a second per call) was a thread switch each, the GIL handed back and forth, and the
+# harness's busiest line (bench/results/webrtc_profile.json); items keep the arrival time stamped
+# when they came in, so a tick only adds to the measured hand-off lag, never to a record's times
+# (RTLOAD_RTC_HANDOFF_TICK_S=0: a wake-up per ring, as before; the bench's A/B)
+HANDOFF_TICK_S = float(os.environ.get("RTLOAD_RTC_HANDOFF_TICK_S", "0.005"))
 
 
 def _os_thread_starter() -> Callable[..., Any]:
@@ -73,9 +81,11 @@ class Doorbell:
     """One gevent async watcher for the process: the loop thread rings it, the hub sets the events
     of the inboxes that were filled (threads without gevent: the inbox's event is set directly)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tick_s: float = HANDOFF_TICK_S) -> None:
         self._ready: collections.deque[Inbox] = collections.deque()
         self._watcher: Any = None
+        self._tick_s = tick_s
+        self._armed = False  # a wake-up is scheduled (touched on the loop thread only)
         self.rings = 0  # hub wake-ups
         if concurrency.gevent_active():
             import gevent
@@ -90,7 +100,18 @@ class Doorbell:
             inbox.event.set()  # a threading.Event: safe from any thread
             return
         self._ready.append(inbox)
-        self._watcher.send()  # coalesced: many rings, one hub wake-up
+        if not self._armed:
+            self._armed = True
+            try:
+                if self._tick_s <= 0:
+                    raise RuntimeError
+                asyncio.get_running_loop().call_later(self._tick_s, self._send)
+            except RuntimeError:  # (not on the loop thread, or no tick: at once)
+                self._send()
+
+    def _send(self) -> None:  # on the loop thread
+        self._armed = False
+        self._watcher.send()  # one hub wake-up for every ring since the last
 
     def _on_ring(self) -> None:  # in the hub
         self.rings += 1
