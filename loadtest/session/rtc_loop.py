@@ -45,6 +45,7 @@ SWITCH_INTERVAL_S = 0.001
 # harness's busiest line (bench/results/webrtc_profile.json); items keep the arrival time stamped
 # when they came in, so a tick only adds to the measured hand-off lag, never to a record's times
 # (RTLOAD_RTC_HANDOFF_TICK_S=0: a wake-up per ring, as before; the bench's A/B)
+_SOON_BATCH = os.environ.get("RTLOAD_RTC_SOON_BATCH", "1") != "0"
 HANDOFF_TICK_S = float(os.environ.get("RTLOAD_RTC_HANDOFF_TICK_S", "0.005"))
 
 
@@ -168,6 +169,9 @@ class RtcLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = concurrency.new_lock()
         self.doorbell: Doorbell | None = None
+        self._outbox: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = collections.deque()
+        self._outbox_armed = False  # a drain is scheduled on the loop
+        self.wakeups = 0  # the loop thread woken by soon()
         self.handoff_lag = LagStats()  # ms an item waited between the loop thread and its receiver
         self.calls = 0
 
@@ -213,10 +217,33 @@ class RtcLoop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` on the loop thread (fire and forget)."""
+        """Run ``fn(*args)`` on the loop thread (fire and forget), in the order asked.
+
+        Calls are queued and the loop thread is woken once for all that were queued before it ran
+        (the audio clock sends every due session's append in one pass: one wake-up, not one each;
+        ``RTLOAD_RTC_SOON_BATCH=0``: a wake-up per call, the bench's A/B)."""
         loop = self.loop
-        with contextlib.suppress(RuntimeError):  # the loop is closing (process exit)
-            loop.call_soon_threadsafe(fn, *args)
+        if not _SOON_BATCH:
+            self.wakeups += 1
+            with contextlib.suppress(RuntimeError):  # the loop is closing (process exit)
+                loop.call_soon_threadsafe(fn, *args)
+            return
+        self._outbox.append((fn, args))
+        if not self._outbox_armed:
+            self._outbox_armed = True
+            self.wakeups += 1
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._drain_outbox)
+
+    def _drain_outbox(self) -> None:  # on the loop thread
+        self._outbox_armed = False  # (first: a call queued from now on wakes the loop again)
+        outbox = self._outbox
+        while outbox:
+            fn, args = outbox.popleft()
+            try:
+                fn(*args)
+            except Exception:  # one call's failure is its own (as call_soon's would be)
+                log.exception("a WebRTC loop call failed")
 
     def call(self, coro: Coroutine[Any, Any, Any], timeout: float) -> Any:
         """Run ``coro`` on the loop and wait for its result, cooperatively (raises its exception,
