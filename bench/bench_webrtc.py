@@ -184,11 +184,24 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv if argv is not None else [])
     if args.quick:
         args.start, args.step, args.top, args.step_s = 5, 5, 10, 15.0
+
+    steps = list(range(args.start, args.top + 1, args.step))
+    result = measure(steps, args.step_s)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    sustained, error = result["sessions_sustained_per_core"], result["ttfa_error_ms"]
+    if args.quick:
+        print(json.dumps(result, indent=2))
+        return
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"bench webrtc: {sustained} sessions sustained on one core; ttfa error {error}; -> {RESULTS}")
+
+
+def measure(steps: list[int], step_s: float) -> dict[str, Any]:
+    """One ladder run: the harness and the mock as the module's docstring says."""
     import psutil
 
     from loadtest.mock.process import start_mock
 
-    steps = list(range(args.start, args.top + 1, args.step))
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-webrtc-") as tmp:
         work = Path(tmp)
@@ -212,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
             started = time.time()
-            run_dir = run_harness(mock.url, steps, args.step_s, work, "webrtc")
+            run_dir = run_harness(mock.url, steps, step_s, work, "webrtc")
             stop.set()
             rows = step_rows(run_dir, steps, mock_cpu)
             error = ttfa_error(run_dir, truth, skip_s=SETTLE_S)
@@ -234,12 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         "took_s": round(took, 1),
         "load_after": os.getloadavg(),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    if args.quick:
-        print(json.dumps(result, indent=2))
-        return
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"bench webrtc: {sustained} sessions sustained on one core; ttfa error {error}; -> {RESULTS}")
+    return result
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from typing import Any, Protocol
 
@@ -22,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from loadtest.mock.context import SessionContext
 from loadtest.mock.routing import Route
 from loadtest.mock.rtc_channel import ChannelSocket
-from loadtest.mock.rtc_media import AnswerTrack, input_rate, pump_caller_audio
+from loadtest.mock.rtc_media import AnswerTrack, input_rate, pump_caller_audio, tap_caller_audio
 from loadtest.mock.session import MockSession
 
 EVENTS_CHANNEL = "oai-events"
@@ -98,6 +99,10 @@ class RtcCall:
     def _on_track(self, track: Any) -> None:
         if track.kind != "audio":
             return
+        if os.environ.get("RTLOAD_MOCK_RTC_JITTER") != "1":  # (=1: aiortc's own path, the bench's A/B)
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.receiver.track is track:
+                    tap_caller_audio(transceiver.receiver)
         session = self.session
 
         async def pump() -> None:

@@ -245,6 +245,31 @@ async def pump_caller_audio(track: MediaStreamTrack, rate_now: Callable[[], int]
                 await append(pcm, pcm.size * 1000.0 / rate)
 
 
+def tap_caller_audio(receiver: Any) -> None:
+    """Decode the caller's Opus packets as they arrive, on the loop, into ``receiver``'s track (what
+    :func:`pump_caller_audio` reads) instead of through aiortc's jitter buffer and its decoder
+    thread: that thread's queue was a thread wake-up (the GIL handed over and back) per packet, half
+    the mock's CPU at 40 calls (bench/results/webrtc_ab.json). The decoder thread stays, idle; it
+    still ends the track when the receiver stops."""
+    track = receiver.track
+    codec = av.CodecContext.create("libopus", "r")
+    codec.sample_rate = RTP_RATE
+    codec.layout = "mono"
+    codec.format = "s16"
+
+    async def handle(packet: Any, arrival_time_ms: int) -> None:
+        if not packet.payload or track.readyState != "live":
+            return
+        try:
+            frames = codec.decode(av.Packet(packet.payload))
+        except av.FFmpegError:  # a corrupt packet: a gap
+            return
+        for frame in frames:
+            track._queue.put_nowait(frame)
+
+    receiver._handle_rtp_packet = handle
+
+
 def input_rate(fmt: str) -> int:
     """The sample rate of a session input format (what the caller's audio is resampled to)."""
     return AUDIO_FORMATS[fmt][2] if fmt in AUDIO_FORMATS else RATE

@@ -11,7 +11,8 @@ by one OS thread that gevent's patching does not turn into a greenlet
   thread.
 - :class:`Inbox`: what a connection receives (data-channel events, decoded RTP audio, its end) is
   appended by the loop thread to the connection's deque (thread-safe appends); one process-wide
-  async watcher (:class:`Doorbell`) wakes the hub, which sets the gevent event of every inbox that
+  async watcher (:class:`Doorbell`) wakes the hub (at most once per ``HANDOFF_TICK_S``), which
+  sets the gevent event of every inbox that
   got something, and each connection's receive loop drains its deque in arrival order. Arrival
   times are stamped in the loop thread when the packet or message came in; how long an item waited
   for its receiver is measured (``handoff`` lag).
@@ -26,6 +27,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -38,6 +40,13 @@ from loadtest.session.lagstats import LagStats
 
 log = logging.getLogger("loadtest.session")
 SWITCH_INTERVAL_S = 0.001
+# the loop thread wakes the hub at most once per tick, for every inbox filled in it: a wake-up per
+# RTP packet (50 a second per call) was a thread switch each, the GIL handed back and forth, and the
+# harness's busiest line (bench/results/webrtc_profile.json); items keep the arrival time stamped
+# when they came in, so a tick only adds to the measured hand-off lag, never to a record's times
+# (RTLOAD_RTC_HANDOFF_TICK_S=0: a wake-up per ring, as before; the bench's A/B)
+_SOON_BATCH = os.environ.get("RTLOAD_RTC_SOON_BATCH", "1") != "0"
+HANDOFF_TICK_S = float(os.environ.get("RTLOAD_RTC_HANDOFF_TICK_S", "0.005"))
 
 
 def _os_thread_starter() -> Callable[..., Any]:
@@ -73,9 +82,11 @@ class Doorbell:
     """One gevent async watcher for the process: the loop thread rings it, the hub sets the events
     of the inboxes that were filled (threads without gevent: the inbox's event is set directly)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tick_s: float = HANDOFF_TICK_S) -> None:
         self._ready: collections.deque[Inbox] = collections.deque()
         self._watcher: Any = None
+        self._tick_s = tick_s
+        self._armed = False  # a wake-up is scheduled (touched on the loop thread only)
         self.rings = 0  # hub wake-ups
         if concurrency.gevent_active():
             import gevent
@@ -90,7 +101,18 @@ class Doorbell:
             inbox.event.set()  # a threading.Event: safe from any thread
             return
         self._ready.append(inbox)
-        self._watcher.send()  # coalesced: many rings, one hub wake-up
+        if not self._armed:
+            self._armed = True
+            try:
+                if self._tick_s <= 0:
+                    raise RuntimeError
+                asyncio.get_running_loop().call_later(self._tick_s, self._send)
+            except RuntimeError:  # (not on the loop thread, or no tick: at once)
+                self._send()
+
+    def _send(self) -> None:  # on the loop thread
+        self._armed = False
+        self._watcher.send()  # one hub wake-up for every ring since the last
 
     def _on_ring(self) -> None:  # in the hub
         self.rings += 1
@@ -147,6 +169,9 @@ class RtcLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = concurrency.new_lock()
         self.doorbell: Doorbell | None = None
+        self._outbox: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = collections.deque()
+        self._outbox_armed = False  # a drain is scheduled on the loop
+        self.wakeups = 0  # the loop thread woken by soon()
         self.handoff_lag = LagStats()  # ms an item waited between the loop thread and its receiver
         self.calls = 0
 
@@ -192,10 +217,33 @@ class RtcLoop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` on the loop thread (fire and forget)."""
+        """Run ``fn(*args)`` on the loop thread (fire and forget), in the order asked.
+
+        Calls are queued and the loop thread is woken once for all that were queued before it ran
+        (the audio clock sends every due session's append in one pass: one wake-up, not one each;
+        ``RTLOAD_RTC_SOON_BATCH=0``: a wake-up per call, the bench's A/B)."""
         loop = self.loop
-        with contextlib.suppress(RuntimeError):  # the loop is closing (process exit)
-            loop.call_soon_threadsafe(fn, *args)
+        if not _SOON_BATCH:
+            self.wakeups += 1
+            with contextlib.suppress(RuntimeError):  # the loop is closing (process exit)
+                loop.call_soon_threadsafe(fn, *args)
+            return
+        self._outbox.append((fn, args))
+        if not self._outbox_armed:
+            self._outbox_armed = True
+            self.wakeups += 1
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._drain_outbox)
+
+    def _drain_outbox(self) -> None:  # on the loop thread
+        self._outbox_armed = False  # (first: a call queued from now on wakes the loop again)
+        outbox = self._outbox
+        while outbox:
+            fn, args = outbox.popleft()
+            try:
+                fn(*args)
+            except Exception:  # one call's failure is its own (as call_soon's would be)
+                log.exception("a WebRTC loop call failed")
 
     def call(self, coro: Coroutine[Any, Any, Any], timeout: float) -> Any:
         """Run ``coro`` on the loop and wait for its result, cooperatively (raises its exception,
