@@ -290,6 +290,15 @@ class RtcPeer:
         return next((t for t, e in self.events if e.get("type") == kind and all(e.get(k) == v for k, v in
                                                                                     match.items())), None)  # fmt: skip
 
+    async def settle(self, quiet_s: float = 0.3, timeout: float = 5.0) -> None:
+        """Wait until no frame has been heard for ``quiet_s`` (the answer's last packets can trail
+        ``output_audio_buffer.stopped`` through the jitter buffer by more on a loaded machine)."""
+        deadline = time.monotonic() + timeout
+        count = -1
+        while len(self.heard) != count and time.monotonic() < deadline:
+            count = len(self.heard)
+            await asyncio.sleep(quiet_s)
+
     def speech(self, threshold: float = 30.0) -> list[HeardFrame]:
         """The decoded frames that are not silence."""
         return [f for f in self.heard if f.rms > threshold]

@@ -48,7 +48,7 @@ def test_spoken_turn_answers_on_the_track(mock_server) -> None:
         done = await peer.until("response.done", timeout=40)
         rid = done["response"]["id"]
         await peer.wait_for(lambda: peer.event_time("output_audio_buffer.stopped", response_id=rid), 20)
-        await asyncio.sleep(0.3)  # the last packets through the caller's jitter buffer
+        await peer.settle()  # the last packets through the caller's jitter buffer
         await peer.close()
         return peer, rid
 
