@@ -39,8 +39,11 @@ browser: sysdeps
 # heartbeats) run afterwards on their own, so the other half's load cannot make them flake.
 # One focused run: .venv/bin/python -m pytest -q tests/x/test_y.py
 PYTEST  := $(BIN)/python -m pytest -q -p no:cacheprovider
-TESTS_A := tests/harness tests/workload
-TESTS_B := tests --ignore=tests/harness --ignore=tests/workload
+# The halves are balanced by measured wall time (about 8 minutes each on a quiet machine): the two
+# longest report runs go with the harness's end-to-end runs.
+MOVED_A := tests/report/test_knee_run.py tests/report/test_real_run.py
+TESTS_A := tests/harness tests/workload $(MOVED_A)
+TESTS_B := tests --ignore=tests/harness --ignore=tests/workload $(addprefix --ignore=,$(MOVED_A))
 test: install lint sysdeps
 	@logs=$$(mktemp -d); \
 	$(PYTEST) -m "not timing" $(TESTS_A) >$$logs/a.log 2>&1 & a=$$!; \
