@@ -68,6 +68,7 @@ class Scan:
     rows: int
     view: str = VIEW
     _tables: list[str] = field(default_factory=list)
+    memo: dict[Any, Any] = field(default_factory=dict)  # figures several sections ask for (the rows never change)
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> Any:
         """Run ``query`` (``{v}`` is the view); returns the DuckDB relation/cursor."""

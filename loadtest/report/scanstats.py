@@ -241,15 +241,23 @@ def reason_rows(scan: Scan, where: str = "true", total: int | None = None) -> li
 
 
 def extent(scan: Scan, columns: Sequence[str]) -> list[float]:
-    """Min and max of each column's finite values (as ``stats.time_span`` gathers them)."""
-    times: list[float] = []
-    for col in columns:
-        if not scan.has(col) or not scan.rows:
-            continue
-        lo, hi = scan.fetchall(f"SELECT min(x), max(x) FROM (SELECT {num(col)} AS x FROM {{v}}) WHERE isfinite(x)")[0]
-        if lo is not None:
-            times.extend((float(lo), float(hi)))
-    return times
+    """Min and max of each column's finite values (as ``stats.time_span`` gathers them), in one pass
+    over the rows, once per scan (html asks for the span in five sections: 0.7 s each at 10M rows)."""
+    key = ("extent", tuple(columns))
+    if key not in scan.memo:
+        cols = [c for c in columns if scan.has(c)] if scan.rows else []
+        times: list[float] = []
+        if cols:
+            parts = ", ".join(
+                f"min({num(c)}) FILTER (WHERE isfinite({num(c)})), max({num(c)}) FILTER (WHERE isfinite({num(c)}))"
+                for c in cols
+            )
+            row = scan.fetchall(f"SELECT {parts} FROM {{v}}")[0]
+            for lo, hi in zip(row[::2], row[1::2], strict=True):
+                if lo is not None:
+                    times.extend((float(lo), float(hi)))
+        scan.memo[key] = times
+    return list(scan.memo[key])
 
 
 def distinct(scan: Scan, column: str) -> list[str]:
