@@ -8,8 +8,9 @@ and can tear only the last line (readers skip a torn last line, and any corrupt 
 
 A file that grows past ``roll_bytes`` (64 MiB) is rolled into a compressed Parquet segment
 (:mod:`loadtest.records.segments`): renamed under the lock (the hot path pays nothing more
-than a size check per batch), converted in a background OS thread, so a day-long run keeps
-~40-150 bytes a row at rest instead of ~1.2 KB.
+than a size check per batch), converted by a short-lived child process waited on in the
+background, so a day-long run keeps ~40-150 bytes a row at rest instead of ~1.2 KB and the
+writer's own memory stays flat across rolls.
 
 ``run.json`` is replaced atomically (write to a temporary file, then ``os.replace``), so it is
 always either the previous or the new complete document.
@@ -278,9 +279,11 @@ class RunWriter:
 
 
 class _Converter:
-    """Runs segment conversions one at a time in a real OS thread (gevent's thread pool when the
-    process is monkey-patched, as under Locust), so parsing never blocks the event loop.
-    A conversion that fails leaves its rolled JSONL in place: readers read it as it is."""
+    """Runs segment conversions, each in a child process (:func:`rolling.convert_in_child`), waited
+    on in the background: a greenlet when the process is monkey-patched (as under Locust: gevent's
+    subprocess waits cooperatively), else one OS thread, so the event loop never blocks and the
+    parse's memory leaves with the child. A conversion that fails leaves its rolled JSONL in place:
+    readers read it as it is."""
 
     def __init__(self) -> None:
         self._pending: list[Any] = []
@@ -292,10 +295,8 @@ class _Converter:
             if "gevent" in sys.modules:
                 from gevent import monkey
 
-                if monkey.is_module_patched("threading"):
-                    import gevent
-
-                    gevent_pool = gevent.get_hub().threadpool
+                if monkey.is_module_patched("subprocess"):
+                    gevent_pool = _OneAtATime()
             if gevent_pool is not None:
                 self._pool = gevent_pool
             else:
@@ -315,13 +316,32 @@ class _Converter:
         self._pending = []
 
 
+class _OneAtATime:
+    """Greenlets that run one after another (a child's parse holds a few hundred MB: one at a
+    time), spawned without ever blocking the caller, which may hold the writer's lock."""
+
+    def __init__(self) -> None:
+        import gevent.lock
+
+        self._turn = gevent.lock.Semaphore(1)
+
+    def spawn(self, fn: Any, *args: Any) -> Any:
+        import gevent
+
+        def in_turn() -> None:
+            with self._turn:
+                fn(*args)
+
+        return gevent.spawn(in_turn)
+
+
 def _done(job: Any) -> bool:
     return job.ready() if hasattr(job, "ready") else job.done()
 
 
 def _convert_quietly(rolled: Path, record_type: type) -> None:
     try:
-        rolling.convert(rolled, record_type)
+        rolling.convert_in_child(rolled, record_type)
     except Exception as exc:  # the rolled JSONL stays and is read as it is
         sys.stderr.write(f"warning: could not write the segment of {rolled}: {exc}\n")
 

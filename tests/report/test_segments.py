@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from loadtest.records import rolling, segments
 from loadtest.records.reader import read_run
@@ -180,3 +181,46 @@ def test_bad_lines_of_a_rolled_file_are_still_named_after_it_became_a_segment(tm
     for data in (before, after):
         assert [int(x) for x in data.responses["turn_index"]] == list(range(12))
         assert "_000001.jsonl line 11: not a JSON object; skipped it" in data.warnings
+
+
+# A fresh process converts the same ~60 MB rolled JSONL three times, in itself or through a child,
+# and says how much its resident memory grew (issue 22: the master stepped up at each roll).
+_GROWTH = """
+import shutil, sys
+from pathlib import Path
+from loadtest.records import rolling, segments
+from loadtest.records.schema import ResponseRecord
+def rss(): return int(open("/proc/self/statm").read().split()[1]) * 4096
+src, work, how = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+convert = rolling.convert if how == "here" else rolling.convert_in_child
+before = rss()
+for i in range(3):
+    run = work / str(i)
+    run.mkdir()
+    shutil.copy(src, run / "responses.jsonl")
+    rolled = segments.roll(run / "responses.jsonl", segments.next_index(run / "responses.jsonl"))
+    assert convert(rolled, ResponseRecord) is not None and not rolled.exists()
+print(rss() - before)
+"""
+
+
+def test_a_roll_converted_in_a_child_leaves_the_writers_memory_where_it_was(tmp_path: Path) -> None:
+    """The writer's conversions run in a short-lived child: the parse's few hundred MB leave with it.
+    Converting in the writer's own process instead keeps tens of MB after the same three rolls."""
+    row = ResponseRecord(run_id="m", session_id="sess_x", response_id="resp_x", t_trigger=T0, outcome="completed",
+                         ttfa_ms=412.5, audio_ms=5230.0, transcript_chars=440, deployment="gpt-realtime",
+                         scenario="conversation", modalities=["audio", "text"])  # fmt: skip
+    line = orjson.dumps(to_row(row)) + b"\n"
+    src = tmp_path / "src.jsonl"
+    src.write_bytes(line * (60_000_000 // len(line)))
+    growth = {}
+    for how in ("child", "here"):
+        (tmp_path / how).mkdir()
+        done = subprocess.run([sys.executable, "-c", _GROWTH, str(src), str(tmp_path / how), how], cwd=ROOT,
+                              capture_output=True, text=True, timeout=240)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        growth[how] = int(done.stdout) / 1e6
+        segs = sorted((tmp_path / how).glob("*/responses.segments/*.parquet"))  # three segments, all rows
+        assert len(segs) == 3 and pq.read_metadata(segs[0]).num_rows == src.stat().st_size // len(line)
+    assert growth["child"] < 8, growth
+    assert growth["here"] > growth["child"] + 15, growth  # the measure sees what a conversion keeps
