@@ -462,7 +462,9 @@ def _check_workers(runner: Any) -> None:
     if not state.watching_workers or state.run_dir is None:
         return
     indexes = getattr(runner, "worker_indexes", {})
-    lost = state.workers.check(runner.clients, time.time(), state.t_start, indexes, stopping=state.stopping)
+    lost = state.workers.check(
+        runner.clients, time.time(), state.t_start, indexes, stopping=state.stopping, interrupted=state.interrupted
+    )
     for record in lost:
         log.warning(
             "rtload: worker %s lost (%s) %.0f s into the run; its last batch of records came at %s with %d rows",

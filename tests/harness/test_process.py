@@ -176,7 +176,8 @@ def test_sigterm_stops_rtload_run_gracefully_with_the_summary(
     assert _alive(family) == []
     run = json.loads((path / "run.json").read_text())
     assert run["status"] == "finished" and "stopped_by" not in run
-    assert "workers_lost" not in run and "INCOMPLETE" not in out
+    assert "workers_lost" not in run, run["workers_lost"]
+    assert "INCOMPLETE" not in out
 
 
 @pytest.mark.e2e

@@ -25,7 +25,7 @@ from loadtest.locust.progress import JsonlTail, RunTail, outcome_table
 from loadtest.locust.shapes import ShapePlan, parse_duration
 from loadtest.locust.sinks import TOOL_ROUND_TRIP, UserSink, WriterSink
 from loadtest.locust.webui import render_page
-from loadtest.locust.workerloss import WorkerWatch
+from loadtest.locust.workerloss import LEAVE_GRACE_S, WorkerWatch
 from loadtest.records.schema import ResponseRecord, SessionRecord
 from loadtest.records.worker_loss import loss_line
 from loadtest.records.writer import RunWriter, read_rows, read_run_json, update_run_json, write_run_json
@@ -349,11 +349,15 @@ def test_worker_watch_records_each_lost_worker_once() -> None:
     clients["hostA_1"].state = "missing"  # Locust's heartbeat check gave up on it
     del clients["hostB_2"]  # quit mid-run
     lost = watch.check(clients, 104.0, 90.0)
-    assert [(r["worker_id"], r["how"]) for r in lost] == [("w0", "missed heartbeats"), ("w1", "left the run")]
+    assert [(r["worker_id"], r["how"]) for r in lost] == [("w0", "missed heartbeats")]
     assert lost[0] == {"worker_id": "w0", "client_id": "hostA_1", "how": "missed heartbeats", "t_lost": 104.0,
                        "at_s": 14.0, "last_batch_t": 101.5, "last_batch_rows": 3, "rows_received": 15}  # fmt: skip
-    assert lost[1]["last_batch_t"] is None and lost[1]["rows_received"] == 0
-    assert watch.check(clients, 105.0, 90.0) == []  # said once
+    # one that left is judged LEAVE_GRACE_S later (the run did not stop meanwhile), stamped when it left
+    assert watch.check(clients, 104.0 + LEAVE_GRACE_S / 2, 90.0) == []
+    lost = watch.check(clients, 104.0 + LEAVE_GRACE_S, 90.0)
+    assert [(r["worker_id"], r["how"], r["t_lost"], r["at_s"]) for r in lost] == [("w1", "left the run", 104.0, 14.0)]
+    assert lost[0]["last_batch_t"] is None and lost[0]["rows_received"] == 0
+    assert watch.check(clients, 110.0, 90.0) == []  # said once
     assert watch.alive(clients) == {"hostC_3"}
     assert len(watch.lost) == 2
     # once the run is stopping, a worker that quits has sent its last records; one that dies has not
@@ -363,6 +367,39 @@ def test_worker_watch_records_each_lost_worker_once() -> None:
     assert watch.check(clients, 107.0, 90.0, stopping=True) == []
     clients["hostD_4"].state = "missing"
     assert [r["client_id"] for r in watch.check(clients, 108.0, 90.0, stopping=True)] == ["hostD_4"]
+
+
+def _two_workers() -> tuple[WorkerWatch, dict[str, SimpleNamespace]]:
+    clients = {"hostA_1": SimpleNamespace(state="running"), "hostB_2": SimpleNamespace(state="running")}
+    watch = WorkerWatch()
+    watch.check(clients, 100.0, 90.0, {"hostA_1": 0, "hostB_2": 1})
+    return watch, clients
+
+
+def test_workers_quitting_with_an_interrupt_are_not_lost_whichever_is_handled_first() -> None:
+    """Ctrl-C reaches every process at once: a worker's quit may be handled before the master's own
+    SIGINT (or a SIGTERM its event loop runs a moment later). Neither order is a loss."""
+    watch, clients = _two_workers()
+    del clients["hostA_1"]  # its quit came first
+    assert watch.check(clients, 100.2, 90.0) == []  # not judged yet
+    assert watch.check(clients, 100.6, 90.0, interrupted=True) == []  # the master's signal arrived
+    del clients["hostB_2"]
+    assert watch.check(clients, 100.7, 90.0, interrupted=True) == []
+    assert watch.check(clients, 100.8, 90.0, stopping=True, interrupted=True) == []
+    assert watch.check(clients, 100.0 + 2 * LEAVE_GRACE_S, 90.0, stopping=True, interrupted=True) == []
+    assert watch.lost == []
+
+
+def test_a_worker_leaving_just_before_the_stop_is_lost_unless_interrupted() -> None:
+    """The last worker quitting on its own stops the run at once: that stop does not forgive it."""
+    watch, clients = _two_workers()
+    del clients["hostB_2"]
+    assert watch.check(clients, 100.5, 90.0) == []  # within the grace
+    lost = watch.check(clients, 100.6, 90.0, stopping=True)  # the run stops: judged now
+    assert [(r["worker_id"], r["t_lost"]) for r in lost] == [("w1", 100.5)]
+    del clients["hostA_1"]  # quits after the stop began: with the run
+    assert watch.check(clients, 101.0, 90.0, stopping=True) == []
+    assert [r["worker_id"] for r in watch.lost] == ["w1"]
 
 
 def test_loss_line_names_the_workers_and_when() -> None:
