@@ -10,10 +10,11 @@ finished and complete.
 
 A worker that leaves is judged :data:`LEAVE_GRACE_S` later, or when the run stops if that comes
 first: a Ctrl-C (or a SIGTERM to every process of the run) reaches the workers and the master at
-once, and a worker's quit can be handled before the master's own signal is. Leaving together
-with an interrupt of the master (``interrupted``) is quitting with the run, not a loss; leaving
-on its own, even just before the run stops (the last worker quitting stops the run), is a loss,
-stamped when it left.
+once, and a worker's quit can be handled before the master's own signal is. Once the master is
+``interrupted`` (the user stopped the run), no worker newly gone or missing is a loss: every
+process is quitting with the run, and one slow to say so on a loaded machine misses heartbeats
+meanwhile. A worker leaving on its own, even just before the run stops (the last worker quitting
+stops the run), is a loss, stamped when it left.
 """
 
 from __future__ import annotations
@@ -75,10 +76,13 @@ class WorkerWatch:
             node = clients.get(client_id)
             if node is not None and getattr(node, "state", None) != MISSING:
                 continue
+            if interrupted:  # the user stopped the run: every process quits with it, not a loss
+                self._judged.add(client_id)
+                continue
             t_lost = t
             if node is None:
                 left = self._left_at.setdefault(client_id, t) if not stopping else self._left_at.get(client_id)
-                if left is None or interrupted:  # it quit with the run, its last records sent
+                if left is None:  # it left after the stop began: it quit with the run, its last records sent
                     self._judged.add(client_id)
                     continue
                 if not stopping and t - left < LEAVE_GRACE_S:
