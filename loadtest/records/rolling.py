@@ -7,7 +7,9 @@ A long-lived writer (the Locust master of a soak) converts through :func:`conver
 parse of a 64 MiB file takes a few hundred MB for a moment, and an allocator that got them
 never gives them all back (issue 22: the master stepped up ~70 MB at its first roll, even with
 Arrow's pool handed back). A short-lived child process takes that memory with it when it exits.
-``python -m loadtest.records.rolling ROLLED MODULE:RECORD`` is that child.
+``python -m loadtest.records.rolling ROLLED MODULE:RECORD`` is that child. A file under
+:data:`CHILD_MIN_BYTES` (a test's, or one rolled early at a crash or a close) is converted in the
+writer's own process: its parse is small, and a child costs ~1 s of imports.
 """
 
 from __future__ import annotations
@@ -40,6 +42,17 @@ def convert(rolled: Path, record_type: type) -> Path | None:
     # master's RSS after each roll of a soak (issue 22) until it is handed back here
     pa.default_memory_pool().release_unused()
     return segment
+
+
+CHILD_MIN_BYTES = 8 << 20  # a rolled file this big is converted in a child process
+
+
+def needs_child(rolled: Path) -> bool:
+    """Whether ``rolled`` is big enough that its conversion belongs in a child process."""
+    try:
+        return rolled.stat().st_size >= CHILD_MIN_BYTES
+    except OSError:
+        return False
 
 
 def convert_in_child(rolled: Path, record_type: type, timeout_s: float = 600.0) -> Path | None:

@@ -8,8 +8,8 @@ and can tear only the last line (readers skip a torn last line, and any corrupt 
 
 A file that grows past ``roll_bytes`` (64 MiB) is rolled into a compressed Parquet segment
 (:mod:`loadtest.records.segments`): renamed under the lock (the hot path pays nothing more
-than a size check per batch), converted by a short-lived child process waited on in the
-background, so a day-long run keeps ~40-150 bytes a row at rest instead of ~1.2 KB and the
+than a size check per batch), converted in the background (a full-size file by a short-lived
+child process), so a day-long run keeps ~40-150 bytes a row at rest instead of ~1.2 KB and the
 writer's own memory stays flat across rolls.
 
 ``run.json`` is replaced atomically (write to a temporary file, then ``os.replace``), so it is
@@ -279,11 +279,12 @@ class RunWriter:
 
 
 class _Converter:
-    """Runs segment conversions, each in a child process (:func:`rolling.convert_in_child`), waited
-    on in the background: a greenlet when the process is monkey-patched (as under Locust: gevent's
-    subprocess waits cooperatively), else one OS thread, so the event loop never blocks and the
-    parse's memory leaves with the child. A conversion that fails leaves its rolled JSONL in place:
-    readers read it as it is."""
+    """Runs segment conversions one at a time in the background, so the event loop never blocks:
+    a big file's in a child process (:func:`rolling.convert_in_child`: the parse's memory leaves
+    with it), a small one's in an OS thread. Under gevent's monkey-patching (as under Locust) a
+    greenlet waits for either (gevent's subprocess waits cooperatively; the small parse goes to the
+    hub's thread pool); otherwise one OS thread does. A conversion that fails leaves its rolled
+    JSONL in place: readers read it as it is."""
 
     def __init__(self) -> None:
         self._pending: list[Any] = []
@@ -307,7 +308,9 @@ class _Converter:
 
     def submit(self, rolled: Path, record_type: type) -> None:
         self._pending = [p for p in self._pending if not _done(p)]
-        self._pending.append(self._submit_fn()(_convert_quietly, rolled, record_type))
+        submit = self._submit_fn()
+        in_thread = self._pool.in_thread if isinstance(self._pool, _OneAtATime) else None
+        self._pending.append(submit(_convert_quietly, rolled, record_type, in_thread))
 
     def wait(self) -> None:
         for job in self._pending:
@@ -334,14 +337,26 @@ class _OneAtATime:
 
         return gevent.spawn(in_turn)
 
+    @staticmethod
+    def in_thread(fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` in the hub's thread pool, this greenlet waiting for it."""
+        import gevent
+
+        return gevent.get_hub().threadpool.apply(fn, args)
+
 
 def _done(job: Any) -> bool:
     return job.ready() if hasattr(job, "ready") else job.done()
 
 
-def _convert_quietly(rolled: Path, record_type: type) -> None:
+def _convert_quietly(rolled: Path, record_type: type, in_thread: Any = None) -> None:
     try:
-        rolling.convert_in_child(rolled, record_type)
+        if rolling.needs_child(rolled):
+            rolling.convert_in_child(rolled, record_type)
+        elif in_thread is not None:
+            in_thread(rolling.convert, rolled, record_type)
+        else:
+            rolling.convert(rolled, record_type)
     except Exception as exc:  # the rolled JSONL stays and is read as it is
         sys.stderr.write(f"warning: could not write the segment of {rolled}: {exc}\n")
 
