@@ -41,7 +41,7 @@ browser: sysdeps
 PYTEST  := $(BIN)/python -m pytest -q -p no:cacheprovider
 # The halves are balanced by measured wall time (about 8 minutes each on a quiet machine): the two
 # longest report runs go with the harness's end-to-end runs.
-MOVED_A := tests/report/test_knee_run.py tests/report/test_real_run.py
+MOVED_A := tests/report/test_knee_run.py tests/report/test_real_run.py tests/report/test_reader_lines.py
 TESTS_A := tests/harness tests/workload $(MOVED_A)
 TESTS_B := tests --ignore=tests/harness --ignore=tests/workload $(addprefix --ignore=,$(MOVED_A))
 test: install lint sysdeps
