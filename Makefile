@@ -33,25 +33,27 @@ sysdeps:
 
 browser: sysdeps
 
-# The tests run as two pytest processes at once: they mostly wait on child processes and sockets,
-# so on 2 cores this nearly halves the wall time (pytest-xdist cannot run them: importing Locust
-# monkey-patches gevent into the test process). The tests marked timing (deadlines, latencies,
-# heartbeats) run afterwards on their own, so the other half's load cannot make them flake.
-# One focused run: .venv/bin/python -m pytest -q tests/x/test_y.py
+# The tests run as three pytest processes at once: most of their time is spent waiting on child
+# processes, sockets and real-time audio (an end-to-end file uses about half a core), so on 2 cores
+# three at a time finish in about a third of the serial time (pytest-xdist cannot run them:
+# importing Locust monkey-patches gevent into the test process). The tests marked timing
+# (deadlines, latencies, heartbeats) run afterwards on their own, so the others' load cannot make
+# them flake. One focused run: .venv/bin/python -m pytest -q tests/x/test_y.py
 PYTEST  := $(BIN)/python -m pytest -q -p no:cacheprovider
-# The halves are balanced by measured wall time (about 8 minutes each on a quiet machine): the two
-# longest report runs go with the harness's end-to-end runs.
-MOVED_A := tests/report/test_knee_run.py tests/report/test_real_run.py tests/report/test_reader_lines.py
-TESTS_A := tests/harness tests/workload $(MOVED_A)
-TESTS_B := tests --ignore=tests/harness --ignore=tests/workload $(addprefix --ignore=,$(MOVED_A))
+# The groups are balanced by measured wall time (about 6 minutes each on a quiet machine).
+TESTS_A := tests/harness
+TESTS_B := tests/workload tests/report tests/preflight tests/mock/test_webrtc_turns.py tests/mock/test_faults.py
+TESTS_C := tests $(addprefix --ignore=,$(TESTS_A) $(TESTS_B))
 test: install lint sysdeps
 	@logs=$$(mktemp -d); \
 	$(PYTEST) -m "not timing" $(TESTS_A) >$$logs/a.log 2>&1 & a=$$!; \
 	$(PYTEST) -m "not timing" $(TESTS_B) >$$logs/b.log 2>&1 & b=$$!; \
-	wait $$a; ra=$$?; wait $$b; rb=$$?; \
-	echo "== $(TESTS_A)"; cat $$logs/a.log; echo "== $(TESTS_B)"; cat $$logs/b.log; rm -rf $$logs; \
+	$(PYTEST) -m "not timing" $(TESTS_C) >$$logs/c.log 2>&1 & c=$$!; \
+	wait $$a; ra=$$?; wait $$b; rb=$$?; wait $$c; rc=$$?; \
+	echo "== $(TESTS_A)"; cat $$logs/a.log; echo "== $(TESTS_B)"; cat $$logs/b.log; \
+	echo "== $(TESTS_C)"; cat $$logs/c.log; rm -rf $$logs; \
 	echo "== tests marked timing, alone"; $(PYTEST) -m timing; rt=$$?; \
-	if [ $$ra$$rb$$rt != 000 ]; then echo "make test: failed (pytest exit codes $$ra, $$rb, timing $$rt)" >&2; exit 1; fi
+	if [ $$ra$$rb$$rc$$rt != 0000 ]; then echo "make test: failed (pytest exit codes $$ra, $$rb, $$rc, timing $$rt)" >&2; exit 1; fi
 
 demo: install
 	$(BIN)/python -m loadtest.demo

@@ -474,7 +474,7 @@ def test_lifeline_ends_the_child_soon_after_its_parent(death_signal: int | None,
     assert done.returncode == 0, done.stderr
     pid = int(done.stdout.strip())
     # The watchdog notices within its 0.2 s poll and exits 1 s later; 4 s leaves room for a loaded
-    # machine (two pytest processes on 2 cores) without letting a child that never ends pass.
+    # machine (three pytest processes on 2 cores) without letting a child that never ends pass.
     started = time.monotonic()
     while _alive(pid) and time.monotonic() - started < 4.0:
         time.sleep(0.05)
