@@ -99,11 +99,11 @@ class RtcCall:
     def _on_track(self, track: Any) -> None:
         if track.kind != "audio":
             return
+        session = self.session
         if os.environ.get("RTLOAD_MOCK_RTC_JITTER") != "1":  # (=1: aiortc's own path, the bench's A/B)
             for transceiver in self.pc.getTransceivers():
                 if transceiver.receiver.track is track:
-                    tap_caller_audio(transceiver.receiver)
-        session = self.session
+                    tap_caller_audio(transceiver.receiver, lambda: input_rate(session.cfg["input_format"]))
 
         async def pump() -> None:
             with contextlib.suppress(ConnectionClosed):

@@ -32,6 +32,7 @@ import numpy as np
 import pybase64
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from loadtest.audio import opus
 from loadtest.mock.speech import Answer, Delta
 from loadtest.protocol.dialects import AUDIO_FORMATS
 
@@ -224,9 +225,10 @@ class AnswerTrack(MediaStreamTrack):
 
 async def pump_caller_audio(track: MediaStreamTrack, rate_now: Callable[[], int],
                             append: Callable[[np.ndarray, float], Any], ready: asyncio.Event) -> None:  # fmt: skip
-    """The caller's track into the session: each decoded frame, resampled to ``rate_now()`` (the
-    session's input rate) mono int16, goes to ``append(pcm, ms)`` once ``ready`` is set (frames
-    before it are dropped). Returns when the track ends."""
+    """The caller's track into the session: each frame at ``rate_now()`` (the session's input rate)
+    mono int16 goes to ``append(pcm, ms)`` once ``ready`` is set (frames before it are dropped).
+    Frames come decoded at that rate already (:func:`tap_caller_audio`, int16 arrays), or as
+    aiortc's 48 kHz frames (its own path), resampled here. Returns when the track ends."""
     resampler: av.AudioResampler | None = None
     rate = 0
     while True:
@@ -237,6 +239,11 @@ async def pump_caller_audio(track: MediaStreamTrack, rate_now: Callable[[], int]
         if not ready.is_set():
             continue
         want = rate_now()
+        if isinstance(frame, tuple):  # (pcm, its rate): decoded on arrival
+            pcm, at = frame
+            if at == want and pcm.size:
+                await append(pcm, pcm.size * 1000.0 / at)
+            continue
         if resampler is None or want != rate:
             resampler, rate = av.AudioResampler(format="s16", layout="mono", rate=want), want
         for out in resampler.resample(frame):
@@ -245,27 +252,28 @@ async def pump_caller_audio(track: MediaStreamTrack, rate_now: Callable[[], int]
                 await append(pcm, pcm.size * 1000.0 / rate)
 
 
-def tap_caller_audio(receiver: Any) -> None:
-    """Decode the caller's Opus packets as they arrive, on the loop, into ``receiver``'s track (what
-    :func:`pump_caller_audio` reads) instead of through aiortc's jitter buffer and its decoder
-    thread: that thread's queue was a thread wake-up (the GIL handed over and back) per packet, half
-    the mock's CPU at 40 calls (bench/results/webrtc_ab.json). The decoder thread stays, idle; it
-    still ends the track when the receiver stops."""
+def tap_caller_audio(receiver: Any, rate_now: Callable[[], int]) -> None:
+    """Decode the caller's Opus packets as they arrive, on the loop, at ``rate_now()`` (libopus
+    decodes at 8 to 48 kHz itself: :mod:`loadtest.audio.opus`), into ``receiver``'s track (what
+    :func:`pump_caller_audio` reads) as ``(int16 array, rate)``, instead of through aiortc's jitter
+    buffer and its decoder thread: that thread's queue was a thread wake-up (the GIL handed over
+    and back) per packet, half the mock's CPU at 40 calls (bench/results/webrtc_ab.json), and its
+    48 kHz frames needed a resampler each. The decoder thread stays, idle; it still ends the track
+    when the receiver stops."""
     track = receiver.track
-    codec = av.CodecContext.create("libopus", "r")
-    codec.sample_rate = RTP_RATE
-    codec.layout = "mono"
-    codec.format = "s16"
+    decoders: dict[int, opus.Decoder] = {}
 
     async def handle(packet: Any, arrival_time_ms: int) -> None:
         if not packet.payload or track.readyState != "live":
             return
-        try:
-            frames = codec.decode(av.Packet(packet.payload))
-        except av.FFmpegError:  # a corrupt packet: a gap
-            return
-        for frame in frames:
-            track._queue.put_nowait(frame)
+        rate = rate_now()
+        decoder = decoders.get(rate)
+        if decoder is None:
+            decoders.clear()  # (the session's input rate changed: a new stream from here)
+            decoder = decoders[rate] = opus.decoder(rate)
+        pcm = decoder.decode(packet.payload)
+        if pcm:  # (a corrupt packet decodes to nothing: a gap)
+            track._queue.put_nowait((np.frombuffer(pcm, dtype="<i2"), rate))
 
     receiver._handle_rtp_packet = handle
 

@@ -11,7 +11,8 @@ without encoding them again.
 
 The answer's packets are taken from the RTP receiver as they arrive (:func:`tap_receiver`), before
 aiortc's jitter buffer (which holds audio back by four packets) and its decoder thread: each is
-stamped with its arrival time and decoded here by libopus to 24 kHz mono.
+stamped with its arrival time and decoded here by libopus to 24 kHz mono
+(:mod:`loadtest.audio.opus`).
 """
 
 from __future__ import annotations
@@ -97,32 +98,6 @@ def is_silent(pcm: bytes) -> bool:
         return True
     samples = np.frombuffer(pcm, dtype="<i2")
     return int(samples.max()) <= SILENT_PEAK and int(samples.min()) >= -SILENT_PEAK
-
-
-class OpusDecoder:
-    """The answer's Opus packets to 24 kHz mono PCM16 (libopus through PyAV, at 48 kHz, halved)."""
-
-    def __init__(self) -> None:
-        codec = av.CodecContext.create("libopus", "r")
-        codec.sample_rate = RATE
-        codec.layout = "mono"
-        codec.format = "s16"
-        self.codec = codec
-        self.errors = 0
-
-    def decode(self, payload: bytes) -> bytes:
-        try:
-            frames = self.codec.decode(av.Packet(payload))
-        except Exception:  # a corrupt packet: a gap, as a player would have
-            self.errors += 1
-            return b""
-        out = []
-        for frame in frames:
-            samples = frame.to_ndarray().reshape(-1).astype(np.int32)
-            if frame.sample_rate == 2 * RATE:  # FFmpeg's libopus decodes at 48 kHz: pairs averaged to 24
-                samples = (samples[0::2] + samples[1::2]) >> 1
-            out.append(samples.astype("<i2").tobytes())
-        return b"".join(out)
 
 
 class CallerTrack(MediaStreamTrack):

@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from loadtest.audio import opus
 from loadtest.protocol.dialects import GA
 from loadtest.protocol.targets import redact_text
 from loadtest.session import rtc_calls
@@ -38,7 +39,7 @@ from loadtest.session.lagstats import LagStats
 from loadtest.session.link import CLOSE_ABNORMAL, CloseInfo, Handshake, OnMessage
 from loadtest.session.rtc_answer import AnswerStream
 from loadtest.session.rtc_loop import Inbox, RtcLoop, process_loop
-from loadtest.session.rtc_media import SILENT_PACKET, CallerTrack, OpusDecoder, is_silent, opus_packets, tap_receiver
+from loadtest.session.rtc_media import RATE, SILENT_PACKET, CallerTrack, is_silent, opus_packets, tap_receiver
 from loadtest.session.wire import HEADERS_OF_NOTE
 
 log = logging.getLogger("loadtest.session")
@@ -62,7 +63,7 @@ class _Peer:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # host candidates only: no STUN, no TURN
         self.track = CallerTrack(packet_s)
         transceiver = self.pc.addTransceiver(self.track, direction="sendrecv")
-        self.decoder = OpusDecoder()
+        self.decoder = opus.decoder(RATE)
         tap_receiver(transceiver.receiver, self.on_packet)
         self.channel = self.pc.createDataChannel(rtc_calls.EVENTS_CHANNEL)
         self.opened = asyncio.get_running_loop().create_future()
@@ -387,6 +388,7 @@ def warm_up(loop: RtcLoop | None = None, audio: Iterable[bytes] = ()) -> None:
     """Start the WebRTC loop and make (and drop) one offer, and encode ``audio`` (append events) to
     Opus: the first call's one-off costs up front."""
     loop = loop or process_loop()
+    opus.libopus()
     for message in audio:
         opus_packets(message)
 

@@ -81,6 +81,29 @@ def test_spoken_turn_answers_on_the_track(mock_server) -> None:
     assert 500 <= committed["audio_ms"] <= len(said) / 24 + 1500
 
 
+def test_a_g711_session_hears_the_callers_opus_at_8_khz(mock_server) -> None:
+    """The caller's Opus is decoded at the session's input rate (8 kHz for G.711): VAD hears the
+    speech and the input buffer holds it at its own length."""
+    mock = mock_server(overrides=fast_mock(3.0))
+    said = load_pcm("short_hello")
+    g711 = {**SESSION, "audio": {"input": {"format": {"type": "audio/pcmu"}}}}
+
+    async def scenario() -> RtcPeer:
+        peer = RtcPeer()
+        assert (await peer.call(http(mock), session=g711, form="multipart")).status == 201
+        await peer.opened()
+        peer.microphone.play(said)
+        await peer.until("response.done", timeout=40)
+        await peer.close()
+        return peer
+
+    peer = asyncio.run(scenario())
+    types = peer.types()
+    assert types.index("input_audio_buffer.speech_started") < types.index("input_audio_buffer.committed")
+    committed = next(r for r in mock.truth() if r["kind"] == "input_committed")
+    assert 500 <= committed["audio_ms"] <= len(said) / 24 + 1500
+
+
 def test_text_turn_streams_text_on_the_channel_and_no_speech(mock_server) -> None:
     mock = mock_server(overrides=fast_mock())
 
