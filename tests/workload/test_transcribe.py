@@ -41,6 +41,9 @@ def _agrees(rows: list[dict[str, Any]], truth: list[dict[str, Any]]) -> int:
     return checked
 
 
+# timing: the transcript's first delta comes 40-120 ms after the commit; read together with the
+# committed event by a harness starved of its core, both carry one arrival stamp (0 ms apart)
+@pytest.mark.timing
 @pytest.mark.parametrize("dialect", ["ga", "preview"])
 def test_the_transcribe_scenario_records_transcript_times_and_no_word_errors(tmp_path: Path, dialect: str) -> None:
     rows, truth, out = _run(tmp_path, f"clean-{dialect}", dialect=dialect)
