@@ -2,6 +2,7 @@
 harness on core 0, the mock on core 1), run alternately with two environments, the harness's CPU
 per call read from its health rows (the share of one core per call, averaged over the step after
 its settle time). ``python -m bench.ab_webrtc NAME VAR=A VAR=B [--calls 40 --step-s 35 --rounds 1]``
+(an arm may set several variables: ``X=0,Y=0``)
 appends the result to bench/results/webrtc_ab.json. Bounded: each run is one step (~step-s + 40 s).
 """
 
@@ -57,7 +58,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--step-s", type=float, default=35.0)
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args(argv)
-    envs = [dict([kv.split("=", 1)]) for kv in (args.a, args.b)]
+    envs = [dict(kv.split("=", 1) for kv in arm.split(",")) for arm in (args.a, args.b)]
     runs = []
     for _ in range(args.rounds):
         for env in envs:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import uuid
 from typing import Any, Protocol
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from websockets.exceptions import ConnectionClosed
 
+from loadtest.audio.rtp_lane import PacketClock, RtpOut, tap_ice
 from loadtest.mock.context import SessionContext
 from loadtest.mock.routing import Route
 from loadtest.mock.rtc_channel import ChannelSocket
@@ -43,12 +45,13 @@ class CallHost(Protocol):
 
 
 class RtcCall:
-    def __init__(self, host: CallHost, route: Route, index: int) -> None:
+    def __init__(self, host: CallHost, route: Route, index: int, clock: PacketClock | None = None) -> None:
         self.host = host
         self.route = route
         self.id = "rtc_" + uuid.uuid4().hex
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.track = AnswerTrack(self._track_event)
+        self.clock = clock  # the lean RTP lane (rtp_lane); None: aiortc's own sender and queue
+        self.track = AnswerTrack(self._track_event, clock)
         self.socket = ChannelSocket(self.track, self._hang_up)
         self.session = MockSession(host.context, self.socket, route, index, media=self.track, transport="webrtc")
         self.socket.emit = self.session.send
@@ -57,6 +60,7 @@ class RtcCall:
         self._failed = False
         self._wants_channel = True
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._on_rtp: Any = None  # the caller's packets into the session (tap_caller_audio)
         self._closing: asyncio.Task[None] | None = None
         self.run_task: asyncio.Task[None] | None = None  # (the endpoint's task running the call)
         self.pc.on("datachannel", self._on_channel)
@@ -76,12 +80,18 @@ class RtcCall:
             await self.pc.close()
             raise OfferRejected(str(exc) or type(exc).__name__) from None
         if any(t.kind == "audio" for t in self.pc.getTransceivers()):
-            self.pc.addTrack(self.track)
+            sender = self.pc.addTrack(self.track)
+            if self.clock is not None:
+                self.track.out = RtpOut(sender, random.getrandbits(16), random.getrandbits(32), self.track.start)
         try:
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except Exception as exc:
             await self.pc.close()
             raise OfferRejected(str(exc) or type(exc).__name__) from None
+        if self.clock is not None and self._on_rtp is not None:  # the caller's RTP straight off ICE
+            dtls = next((t.receiver.transport for t in self.pc.getTransceivers() if t.kind == "audio"), None)
+            if dtls is not None:
+                tap_ice(dtls.transport, dtls, self._on_rtp)
         return str(self.pc.localDescription.sdp)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -103,7 +113,8 @@ class RtcCall:
         if os.environ.get("RTLOAD_MOCK_RTC_JITTER") != "1":  # (=1: aiortc's own path, the bench's A/B)
             for transceiver in self.pc.getTransceivers():
                 if transceiver.receiver.track is track:
-                    tap_caller_audio(transceiver.receiver, lambda: input_rate(session.cfg["input_format"]))
+                    self._on_rtp = tap_caller_audio(transceiver.receiver,
+                                                    lambda: input_rate(session.cfg["input_format"]))  # fmt: skip
 
         async def pump() -> None:
             with contextlib.suppress(ConnectionClosed):

@@ -33,6 +33,7 @@ import pybase64
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from loadtest.audio import opus
+from loadtest.audio.rtp_lane import PacketClock, RtpOut
 from loadtest.mock.speech import Answer, Delta
 from loadtest.protocol.dialects import AUDIO_FORMATS
 
@@ -117,9 +118,11 @@ class AnswerTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, on_event: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, on_event: Callable[[dict[str, Any]], None], clock: PacketClock | None = None) -> None:
         super().__init__()
         self.on_event = on_event
+        self._clock = clock  # the lean lane (rtp_lane): the clock sends through ``out``
+        self.out: RtpOut | None = None
         self._queue: deque[tuple[str, bytes]] = deque()  # (response id, one 20 ms Opus packet)
         self._queued: dict[str, int] = {}  # response id -> its packets in the queue
         self._wake = asyncio.Event()
@@ -142,7 +145,7 @@ class AnswerTrack(MediaStreamTrack):
         if packets:
             self._queue.extend((response_id, packet) for packet in packets)
             self._queued[response_id] = self._queued.get(response_id, 0) + len(packets)
-            self._wake.set()
+            self._kick()
 
     def first_audio_at(self, response_id: str) -> float | None:
         return self._first.get(response_id)
@@ -152,7 +155,7 @@ class AnswerTrack(MediaStreamTrack):
         self._done.add(response_id)
         if response_id in self._started and not self._queued.get(response_id):
             self._stopped(response_id)
-        self._wake.set()
+        self._kick()
 
     def clear(self, response_id: str | None = None) -> bool:
         """Drop the queued audio (of ``response_id``, or all); True when a started response's
@@ -165,10 +168,64 @@ class AnswerTrack(MediaStreamTrack):
             cut = True
             self._started.discard(rid)
             self._done.discard(rid)
-        self._wake.set()  # (a gap may end: the line goes back to silence)
+        self._kick()  # (a gap may end: the line goes back to silence)
         return cut
 
     # ---- the sender's side ----------------------------------------------------------------
+    def _kick(self) -> None:
+        self._wake.set()
+        if self._clock is not None and self.readyState == "live":
+            self._clock.wake(self, asyncio.get_running_loop().time())
+
+    def start(self) -> None:
+        """The lane: the line's packets start (silence until an answer plays)."""
+        self._kick()
+
+    def _take(self, now: float) -> tuple[str | None, bytes] | float | None:
+        """The next packet when due by ``now`` (its response, its payload); else when it is due
+        (loop time), or None in a gap (a playing response with nothing queued)."""
+        if self._started and not self._queue:  # a playing response has nothing queued: a gap
+            self._idle = True
+            return None
+        if self._t0 is None:
+            self._t0 = now
+        elif self._idle:  # after a gap, the timestamp says how long it was
+            self._rtp = max(self._rtp, int((now - self._t0) * RTP_RATE) // RTP_FRAME * RTP_FRAME)
+        self._idle = False
+        due = self._t0 + self._rtp / RTP_RATE
+        if due > now:
+            return due
+        if self._queue:
+            rid, payload = self._queue.popleft()
+            self._queued[rid] -= 1
+            return rid, payload
+        return None, silence_payload()  # no response playing: the line carries silence
+
+    def _sent(self, rid: str | None) -> None:
+        self._rtp += RTP_FRAME
+        self.packets += 1
+        if rid is not None:
+            if rid not in self._started:
+                self._started.add(rid)
+                self._first.setdefault(rid, time.time())
+                self.on_event({"type": "output_audio_buffer.started", "response_id": rid})
+            if rid in self._done and not self._queued.get(rid):
+                self._stopped(rid)
+
+    def pump(self, now: float) -> float | None:
+        """The clock's call (lean lane): send what is due by ``now``; when the next is due."""
+        out = self.out
+        while self.readyState == "live" and out is not None:
+            got = self._take(now)
+            if not isinstance(got, tuple):
+                return got
+            rid, payload = got
+            if rid is not None and rid not in self._started:
+                self._first.setdefault(rid, time.time())  # (stamped as it leaves)
+            out.send(payload, self._rtp, marker=rid is not None and rid not in self._started)
+            self._sent(rid)
+        return None
+
     def _stopped(self, response_id: str) -> None:
         self._started.discard(response_id)
         self._done.discard(response_id)
@@ -177,50 +234,34 @@ class AnswerTrack(MediaStreamTrack):
 
     async def recv(self) -> av.Packet:
         loop = asyncio.get_running_loop()
+        if self._clock is not None:  # the lane sends: aiortc's sender task waits here for the end
+            while self.readyState == "live":
+                self._wake.clear()
+                await self._wake.wait()
+            raise MediaStreamError
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
-            if self._started and not self._queue:  # a playing response has nothing queued: a gap
-                self._idle = True
+            got = self._take(loop.time())
+            if got is None:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            now = loop.time()
-            if self._t0 is None:
-                self._t0 = now
-            elif self._idle:  # after a gap, the timestamp says how long it was
-                self._rtp = max(self._rtp, int((now - self._t0) * RTP_RATE) // RTP_FRAME * RTP_FRAME)
-            self._idle = False
-            due = self._t0 + self._rtp / RTP_RATE
-            if due > now:
-                await asyncio.sleep(due - now)
-            if self.readyState != "live":
-                raise MediaStreamError
-            rid: str | None = None
-            if self._queue:
-                rid, payload = self._queue.popleft()
-                self._queued[rid] -= 1
-            elif self._started:
-                continue  # it became a gap while waiting
-            else:
-                payload = silence_payload()  # no response playing: the line carries silence
+            if not isinstance(got, tuple):
+                await asyncio.sleep(got - loop.time())
+                continue
+            rid, payload = got
             packet = av.Packet(payload)
             packet.pts = self._rtp
             packet.time_base = RTP_TIME_BASE
-            self._rtp += RTP_FRAME
-            self.packets += 1
-            if rid is not None:
-                if rid not in self._started:
-                    self._started.add(rid)
-                    self._first.setdefault(rid, time.time())
-                    self.on_event({"type": "output_audio_buffer.started", "response_id": rid})
-                if rid in self._done and not self._queued.get(rid):
-                    self._stopped(rid)
+            self._sent(rid)
             return packet
 
     def stop(self) -> None:
         super().stop()
         self._wake.set()
+        if self._clock is not None:
+            self._clock.forget(self)
 
 
 async def pump_caller_audio(track: MediaStreamTrack, rate_now: Callable[[], int],
@@ -252,30 +293,41 @@ async def pump_caller_audio(track: MediaStreamTrack, rate_now: Callable[[], int]
                 await append(pcm, pcm.size * 1000.0 / rate)
 
 
-def tap_caller_audio(receiver: Any, rate_now: Callable[[], int]) -> None:
-    """Decode the caller's Opus packets as they arrive, on the loop, at ``rate_now()`` (libopus
-    decodes at 8 to 48 kHz itself: :mod:`loadtest.audio.opus`), into ``receiver``'s track (what
-    :func:`pump_caller_audio` reads) as ``(int16 array, rate)``, instead of through aiortc's jitter
-    buffer and its decoder thread: that thread's queue was a thread wake-up (the GIL handed over
-    and back) per packet, half the mock's CPU at 40 calls (bench/results/webrtc_ab.json), and its
-    48 kHz frames needed a resampler each. The decoder thread stays, idle; it still ends the track
-    when the receiver stops."""
-    track = receiver.track
+def caller_audio_sink(track: Any, rate_now: Callable[[], int]) -> Callable[[bytes, int, int, float], None]:
+    """Decode each of the caller's Opus packets as it arrives, on the loop, at ``rate_now()``
+    (libopus decodes at 8 to 48 kHz itself: :mod:`loadtest.audio.opus`), into ``track`` (what
+    :func:`pump_caller_audio` reads) as ``(int16 array, rate)``."""
     decoders: dict[int, opus.Decoder] = {}
 
-    async def handle(packet: Any, arrival_time_ms: int) -> None:
-        if not packet.payload or track.readyState != "live":
+    def on_packet(payload: bytes, timestamp: int, sequence: int, arrival: float) -> None:
+        if not payload or track.readyState != "live":
             return
         rate = rate_now()
         decoder = decoders.get(rate)
         if decoder is None:
             decoders.clear()  # (the session's input rate changed: a new stream from here)
             decoder = decoders[rate] = opus.decoder(rate)
-        pcm = decoder.decode(packet.payload)
+        pcm = decoder.decode(payload)
         if pcm:  # (a corrupt packet decodes to nothing: a gap)
             track._queue.put_nowait((np.frombuffer(pcm, dtype="<i2"), rate))
 
+    return on_packet
+
+
+def tap_caller_audio(receiver: Any, rate_now: Callable[[], int]) -> Callable[[bytes, int, int, float], None]:
+    """The caller's packets into ``receiver``'s track through :func:`caller_audio_sink` (returned,
+    for the lean lane's :func:`~loadtest.audio.rtp_lane.tap_ice`), instead of through aiortc's
+    jitter buffer and its decoder thread: that thread's queue was a thread wake-up (the GIL handed
+    over and back) per packet, half the mock's CPU at 40 calls (bench/results/webrtc_ab.json), and
+    its 48 kHz frames needed a resampler each. The decoder thread stays, idle; it still ends the
+    track when the receiver stops."""
+    on_packet = caller_audio_sink(receiver.track, rate_now)
+
+    async def handle(packet: Any, arrival_time_ms: int) -> None:
+        on_packet(packet.payload, packet.timestamp, packet.sequence_number, 0.0)
+
     receiver._handle_rtp_packet = handle
+    return on_packet
 
 
 def input_rate(fmt: str) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import secrets
 import time
 import uuid
@@ -84,6 +85,18 @@ class CallsEndpoint:
         self.calls: dict[str, RtcCall] = {}
         self._available: bool | None = None
         self._warm: asyncio.Future[Any] | None = None
+        self._clock: Any = None  # every call's answer packets on one timer (rtp_lane.PacketClock)
+
+    def _packet_clock(self) -> Any:
+        """The endpoint's RTP clock (None: ``RTLOAD_MOCK_RTC_LANE=0``, aiortc's sender per call,
+        the bench's A/B)."""
+        if os.environ.get("RTLOAD_MOCK_RTC_LANE", "1") == "0":
+            return None
+        if self._clock is None:
+            from loadtest.audio.rtp_lane import PacketClock
+
+            self._clock = PacketClock()
+        return self._clock
 
     def warm_up(self) -> None:
         """Import aiortc and PyAV and encode the answers as Opus in a thread (at the first WebRTC
@@ -227,7 +240,7 @@ class CallsEndpoint:
 
         local = connection.transport.get_extra_info("sockname")[0]
         ice.use_host_addresses([local.removeprefix("::ffff:")])
-        call = RtcCall(self.host, route, self.host.next_session_index())
+        call = RtcCall(self.host, route, self.host.next_session_index(), self._packet_clock())
         try:
             answer = await call.answer(sdp, session or None)
         except (Invalid, OfferRejected) as exc:

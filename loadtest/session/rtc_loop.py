@@ -35,6 +35,7 @@ from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
+from loadtest.audio.rtp_lane import PacketClock
 from loadtest.session import concurrency
 from loadtest.session.lagstats import LagStats
 
@@ -173,6 +174,7 @@ class RtcLoop:
         self._outbox_armed = False  # a drain is scheduled on the loop
         self.wakeups = 0  # the loop thread woken by soon()
         self.handoff_lag = LagStats()  # ms an item waited between the loop thread and its receiver
+        self.packet_clock = PacketClock()  # every call's outgoing RTP (used on the loop thread only)
         self.calls = 0
 
     @property

@@ -30,6 +30,7 @@ import numpy as np
 import pybase64
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from loadtest.audio.rtp_lane import PacketClock, RtpOut
 from loadtest.protocol.dialects import Dialect
 
 log = logging.getLogger("loadtest.session")
@@ -101,17 +102,24 @@ def is_silent(pcm: bytes) -> bool:
 
 
 class CallerTrack(MediaStreamTrack):
-    """The caller's microphone: Opus packets pushed by the harness, sent one per 20 ms."""
+    """The caller's microphone: Opus packets pushed by the harness, sent one per 20 ms.
+
+    With a ``clock`` (the lean lane, :mod:`loadtest.audio.rtp_lane`) the clock sends them through
+    ``out`` and aiortc's sender task waits in :meth:`recv` until the track ends; without one, aiortc
+    takes them from :meth:`recv` (its own sender, ``RTLOAD_RTC_LANE=0``)."""
 
     kind = "audio"
 
-    def __init__(self, packet_s: float = PACKET_S) -> None:
+    def __init__(self, packet_s: float = PACKET_S, clock: PacketClock | None = None) -> None:
         super().__init__()
         self._packet_s = packet_s  # how far apart the packets go out (20 ms: real time)
         self._queue: collections.deque[tuple[float, bytes]] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._next_due = 0.0
         self._t0: float | None = None
+        self._last = -1.0  # when the last packet sent was due
+        self._clock = clock
+        self.out: RtpOut | None = None
         self.packets_sent = 0
 
     def push(self, packets: list[bytes]) -> float:
@@ -121,10 +129,15 @@ class CallerTrack(MediaStreamTrack):
         due = max(loop.time(), self._next_due)
         if not packets:
             return due
+        first = due
         for payload in packets:
             self._queue.append((due, payload))
             due += self._packet_s
         self._next_due = due
+        if self._clock is not None:
+            if self.readyState == "live":
+                self._clock.wake(self, first)
+            return due
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -134,10 +147,32 @@ class CallerTrack(MediaStreamTrack):
         """When the last queued packet is due (loop time; now when none is queued)."""
         return max(asyncio.get_running_loop().time(), self._next_due)
 
+    def _timestamp(self, due: float) -> int:
+        if self._t0 is None:
+            self._t0 = due
+        # RTP time follows the audio clock: a pause between turns is a jump, as a muted microphone's
+        return round((due - self._t0) / self._packet_s) * PACKET_SAMPLES
+
+    def pump(self, now: float) -> float | None:
+        """The clock's call (lean lane): send the packets due by ``now``; the next one's time."""
+        queue = self._queue
+        out = self.out
+        while queue and queue[0][0] <= now:
+            due, payload = queue.popleft()
+            talkspurt = due - self._last > 1.5 * self._packet_s  # (RFC 3551: the marker starts one)
+            self._last = due
+            if out is not None and out.send(payload, self._timestamp(due), talkspurt):
+                self.packets_sent += 1
+        return queue[0][0] if queue and self.readyState == "live" else None
+
     async def recv(self) -> av.Packet:
         if self.readyState != "live":
             raise MediaStreamError
         loop = asyncio.get_running_loop()
+        if self._clock is not None:  # the lane sends: aiortc's sender waits here for the end
+            self._waiter = loop.create_future()
+            await self._waiter
+            raise MediaStreamError
         while not self._queue:
             self._waiter = loop.create_future()
             await self._waiter
@@ -148,17 +183,16 @@ class CallerTrack(MediaStreamTrack):
         delay = due - loop.time()
         if delay > 0.001:
             await asyncio.sleep(delay)
-        if self._t0 is None:
-            self._t0 = due
         packet = av.Packet(payload)
-        # RTP time follows the audio clock: a pause between turns is a jump, as a muted microphone's
-        packet.pts = round((due - self._t0) / self._packet_s) * PACKET_SAMPLES
+        packet.pts = self._timestamp(due)
         packet.time_base = _TIME_BASE
         self.packets_sent += 1
         return packet
 
     def stop(self) -> None:
         super().stop()
+        if self._clock is not None:
+            self._clock.forget(self)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)

@@ -26,12 +26,15 @@ import collections
 import contextlib
 import http.client
 import logging
+import os
+import random
 import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 from loadtest.audio import opus
+from loadtest.audio.rtp_lane import PacketClock, RtpOut, tap_ice
 from loadtest.protocol.dialects import GA
 from loadtest.protocol.targets import redact_text
 from loadtest.session import rtc_calls
@@ -53,7 +56,7 @@ _CLOSE_CLIENT = 1000
 class _Peer:
     """The aiortc side of one call (touched only on the loop thread)."""
 
-    def __init__(self, inbox: Inbox, packet_s: float, audio_event: str) -> None:
+    def __init__(self, inbox: Inbox, packet_s: float, audio_event: str, clock: PacketClock | None = None) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection
 
         self.inbox = inbox
@@ -61,8 +64,10 @@ class _Peer:
         self.hold_timer: asyncio.TimerHandle | None = None
         self.silent_payload = b""  # the line's idle packet, once seen (no need to decode it again)
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # host candidates only: no STUN, no TURN
-        self.track = CallerTrack(packet_s)
-        transceiver = self.pc.addTransceiver(self.track, direction="sendrecv")
+        self.track = CallerTrack(packet_s, clock)
+        self.transceiver = transceiver = self.pc.addTransceiver(self.track, direction="sendrecv")
+        if clock is not None:  # the lean lane (rtp_lane): RTP in and out beside aiortc's tasks
+            self.track.out = RtpOut(transceiver.sender, random.getrandbits(16), random.getrandbits(32))
         self.decoder = opus.decoder(RATE)
         tap_receiver(transceiver.receiver, self.on_packet)
         self.channel = self.pc.createDataChannel(rtc_calls.EVENTS_CHANNEL)
@@ -134,6 +139,9 @@ class _Peer:
         from aiortc import RTCSessionDescription
 
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        dtls = self.transceiver.receiver.transport
+        if self.track.out is not None and dtls is not None:  # (the lane: the answer's RTP off ICE)
+            tap_ice(dtls.transport, dtls, self.on_packet)
 
     async def opened_within(self, timeout: float) -> str | None:
         """None once the data channel is open; else the reason it did not open in time."""
@@ -257,8 +265,10 @@ class WebRTCTransport:
         loop = self._loop
         self._inbox = inbox = loop.new_inbox()
 
+        clock = loop.packet_clock if lane_enabled() else None
+
         async def make() -> tuple[_Peer, str]:
-            peer = _Peer(inbox, self._packet_s, self._audio_event)
+            peer = _Peer(inbox, self._packet_s, self._audio_event, clock)
             return peer, await peer.offer()
 
         self._peer, offer = loop.call(make(), _left(deadline))
@@ -414,6 +424,12 @@ def _spawn_close(peer: _Peer) -> None:
     task = asyncio.ensure_future(peer.close())
     _CLOSING.add(task)
     task.add_done_callback(_CLOSING.discard)
+
+
+def lane_enabled() -> bool:
+    """RTP through the lean lane (:mod:`loadtest.audio.rtp_lane`); ``RTLOAD_RTC_LANE=0``: aiortc's
+    own sender task and receive queue (the bench's A/B)."""
+    return os.environ.get("RTLOAD_RTC_LANE", "1") != "0"
 
 
 def _left(deadline: float) -> float:

@@ -1,0 +1,199 @@
+"""The lean RTP lane: its parser against aiortc's serializer, its clock's pacing, and packets between
+two real aiortc peers on loopback (sent by the lane, received by the lane and by aiortc's own
+receiver)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+pytest.importorskip("aiortc")
+
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+from loadtest.audio.rtp_lane import PacketClock, RtpOut, is_rtcp, parse, run_now, tap_ice
+
+
+def _extensions_map() -> HeaderExtensionsMap:
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+
+    extensions = HeaderExtensionsMap()
+    extensions.configure(RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+        RTCRtpHeaderExtensionParameters(id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"),
+        RTCRtpHeaderExtensionParameters(id=4, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
+    ]))  # fmt: skip
+    return extensions
+
+
+@given(
+    sequence=st.integers(0, 0xFFFF),
+    timestamp=st.integers(0, 0xFFFFFFFF),
+    payload=st.binary(min_size=0, max_size=200),
+    csrc=st.lists(st.integers(0, 0xFFFFFFFF), max_size=15),
+    mid=st.sampled_from([None, "0", "audio"]),
+    send_time=st.one_of(st.none(), st.integers(0, 0xFFFFFF)),
+    padding=st.integers(0, 40),
+)
+def test_parse_reads_what_aiortc_serializes(sequence: int, timestamp: int, payload: bytes, csrc: list[int],
+                                            mid: str | None, send_time: int | None, padding: int) -> None:  # fmt: skip
+    packet = RtpPacket(payload_type=111, sequence_number=sequence, timestamp=timestamp, ssrc=7)
+    packet.csrc = csrc
+    packet.payload = payload
+    packet.extensions.mid = mid
+    packet.extensions.abs_send_time = send_time
+    packet.padding_size = padding
+    data = packet.serialize(_extensions_map())
+    assert parse(data) == (payload, timestamp, sequence)
+    assert not is_rtcp(data)
+
+
+def test_parse_refuses_what_is_not_rtp() -> None:
+    good = RtpPacket(payload_type=111, sequence_number=1, timestamp=2, ssrc=3, payload=b"abc").serialize()
+    assert parse(good) == (b"abc", 2, 1)
+    assert parse(good[:11]) is None  # shorter than a header
+    assert parse(bytes([0x40]) + good[1:]) is None  # version 1
+    assert parse(bytes([good[0] | 0x0F]) + good[1:]) is None  # 15 CSRCs announced, none there
+    assert parse(bytes([good[0] | 0x20]) + good[1:-1] + b"\xff") is None  # more padding than packet
+    assert is_rtcp(bytes([0x80, 200]) + bytes(26))  # a sender report
+
+
+def test_run_now_refuses_a_coroutine_that_suspends() -> None:
+    async def quick() -> int:
+        return 3
+
+    async def slow() -> None:
+        await asyncio.sleep(0.01)
+
+    assert run_now(quick()) == 3
+    with pytest.raises(RuntimeError, match="suspended"):
+        asyncio.run(_in_loop(lambda: run_now(slow())))
+
+
+async def _in_loop(fn: Any) -> Any:
+    return fn()
+
+
+class _Line:
+    def __init__(self, clock: PacketClock, dues: list[float]) -> None:
+        self.clock, self.dues, self.sent, self.late = clock, dues, [], []
+
+    def pump(self, now: float) -> float | None:
+        loop_now = asyncio.get_running_loop().time()
+        while self.dues and self.dues[0] <= now:
+            due = self.dues.pop(0)
+            self.sent.append(due)
+            self.late.append(loop_now - due)
+        return self.dues[0] if self.dues else None
+
+
+def test_the_clock_paces_every_line_on_one_timer_at_most_a_tick_late() -> None:
+    async def main() -> tuple[list[_Line], PacketClock]:
+        clock = PacketClock(tick_s=0.005)
+        t0 = asyncio.get_running_loop().time() + 0.01
+        # 40 calls whose packets are due every 20 ms, half a millisecond apart from one another
+        lines = [_Line(clock, [t0 + 0.0005 * i + 0.02 * k for k in range(15)]) for i in range(40)]
+        for line in lines:
+            clock.wake(line, line.dues[0])
+        await asyncio.sleep(0.45)
+        return lines, clock
+
+    lines, clock = asyncio.run(main())
+    for line in lines:
+        assert not line.dues and len(line.sent) == 15
+        assert min(line.late) >= -0.001  # never early
+        assert sorted(line.late)[-2] < 0.02  # at most a tick late (and a busy test machine's wake-up)
+    # 600 packets over 0.32 s on one timer that fires at most once per tick
+    assert clock.ticks <= 0.32 / 0.005 + 3
+
+
+@pytest.mark.parametrize("receiver", ["lane", "aiortc"])
+def test_lane_packets_reach_a_real_aiortc_peer(receiver: str) -> None:
+    """The caller's packets go out through RtpOut on the clock; the callee takes them off ICE with
+    tap_ice, or through aiortc's own receiver: the same payloads in order, sequence numbers
+    contiguous, RTP time that jumps across a pause, a marker at each talkspurt."""
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    from loadtest.mock import ice
+    from loadtest.session.rtc_media import CallerTrack, tap_receiver
+
+    first = [bytes([0xF8, k]) * 20 for k in range(20)]
+    second = [bytes([0xF8, 100 + k]) * 20 for k in range(10)]
+    got: list[tuple[bytes, int, int, float]] = []
+    markers: list[int] = []
+
+    async def main() -> tuple[Any, Any]:
+        ice.use_host_addresses(["127.0.0.1"])  # (this task's peers only)
+        clock = PacketClock()
+        caller = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        callee = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        track = CallerTrack(clock=clock)
+        sending = caller.addTransceiver(track, direction="sendonly")
+        out = track.out = RtpOut(sending.sender, sequence=65530, timestamp_origin=0xFFFFFF00)
+        connected = asyncio.Event()
+
+        @callee.on("track")
+        def on_track(remote: Any) -> None:
+            transceiver = next(t for t in callee.getTransceivers() if t.receiver.track is remote)
+            if receiver == "aiortc":
+                tap_receiver(transceiver.receiver, lambda *packet: got.append(packet))
+                original = transceiver.receiver.transport._handle_rtp_data
+
+                async def spy(data: bytes, arrival_time_ms: int) -> None:
+                    markers.append(data[1] >> 7)
+                    await original(data, arrival_time_ms)
+
+                transceiver.receiver.transport._handle_rtp_data = spy
+
+        await caller.setLocalDescription(await caller.createOffer())
+        await callee.setRemoteDescription(caller.localDescription)
+        await callee.setLocalDescription(await callee.createAnswer())
+        if receiver == "lane":
+            dtls = callee.getTransceivers()[0].receiver.transport
+
+            def on_rtp(payload: bytes, timestamp: int, sequence: int, arrival: float) -> None:
+                got.append((payload, timestamp, sequence, arrival))
+
+            tap_ice(dtls.transport, dtls, on_rtp)
+        await caller.setRemoteDescription(callee.localDescription)
+
+        @caller.on("connectionstatechange")
+        def on_state() -> None:
+            if caller.connectionState == "connected":
+                connected.set()
+
+        await asyncio.wait_for(connected.wait(), 10)
+        while out.header is None:  # (aiortc starts the sender just after DTLS)
+            await asyncio.sleep(0.01)
+        track.push(first)
+        await asyncio.sleep(0.5)
+        track.push(second)
+        await asyncio.sleep(0.4)
+        stats = await caller.getStats()
+        await caller.close()
+        await callee.close()
+        return out, stats
+
+    t0 = time.time()
+    out, stats = asyncio.run(main())
+    assert [packet[0] for packet in got] == first + second
+    assert [packet[2] for packet in got] == [(65530 + k) & 0xFFFF for k in range(30)]
+    stamps = [(packet[1] - 0xFFFFFF00) & 0xFFFFFFFF for packet in got]
+    assert stamps[:20] == [960 * k for k in range(20)]
+    assert stamps[20] - stamps[19] >= 960 * 3  # the pause between the two pushes
+    assert stamps[20:] == [stamps[20] + 960 * k for k in range(10)]
+    if receiver == "lane":
+        spacing = [b[3] - a[3] for a, b in itertools.pairwise(got[1:20])]
+        assert sorted(spacing)[len(spacing) // 2] == pytest.approx(0.020, abs=0.006)  # paced, not a burst
+        assert all(t0 < packet[3] < time.time() for packet in got)
+    else:
+        assert markers[0] == 1 and markers[20] == 1 and sum(markers) == 2  # a marker per talkspurt
+    assert out.packets == 30 and out.dropped == 0
+    sent = [s for s in stats.values() if getattr(s, "type", "") == "outbound-rtp"]
+    assert sent and sent[0].packetsSent == 30  # the sender's own counters (its RTCP reports) moved
