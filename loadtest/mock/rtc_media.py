@@ -122,6 +122,7 @@ class AnswerTrack(MediaStreamTrack):
         super().__init__()
         self.on_event = on_event
         self._clock = clock  # the lean lane (rtp_lane): the clock sends through ``out``
+        self._ended: asyncio.Future[None] | None = None
         self.out: RtpOut | None = None
         self._queue: deque[tuple[str, bytes]] = deque()  # (response id, one 20 ms Opus packet)
         self._queued: dict[str, int] = {}  # response id -> its packets in the queue
@@ -235,9 +236,9 @@ class AnswerTrack(MediaStreamTrack):
     async def recv(self) -> av.Packet:
         loop = asyncio.get_running_loop()
         if self._clock is not None:  # the lane sends: aiortc's sender task waits here for the end
-            while self.readyState == "live":
-                self._wake.clear()
-                await self._wake.wait()
+            self._ended = loop.create_future()  # (only stop() wakes it: not every queued delta)
+            if self.readyState == "live":
+                await self._ended
             raise MediaStreamError
         while True:
             if self.readyState != "live":
@@ -262,6 +263,8 @@ class AnswerTrack(MediaStreamTrack):
         self._wake.set()
         if self._clock is not None:
             self._clock.forget(self)
+        if self._ended is not None and not self._ended.done():
+            self._ended.set_result(None)
 
 
 async def pump_caller_audio(track: MediaStreamTrack, rate_now: Callable[[], int],

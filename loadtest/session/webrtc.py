@@ -97,7 +97,8 @@ class _Peer:
             pcm, silent = SILENT_PACKET, True
         else:
             pcm = self.decoder.decode(payload)
-            silent = is_silent(pcm)
+            # (while a response plays every packet is its audio: silence matters only between them)
+            silent = not self.answer.playing and is_silent(pcm)
             if silent and len(payload) <= 16:
                 self.silent_payload = payload
         self.answer.audio(pcm, arrival, silent)

@@ -121,7 +121,7 @@ def test_lane_packets_reach_a_real_aiortc_peer(receiver: str) -> None:
     from aiortc import RTCConfiguration, RTCPeerConnection
 
     from loadtest.mock import ice
-    from loadtest.session.rtc_media import CallerTrack, tap_receiver
+    from loadtest.session.rtc_media import CallerTrack
 
     first = [bytes([0xF8, k]) * 20 for k in range(20)]
     second = [bytes([0xF8, 100 + k]) * 20 for k in range(10)]
@@ -141,8 +141,12 @@ def test_lane_packets_reach_a_real_aiortc_peer(receiver: str) -> None:
         @callee.on("track")
         def on_track(remote: Any) -> None:
             transceiver = next(t for t in callee.getTransceivers() if t.receiver.track is remote)
-            if receiver == "aiortc":
-                tap_receiver(transceiver.receiver, lambda *packet: got.append(packet))
+            if receiver == "aiortc":  # (aiortc's receiver routes the packet to its handler)
+
+                async def handle(packet: Any, arrival_time_ms: int) -> None:
+                    got.append((packet.payload, packet.timestamp, packet.sequence_number, 0.0))
+
+                transceiver.receiver._handle_rtp_packet = handle
                 original = transceiver.receiver.transport._handle_rtp_data
 
                 async def spy(data: bytes, arrival_time_ms: int) -> None:
