@@ -209,7 +209,7 @@ def tap_ice(ice_transport: Any, dtls_transport: Any, on_rtp: OnRtp) -> None:
 
     def data_received(data: bytes, component: int) -> None:
         srtp = dtls_transport._rx_srtp
-        if srtp is None or not 127 < data[0] < 192 or is_rtcp(data):
+        if srtp is None or not data or not 127 < data[0] < 192 or is_rtcp(data):
             queued(data, component)  # DTLS, SCTP, RTCP: aiortc's way
             return
         arrival = time.time()

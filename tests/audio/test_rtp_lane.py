@@ -64,6 +64,34 @@ def test_parse_refuses_what_is_not_rtp() -> None:
     assert is_rtcp(bytes([0x80, 200]) + bytes(26))  # a sender report
 
 
+class _Srtp:
+    def unprotect(self, data: bytes) -> bytes:
+        if data.endswith(b"bad-tag"):
+            import pylibsrtp
+
+            raise pylibsrtp.Error("authentication failed")
+        return data
+
+
+def test_tap_ice_takes_srtp_and_leaves_the_rest_to_aiortc() -> None:
+    queued: list[bytes] = []
+    taken: list[tuple[bytes, int, int]] = []
+    connection = type("Connection", (), {})()
+    connection.data_received = lambda data, component: queued.append(data)
+    ice_transport = type("Ice", (), {"_connection": connection})()
+    dtls = type("Dtls", (), {"_rx_srtp": None})()
+    tap_ice(ice_transport, dtls, lambda payload, ts, seq, arrival: taken.append((payload, ts, seq)))
+    rtp = RtpPacket(payload_type=111, sequence_number=9, timestamp=960, ssrc=5, payload=b"opus").serialize()
+    connection.data_received(rtp, 1)  # before DTLS gave keys: aiortc's way
+    dtls._rx_srtp = _Srtp()
+    for other in (b"", bytes([22, 254, 253]) + bytes(10), bytes([0x80, 200]) + bytes(26)):  # empty, DTLS, RTCP
+        connection.data_received(other, 1)
+    connection.data_received(rtp, 1)
+    connection.data_received(rtp + b"bad-tag", 1)  # fails authentication: dropped, as aiortc drops it
+    assert queued == [rtp, b"", bytes([22, 254, 253]) + bytes(10), bytes([0x80, 200]) + bytes(26)]
+    assert taken == [(b"opus", 960, 9)]
+
+
 def test_run_now_refuses_a_coroutine_that_suspends() -> None:
     async def quick() -> int:
         return 3
