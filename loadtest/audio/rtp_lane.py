@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import struct
 import time
 from collections.abc import Callable, Coroutine
@@ -80,11 +81,11 @@ class RtpOut:
     Made before the offer (or the answer): it learns the negotiated parameters when aiortc starts
     the sender, once DTLS is up, and then calls ``on_start``."""
 
-    def __init__(self, sender: Any, sequence: int = 0, timestamp_origin: int = 0,
+    def __init__(self, sender: Any, sequence: int | None = None, timestamp_origin: int | None = None,
                  on_start: Callable[[], None] | None = None) -> None:  # fmt: skip
-        self.sender = sender
-        self.sequence = sequence & 0xFFFF
-        self.origin = timestamp_origin & 0xFFFFFFFF
+        self.sender = sender  # (a stream starts at a random sequence number and timestamp: RFC 3550)
+        self.sequence = (random.getrandbits(16) if sequence is None else sequence) & 0xFFFF
+        self.origin = (random.getrandbits(32) if timestamp_origin is None else timestamp_origin) & 0xFFFFFFFF
         self.header: bytearray | None = None  # the negotiated header (sequence, timestamp patched in)
         self.packets = 0
         self.octets = 0

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import uuid
 from typing import Any, Protocol
 
@@ -82,7 +81,7 @@ class RtcCall:
         if any(t.kind == "audio" for t in self.pc.getTransceivers()):
             sender = self.pc.addTrack(self.track)
             if self.clock is not None:
-                self.track.out = RtpOut(sender, random.getrandbits(16), random.getrandbits(32), self.track.start)
+                self.track.out = RtpOut(sender, on_start=self.track.start)
         try:
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except Exception as exc:

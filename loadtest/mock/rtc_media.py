@@ -221,9 +221,10 @@ class AnswerTrack(MediaStreamTrack):
             if not isinstance(got, tuple):
                 return got
             rid, payload = got
-            if rid is not None and rid not in self._started:
+            starts = rid is not None and rid not in self._started
+            if starts:
                 self._first.setdefault(rid, time.time())  # (stamped as it leaves)
-            out.send(payload, self._rtp, marker=rid is not None and rid not in self._started)
+            out.send(payload, self._rtp, marker=starts)
             self._sent(rid)
         return None
 

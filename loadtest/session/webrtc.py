@@ -27,7 +27,6 @@ import contextlib
 import http.client
 import logging
 import os
-import random
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -67,7 +66,7 @@ class _Peer:
         self.track = CallerTrack(packet_s, clock)
         self.transceiver = transceiver = self.pc.addTransceiver(self.track, direction="sendrecv")
         if clock is not None:  # the lean lane (rtp_lane): RTP in and out beside aiortc's tasks
-            self.track.out = RtpOut(transceiver.sender, random.getrandbits(16), random.getrandbits(32))
+            self.track.out = RtpOut(transceiver.sender)
         self.decoder = opus.decoder(RATE)
         tap_receiver(transceiver.receiver, self.on_packet)
         self.channel = self.pc.createDataChannel(rtc_calls.EVENTS_CHANNEL)
