@@ -180,7 +180,7 @@ class PacketClock:
         now = loop.time()
         soonest: float | None = None
         done: list[Line] = []
-        for line in self._lines:
+        for line in tuple(self._lines):  # (a line may end, or another start, while it sends)
             try:
                 due = line.pump(now + 0.0005)
             except Exception:  # one call's failure is its own

@@ -141,6 +141,31 @@ def test_the_clock_paces_every_line_on_one_timer_at_most_a_tick_late() -> None:
     assert clock.ticks <= 0.32 / 0.005 + 3
 
 
+class _Ending(_Line):
+    """A line whose call ends while it sends (it forgets itself, as a stopped track does)."""
+
+    def pump(self, now: float) -> float | None:
+        due = super().pump(now)
+        if len(self.sent) == 3:
+            self.clock.forget(self)
+        return due
+
+
+def test_a_line_ending_while_it_sends_leaves_the_clock_running_for_the_others() -> None:
+    async def main() -> tuple[_Line, _Ending]:
+        clock = PacketClock(tick_s=0.005)
+        t0 = asyncio.get_running_loop().time() + 0.01
+        steady = _Line(clock, [t0 + 0.02 * k for k in range(10)])
+        ending = _Ending(clock, [t0 + 0.02 * k for k in range(10)])
+        clock.wake(steady, steady.dues[0])
+        clock.wake(ending, ending.dues[0])
+        await asyncio.sleep(0.3)
+        return steady, ending
+
+    steady, ending = asyncio.run(main())
+    assert len(ending.sent) == 3 and len(steady.sent) == 10
+
+
 @pytest.mark.parametrize("receiver", ["lane", "aiortc"])
 def test_lane_packets_reach_a_real_aiortc_peer(receiver: str) -> None:
     """The caller's packets go out through RtpOut on the clock; the callee takes them off ICE with
