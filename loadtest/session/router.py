@@ -106,7 +106,8 @@ class EventRouter:
         self.late_events = 0
         self.unknown_response_events = 0  # events of a response id never seen (no row is made for them)
         self.idle_timeouts = 0  # input_audio_buffer.timeout_triggered events (server VAD's idle_timeout_ms)
-        self._idle_timeout_t: float | None = None  # the last one, until the response it starts is created
+        # the last one, until the next response is created (its own, or a turn's that crossed it)
+        self._idle_timeout_t: float | None = None
         self.session_ring = TraceRing(32)  # recent events no open response took (for context)
         # called with True while some open response waits for its first output delta, False after
         self.on_awaiting_output: Callable[[bool], None] | None = None
@@ -252,6 +253,8 @@ class EventRouter:
                 tracker = self.pending_oob.pop(tag, None)
         if tracker is None and self.pending:
             tracker = self.pending.popleft()
+            if start:  # a timeout that crossed this turn's request: the server answers the request
+                self._idle_timeout_t = None
         if tracker is None and self.pending_oob and not self.pending:
             # an out-of-band response whose first event carried no metadata
             tracker = self.pending_oob.pop(next(iter(self.pending_oob)))

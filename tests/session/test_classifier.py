@@ -515,6 +515,23 @@ def test_the_idle_timeouts_answer_is_triggered_and_timed_by_it() -> None:
     assert seq.finished[1].trigger == "server"
 
 
+def test_a_timeout_that_crosses_a_turns_request_leaves_the_answer_to_the_turn() -> None:
+    """The idle timeout fired while the turn's response.create was on the wire: the server answers
+    the request (one response at a time), so the next response is the turn's, and the timeout,
+    counted, marks no later response the server starts on its own."""
+    seq = Seq(GA)
+    turn = seq.turn(1.9)
+    seq.feed(2.0, {"type": "input_audio_buffer.timeout_triggered", "audio_start_ms": 0, "audio_end_ms": 5000,
+                   "item_id": "item_in"})  # fmt: skip
+    seq.speak(2.3, [tone(1000)])
+    seq.finish_ok(2.6, "Sure.")
+    assert seq.finished == [turn] and turn.t_trigger == 1.9 and seq.router.idle_timeouts == 1
+    seq.rid = "resp_2"
+    seq.speak(3.0, [tone(500)])
+    seq.finish_ok(3.2, "Hi.")
+    assert seq.finished[1].trigger == "server" and seq.finished[1].t_trigger != 2.0
+
+
 @DIALECTS
 def test_rate_limits_are_reported_with_the_response_before(dialect) -> None:
     seq = Seq(dialect)

@@ -197,10 +197,6 @@ def test_think_time_between_turns(fast_mock) -> None:
         assert 0.3 <= gap_wire <= gap_records < 0.3 + 2.0, (i, gap_wire, gap_records)
 
 
-# timing: under the other groups' load the last idle timeout can cross the text turn's
-# response.create on the wire, and the router then gives that idle answer to the pending text turn
-# (the fresh clone at 280e541: 6 timeouts, 5 idle rows); alone it has not crossed
-@pytest.mark.timing
 def test_the_idle_timeouts_answer_is_recorded_with_its_trigger(fast_mock) -> None:
     """Server VAD's idle_timeout_ms (GA): the caller stays silent after the answer, the mock sends
     input_audio_buffer.timeout_triggered and answers on its own; the row says trigger idle_timeout,
@@ -226,4 +222,6 @@ def test_the_idle_timeouts_answer_is_recorded_with_its_trigger(fast_mock) -> Non
     assert len(triggers) >= 3 and set(triggers[1:-1]) == {"idle_timeout"}, triggers
     for idle in (r for r in sink.responses if r.trigger == "idle_timeout"):
         assert idle.outcome == "completed" and idle.response_id and 0 < idle.created_ms < 1000
-    assert sink.sessions[0].idle_timeouts == len(triggers) - 2
+    # the last timeout may cross the text turn's response.create on the wire (seen under load): the
+    # mock then answers only the request, and the router gives that answer to the turn
+    assert sink.sessions[0].idle_timeouts - (len(triggers) - 2) in (0, 1), (sink.sessions[0].idle_timeouts, triggers)
