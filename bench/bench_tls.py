@@ -6,9 +6,7 @@
    (6.5 KB), with 1 connection (everything in cache) and with ``--sessions`` connections served
    in turn (each connection's TLS state cold again by its next frame, as under load). The layer
    as it was before this bench's changes (:class:`LegacyTLSLayer`, kept here verbatim as the
-   reference) and the shipped one, interleaved round by round in one process: ``current_over_legacy``;
-   and the shipped one on its thread's shared pair of BIOs (``shared=True``, the transport's gevent
-   mode) against its own pair: ``pair_shared_over_own_bios``.
+   reference) and the shipped one, interleaved round by round in one process: ``current_over_legacy``.
    Also: five 20 ms appends (1.3 KB each) as five records against one record of the five.
 2. ``records``: the TLS records bench/harness_server.js (Node, ws) writes: one per delta, or the
    WebSocket header and payload apart (which would double the receive side's per-frame calls).
@@ -32,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import functools
 import json
 import os
 import platform
@@ -173,13 +170,11 @@ def _layer(cert: Path, key: Path, sessions: int, frames: int) -> dict[str, Any]:
         rounds = max(4, frames // k)
         pairs = {
             name: [_MemoryPair(cls, server_ctx, client_ctx) for _ in range(k)]
-            for name, cls in (
-                ("legacy", LegacyTLSLayer), ("current", TLSLayer), ("shared", functools.partial(TLSLayer, shared=True)),
-            )
-        }  # fmt: skip
+            for name, cls in (("legacy", LegacyTLSLayer), ("current", TLSLayer))
+        }
         ns = {name: {"decrypt": [], "encrypt": []} for name in pairs}
         for i in range(rounds):
-            for name in (("legacy", "current", "shared") if i % 2 == 0 else ("shared", "current", "legacy")):
+            for name in (("legacy", "current") if i % 2 == 0 else ("current", "legacy")):
                 dec = enc = 0
                 for pair in pairs[name]:
                     record = pair.record(delta)
@@ -209,14 +204,6 @@ def _layer(cert: Path, key: Path, sessions: int, frames: int) -> dict[str, Any]:
             )
         ]  # fmt: skip
         row["pair_current_over_legacy"] = round(statistics.median(both), 3)
-        shared = [  # the thread's one pair of BIOs against each layer's own (the transport's gevent mode)
-            (sd + se) / (cd + ce)
-            for sd, se, cd, ce in zip(
-                ns["shared"]["decrypt"], ns["shared"]["encrypt"], ns["current"]["decrypt"], ns["current"]["encrypt"],
-                strict=True,
-            )
-        ]  # fmt: skip
-        row["pair_shared_over_own_bios"] = round(statistics.median(shared), 3)
         out[f"connections_{k}"] = row
     out["coalesce_20ms_appends"] = _coalesce(server_ctx, client_ctx, sessions, frames)
     return out

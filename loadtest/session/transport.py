@@ -200,9 +200,7 @@ class WebSocketTransport:
         if uri.secure:
             self._stage = "TLS handshake"
             ctx = self._ssl or (network.ssl_context() if network is not None else shared_ssl_context())
-            # gevent: every TLS call of every connection is on the hub's thread and never yields,
-            # so the layers share the thread's memory BIOs (they stay in cache; see tls.TLSLayer)
-            self._tls = TLSLayer(ctx, uri.host, shared=hasattr(sock, "_sock") and gevent_active())
+            self._tls = TLSLayer(ctx, uri.host)
             self._tls_handshake(sock, deadline)
         self._stage = "HTTP upgrade"
         wire.start_handshake([("User-Agent", USER_AGENT), *headers])
