@@ -28,12 +28,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from scipy import special
-from scipy import stats as sps
 
 from loadtest.records.reader import RunData
 from loadtest.records.scan import Scan, ords_at
 from loadtest.report import function_calls, scanned, scanstats, transcription
-from loadtest.report.confidence import DEFAULT_CONFIDENCE, rate_interval_pct
+from loadtest.report.confidence import DEFAULT_CONFIDENCE, rate_interval_pct, scipy_stats
 from loadtest.report.cost import PriceTable, cost_data, cost_words, load_prices, money
 from loadtest.report.render import Report, Table, count, ms, num, pct
 from loadtest.report.sections import transport_text
@@ -58,7 +57,7 @@ BOOT_SEED = 0
 def fisher_p(k_a: int, n_a: int, k_b: int, n_b: int) -> float | None:
     if n_a == 0 or n_b == 0:
         return None
-    return float(sps.fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]]).pvalue)
+    return float(scipy_stats().fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]]).pvalue)
 
 
 @dataclass
@@ -175,7 +174,7 @@ def mannwhitney_p(xa: np.ndarray, ca: np.ndarray, xb: np.ndarray, cb: np.ndarray
     point); so the p-value is scipy's. Either sample of 8 values or fewer: scipy itself."""
     n1, n2 = int(ca.sum()), int(cb.sum())
     if n1 <= 8 or n2 <= 8:
-        return float(sps.mannwhitneyu(np.repeat(xa, ca), np.repeat(xb, cb), alternative="two-sided").pvalue)
+        return float(scipy_stats().mannwhitneyu(np.repeat(xa, ca), np.repeat(xb, cb), alternative="two-sided").pvalue)
     cum_b = np.concatenate([[0], np.cumsum(cb)])
     lo, hi = np.searchsorted(xb, xa, side="left"), np.searchsorted(xb, xa, side="right")
     below_b, at_b = cum_b[lo], cum_b[hi] - cum_b[lo]
@@ -200,7 +199,7 @@ def mannwhitney_p(xa: np.ndarray, ca: np.ndarray, xb: np.ndarray, cb: np.ndarray
 
 def _mannwhitney(va: Values, vb: Values) -> float:
     if isinstance(va, np.ndarray) and isinstance(vb, np.ndarray):
-        return float(sps.mannwhitneyu(va, vb, alternative="two-sided").pvalue)
+        return float(scipy_stats().mannwhitneyu(va, vb, alternative="two-sided").pvalue)
     return mannwhitney_p(*_counts(va), *_counts(vb))
 
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from statistics import NormalDist
+from types import ModuleType
 
 import numpy as np
-from scipy import stats as sps
 
 DEFAULT_CONFIDENCE = 0.95
 MET, BROKEN, INCONCLUSIVE = "met", "broken", "inconclusive"
@@ -42,8 +43,16 @@ def parse_confidence(text: str | float) -> float:
     return value
 
 
+def scipy_stats() -> ModuleType:
+    """``scipy.stats``, imported on first use: importing it costs every report command about 0.6 s,
+    and most reports never call it."""
+    from scipy import stats
+
+    return stats
+
+
 def _z(confidence: float) -> float:
-    return float(sps.norm.ppf(0.5 + confidence / 2))
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
 
 
 def wilson(k: float, n: float, confidence: float = DEFAULT_CONFIDENCE) -> tuple[float, float]:
@@ -68,9 +77,10 @@ def rate_interval_pct(k: int, n: int, confidence: float = DEFAULT_CONFIDENCE) ->
 
 def order_ranks(n: int, q: float, confidence: float = DEFAULT_CONFIDENCE) -> tuple[int, int]:
     """1-based ranks (l, u) of the q-quantile's interval; l < 1 or u > n is an unbounded side."""
+    binom = scipy_stats().binom
     alpha = 1 - confidence
-    lo = int(sps.binom.ppf(alpha / 2, n, q))
-    hi = int(sps.binom.ppf(1 - alpha / 2, n, q)) + 1
+    lo = int(binom.ppf(alpha / 2, n, q))
+    hi = int(binom.ppf(1 - alpha / 2, n, q)) + 1
     return lo, hi
 
 

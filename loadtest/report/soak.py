@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from loadtest.records.reader import RunData
 from loadtest.report import scanned
+from loadtest.report.confidence import scipy_stats
 from loadtest.report.memory import memory_note, memory_table, memory_trends
 from loadtest.report.render import Report, Table, count, ms, num, pct
 from loadtest.report.soak_scan import scan_windows
@@ -100,7 +100,7 @@ def soak_data(data: RunData, seconds: float) -> dict[str, Any]:
         return {"run_id": data.run_id, "window_s": seconds, "windows": rows, "drift": None, "memory": memory}
     f0, f1 = rows[0], rows[-1]
     p_fail = float(
-        sps.fisher_exact(
+        scipy_stats().fisher_exact(
             [
                 [f0["non_completed"], f0["responses"] - f0["non_completed"]],
                 [f1["non_completed"], f1["responses"] - f1["non_completed"]],
@@ -118,7 +118,7 @@ def soak_data(data: RunData, seconds: float) -> dict[str, Any]:
     for label, col in (("ttfa", "ttfa_ms"), ("done", "done_ms")):
         a, b = values(f0["window"], col), values(f1["window"], col)
         if a.size and b.size:
-            p = float(sps.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+            p = float(scipy_stats().mannwhitneyu(a, b, alternative="two-sided").pvalue)
             med_a, med_b = float(np.median(a)), float(np.median(b))
             rho, rho_p = _spearman([w[f"{label}_p95"] for w in rows])
             drift[label] = {
@@ -137,7 +137,7 @@ def _spearman(values: list[Any]) -> tuple[float | None, float | None]:
     ok = np.isfinite(y)
     if ok.sum() < 3 or np.all(y[ok] == y[ok][0]):
         return None, None
-    res = sps.spearmanr(np.arange(y.size)[ok], y[ok])
+    res = scipy_stats().spearmanr(np.arange(y.size)[ok], y[ok])
     return float(res.statistic), float(res.pvalue)
 
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from loadtest.records.schema import COMPLETED
 from loadtest.report.render import Table, count, pct
@@ -43,7 +42,7 @@ def cochran_armitage(counts: np.ndarray, totals: np.ndarray, scores: np.ndarray)
     if var <= 0:
         return None
     z = float((scores * (counts - totals * p)).sum() / math.sqrt(var))
-    return z, float(2 * sps.norm.sf(abs(z)))
+    return z, math.erfc(abs(z) / math.sqrt(2))  # two-sided normal tail (no scipy import for it: 0.6 s)
 
 
 def holm(pvalues: list[float]) -> list[float]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 
 import numpy as np
@@ -169,3 +171,16 @@ def test_audio_and_token_figures_the_tables_print(ramp, cli) -> None:
     assert _row_value(text, "largest delta gap max ms") == f"{gaps.max():.1f}"
     assert _row_value(text, "output") == str(int(output.sum()))
     assert _row_value(text, "per response (mean)") == f"{total.mean():.1f}"
+
+
+def test_the_report_commands_do_not_import_scipy_stats_until_a_test_needs_it() -> None:
+    """Importing scipy.stats costs about 0.6 s, paid by every run's summary and every report
+    command; only compare, soak and quantile intervals call it, on first use."""
+    code = (
+        "import sys\n"
+        "import loadtest.report.summary, loadtest.report.capacity, loadtest.report.limits, loadtest.report.compare\n"
+        "import loadtest.report.soak, loadtest.report.html\n"
+        "print(sorted(m for m in sys.modules if m.startswith('scipy.stats')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
