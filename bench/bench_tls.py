@@ -1,5 +1,8 @@
 """What wss:// costs the harness per frame, and where it goes (issue 17: TLS at 85% of plain).
 
+0. ``crypto``: the negotiated cipher alone (``openssl speed`` over buffers of a delta's size):
+   the floor under any TLS, user space or kernel, per append+delta pair; ``floor`` sets it
+   against the pairs' TLS cost.
 1. ``layer``: the TLS layer alone (:class:`loadtest.session.tls.TLSLayer`, an ``SSLObject`` over
    memory BIOs) against an in-process TLS 1.3 server object, no sockets: CPU time per decrypt of
    one audio delta's record (6.6 KB of plaintext) and per encrypt of one 100 ms append frame
@@ -288,6 +291,7 @@ def _records(server: Server, cert: Path, appends: int = 20) -> dict[str, Any]:
             sock.sendall(layer.encrypt(text_frame(message)))
             read(time.monotonic() + 0.05)
         answers = sizes[first:]
+        cipher = layer._obj.cipher()
     finally:
         sock.close()
     common = statistics.mode(answers) if answers else None
@@ -297,6 +301,7 @@ def _records(server: Server, cert: Path, appends: int = 20) -> dict[str, Any]:
         "records_per_append": round(len(answers) / appends, 2),
         "most_common_record_bytes": common,
         "record_bytes_seen": sorted(set(answers)),
+        "cipher": list(cipher) if cipher else None,
         "reading": "one record per delta: Node's ws corks the header and payload into one TLS write"
         if common and common > DELTA_PLAIN
         else "the header and payload are separate records",
@@ -304,6 +309,32 @@ def _records(server: Server, cert: Path, appends: int = 20) -> dict[str, Any]:
 
 
 # ---- 3: the transport over loopback, in a child ----------------------------------------------
+CIPHERS = {"TLS_AES_256_GCM_SHA384": "aes-256-gcm", "TLS_AES_128_GCM_SHA256": "aes-128-gcm",
+           "TLS_CHACHA20_POLY1305_SHA256": "chacha20-poly1305"}  # fmt: skip
+
+
+def _crypto(seconds: int = 2) -> dict[str, Any]:
+    """What the cipher alone costs per append+delta pair on this machine: ``openssl speed`` over
+    buffers of the delta's size (the same OpenSSL the ssl module links), both frames' bytes. The
+    floor under any TLS implementation, in user space or the kernel's: it still runs this cipher."""
+    out: dict[str, Any] = {"bytes_per_pair": DELTA_PLAIN + APPEND_FRAME}
+    for cipher in CIPHERS.values():
+        try:
+            done = subprocess.run(
+                ["openssl", "speed", "-evp", cipher, "-bytes", str(DELTA_PLAIN), "-seconds", str(seconds)],
+                capture_output=True, text=True, timeout=30 + seconds,
+            )  # fmt: skip
+            last = done.stdout.strip().splitlines()[-1].split()
+            bytes_per_s = float(last[-1].rstrip("k")) * 1000.0  # (openssl's "k" is 1000 bytes)
+        except (OSError, subprocess.TimeoutExpired, IndexError, ValueError):
+            continue
+        out[cipher] = {
+            "mb_per_s": round(bytes_per_s / 1e6, 1),
+            "us_per_pair": round((DELTA_PLAIN + APPEND_FRAME) / bytes_per_s * 1e6, 2),
+        }
+    return out
+
+
 def _export(ref: str, into: Path) -> Path:
     """The ``loadtest`` package of git commit ``ref``, under ``into`` (for PYTHONPATH)."""
     into.mkdir(parents=True, exist_ok=True)
@@ -344,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=25, help="connections sent to before their deltas are read")
     parser.add_argument("--before", default="", help="git commit whose loadtest tree the pairs phase compares with")
     parser.add_argument("--repeats", type=int, default=3, help="pairs children per tree (alternated with --before)")
-    parser.add_argument("--skip", default="", help="comma-separated phases to skip: layer,records,pairs")
+    parser.add_argument("--skip", default="", help="comma-separated phases to skip: crypto,layer,records,pairs")
     parser.add_argument("--node-modules", default=None, help="a node_modules folder holding ws (default bench/.node)")
     args = parser.parse_args(argv if argv is not None else [])
     skip = set(filter(None, args.skip.split(",")))
@@ -358,6 +389,9 @@ def main(argv: list[str] | None = None) -> None:
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     try:
+        if "crypto" not in skip:
+            result["crypto"] = _crypto()
+            print(f"bench tls: crypto {json.dumps(result['crypto'])}", flush=True)
         if "layer" not in skip:
             result["layer"] = _layer(cert, key, args.sessions, args.frames)
             print(f"bench tls: layer {json.dumps(result['layer'])}", flush=True)
@@ -403,15 +437,36 @@ def main(argv: list[str] | None = None) -> None:
                 pairs["breakdown"] = _pairs_child(urls, cert, args.sessions, args.rounds, args.batch, True, None)
                 print(f"bench tls: breakdown {json.dumps(pairs['breakdown'])}", flush=True)
                 result["pairs"] = pairs
+                result["floor"] = _floor(result)
         finally:
             for server in servers:
                 server.stop()
     finally:
         result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        with contextlib.suppress(OSError, ValueError):  # the record of what was tried, kept across runs
+            kept = json.loads(RESULTS.read_text()).get("tried_not_kept")
+            if kept:
+                result["tried_not_kept"] = kept
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(result, indent=2) + "\n")
         print(f"bench tls: wrote {RESULTS}", flush=True)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _floor(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The pairs' TLS cost against the negotiated cipher's own: how much of it is the cipher."""
+    cipher = (result.get("peer_records") or {}).get("cipher")
+    name = CIPHERS.get(cipher[0]) if cipher else None
+    crypto = (result.get("crypto") or {}).get(name or "")
+    pairs = (result.get("pairs") or {}).get("after")
+    if not crypto or not pairs:
+        return None
+    return {
+        "cipher": name,
+        "cipher_us_per_pair": crypto["us_per_pair"],
+        "tls_minus_plain_us": pairs["tls_minus_plain_us"],
+        "cipher_share_of_the_tls_cost": round(crypto["us_per_pair"] / pairs["tls_minus_plain_us"], 3),
+    }
 
 
 if __name__ == "__main__":
