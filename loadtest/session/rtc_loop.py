@@ -45,9 +45,13 @@ SWITCH_INTERVAL_S = 0.001
 # RTP packet (50 a second per call) was a thread switch each, the GIL handed back and forth, and the
 # harness's busiest line (bench/results/webrtc_profile.json); items keep the arrival time stamped
 # when they came in, so a tick only adds to the measured hand-off lag, never to a record's times
-# (RTLOAD_RTC_HANDOFF_TICK_S=0: a wake-up per ring, as before; the bench's A/B)
-_SOON_BATCH = os.environ.get("RTLOAD_RTC_SOON_BATCH", "1") != "0"
-HANDOFF_TICK_S = float(os.environ.get("RTLOAD_RTC_HANDOFF_TICK_S", "0.005"))
+# (RTLOAD_RTC_HANDOFF_TICK_S=0: a wake-up per ring, as before; the bench's A/B; read when the
+# loop starts, like RTLOAD_RTC_SOON_BATCH)
+HANDOFF_TICK_S = 0.005
+
+
+def _handoff_tick_s() -> float:
+    return float(os.environ.get("RTLOAD_RTC_HANDOFF_TICK_S", str(HANDOFF_TICK_S)))
 
 
 def _os_thread_starter() -> Callable[..., Any]:
@@ -176,6 +180,7 @@ class RtcLoop:
         self.handoff_lag = LagStats()  # ms an item waited between the loop thread and its receiver
         self.packet_clock = PacketClock()  # every call's outgoing RTP (used on the loop thread only)
         self.calls = 0
+        self._soon_batch = True  # (RTLOAD_RTC_SOON_BATCH, read when the loop starts)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -186,7 +191,8 @@ class RtcLoop:
             return self._loop
 
     def _start(self) -> None:
-        self.doorbell = Doorbell()  # (made here, in the hub's thread)
+        self.doorbell = Doorbell(_handoff_tick_s())  # (made here, in the hub's thread)
+        self._soon_batch = os.environ.get("RTLOAD_RTC_SOON_BATCH", "1") != "0"
         # two threads share the GIL now: the harness's audio clock waits for it at most this long
         # for the loop thread to let go (Python's default is 5 ms: a frame's whole lateness budget)
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
@@ -225,7 +231,7 @@ class RtcLoop:
         (the audio clock sends every due session's append in one pass: one wake-up, not one each;
         ``RTLOAD_RTC_SOON_BATCH=0``: a wake-up per call, the bench's A/B)."""
         loop = self.loop
-        if not _SOON_BATCH:
+        if not self._soon_batch:
             self.wakeups += 1
             with contextlib.suppress(RuntimeError):  # the loop is closing (process exit)
                 loop.call_soon_threadsafe(fn, *args)

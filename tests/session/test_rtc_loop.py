@@ -48,3 +48,18 @@ def test_a_failing_call_does_not_stop_the_ones_behind_it() -> None:
     rtc.soon(ran.append, 1)
     _wait_for(lambda: ran == [1])
     assert ran == [1]
+
+
+def test_the_ab_switches_are_read_when_a_loop_starts_not_at_import(monkeypatch) -> None:
+    """RTLOAD_RTC_SOON_BATCH=0 and RTLOAD_RTC_HANDOFF_TICK_S (the bench's A/B arms), set after the
+    module was imported, still apply to a loop started afterwards."""
+    monkeypatch.setenv("RTLOAD_RTC_SOON_BATCH", "0")
+    monkeypatch.setenv("RTLOAD_RTC_HANDOFF_TICK_S", "0")
+    rtc = RtcLoop()
+    ran: list[int] = []
+    woken = rtc.wakeups
+    for i in range(5):
+        rtc.soon(ran.append, i)
+    _wait_for(lambda: len(ran) == 5)
+    assert ran == list(range(5)) and rtc.wakeups - woken == 5  # a wake-up per call: no batching
+    assert rtc.doorbell is not None and rtc.doorbell._tick_s == 0.0
