@@ -199,10 +199,12 @@ class PacketClock:
         self._lines.discard(line)
 
 
-def tap_ice(ice_transport: Any, dtls_transport: Any, on_rtp: OnRtp) -> None:
+def tap_ice(
+    ice_transport: Any, dtls_transport: Any, on_rtp: OnRtp, on_dropped: Callable[[], None] | None = None
+) -> None:
     """Take the connection's SRTP packets as they arrive (see the module docstring): each valid
     one's ``on_rtp(payload, timestamp, sequence, arrival)``; a packet that fails authentication
-    or parsing is dropped, as aiortc drops it."""
+    or parsing is dropped, as aiortc drops it, and counted by ``on_dropped()``."""
     import pylibsrtp
 
     connection = ice_transport._connection
@@ -217,8 +219,10 @@ def tap_ice(ice_transport: Any, dtls_transport: Any, on_rtp: OnRtp) -> None:
         try:
             packet = parse(srtp.unprotect(data))
         except pylibsrtp.Error:
-            return
+            packet = None
         if packet is not None:
             on_rtp(packet[0], packet[1], packet[2], arrival)
+        elif on_dropped is not None:
+            on_dropped()
 
     connection.data_received = data_received

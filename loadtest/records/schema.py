@@ -170,6 +170,8 @@ class SessionRecord:
     # traced, counted here, no response row
     unknown_response_events: int = 0
     idle_timeouts: int = 0  # input_audio_buffer.timeout_triggered (server VAD idle_timeout_ms; GA)
+    # WebRTC: the server's media packets dropped, not authentic SRTP or not RTP (garbage on the path)
+    rtp_dropped: int = 0
     concurrency: int | None = None
     step: int | None = None
     schema_version: int = SCHEMA_VERSION

@@ -55,7 +55,9 @@ RESPONSE_COLUMNS = [
     "users",
     *USAGE_COLUMNS,
 ]
-SESSION_COLUMNS = ["session_id", "target", "scenario", "t_start", "t_open", "t_end", "handshake_ms", "handshake_status"]
+SESSION_COLUMNS = [
+    "session_id", "target", "scenario", "t_start", "t_open", "t_end", "handshake_ms", "handshake_status", "rtp_dropped",
+]  # fmt: skip
 
 # "Was the load generator the bottleneck?": any worker over one of these (health.jsonl).
 HEALTH_LIMITS = {
@@ -266,6 +268,7 @@ def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, A
             "targets": rows.pop("targets"),
             "scenarios": rows.pop("scenarios"),
             "transports": rows.pop("transports"),
+            "rtp_dropped": rtp_dropped(data.sessions),
         },
         "outcomes": rows["outcomes"],
         "reasons": rows["reasons"],
@@ -284,6 +287,24 @@ def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, A
         "cost": rows["cost"],
         "memory": memory_trends(data.health),
     }
+
+
+def rtp_dropped(sessions: pd.DataFrame) -> dict[str, int]:
+    """WebRTC: the server's media packets dropped as not authentic SRTP or not RTP, and in how many sessions."""
+    if "rtp_dropped" not in sessions.columns or sessions.empty:
+        return {"packets": 0, "sessions": 0}
+    counts = pd.to_numeric(sessions["rtp_dropped"], errors="coerce").fillna(0)
+    return {"packets": int(counts.sum()), "sessions": int((counts > 0).sum())}
+
+
+def rtp_dropped_note(dropped: dict[str, int]) -> str | None:
+    if not dropped["packets"]:
+        return None
+    return (
+        f"{dropped['packets']} media packets from the server were dropped in {dropped['sessions']} WebRTC "
+        "session(s): they failed SRTP authentication or were not RTP (something on the path sends garbage "
+        "media); their responses may show stalls or missing audio for it"
+    )
 
 
 def group_table(title: str, key: str, rows: list[dict[str, Any]]) -> Table:
@@ -435,6 +456,9 @@ def build_summary(data: RunData, prices: PriceTable | None = None) -> Report:
         tables.append(group_table("By transport", "transport", d["by_transport"]))
     notes = [trend_verdict(d["trends"])] if d["trends"] is not None else []
     notes.extend(cost_words(d["cost"]))
+    dropped = rtp_dropped_note(run["rtp_dropped"])
+    if dropped is not None:
+        notes.append(dropped)
     h = d["health"]
     if h is not None and h.get("workers"):
         tables.append(

@@ -703,6 +703,7 @@ class RealtimeSession:
         self.unknown_events += conn.router.unknown_events
         conn.record.unknown_response_events = conn.router.unknown_response_events
         conn.record.idle_timeouts = conn.router.idle_timeouts
+        conn.record.rtp_dropped = conn.transport.rtp_dropped
         self.internal_errors += conn.internal_errors
         srec = conn.record
         srec.session_id = srec.session_id or conn.router.session_id

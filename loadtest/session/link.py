@@ -81,6 +81,7 @@ class Transport(Protocol):
 
     bytes_sent: int
     bytes_received: int
+    rtp_dropped: int  # WebRTC: the server's media packets dropped as not SRTP/RTP (0 elsewhere)
 
     def connect(self, url: str, headers: list[tuple[str, str]], timeout: float) -> Handshake: ...
     def add_secret(self, secret: str) -> None: ...

@@ -133,6 +133,7 @@ class WebSocketTransport:
         self.awaiting_output = False  # a response waits for its first output: read before the others
         self.bytes_sent = 0
         self.bytes_received = 0
+        self.rtp_dropped = 0  # (no media packets over a WebSocket)
         self.backlog_writes = 0  # how often a send left bytes for the backlog helper
 
     @classmethod

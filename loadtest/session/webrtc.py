@@ -73,6 +73,7 @@ class _Peer:
         self.opened = asyncio.get_running_loop().create_future()
         self.ended = False
         self.packets = 0
+        self.rtp_dropped = 0  # the server's packets that failed SRTP authentication or RTP parsing
         self.pending: collections.deque[tuple[float, str]] = collections.deque()  # events waiting for audio
         self.flush_armed = False
         self.channel.on("open", self.on_open)
@@ -101,6 +102,9 @@ class _Peer:
             if silent and len(payload) <= 16:
                 self.silent_payload = payload
         self.answer.audio(pcm, arrival, silent)
+
+    def on_dropped(self) -> None:
+        self.rtp_dropped += 1
 
     def deliver(self, data: bytes, t: float) -> None:
         """What the answer stream made: to the session's receiver."""
@@ -141,7 +145,7 @@ class _Peer:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         dtls = self.transceiver.receiver.transport
         if self.track.out is not None and dtls is not None:  # (the lane: the answer's RTP off ICE)
-            tap_ice(dtls.transport, dtls, self.on_packet)
+            tap_ice(dtls.transport, dtls, self.on_packet, self.on_dropped)
 
     async def opened_within(self, timeout: float) -> str | None:
         """None once the data channel is open; else the reason it did not open in time."""
@@ -367,6 +371,12 @@ class WebRTCTransport:
                     return CloseInfo(code=code, reason=str(data), by_server=by_server, t=t)
             if newest and lag is not None:
                 lag.record((now - newest) * 1000.0)
+
+    @property
+    def rtp_dropped(self) -> int:
+        """The server's packets dropped so far: not authentic SRTP, or not RTP (the lean lane counts them)."""
+        peer = self._peer
+        return peer.rtp_dropped if peer is not None else 0
 
     @property
     def audio_packets(self) -> int:

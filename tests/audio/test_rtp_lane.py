@@ -80,7 +80,11 @@ def test_tap_ice_takes_srtp_and_leaves_the_rest_to_aiortc() -> None:
     connection.data_received = lambda data, component: queued.append(data)
     ice_transport = type("Ice", (), {"_connection": connection})()
     dtls = type("Dtls", (), {"_rx_srtp": None})()
-    tap_ice(ice_transport, dtls, lambda payload, ts, seq, arrival: taken.append((payload, ts, seq)))
+    dropped: list[int] = []
+    tap_ice(
+        ice_transport, dtls, lambda payload, ts, seq, arrival: taken.append((payload, ts, seq)),
+        on_dropped=lambda: dropped.append(1),
+    )  # fmt: skip
     rtp = RtpPacket(payload_type=111, sequence_number=9, timestamp=960, ssrc=5, payload=b"opus").serialize()
     connection.data_received(rtp, 1)  # before DTLS gave keys: aiortc's way
     dtls._rx_srtp = _Srtp()
@@ -88,8 +92,10 @@ def test_tap_ice_takes_srtp_and_leaves_the_rest_to_aiortc() -> None:
         connection.data_received(other, 1)
     connection.data_received(rtp, 1)
     connection.data_received(rtp + b"bad-tag", 1)  # fails authentication: dropped, as aiortc drops it
+    connection.data_received(bytes([0x80, 111, 0]), 1)  # authentic (here) but too short to be RTP: dropped
     assert queued == [rtp, b"", bytes([22, 254, 253]) + bytes(10), bytes([0x80, 200]) + bytes(26)]
     assert taken == [(b"opus", 960, 9)]
+    assert len(dropped) == 2  # each counted (the session's rtp_dropped)
 
 
 def test_run_now_refuses_a_coroutine_that_suspends() -> None:

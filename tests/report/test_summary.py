@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from loadtest.records.schema import HealthRecord, ResponseRecord
+from loadtest.records.schema import HealthRecord, ResponseRecord, SessionRecord
 from tests.report.synth import T0, ramp_run, write_run
 
 P = (50, 90, 95, 99)
@@ -136,6 +136,20 @@ def test_health_verdict_names_the_worker_that_saturated(tmp_path, cli) -> None:
     assert w3["recv_lag_p99_ms_max"] == 65.0
     assert d["health"]["bottleneck"] is True and d["health"]["reasons"] == ["worker w3: receive lag p99 65 ms >= 50 ms"]
     assert next(w for w in d["health"]["workers"] if w["worker_id"] == "w1")["recv_lag_p99_ms_max"] is None
+
+
+def test_media_packets_the_server_sent_as_garbage_are_counted_and_said(tmp_path, cli) -> None:
+    responses = [ResponseRecord(run_id="g", outcome="completed", t_trigger=T0 + i, ttfa_ms=500.0) for i in range(4)]
+    sessions = [
+        SessionRecord(run_id="g", session_id=f"s{i}", transport="webrtc", t_start=T0 + i, rtp_dropped=dropped)
+        for i, dropped in enumerate((0, 7, 0, 5))
+    ]
+    run = write_run(tmp_path / "garbage", responses, sessions)
+    assert cli.json("summary", run.path)["run"]["rtp_dropped"] == {"packets": 12, "sessions": 2}
+    assert "12 media packets from the server were dropped in 2 WebRTC session(s)" in cli("summary", run.path).stdout
+    clean = write_run(tmp_path / "clean", responses, [SessionRecord(run_id="c", session_id="s", t_start=T0)])
+    assert cli.json("summary", clean.path)["run"]["rtp_dropped"] == {"packets": 0, "sessions": 0}
+    assert "media packets" not in cli("summary", clean.path).stdout
 
 
 def test_bad_format_is_one_clear_line(ramp, cli) -> None:

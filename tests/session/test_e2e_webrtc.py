@@ -58,6 +58,7 @@ def test_spoken_and_text_turns_complete_over_webrtc(webrtc_mock: MockProcess, fo
     ]
     (srec,) = sink.sessions
     assert srec.transport == "webrtc" and srec.handshake_status == 201 and srec.ended_by == "client_closed"
+    assert srec.rtp_dropped == 0  # every packet of the mock's was authentic RTP the lane parsed
     for rec in sink.responses:
         assert rec.transport == "webrtc"
         assert rec.ttfa_ms is not None and rec.ttfa_ms > 0  # the first RTP packet of the answer
