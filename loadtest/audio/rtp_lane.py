@@ -129,6 +129,20 @@ class RtpOut:
             sender._RTCRtpSender__rtp_timestamp = rtp_timestamp
         return True
 
+    def send_garbage(self, size: int = 48) -> bool:
+        """One datagram that looks like this stream's SRTP (its first two header bytes) and is not:
+        it fails the receiver's authentication, as a broken middlebox's would (the mock's
+        ``webrtc.garbage_every_packets``). False when the connection is not up."""
+        header = self.header
+        transport = self.sender.transport
+        if header is None or transport is None or getattr(transport, "_tx_srtp", None) is None:
+            return False
+        try:
+            run_now(transport.transport._send(bytes(header[:2]) + random.randbytes(max(12, size) - 2)))
+        except ConnectionError:
+            return False
+        return True
+
 
 def _header(parameters: Any, ssrc: int) -> bytearray:
     """The RTP header every packet of this sender carries: the codec's payload type, its SSRC and

@@ -50,7 +50,13 @@ class RtcCall:
         self.id = "rtc_" + uuid.uuid4().hex
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.clock = clock  # the lean RTP lane (rtp_lane); None: aiortc's own sender and queue
-        self.track = AnswerTrack(self._track_event, clock)
+        context = host.context
+        garbage_every = int(context.profile["webrtc"]["garbage_every_packets"])
+
+        def garbage_sent() -> None:
+            context.stats.rtp_garbage_sent += 1
+
+        self.track = AnswerTrack(self._track_event, clock, garbage_every, garbage_sent)
         self.socket = ChannelSocket(self.track, self._hang_up)
         self.session = MockSession(host.context, self.socket, route, index, media=self.track, transport="webrtc")
         self.socket.emit = self.session.send

@@ -118,9 +118,14 @@ class AnswerTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, on_event: Callable[[dict[str, Any]], None], clock: PacketClock | None = None) -> None:
+    def __init__(
+        self, on_event: Callable[[dict[str, Any]], None], clock: PacketClock | None = None, garbage_every: int = 0,
+        on_garbage: Callable[[], None] | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.on_event = on_event
+        self._garbage_every = garbage_every  # (the lane only) a datagram of garbage after every N packets
+        self._on_garbage = on_garbage
         self._clock = clock  # the lean lane (rtp_lane): the clock sends through ``out``
         self._ended: asyncio.Future[None] | None = None
         self.out: RtpOut | None = None
@@ -226,6 +231,9 @@ class AnswerTrack(MediaStreamTrack):
                 self._first.setdefault(rid, time.time())  # (stamped as it leaves)
             out.send(payload, self._rtp, marker=starts)
             self._sent(rid)
+            every = self._garbage_every
+            if every > 0 and self.packets % every == 0 and out.send_garbage() and self._on_garbage is not None:
+                self._on_garbage()
         return None
 
     def _stopped(self, response_id: str) -> None:

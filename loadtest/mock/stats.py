@@ -31,6 +31,7 @@ class Stats:
     playback_checked: int = 0  # audio deltas checked against a real-time player's need
     playback_late: int = 0  # ... that left after the player needed them (the mock fell behind)
     faults: dict[str, int] = field(default_factory=dict)
+    rtp_garbage_sent: int = 0  # WebRTC: datagrams of garbage sent on answer lines (webrtc.garbage_every_packets)
 
     def lag(self, seconds: float) -> None:
         ms = max(0.0, seconds * 1000.0)
@@ -69,6 +70,7 @@ class Stats:
             "appends": self.appends,
             "drops": self.drops,
             "faults": dict(self.faults),
+            "rtp_garbage_sent": self.rtp_garbage_sent,
             "schedule_lag_ms": {
                 "count": self.lag_count,
                 "mean": round(self.lag_sum / self.lag_count, 3) if self.lag_count else 0.0,

@@ -198,3 +198,17 @@ def test_a_refused_offer_and_a_failed_ice_are_handshake_outcomes(handler: type, 
         assert rec.handshake_status == 400 and "Invalid SDP offer" in (rec.error_message or "")
     else:
         assert rec.handshake_status == 201 and "ICE" in (rec.error_message or "")
+
+
+def test_garbage_media_on_the_path_is_dropped_counted_and_the_answer_still_plays(tmp_path) -> None:
+    """The mock sends a datagram that looks like SRTP and fails authentication after every 10th
+    packet of its line (a broken middlebox): the client drops each, counts them in the session's
+    rtp_dropped (what the mock sent, but for any still in flight at the hang-up), and the answers
+    around them complete."""
+    overrides = {**FAST_MOCK, "webrtc.garbage_every_packets": 10}
+    with start_mock(overrides=overrides, truth_path=tmp_path / "truth.jsonl", log_path=tmp_path / "mock.log") as mock:
+        sink, _ = run_session(mock.url, Scenario("spoken", [Turn("server_vad", "short_yes")]), **WEBRTC)
+        sent = mock.stats()["rtp_garbage_sent"]
+    assert [(r.outcome, r.reason) for r in sink.responses] == [(COMPLETED, "")]
+    (srec,) = sink.sessions
+    assert sent >= 5 and sent - 2 <= srec.rtp_dropped <= sent, (sent, srec.rtp_dropped)
