@@ -138,7 +138,8 @@ class RtpOut:
         if header is None or transport is None or getattr(transport, "_tx_srtp", None) is None:
             return False
         try:
-            run_now(transport.transport._send(bytes(header[:2]) + random.randbytes(max(12, size) - 2)))
+            garbage = bytes(header[:2]) + random.randbytes(max(12, size) - 2)
+            run_now(transport.transport._connection.send(garbage))  # (what _send_rtp sends through, unprotected)
         except ConnectionError:
             return False
         return True

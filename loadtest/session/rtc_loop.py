@@ -100,6 +100,11 @@ class Doorbell:
             self._watcher.ref = False  # it never keeps the hub alive by itself
             self._watcher.start(self._on_ring)
 
+    @property
+    def tick_s(self) -> float:
+        """The least time between two hub wake-ups (0: one per ring)."""
+        return self._tick_s
+
     def ring(self, inbox: Inbox) -> None:
         """From the loop thread: ``inbox`` has items."""
         if self._watcher is None:

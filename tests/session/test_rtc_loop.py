@@ -62,4 +62,4 @@ def test_the_ab_switches_are_read_when_a_loop_starts_not_at_import(monkeypatch) 
         rtc.soon(ran.append, i)
     _wait_for(lambda: len(ran) == 5)
     assert ran == list(range(5)) and rtc.wakeups - woken == 5  # a wake-up per call: no batching
-    assert rtc.doorbell is not None and rtc.doorbell._tick_s == 0.0
+    assert rtc.doorbell is not None and rtc.doorbell.tick_s == 0.0
