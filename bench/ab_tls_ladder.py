@@ -25,32 +25,17 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from bench.bench_harness import (
-    Server,
-    best,
-    ensure_node_packages,
-    harness_steps,
-    run_harness,
-    self_signed,
-    steps_of,
-)
+from bench.bench_harness import best, ensure_node_packages, ladder, self_signed, steps_of
 
 RESULTS = Path(__file__).parent / "results" / "tls_ladder.json"
 
 
 def _ladder(modules: Path, plan: list[int], step_s: float, work: Path, name: str,
             tls: tuple[Path, Path] | None) -> dict[str, Any]:  # fmt: skip
-    server = Server(modules, tls=tls)
-    try:
-        run_dir = run_harness(server, plan, step_s, work, name)
-        time.sleep(1.5)
-        rows = harness_steps(server, run_dir, plan)
-    finally:
-        server.stop()
+    rows = ladder(modules, plan, step_s, work, name, tls)
     return {
         "sessions_sustained": best(rows),
         "top_of_the_ladder_held": bool(rows) and rows[-1]["sustained"],

@@ -235,6 +235,19 @@ def run_harness(server: Server, steps: list[int], step_s: float, work: Path, run
     return work / run_id
 
 
+def ladder(modules: Path, steps: list[int], step_s: float, work: Path, run_id: str,
+           tls: tuple[Path, Path] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """One harness ladder against a fresh Node peer (``tls``: serving wss:// with that cert and
+    key): its steps judged by :func:`harness_steps`."""
+    server = Server(modules, tls=tls)
+    try:
+        run_dir = run_harness(server, steps, step_s, work, run_id)
+        time.sleep(1.5)
+        return harness_steps(server, run_dir, steps)
+    finally:
+        server.stop()
+
+
 def harness_steps(server: Server, run_dir: Path, steps: list[int]) -> list[dict[str, Any]]:
     health = [orjson.loads(x) for x in (run_dir / "health.jsonl").read_bytes().splitlines() if x.strip()]
     out = []
@@ -458,13 +471,7 @@ def tls_ladder(
     """The TLS ladder (see the module docstring, 5): into ``result`` beside the plain figures."""
     tls = self_signed(work)
     if "harness" not in skip:
-        server = Server(modules, tls=tls)
-        try:
-            run_dir = run_harness(server, plan, step_s, work, "tls-harness")
-            time.sleep(1.5)
-            rows = harness_steps(server, run_dir, plan)
-        finally:
-            server.stop()
+        rows = ladder(modules, plan, step_s, work, "tls-harness", tls)
         result["tls_harness_steps"] = rows
         result.setdefault("load_average_after", {})["tls_harness"] = [round(x, 2) for x in os.getloadavg()]
         result["tls_sessions_sustained"] = best(rows)
@@ -547,13 +554,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     try:
         if "harness" not in skip:
-            server = Server(modules)
-            try:
-                run_dir = run_harness(server, harness_plan, step_s, work, "harness")
-                time.sleep(1.5)
-                rows = harness_steps(server, run_dir, harness_plan)
-            finally:
-                server.stop()
+            rows = ladder(modules, harness_plan, step_s, work, "harness")
             result["harness_steps"] = rows
             result.setdefault("load_average_after", {})["harness"] = [round(x, 2) for x in os.getloadavg()]
             result["sessions_sustained"] = best(rows)
