@@ -15,6 +15,25 @@ PROFILES_DIR = Path(__file__).parent / "profiles"
 BASE_PROFILE = "healthy"
 SECRET_SECTIONS = ("auth",)  # knobs under these tables hold keys: never echoed, kept or written
 REDACTED = "***"
+# What a knob's value may be, past its type (healthy.toml's value gives the type). A number is
+# >= 0 unless listed as signed; a count is a whole number; a list of numbers is a [low, high] span
+# to draw from unless it is a set of HTTP statuses.
+PROBABILITIES = frozenset(
+    {"rate", "after_output", "call_probability", "chain_probability", "substitution_rate", "warning_rate",
+     "server_error_per_session", "server_error_max"}
+)  # fmt: skip
+FRACTIONS = frozenset({"at"})  # where in a response: spans within [0, 1]
+POSITIVE = frozenset(
+    {"audio.speed", "audio.chars_per_second", "audio.delta_ms", "vad.frame_ms", "vad.span_db",
+     "voicelive.connection_window_s"}
+)  # fmt: skip
+SIGNED = frozenset({"vad.floor_db"})
+COUNTS = frozenset(
+    {"capacity.max_sessions", "capacity.knee_sessions", "capacity.retry_after_s", "webrtc.garbage_every_packets",
+     "rate_limits.tokens_per_minute", "rate_limits.requests_per_minute", "vad.frame_ms", "tools.calls_per_response",
+     "voicelive.new_connections_per_minute", "voicelive.tokens_per_minute"}
+)  # fmt: skip
+STATUSES = frozenset({"retired_status", "statuses"})  # HTTP statuses (a list of them is a set, not a span)
 
 
 class ProfileError(ValueError):
@@ -47,7 +66,10 @@ def _merge(base: dict[str, Any], extra: dict[str, Any], where: str, prefix: str 
         elif _family(base[key]) != _family(value):
             raise ProfileError(f"{where}: {dotted!r} = {value!r}: expected a value like {base[key]!r}")
         else:
-            base[key] = float(value) if isinstance(base[key], float) and isinstance(value, int) else value
+            reason, checked = _checked(dotted, base[key], value)
+            if reason:
+                raise ProfileError(f"{where}: {dotted!r} = {value!r}: {reason}")
+            base[key] = checked
 
 
 def parse_override(text: str, flag: str = "--set") -> tuple[str, Any]:
@@ -89,9 +111,52 @@ def apply_override(profile: dict[str, Any], key: str, value: Any, flag: str = "-
     if _family(old) != _family(value):
         shown = REDACTED if is_secret_knob(key) else repr(value)
         raise ProfileError(f"{flag} {key}={shown}: expected a value like {old!r}")
-    if isinstance(old, float) and isinstance(value, int):
-        value = float(value)
+    reason, value = _checked(key, old, value)
+    if reason:
+        shown = REDACTED if is_secret_knob(key) else repr(value)
+        raise ProfileError(f"{flag} {key}={shown}: {reason}")
     node[leaf] = value
+
+
+def _checked(key: str, old: Any, value: Any) -> tuple[str, Any]:
+    """(why ``value`` cannot replace ``old`` for knob ``key``, or "" and the value to keep): the
+    ranges above, on a value of the right type already (a float knob keeps a float)."""
+    leaf = key.rsplit(".", 1)[-1]
+    if _family(old) == "number":
+        return _number(key, leaf, old, value)
+    if _family(old) != "list" or not old or not all(_family(v) == "number" for v in old):
+        return "", value
+    if not all(_family(v) == "number" for v in value):
+        return f"expected a list of numbers like {old!r}", value
+    kept = []
+    for item in value:
+        reason, item = _number(key, leaf, old[0], item)
+        if reason:
+            return reason, value
+        kept.append(item)
+    if leaf not in STATUSES and (len(kept) != 2 or kept[0] > kept[1]):
+        return f"expected [low, high] with low <= high, like {old!r}", value
+    return "", kept
+
+
+def _number(key: str, leaf: str, old: Any, value: Any) -> tuple[str, Any]:
+    if leaf in STATUSES:
+        if value != int(value) or not 100 <= value <= 599:
+            return "expected an HTTP status (100 to 599)", value
+        return "", int(value)
+    if leaf in PROBABILITIES and not 0 <= value <= 1:
+        return "expected a probability from 0 to 1", value
+    if leaf in FRACTIONS and not 0 <= value <= 1:
+        return "expected fractions of the response from 0 to 1", value
+    if key in POSITIVE and not value > 0:
+        return "expected a number above 0", value
+    if key not in SIGNED and value < 0:
+        return "expected a number of 0 or more", value
+    if key in COUNTS:
+        if value != int(value):
+            return f"expected a whole number like {old!r}", value
+        return "", int(value)
+    return "", float(value) if isinstance(old, float) else value
 
 
 def load_profile(

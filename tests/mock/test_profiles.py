@@ -57,10 +57,70 @@ def test_bad_overrides_are_refused(overrides) -> None:
         load_profile("healthy", overrides)
 
 
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("faults.stall.rate=5", "a probability from 0 to 1"),
+        ("tools.call_probability=-0.1", "a probability from 0 to 1"),
+        ("capacity.max_sessions=-3", "0 or more"),
+        ("capacity.max_sessions=2.5", "a whole number"),
+        ("tools.calls_per_response=[1, 2.5]", "a whole number"),
+        ("audio.speed=0", "above 0"),
+        ("audio.delta_ms=[500, 100]", "low <= high"),
+        ("audio.delta_ms=[100]", "low <= high"),
+        ("faults.drop.at=[0.2, 1.5]", "fractions of the response"),
+        ("faults.stall.gap_s=[-1, 2]", "0 or more"),
+        ("faults.handshake_5xx.statuses=[500, 700]", "an HTTP status"),
+        ("deployments.retired_status=44", "an HTTP status"),
+    ],
+)
+def test_knobs_out_of_range_are_refused_with_what_they_take(override, needle) -> None:
+    """A value of the right type but out of its range was taken silently (a stall rate of 5, a
+    negative session cap, a span drawn from high to low)."""
+    with pytest.raises(ProfileError, match=needle):
+        load_profile("healthy", [override])
+
+
+def test_in_range_values_of_every_kind_are_kept() -> None:
+    profile = load_profile(
+        "healthy",
+        ["vad.floor_db=-70", "session.max_duration_s=1.5", "capacity.max_sessions=3.0", "faults.stall.gap_s=[2, 3]",
+         "faults.stall.rate=1", "faults.handshake_5xx.statuses=[503]"],
+    )  # fmt: skip
+    assert profile["vad"]["floor_db"] == -70 and profile["session"]["max_duration_s"] == 1.5
+    assert profile["capacity"]["max_sessions"] == 3 and isinstance(profile["capacity"]["max_sessions"], int)
+    assert profile["faults"]["stall"]["gap_s"] == [2.0, 3.0] and profile["faults"]["stall"]["rate"] == 1.0
+    assert profile["faults"]["handshake_5xx"]["statuses"] == [503]
+
+
+def test_every_range_rule_names_a_real_knob() -> None:
+    """A misspelt name in a rule would leave that knob unchecked."""
+    from loadtest.mock import profile as knobs
+
+    healthy = load_profile("healthy")
+    leaves: set[str] = set()
+
+    def walk(node: dict, prefix: str = "") -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                leaves.add(f"{prefix}{key}")
+
+    walk(healthy)
+    for dotted in knobs.POSITIVE | knobs.SIGNED | knobs.COUNTS:
+        assert dotted in leaves, dotted
+    for leaf in knobs.PROBABILITIES | knobs.FRACTIONS | knobs.STATUSES:
+        assert any(k.rsplit(".", 1)[-1] == leaf for k in leaves), leaf
+
+
 def test_profile_file_with_unknown_knob_names_it(tmp_path) -> None:
     path = tmp_path / "mine.toml"
     path.write_text("[faults.stall]\nrate = 0.5\n[capacity]\nmax_session = 3\n")
     with pytest.raises(ProfileError, match=r"capacity\.max_session"):
+        load_profile(str(path))
+    path.write_text("[faults.stall]\nrate = 1.5\n")
+    with pytest.raises(ProfileError, match=r"mine\.toml: 'faults\.stall\.rate' = 1\.5: expected a probability"):
         load_profile(str(path))
     path.write_text("[faults.stall]\nrate = 0.5\n")
     assert load_profile(str(path))["faults"]["stall"]["rate"] == 0.5
@@ -74,6 +134,7 @@ def test_profile_file_with_unknown_knob_names_it(tmp_path) -> None:
         (["--profile", "/no/such.toml"], "no such profile file"),
         (["--set", 'tools.rules=["order status"]'], "expected 'REGEX -> tool'"),
         (["--set", 'tools.rules=["(order -> lookup"]'], "not a regular expression"),
+        (["--set", "faults.stall.rate=5"], "faults.stall.rate=5: expected a probability from 0 to 1"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(args, needle) -> None:
