@@ -11,6 +11,13 @@
    as it was before this bench's changes (:class:`LegacyTLSLayer`, kept here verbatim as the
    reference) and the shipped one, interleaved round by round in one process: ``current_over_legacy``.
    Also: five 20 ms appends (1.3 KB each) as five records against one record of the five.
+1b. ``socket``: the client paths a wss:// read and send could take, over real loopback
+   connections (``--sessions`` each, served in turn, the server ends in-process and untimed, no
+   gevent): plain, the shipped layer over a plain socket, an ``ssl.SSLSocket`` reading the socket
+   itself (no BIO copies), and that plus a one-byte ``MSG_PEEK`` ``recvmsg`` per read (how it
+   would keep the kernel arrival stamps). CPU time per pair and each path's TLS cost over plain;
+   ``floor`` scales the transport's TLS cost by the SSL socket's ratio to the layer's and sets it
+   against what 85% of plain leaves per pair.
 2. ``records``: the TLS records bench/harness_server.js (Node, ws) writes: one per delta, or the
    WebSocket header and payload apart (which would double the receive side's per-frame calls).
 3. ``pairs``: the session's own transport (gevent-patched, in a child: bench/tls_pairs.py) over
@@ -238,6 +245,141 @@ def _coalesce(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, sessions: 
     }
 
 
+# ---- 1b: the socket paths: what an SSL socket (no memory BIOs) would save ------------------
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+
+
+class _SocketLink:
+    """One loopback TCP connection as a client path (``plain``, ``bio``: the shipped layer over a
+    plain socket, ``ssl_socket``: an ``ssl.SSLSocket`` reading the socket itself, ``ssl_socket_peek``:
+    the same plus a one-byte ``MSG_PEEK`` ``recvmsg`` per read, the kernel arrival stamp the
+    shared receiver needs) and its server end (blocking, in this process, not timed)."""
+
+    def __init__(self, path: str, listener: socket.socket, server_ctx: ssl.SSLContext,
+                 client_ctx: ssl.SSLContext) -> None:  # fmt: skip
+        import threading
+
+        self.path = path
+        client = socket.create_connection(listener.getsockname()[:2], timeout=10)
+        server, _ = listener.accept()
+        for end in (client, server):
+            end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.layer: TLSLayer | None = None
+        if path == "plain":
+            self.server: socket.socket = server
+            self.client: socket.socket = client
+        else:
+            self.server = server_ctx.wrap_socket(server, server_side=True, do_handshake_on_connect=False)
+            shake = threading.Thread(target=self.server.do_handshake)
+            shake.start()
+            if path == "bio":
+                self.layer = TLSLayer(client_ctx, "127.0.0.1")
+                done = self.layer.handshake()
+                while True:
+                    out = self.layer.outgoing()
+                    if out:
+                        client.sendall(out)
+                    if done:
+                        break
+                    done = self.layer.handshake(client.recv(65536))
+                self.client = client
+            else:
+                self.client = client_ctx.wrap_socket(client, server_hostname="127.0.0.1")
+            shake.join(10)
+        self.client.setblocking(False)
+
+    def serve(self, data: bytes) -> None:
+        self.server.sendall(data)
+
+    def take(self, size: int) -> None:
+        got = 0
+        while got < size:
+            got += len(self.server.recv(65536))
+
+    def pair(self, delta: int, append: bytes) -> None:
+        """Read one delta's bytes (spinning on the socket: they are on loopback already), send one append."""
+        sock, layer, got = self.client, self.layer, 0
+        if layer is not None or self.path == "plain":
+            while got < delta:
+                try:
+                    data = sock.recv(65536)
+                except BlockingIOError:
+                    continue
+                got += len(layer.decrypt(data)[0]) if layer is not None else len(data)
+            sock.send(layer.encrypt(append) if layer is not None else append)
+            return
+        peek = self.path == "ssl_socket_peek"
+        while got < delta:
+            if peek:
+                with contextlib.suppress(BlockingIOError):
+                    socket.socket.recvmsg(sock, 1, 64, socket.MSG_PEEK)
+            try:
+                while True:
+                    got += len(sock.recv(65536))
+                    if not sock.pending():
+                        break
+            except ssl.SSLWantReadError:
+                continue
+        sock.send(append)
+
+    def close(self) -> None:
+        for end in (self.client, self.server):
+            with contextlib.suppress(OSError):
+                end.close()
+
+
+SOCKET_PATHS = ("plain", "bio", "ssl_socket", "ssl_socket_peek")
+
+
+def _socket_paths(cert: Path, key: Path, sessions: int, rounds: int = 8) -> dict[str, Any]:
+    """CPU time per append+delta pair of each client path over real loopback connections,
+    ``sessions`` connections per path served in turn, the paths interleaved round by round. The
+    server ends are in this process but outside the timed calls; no gevent (the harness's sockets
+    are gevent's: this is the floor of each path, not the transport's cost, which ``pairs`` measures)."""
+    server_ctx, client_ctx = _contexts(cert, key)
+    delta, append = b"d" * DELTA_PLAIN, b"a" * APPEND_FRAME
+    listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
+    links: dict[str, list[_SocketLink]] = {}
+    clock = time.thread_time_ns
+    try:
+        for path in SOCKET_PATHS:
+            links[path] = [_SocketLink(path, listener, server_ctx, client_ctx) for _ in range(sessions)]
+            for link in links[path]:  # past the session tickets and every first-use cost
+                link.serve(delta)
+                link.pair(DELTA_PLAIN, append)
+                link.take(APPEND_FRAME)
+        us: dict[str, list[float]] = {path: [] for path in SOCKET_PATHS}
+        for i in range(rounds):
+            for path in SOCKET_PATHS if i % 2 == 0 else SOCKET_PATHS[::-1]:
+                for link in links[path]:
+                    link.serve(delta)
+                ns = 0
+                for link in links[path]:
+                    t0 = clock()
+                    link.pair(DELTA_PLAIN, append)
+                    ns += clock() - t0
+                for link in links[path]:
+                    link.take(APPEND_FRAME)
+                us[path].append(ns / sessions / 1000)
+    finally:
+        for group in links.values():
+            for link in group:
+                link.close()
+        listener.close()
+    out: dict[str, Any] = {"connections": sessions, "rounds": rounds}
+    for path in SOCKET_PATHS:
+        out[f"{path}_us_per_pair"] = round(statistics.median(us[path]), 2)
+    cost = {path: [t - p for t, p in zip(us[path], us["plain"], strict=True)] for path in SOCKET_PATHS[1:]}
+    for path in SOCKET_PATHS[1:]:
+        out[f"{path}_tls_cost_us"] = round(statistics.median(cost[path]), 2)
+    for path in ("ssl_socket", "ssl_socket_peek"):
+        out[f"{path}_tls_cost_over_bio"] = round(
+            statistics.median(c / b for c, b in zip(cost[path], cost["bio"], strict=True)), 3
+        )
+    return out
+
+
 # ---- 2: the records the Node peer writes ---------------------------------------------------
 def _records(server: Server, cert: Path, appends: int = 20) -> dict[str, Any]:
     """The TLS record sizes of the peer's answers to ``appends`` appends (a raw client: its own
@@ -375,7 +517,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=25, help="connections sent to before their deltas are read")
     parser.add_argument("--before", default="", help="git commit whose loadtest tree the pairs phase compares with")
     parser.add_argument("--repeats", type=int, default=3, help="pairs children per tree (alternated with --before)")
-    parser.add_argument("--skip", default="", help="comma-separated phases to skip: crypto,layer,records,pairs")
+    parser.add_argument("--skip", default="", help="comma-separated phases to skip: crypto,layer,socket,records,pairs")
     parser.add_argument("--node-modules", default=None, help="a node_modules folder holding ws (default bench/.node)")
     args = parser.parse_args(argv if argv is not None else [])
     skip = set(filter(None, args.skip.split(",")))
@@ -395,6 +537,9 @@ def main(argv: list[str] | None = None) -> None:
         if "layer" not in skip:
             result["layer"] = _layer(cert, key, args.sessions, args.frames)
             print(f"bench tls: layer {json.dumps(result['layer'])}", flush=True)
+        if "socket" not in skip:
+            result["socket"] = _socket_paths(cert, key, args.sessions)
+            print(f"bench tls: socket {json.dumps(result['socket'])}", flush=True)
         modules = _node_modules(args.node_modules)
         if modules is None or shutil.which("node") is None:
             result["peer"] = "skipped: node and the ws package (bench/.node, --node-modules) are needed"
@@ -461,12 +606,20 @@ def _floor(result: dict[str, Any]) -> dict[str, Any] | None:
     pairs = (result.get("pairs") or {}).get("after")
     if not crypto or not pairs:
         return None
-    return {
+    floor = {
         "cipher": name,
         "cipher_us_per_pair": crypto["us_per_pair"],
         "tls_minus_plain_us": pairs["tls_minus_plain_us"],
         "cipher_share_of_the_tls_cost": round(crypto["us_per_pair"] / pairs["tls_minus_plain_us"], 3),
+        # TLS at 85% of plain sessions per core: a TLS pair may cost plain / 0.85, so this much more
+        "budget_us_for_85pct_of_plain": round(pairs["plain_us_per_pair"] * (1 / 0.85 - 1), 2),
     }
+    sockets = result.get("socket")
+    if sockets:  # the transport's TLS cost were its reads an SSL socket's (kernel stamps kept by a peek)
+        floor["ssl_socket_tls_cost_us_estimate"] = round(
+            pairs["tls_minus_plain_us"] * sockets["ssl_socket_peek_tls_cost_over_bio"], 2
+        )
+    return floor
 
 
 if __name__ == "__main__":
