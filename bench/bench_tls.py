@@ -17,7 +17,7 @@
    itself (no BIO copies), and that plus a one-byte ``MSG_PEEK`` ``recvmsg`` per read (how it
    would keep the kernel arrival stamps). CPU time per pair and each path's TLS cost over plain;
    ``floor`` scales the transport's TLS cost by the SSL socket's ratio to the layer's and sets it
-   against what 85% of plain leaves per pair.
+   against what 85% of plain leaves per pair (from bench/ab_tls_ladder.py's latest ladders).
 2. ``records``: the TLS records bench/harness_server.js (Node, ws) writes: one per delta, or the
    WebSocket header and payload apart (which would double the receive side's per-frame calls).
 3. ``pairs``: the session's own transport (gevent-patched, in a child: bench/tls_pairs.py) over
@@ -60,6 +60,7 @@ from loadtest.session.tls import EOF, TLSLayer
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "tls.json"
+LADDERS = HERE / "results" / "tls_ladder.json"  # bench/ab_tls_ladder.py's
 DELTA_PLAIN = 6608  # one 100 ms audio delta as Node's ws writes it: 4-byte header + 6,604-byte event
 APPEND_FRAME = 6455  # one 100 ms append: 8-byte masked header + 6,447-byte event
 SMALL_FRAME = 1291  # one 20 ms append (1.3 KB)
@@ -513,7 +514,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench_tls")
     parser.add_argument("--sessions", type=int, default=1500, help="connections per group (the TLS ladder's figure)")
     parser.add_argument("--frames", type=int, default=30000, help="frames per variant in the layer phase")
-    parser.add_argument("--rounds", type=int, default=16, help="rounds per group in each pairs child")
+    parser.add_argument("--rounds", type=int, default=16, help="rounds per group (pairs children, socket phase)")
     parser.add_argument("--batch", type=int, default=25, help="connections sent to before their deltas are read")
     parser.add_argument("--before", default="", help="git commit whose loadtest tree the pairs phase compares with")
     parser.add_argument("--repeats", type=int, default=3, help="pairs children per tree (alternated with --before)")
@@ -538,7 +539,7 @@ def main(argv: list[str] | None = None) -> None:
             result["layer"] = _layer(cert, key, args.sessions, args.frames)
             print(f"bench tls: layer {json.dumps(result['layer'])}", flush=True)
         if "socket" not in skip:
-            result["socket"] = _socket_paths(cert, key, args.sessions)
+            result["socket"] = _socket_paths(cert, key, args.sessions, args.rounds)
             print(f"bench tls: socket {json.dumps(result['socket'])}", flush=True)
         modules = _node_modules(args.node_modules)
         if modules is None or shutil.which("node") is None:
@@ -611,14 +612,23 @@ def _floor(result: dict[str, Any]) -> dict[str, Any] | None:
         "cipher_us_per_pair": crypto["us_per_pair"],
         "tls_minus_plain_us": pairs["tls_minus_plain_us"],
         "cipher_share_of_the_tls_cost": round(crypto["us_per_pair"] / pairs["tls_minus_plain_us"], 3),
-        # TLS at 85% of plain sessions per core: a TLS pair may cost plain / 0.85, so this much more
-        "budget_us_for_85pct_of_plain": round(pairs["plain_us_per_pair"] * (1 / 0.85 - 1), 2),
     }
     sockets = result.get("socket")
     if sockets:  # the transport's TLS cost were its reads an SSL socket's (kernel stamps kept by a peek)
         floor["ssl_socket_tls_cost_us_estimate"] = round(
             pairs["tls_minus_plain_us"] * sockets["ssl_socket_peek_tls_cost_over_bio"], 2
         )
+    with contextlib.suppress(OSError, ValueError, KeyError, statistics.StatisticsError):
+        # What 85% of plain leaves for TLS, from the latest alternated ladders: a plain session
+        # costs one core / (sessions * 10 pairs a second); at 85% a TLS one may cost 1 / 0.85 of it.
+        ladders = json.loads(LADDERS.read_text())
+        plain = statistics.median(r["plain"]["sessions_sustained"] for r in ladders["rounds"])
+        core_us = 1e6 / (plain * 10)
+        floor["ladder_plain_sessions"] = plain
+        floor["ladder_core_us_per_plain_pair"] = round(core_us, 1)
+        floor["budget_us_per_pair_at_85pct"] = round(core_us * (1 / 0.85 - 1), 1)
+        tls = statistics.median(r["tls"]["sessions_sustained"] for r in ladders["rounds"])
+        floor["ladder_tls_cost_us_per_pair"] = round(1e6 / (tls * 10) - core_us, 1)
     return floor
 
 
