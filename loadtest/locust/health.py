@@ -14,7 +14,7 @@ Locust process samples itself:
   per-second maximum); otherwise the probe's.
 - ``recv_lag_p99_ms``: the p99 of how long the newest bytes of each read had waited in the socket
   (``receive_source``, ``SessionRuntime.figures.receive_lag.take``, from the kernel's arrival
-  stamps); None when no read had a stamp (TLS connections, systems without ``SO_TIMESTAMP``).
+  stamps, ``ws://`` and ``wss://`` alike); None when no read had a stamp (systems without ``SO_TIMESTAMP``).
 - CPU percent of this process (100 = one core) and resident memory from ``psutil``.
 - Once a minute it also hands the C allocator's free memory back to the system
   (:func:`loadtest.locust.heap.release_free_memory`), so ``rss_mb`` measures what the process keeps.

@@ -198,7 +198,7 @@ class HealthRecord:
     """One sample of a load-generator process's own health (``health.jsonl``).
 
     ``rtload report summary`` uses these to say whether the load generator itself was the
-    bottleneck (CPU saturated, event-loop lag, audio frames sent late).
+    bottleneck (CPU saturated, event-loop lag, audio frames sent late, reads behind).
     """
 
     t: float = 0.0
@@ -207,7 +207,7 @@ class HealthRecord:
     rss_mb: float | None = None
     clock_lag_p99_ms: float | None = None  # p99 lateness of the event loop / greenlet scheduler
     frames_late_pct: float | None = None  # % of audio frames sent later than their real-time slot
-    # p99 of how long the newest bytes of a read had waited in the socket (kernel stamps; plain sockets)
+    # p99 of how long the newest bytes of a read had waited in the socket (kernel stamps; ws:// and wss://)
     recv_lag_p99_ms: float | None = None
     users: int | None = None  # users running in this process
     schema_version: int = SCHEMA_VERSION
