@@ -40,6 +40,7 @@ from loadtest.locust.harness_paths import new_run_id
 from loadtest.locust.health import HealthSampler
 from loadtest.locust.options import HarnessOptions, OptionError, register
 from loadtest.locust.sinks import BatchSink, ProcessSink, WriterSink
+from loadtest.locust.warmup import warm_up
 from loadtest.locust.workerloss import WorkerWatch
 from loadtest.protocol.targets import redact_url
 from loadtest.records.worker_loss import WORKERS_LOST
@@ -216,6 +217,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         if environment.stop_timeout in (None, 0, 0.0):
             # let in-flight responses finish when the run ends (their deadline, plus margin)
             environment.stop_timeout = options.deadline_s + 5.0
+    warm_up(sessions=state.role != "master")  # first-use costs now, not on the audio clock mid-run
     state.sampler = HealthSampler(
         state.worker_id,
         _emit_health,
