@@ -138,6 +138,25 @@ def test_health_verdict_names_the_worker_that_saturated(tmp_path, cli) -> None:
     assert next(w for w in d["health"]["workers"] if w["worker_id"] == "w1")["recv_lag_p99_ms_max"] is None
 
 
+def test_the_master_is_judged_on_its_cpu_alone(tmp_path, cli) -> None:
+    """The master runs no sessions: a pause of its loop (its probe's wake-ups late) delays no audio
+    frame and no read, so it is no reason to doubt the run's latencies (it was, on every run with
+    workers: its test_start work pauses it ~30 ms); its CPU still is (records, heartbeats)."""
+    responses = [ResponseRecord(run_id="m", outcome="completed", t_trigger=T0 + i, ttfa_ms=500.0) for i in range(10)]
+
+    def rows(worker: str, cpu: float, lag: float, late: float) -> list[HealthRecord]:
+        return [HealthRecord(t=T0 + i, worker_id=worker, cpu_percent=cpu, rss_mb=200, clock_lag_p99_ms=lag,
+                             frames_late_pct=late, recv_lag_p99_ms=None, users=0) for i in range(20)]  # fmt: skip
+
+    worker = rows("w0", 30.0, 2.0, 0.0)
+    run = write_run(tmp_path / "paused", responses, health=worker + rows("master", 5.0, 80.0, 2.1))
+    d = cli.json("summary", run.path)
+    assert d["health"]["bottleneck"] is False, d["health"]
+    run = write_run(tmp_path / "busy", responses, health=worker + rows("master", 97.0, 80.0, 2.1))
+    d = cli.json("summary", run.path)
+    assert d["health"]["bottleneck"] is True and d["health"]["reasons"] == ["worker master: CPU p95 97% >= 90%"]
+
+
 def test_media_packets_the_server_sent_as_garbage_are_counted_and_said(tmp_path, cli) -> None:
     responses = [ResponseRecord(run_id="g", outcome="completed", t_trigger=T0 + i, ttfa_ms=500.0) for i in range(4)]
     sessions = [
