@@ -43,6 +43,7 @@ from loadtest.locust.sinks import BatchSink, ProcessSink, WriterSink
 from loadtest.locust.warmup import warm_up
 from loadtest.locust.workerloss import WorkerWatch
 from loadtest.protocol.targets import redact_url
+from loadtest.records.schema import MASTER_WORKER_ID
 from loadtest.records.worker_loss import WORKERS_LOST
 from loadtest.records.writer import RunWriter, update_run_json, write_run_json
 from loadtest.session.runtime import SessionRuntime, process_runtime
@@ -198,7 +199,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         runner.register_message(MSG_DRAIN, _on_drain)
     else:
         state.role = "master" if isinstance(runner, MasterRunner) else "local"
-        state.worker_id = "master" if state.role == "master" else "local"
+        state.worker_id = MASTER_WORKER_ID if state.role == "master" else "local"
         try:
             _apply_run_config(environment.parsed_options)
             options = state.load_options(environment.parsed_options)

@@ -15,7 +15,7 @@ import orjson
 
 from loadtest.locust.board import OutcomeBoard
 from loadtest.records import segments
-from loadtest.records.schema import HEALTH_FILE, OUTCOMES, RESPONSES_FILE, RUN_FILE
+from loadtest.records.schema import HEALTH_FILE, MASTER_WORKER_ID, OUTCOMES, RESPONSES_FILE, RUN_FILE
 from loadtest.records.worker_loss import WORKERS_LOST
 
 
@@ -118,7 +118,7 @@ class RunTail:
             if row.get("users") is not None:
                 self.last_target = int(row["users"])
         for row in self.health.read():
-            if row.get("users") is not None and row.get("worker_id") != "master":
+            if row.get("users") is not None and row.get("worker_id") != MASTER_WORKER_ID:
                 self.users_by_worker[str(row.get("worker_id"))] = int(row["users"])
         self.lost_workers = {str(r.get("worker_id")) for r in self._run_info().get(WORKERS_LOST) or []}
 

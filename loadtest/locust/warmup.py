@@ -55,5 +55,4 @@ def cache_default_args() -> None:
         return dict(defaults)
 
     default_args_dict.rtload_cached = True  # type: ignore[attr-defined]
-    default_args_dict.__doc__ = made.__doc__
     argument_parser.default_args_dict = default_args_dict

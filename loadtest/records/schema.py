@@ -193,6 +193,9 @@ class RateLimitRecord:
     schema_version: int = SCHEMA_VERSION
 
 
+MASTER_WORKER_ID = "master"  # the worker_id of the master's own rows (it runs no sessions)
+
+
 @dataclass(slots=True)
 class HealthRecord:
     """One sample of a load-generator process's own health (``health.jsonl``).

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from loadtest.records.reader import RunData
+from loadtest.records.schema import MASTER_WORKER_ID
 from loadtest.records.worker_loss import loss_line
 from loadtest.report import scanned, scanstats
 from loadtest.report.cost import USAGE_COLUMNS, PriceTable, cost_data, cost_words, load_prices, money
@@ -61,7 +62,6 @@ SESSION_COLUMNS = [
 
 # "Was the load generator the bottleneck?": any worker over one of these (health.jsonl); the
 # master (no sessions, so no frames or reads of its own) on its CPU only.
-MASTER = "master"
 HEALTH_LIMITS = {
     "cpu_percent": 90.0,  # p95 of a worker's CPU samples, % of one core
     "clock_lag_p99_ms": 50.0,  # worst p99 event-loop lag
@@ -139,7 +139,7 @@ def health_stats(health: pd.DataFrame | None) -> dict[str, Any] | None:
             ("recv_lag_p99_ms_max", "recv_lag_p99_ms", "receive lag p99 {v:.0f} ms >= {lim:.0f} ms"),
         )
         for key, limit_key, text in checks:
-            if worker == MASTER and limit_key != "cpu_percent":
+            if worker == MASTER_WORKER_ID and limit_key != "cpu_percent":
                 continue  # the master runs no sessions: its loop's lag delays no frame and no read
             value, limit = row[key], HEALTH_LIMITS[limit_key]
             if value is not None and value >= limit:
