@@ -138,6 +138,11 @@ class HarnessState:
 
         assert self.options is not None
         self.session_inputs = build_session_inputs(self.options, self.target_url)
+        target = self.session_inputs.target
+        if target.url().startswith("wss://"):
+            from loadtest.session.transport import client_ssl_context
+
+            client_ssl_context(target.network)  # the trusted CAs loaded now, not in the first connect
         if self.options.transport != "websocket" and self.runtime is not None:
             # aiortc imported, its loop started and the scenarios' audio made Opus before any user runs
             self.runtime.prepare("webrtc", self.session_inputs.audio_messages())

@@ -57,6 +57,7 @@ __all__ = [
     "CloseInfo",
     "Handshake",
     "WebSocketTransport",
+    "client_ssl_context",
     "shared_ssl_context",
 ]
 
@@ -85,6 +86,12 @@ def shared_ssl_context() -> ssl.SSLContext:
     if _SSL_CONTEXT is None:
         _SSL_CONTEXT = ssl.create_default_context()
     return _SSL_CONTEXT
+
+
+def client_ssl_context(network: NetworkPath | None) -> ssl.SSLContext:
+    """The context ``wss://`` connections over ``network`` use (made once: loading the trusted CAs
+    takes ~17 ms of the loop, so a harness makes it before its first session, not at its first connect)."""
+    return network.ssl_context() if network is not None else shared_ssl_context()
 
 
 class _TunnelRefused(ConnectionError):
@@ -200,7 +207,7 @@ class WebSocketTransport:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if uri.secure:
             self._stage = "TLS handshake"
-            ctx = self._ssl or (network.ssl_context() if network is not None else shared_ssl_context())
+            ctx = self._ssl or client_ssl_context(network)
             self._tls = TLSLayer(ctx, uri.host)
             self._tls_handshake(sock, deadline)
         self._stage = "HTTP upgrade"

@@ -4,7 +4,8 @@ through an HTTP CONNECT proxy to a TLS server with its own CA, on loopback."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -117,6 +118,30 @@ def test_a_ca_bundle_must_be_a_pem_file(tmp_path: Path, ca: PrivateCA) -> None:
     with pytest.raises(NetworkError, match=r"SSL_CERT_FILE .*not a PEM file"):
         network_path("", "", {"SSL_CERT_FILE": str(junk)})
     assert network_path("", str(ca.ca), {}).trusted == f"--ca-bundle {ca.ca}"
+
+
+def test_a_ca_bundle_found_good_is_not_loaded_again_until_the_file_changes(tmp_path: Path, ca: PrivateCA) -> None:
+    # a big bundle (the system's, 20 times over: ~4 MB) takes ~0.3 s to load; a run asked for it
+    # three times in test_start, with the health probe timing the loop (a false "bottleneck: yes")
+    system = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
+    if not system.is_file():
+        pytest.skip("no system CA bundle to build a big one from")
+    big = tmp_path / "big.pem"
+    big.write_bytes(system.read_bytes() * 20)
+    env = {"SSL_CERT_FILE": str(big)}
+    first = _timed(lambda: network_path("none", "", env))
+    again = min(_timed(lambda: network_path("none", "", env)) for _ in range(3))
+    assert again < first / 20, (first, again)
+    assert network_path("none", str(big), {}).trusted == f"--ca-bundle {big}"  # the same file, either origin
+    big.write_text("not a certificate any more\n")  # changed: checked again
+    with pytest.raises(NetworkError, match=r"SSL_CERT_FILE .*not a PEM file"):
+        network_path("none", "", env)
+
+
+def _timed(call: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    call()
+    return time.perf_counter() - t0
 
 
 def test_the_proxy_s_answer_is_parsed_once_complete() -> None:
