@@ -108,6 +108,11 @@ class HarnessState:
         self.user_seq += 1
         return self.user_seq
 
+    def session_starting(self) -> None:
+        """A user is about to run a session: from now on the health probe's wake-ups count."""
+        if self.sampler is not None:
+            self.sampler.probe.sessions_started()
+
     # ---- options --------------------------------------------------------------------------
     def load_options(self, parsed: Any) -> HarnessOptions:
         if self.role != "worker":  # -u/-r/-t (maybe changed in the web UI form) are the truth here
@@ -231,6 +236,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         interval_s=(state.options.health_interval_s if state.options else 1.0),
         frame_source=_frame_lag,
         receive_source=_receive_lag,
+        gated=state.role != "master",  # the master runs no session: its loop's lag counts throughout
     )
     state.sampler.start()
 
@@ -410,6 +416,8 @@ def _emit_health(row: dict[str, Any]) -> None:
 def _on_test_start(environment: Any, **_kw: Any) -> None:
     state = STATE
     runner = environment.runner
+    if state.sampler is not None:
+        state.sampler.probe.idle()  # a test restarted from the web UI: nothing runs until its users start
     if state.role == "worker":
         state.worker_id = f"w{getattr(runner, 'worker_index', 0)}"
         if state.sampler is not None:

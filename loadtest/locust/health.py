@@ -9,7 +9,8 @@ Locust process samples itself:
 - ``frames_late_pct``: the share of audio frames sent later than ``LATE_MS`` after their
   real-time slot, from the session client's audio clock (``frame_source``, e.g.
   ``SessionRuntime.figures.frame_lag.take``); when no frame went out in the window (text-only
-  scenarios, idle), the probe's own wake-ups stand in for frames. When frames went out,
+  scenarios, idle), the probe's own wake-ups stand in for frames (in a process that runs
+  sessions, only those due after its first session began: see :class:`ClockProbe`). When frames went out,
   ``clock_lag_p99_ms`` is their p99 lag (the probe's 50 wake-ups a second would make its p99 a
   per-second maximum); otherwise the probe's.
 - ``recv_lag_p99_ms``: the p99 of how long the newest bytes of each read had waited in the socket
@@ -40,13 +41,30 @@ LATE_MS = 20.0  # a frame sent more than this after its slot is late (a fifth of
 
 
 class ClockProbe:
-    """Measures the lateness of wake-ups on a fixed real-time grid."""
+    """Measures the lateness of wake-ups on a fixed real-time grid.
 
-    def __init__(self, period_s: float = 0.02) -> None:
+    ``gated``: count only the wake-ups due after :meth:`sessions_started` (and since the last
+    :meth:`idle`). Before a process's first session the loop delays nobody's audio: the work of
+    ``test_start`` (options, files, run.json) may hold it for tens of milliseconds, and counted,
+    that pause alone would make the summary say the load generator was the bottleneck.
+    """
+
+    def __init__(self, period_s: float = 0.02, gated: bool = False) -> None:
         self.period_s = period_s
         self._lags: list[float] = []
+        self._since: float | None = None if gated else float("-inf")  # slots due from here count
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def sessions_started(self) -> None:
+        """A session is about to run here: wake-ups due from now on count (idempotent)."""
+        if self._since is None:
+            self._since = time.monotonic()
+
+    def idle(self) -> None:
+        """No session runs until the next :meth:`sessions_started` (a gated probe only)."""
+        if self._since != float("-inf"):
+            self._since = None
 
     def start(self) -> None:
         if self._thread is None:
@@ -63,13 +81,16 @@ class ClockProbe:
             if delay > 0:
                 time.sleep(delay)
             now = time.monotonic()
-            self._lags.append((now - next_at) * 1000.0)
+            since = self._since
+            if since is not None and next_at >= since:
+                self._lags.append((now - next_at) * 1000.0)
             next_at += self.period_s
             if next_at < now:  # fell behind by more than a period: re-anchor (the lag is recorded)
                 next_at = now + self.period_s
 
     def take(self) -> tuple[float | None, float | None]:
-        """(p99 lag ms, % of wake-ups later than LATE_MS) since the last call."""
+        """(p99 lag ms, % of wake-ups later than LATE_MS) since the last call; (None, None) when
+        no wake-up counted (a gated probe before its first session)."""
         lags, self._lags = self._lags, []
         if not lags:
             return None, None
@@ -88,6 +109,7 @@ class HealthSampler:
         interval_s: float = 1.0,
         frame_source: Callable[[], dict[str, float]] | None = None,
         receive_source: Callable[[], dict[str, float]] | None = None,
+        gated: bool = False,
     ) -> None:
         self.worker_id = worker_id
         self.receive_source = receive_source
@@ -95,7 +117,7 @@ class HealthSampler:
         self.users = users
         self.interval_s = interval_s
         self.frame_source = frame_source
-        self.probe = ClockProbe()
+        self.probe = ClockProbe(gated=gated)  # gated: counts from the process's first session
         self.trim_every_s = trim_every_s()
         self._last_trim = time.monotonic()
         self._process = psutil.Process(os.getpid())

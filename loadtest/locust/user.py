@@ -48,6 +48,7 @@ class RealtimeUser(User):
             gevent.sleep(0.5)
             return
         inputs = state.session_inputs or state.build_session_inputs()
+        state.session_starting()
         from loadtest.session.client import RealtimeSession
 
         sink = UserSink(

@@ -339,6 +339,42 @@ def test_health_sample_carries_the_clock_the_frames_and_the_receive_lag() -> Non
     assert sampler.sample()["recv_lag_p99_ms"] is None  # no stamped read in the window: unknown, not 0
 
 
+GATED_PROBE = """
+import gevent.monkey; gevent.monkey.patch_all()
+import json, time, gevent
+from loadtest.locust.health import ClockProbe
+def hold(s):  # the loop held, as test_start's work holds it
+    end = time.perf_counter() + s
+    while time.perf_counter() < end:
+        pass
+def window(probe, *steps):
+    for step in steps:
+        step()
+    gevent.sleep(0.1)
+    return probe.take()
+gated, plain = ClockProbe(period_s=0.01, gated=True), ClockProbe(period_s=0.01)
+gated.start(); plain.start(); gevent.sleep(0.05)
+hold(0.08)  # before any session: the gated probe counts nothing
+out = {"before": window(gated), "plain_before": window(plain)}
+gated.sessions_started(); gevent.sleep(0.05)
+out["during"] = window(gated, lambda: hold(0.08))
+gated.idle()
+out["idle_again"] = window(gated, lambda: hold(0.08))
+print(json.dumps(out))
+"""
+
+
+def test_the_gated_clock_probe_counts_wake_ups_from_the_first_session_only() -> None:
+    # a worker's test_start loaded a CA bundle (~17 ms, 0.3 s for a big one) before its first user:
+    # the probe's stand-in wake-ups counted it as late frames and the verdict said "bottleneck: yes"
+    done = subprocess.run([sys.executable, "-c", GATED_PROBE], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = orjson.loads(done.stdout.strip().splitlines()[-1])
+    assert out["before"] == [None, None] and out["idle_again"] == [None, None], out
+    assert out["plain_before"][0] >= 50 and out["plain_before"][1] > 0, out  # an ungated probe (the master) counts it
+    assert out["during"][0] >= 50 and out["during"][1] > 0, out  # sessions running: the pause counts
+
+
 def test_worker_watch_records_each_lost_worker_once() -> None:
     node = SimpleNamespace
     clients = {"hostA_1": node(state="running"), "hostB_2": node(state="running"), "hostC_3": node(state="running")}
