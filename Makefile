@@ -18,6 +18,7 @@ install: $(STAMP)
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # System packages the tests use, installed when absent and we are root (Debian): headless Chromium
 # for the HTML report test, espeak-ng and alsa-utils (its human recordings) to rebuild the fixtures,

@@ -479,7 +479,7 @@ def _duckdb_summary(run_dir: Path) -> dict[str, float] | None:
     query = (
         "import duckdb; con = duckdb.connect(); seg = {!r}; "
         "con.sql(f\"select outcome, count(*) from read_parquet('{{seg}}/*.parquet') group by 1\").fetchall(); "
-        "con.sql(f\"select quantile_cont(c, [0.5, 0.9, 0.95, 0.99]) from (select unnest([created_ms, ttfa_ms, "
+        'con.sql(f"select quantile_cont(c, [0.5, 0.9, 0.95, 0.99]) from (select unnest([created_ms, ttfa_ms, '
         "ttft_ms, done_ms]) c from read_parquet('{{seg}}/*.parquet'))\").fetchall()"
     ).format(str(run_dir / "responses.segments"))
     return _timed_code(query)

@@ -185,7 +185,7 @@ def _layer(cert: Path, key: Path, sessions: int, frames: int) -> dict[str, Any]:
         }
         ns = {name: {"decrypt": [], "encrypt": []} for name in pairs}
         for i in range(rounds):
-            for name in (("legacy", "current") if i % 2 == 0 else ("current", "legacy")):
+            for name in ("legacy", "current") if i % 2 == 0 else ("current", "legacy"):
                 dec = enc = 0
                 for pair in pairs[name]:
                     record = pair.record(delta)
@@ -227,7 +227,7 @@ def _coalesce(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, sessions: 
     clock = time.thread_time_ns
     apart, joined = [], []
     for i in range(max(4, frames // sessions)):
-        for mode in (("apart", "joined") if i % 2 == 0 else ("joined", "apart")):
+        for mode in ("apart", "joined") if i % 2 == 0 else ("joined", "apart"):
             ns = 0
             for pair in pairs:
                 t0 = clock()

@@ -140,9 +140,7 @@ class MockServer:
         return self._dialects[name]
 
     # ---- the upgrade ---------------------------------------------------------------------
-    def session_truth(
-        self, route: Route | None, fault: str, status: int, params: dict[str, Any], **extra: Any
-    ) -> None:
+    def session_truth(self, route: Route | None, fault: str, status: int, params: dict[str, Any], **extra: Any) -> None:
         extra.setdefault("transport", "websocket")
         self.truth.write(session_row(route, fault, status, params, **extra))
 

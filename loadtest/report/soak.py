@@ -99,14 +99,11 @@ def soak_data(data: RunData, seconds: float) -> dict[str, Any]:
     if len(rows) < 2:
         return {"run_id": data.run_id, "window_s": seconds, "windows": rows, "drift": None, "memory": memory}
     f0, f1 = rows[0], rows[-1]
-    p_fail = float(
-        scipy_stats().fisher_exact(
-            [
-                [f0["non_completed"], f0["responses"] - f0["non_completed"]],
-                [f1["non_completed"], f1["responses"] - f1["non_completed"]],
-            ]
-        ).pvalue
-    )
+    first_last = [
+        [f0["non_completed"], f0["responses"] - f0["non_completed"]],
+        [f1["non_completed"], f1["responses"] - f1["non_completed"]],
+    ]
+    p_fail = float(scipy_stats().fisher_exact(first_last).pvalue)
     drift["non_completed"] = {
         "first_pct": f0["non_completed_pct"],
         "last_pct": f1["non_completed_pct"],

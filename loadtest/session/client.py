@@ -546,6 +546,7 @@ class RealtimeSession:
         self.responses += 1
         self._safe(self.sink.response, rec)
         conn.wake.set()
+
     def _answer(self, conn: Connection, turn: Turn, tracker: ResponseTracker, barge_after_ms: float | None) -> None:
         """Wait for the turn's response, answer its function calls and follow the chain to its limit
         (loadtest/session/function_calls.py). A barge-in next (``barge_after_ms``) comes that far into

@@ -83,7 +83,6 @@ class SessionRuntime:
             )
         return WebSocketTransport(receiver=self.reactor, receive_lag=self.figures.receive_lag, **options)
 
-
     def prepare(self, kind: str, audio: Iterable[bytes] = ()) -> None:
         """Get ``kind``'s transports ready before the first session needs one: for WebRTC, import
         aiortc and PyAV (about half a second of one core, which would otherwise stall every session

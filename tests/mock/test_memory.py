@@ -44,8 +44,9 @@ def _memory(url: str) -> dict[str, Any]:
 def test_finished_sessions_leave_nothing_behind_in_the_mock(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RTLOAD_MOCK_TRACEMALLOC", "1")
     with (
-        start_mock(truth_path=tmp_path / "truth.jsonl", log_path=tmp_path / "mock.log",
-                   overrides=fast_mock(400.0, (1, 2))) as mock,  # fmt: skip
+        start_mock(
+            truth_path=tmp_path / "truth.jsonl", log_path=tmp_path / "mock.log", overrides=fast_mock(400.0, (1, 2))
+        ) as mock,  # fmt: skip
         ThreadPoolExecutor(8) as pool,
     ):
         list(pool.map(lambda _: _session(mock.url), range(WARM)))

@@ -101,6 +101,8 @@ def test_async_openai_sdk_gets_a_forced_call_sends_its_output_and_hears_the_answ
     calls, transcript, audio = asyncio.run(main())
     assert [(name, sorted(arguments)) for name, _id, arguments in calls] == [("lookup_order", ["order_id"])]
     assert transcript and len(audio) / 48000 > len(transcript) / 16
+
+
 def test_azure_voicelive_sdk_gets_a_spoken_answer_and_sees_a_retired_model_as_invalid_response_status(
     shared_mock,
 ) -> None:

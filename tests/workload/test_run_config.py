@@ -46,7 +46,7 @@ def test_a_config_file_takes_every_option_by_its_flag_name(tmp_path: Path) -> No
         ("userz = 3\n", r"run\.toml: unknown key 'userz' \(did you mean 'users'\?\)"),
         ('users = "3"\n', r"run\.toml: users: expected an integer, got a string '3'"),
         ("duration = 60\n", r'duration: expected a string, got an integer 60 \(durations are strings: "60s"\)'),
-        ("mock-set = \"a=1\"\n", r"run\.toml: mock-set: expected an array of strings"),
+        ('mock-set = "a=1"\n', r"run\.toml: mock-set: expected an array of strings"),
         ("users = 2\nusers_ = 3\n", r"unknown key 'users_'"),
         ("spawn-rate = 1\nspawn_rate = 2\n", r"spawn_rate is given twice"),
     ],
