@@ -211,7 +211,8 @@ def check_ca_bundle(path: str, origin: str) -> None:
     except OSError:
         info = None
     if info is None or not file.is_file():
-        raise NetworkError(f"{origin} {path}: no such file: give the PEM file of the CA certificates to trust")
+        what = "no such file" if info is None else "not a file (a directory?)"
+        raise NetworkError(f"{origin} {path}: {what}: give the PEM file of the CA certificates to trust")
     key = (str(file.resolve()), info.st_size, info.st_mtime_ns)
     if key in _BUNDLES_GOOD:
         return

@@ -113,6 +113,8 @@ def test_a_proxy_url_that_cannot_work_is_one_line_without_its_password(given: st
 def test_a_ca_bundle_must_be_a_pem_file(tmp_path: Path, ca: PrivateCA) -> None:
     with pytest.raises(NetworkError, match=r"--ca-bundle .*no such file"):
         network_path("", str(tmp_path / "missing.pem"), {})
+    with pytest.raises(NetworkError, match=r"SSL_CERT_FILE .*: not a file \(a directory\?\): give the PEM file"):
+        network_path("", "", {"SSL_CERT_FILE": str(tmp_path)})
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate\n")
     with pytest.raises(NetworkError, match=r"SSL_CERT_FILE .*not a PEM file"):
