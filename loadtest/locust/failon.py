@@ -10,6 +10,9 @@ A threshold is ``<metric><op><value>`` with op one of ``> >= < <=``:
 - ``responses`` (the number of response rows), e.g. ``responses<10`` to fail a run that did nothing.
 
 A threshold is crossed when the comparison holds (``failed>1%`` fails when more than 1% failed).
+One the run cannot measure fails too, with a line saying why: a share when no response was
+recorded, a percentile when no response has that latency (``ttfa_p95`` when every response failed
+before its first audio). A gate that passed on nothing would tell CI the run was fine.
 
 The confident form adds ``@`` and a confidence level to a share or a latency percentile:
 ``failed>1%@95%`` is crossed only when the whole 95% confidence interval of the failed share
@@ -87,6 +90,13 @@ class Threshold:
         hits = sum(1 for r in rows if _matches(self.metric, r))
         return rate_interval_pct(hits, len(rows), level) or (0.0, 100.0)
 
+    def unmeasured(self, rows: list[dict[str, Any]]) -> str:
+        """The line for a threshold the rows cannot measure."""
+        m = _PCT.match(self.metric)
+        why = f"no response has a {m.group(1)}_ms" if m and rows else "no response was recorded"
+        threshold = self.text.strip()
+        return f"{self.metric} cannot be measured: {why} (threshold {threshold}; a gate that cannot be checked fails)"
+
     def explain(self, value: float | None, rows: list[dict[str, Any]] | None = None) -> str:
         shown = "n/a" if value is None else f"{value:.4g}{self.unit}"
         if self.confidence is not None and value is not None and rows is not None:
@@ -155,10 +165,12 @@ def _level(text: str, part: str) -> float:
 
 
 def check(thresholds: Iterable[Threshold], rows: list[dict[str, Any]]) -> list[str]:
-    """One line per crossed threshold (empty when the run passes)."""
+    """One line per crossed or unmeasurable threshold (empty when the run passes)."""
     lines = []
     for t in thresholds:
         crossed, value = t.crossed(rows)
-        if crossed:
+        if value is None:
+            lines.append(t.unmeasured(rows))
+        elif crossed:
             lines.append(t.explain(value, rows))
     return lines

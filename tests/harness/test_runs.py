@@ -79,6 +79,22 @@ def test_same_run_passes_when_no_threshold_is_crossed(tmp_path: Path) -> None:
     assert all(r["outcome"] == "completed" for r in responses(run_dir(tmp_path, "ok")))
 
 
+def test_a_gate_the_run_cannot_measure_fails_the_run(tmp_path: Path) -> None:
+    # every response fails before its first audio (the target refuses every connection): a CI gate on
+    # ttfa alone passed such a run (exit 0, "done"), as if its latency had been fine
+    refused = f"ws://127.0.0.1:{free_port()}"
+    done = rtload_run(
+        tmp_path, "--target", refused, "--users", "1", "--duration", "2s", "--run-id", "blind", "--no-html",
+        "--fail-on", "ttfa_p95>1500ms", env={"OPENAI_API_KEY": "sk-test-not-a-key"},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout[-1500:] + done.stderr[-1500:]
+    rows = responses(run_dir(tmp_path, "blind"))
+    assert rows and all(r["outcome"] == "failed" and r["ttfa_ms"] is None for r in rows)
+    lines = [line for line in done.stderr.splitlines() if "--fail-on" in line]
+    assert len(lines) == 1 and "ttfa_p95 cannot be measured: no response has a ttfa_ms" in lines[0], done.stderr
+    assert "rtload run: done" not in done.stdout
+
+
 def test_master_and_two_workers_step_shape(tmp_path: Path) -> None:
     """Distributed: workers ship records to the master, which alone writes the run directory."""
     done = rtload_run(

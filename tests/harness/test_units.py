@@ -203,6 +203,22 @@ def test_fail_on_thresholds() -> None:
     assert check(parse_fail_on("failed>30%,ttfa_p50>1s,server_error>1"), ROWS) == []
     assert check(parse_fail_on("not_completed>=2"), ROWS) == ["not_completed = 2 (threshold not_completed>=2)"]
     assert check(parse_fail_on("responses<10"), ROWS) == ["responses = 4 (threshold responses<10)"]
+    # a gate the run cannot measure fails (it passed before: a run that recorded nothing, or whose
+    # every response failed before its first audio, told CI it was fine)
+    assert check(parse_fail_on("failed>1%,server_error>0,responses<1"), []) == [
+        "failed cannot be measured: no response was recorded (threshold failed>1%; a gate that cannot be checked "
+        "fails)",
+        "responses = 0 (threshold responses<1)",
+    ]
+    no_audio = [{"outcome": "failed", "reason": "server_error", "ttfa_ms": None}] * 3
+    assert check(parse_fail_on("ttfa_p95>1500ms@95%"), no_audio) == [
+        "ttfa_p95 cannot be measured: no response has a ttfa_ms (threshold ttfa_p95>1500ms@95%; a gate that cannot be "
+        "checked fails)"
+    ]
+    assert check(parse_fail_on("failed>50%@95%"), []) == [
+        "failed cannot be measured: no response was recorded (threshold failed>50%@95%; a gate that cannot be checked "
+        "fails)"
+    ]
     for bad in ("failed", "nope>1", "ttfa_p95>5%", "failed>1ms"):
         with pytest.raises(ValueError, match="--fail-on"):
             parse_fail_on(bad)
