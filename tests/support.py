@@ -179,6 +179,17 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+def big_ca_bundle(directory: Path) -> Path:
+    """The system's CA bundle 20 times over (~4 MB, ~0.3 s to load): a cost tests can see. Skips
+    the test where the system has no bundle."""
+    system = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
+    if not system.is_file():
+        pytest.skip("no system CA bundle to build a big one from")
+    big = directory / "big.pem"
+    big.write_bytes(system.read_bytes() * 20)
+    return big
+
+
 @dataclass(frozen=True)
 class PrivateCA:
     ca: Path  # the CA's certificate (what --ca-bundle is given)

@@ -52,6 +52,7 @@ class ClockProbe:
     def __init__(self, period_s: float = 0.02, gated: bool = False) -> None:
         self.period_s = period_s
         self._lags: list[float] = []
+        self._gated = gated
         self._since: float | None = None if gated else float("-inf")  # slots due from here count
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,7 +64,7 @@ class ClockProbe:
 
     def idle(self) -> None:
         """No session runs until the next :meth:`sessions_started` (a gated probe only)."""
-        if self._since != float("-inf"):
+        if self._gated:
             self._since = None
 
     def start(self) -> None:

@@ -26,6 +26,7 @@ import base64
 import ipaddress
 import os
 import ssl
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,7 +211,7 @@ def check_ca_bundle(path: str, origin: str) -> None:
         info = file.stat()
     except OSError:
         info = None
-    if info is None or not file.is_file():
+    if info is None or not stat.S_ISREG(info.st_mode):
         what = "no such file" if info is None else "not a file (a directory?)"
         raise NetworkError(f"{origin} {path}: {what}: give the PEM file of the CA certificates to trust")
     key = (str(file.resolve()), info.st_size, info.st_mtime_ns)

@@ -9,12 +9,13 @@ the load generator was the bottleneck at 60 users on 2 workers.
 from __future__ import annotations
 
 import json
-import ssl
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support import big_ca_bundle
 
 from .conftest import free_port, mock_args, rtload_run, rtload_runs, run_dir
 
@@ -83,11 +84,7 @@ def test_a_big_ssl_cert_file_does_not_make_the_verdict_say_bottleneck(tmp_path: 
     # (run.json, the target, the options) and once in each worker's: ~17 ms each for the system's,
     # ~0.3 s for this one, while the health probe timed the loop. Against a target that refuses
     # every connection (no frames, so the probe's wake-ups stand in for them), the verdict said yes.
-    system = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
-    if not system.is_file():
-        pytest.skip("no system CA bundle to build a big one from")
-    big = tmp_path / "big.pem"
-    big.write_bytes(system.read_bytes() * 20)
+    big = big_ca_bundle(tmp_path)
     env = {"SSL_CERT_FILE": str(big), "OPENAI_API_KEY": "sk-test-not-a-key"}
     refused = f"ws://127.0.0.1:{free_port()}"
     common = ("--target", refused, "--users", "2", "--duration", "4s", "--no-html")

@@ -23,7 +23,7 @@ from loadtest.protocol.network import (
 )
 from loadtest.protocol.targets import Target
 from loadtest.session.transport import WebSocketTransport
-from tests.support import ConnectProxy, PrivateCA, TLSProxy, private_ca
+from tests.support import ConnectProxy, PrivateCA, TLSProxy, big_ca_bundle, private_ca
 
 PASSWORD = "pr0xy-S3CRET-pw"
 
@@ -125,11 +125,7 @@ def test_a_ca_bundle_must_be_a_pem_file(tmp_path: Path, ca: PrivateCA) -> None:
 def test_a_ca_bundle_found_good_is_not_loaded_again_until_the_file_changes(tmp_path: Path, ca: PrivateCA) -> None:
     # a big bundle (the system's, 20 times over: ~4 MB) takes ~0.3 s to load; a run asked for it
     # three times in test_start, with the health probe timing the loop (a false "bottleneck: yes")
-    system = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
-    if not system.is_file():
-        pytest.skip("no system CA bundle to build a big one from")
-    big = tmp_path / "big.pem"
-    big.write_bytes(system.read_bytes() * 20)
+    big = big_ca_bundle(tmp_path)
     env = {"SSL_CERT_FILE": str(big)}
     first = _timed(lambda: network_path("none", "", env))
     again = min(_timed(lambda: network_path("none", "", env)) for _ in range(3))
