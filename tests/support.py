@@ -19,6 +19,9 @@
   :func:`wilson_pct` (a rate's Wilson interval in %), :func:`order_interval` (a quantile's
   order-statistic interval) and :func:`check_percentile_block` (a report's percentiles with
   their intervals against the values).
+- :func:`broken_test_start`: an environment in which the Locust processes of a real ``rtload run``
+  (the worker's or the standalone one) fail with an unexpected exception while the test starts,
+  the way a bug of ours there would.
 - WebRTC: :class:`RtcPeer` (tests/rtc_peer.py), a real aiortc caller on 127.0.0.1 for the mock's
   ``/realtime/calls`` (its Opus microphone, the ``oai-events`` channel, the answer's decoded
   frames), and :func:`client_secret` for an ephemeral key.
@@ -395,3 +398,44 @@ def check_percentile_block(block: dict, values: np.ndarray) -> None:
         assert block[f"p{p}_lo"] == (pytest.approx(lo) if lo is not None else None)
         assert block[f"p{p}_hi"] == (pytest.approx(hi) if hi is not None else None)
     assert block["max"] == pytest.approx(values.max())
+
+
+_BROKEN_TEST_START = """
+import importlib.abc, importlib.util, sys
+
+class _Break(importlib.abc.MetaPathFinder):
+    # once loadtest.locust.inputs is imported in a Locust process of ROLE, its build_session_inputs raises
+    def find_spec(self, name, path, target=None):
+        if name != "loadtest.locust.inputs":
+            return None
+        sys.meta_path.remove(self)
+        roles = {"--worker", "--master"} & set(sys.argv)
+        if "locust" not in sys.argv[0] or (roles != {"--worker"} if ROLE == "worker" else bool(roles)):
+            return None
+        spec = importlib.util.find_spec(name)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+
+            def broken(*_a, **_k):
+                raise RuntimeError("injected at test start")
+
+            module.build_session_inputs = broken
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, _Break())
+"""
+
+
+def broken_test_start(directory: Path, role: str) -> dict[str, str]:
+    """Environment variables under which the ``role`` ("worker" or "local") Locust process of a
+    real ``rtload run`` raises ``RuntimeError("injected at test start")`` from its session inputs
+    while the test starts (a ``sitecustomize`` on ``PYTHONPATH``; other processes are untouched)."""
+    assert role in ("worker", "local"), role
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sitecustomize.py").write_text(f"ROLE = {role!r}\n" + _BROKEN_TEST_START, encoding="utf-8")
+    path = os.pathsep.join(p for p in (str(directory), str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path}

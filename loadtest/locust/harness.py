@@ -167,11 +167,27 @@ def harness_state(environment: Any) -> HarnessState:
     return state if isinstance(state, HarnessState) else STATE
 
 
-def _fail(message: str) -> None:
-    """Bad input: one line on stderr, exit 2 (no traceback)."""
+def _fail(message: str, code: int = 2) -> None:
+    """Bad input: one line on stderr, exit 2 (no traceback); ``code`` for another reason."""
     sys.stderr.write(f"rtload: {message}\n")
     sys.stderr.flush()
-    os._exit(2)
+    os._exit(code)
+
+
+def _start_failed(where: str, exc: Exception) -> None:
+    """A bug of ours while a test starts: the traceback into this process's log, one line, exit 1.
+    Left to Locust, the exception is logged and the test runs on: users without their session
+    inputs or a record sink fail in a tight loop, every record is dropped, and the run ends
+    "done, 0 responses" with exit 0."""
+    log.error("rtload: internal error while %s started the test", where, exc_info=exc)
+    line = f"internal error while {where} started the test: {type(exc).__name__}: {exc}"
+    state = STATE
+    if state.role != "worker" and state.writer is not None and state.run_dir is not None and not state.finished:
+        state.finished = True  # the run directory closed as ended, saying why (a worker's is the master's)
+        with contextlib.suppress(Exception):
+            state.writer.close()
+            update_run_json(state.run_dir, status="failed", stopped_by="internal_error", error=line, t_end=time.time())
+    _fail(f"{line} (a bug in rtload, not in your input; the traceback is in this process's log: please report it)", 1)
 
 
 def _on_parser(parser: Any, **_kw: Any) -> None:
@@ -429,6 +445,8 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         except OptionError as exc:
             log.error("rtload: %s", exc)
             _fail(str(exc))
+        except Exception as exc:
+            _start_failed(f"worker {state.worker_id}", exc)
         if state.batcher is not None:  # a test restarted from the web UI: one batcher at a time
             state.batcher.stop()
             state.batcher.flush()
@@ -443,6 +461,8 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
             state.build_session_inputs()
     except OptionError as exc:
         _fail(str(exc))
+    except Exception as exc:
+        _start_failed(state.role, exc)
     state.t_start = time.time()
     state.drained.clear()
     state.workers = WorkerWatch()

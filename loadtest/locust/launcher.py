@@ -320,6 +320,7 @@ def _run_processes(request: RunRequest, options: HarnessOptions, run_id: str, ru
 
 def _watch(procs: list[subprocess.Popen[bytes]], run_dir: Path, every: float) -> int:
     master = procs[0]
+    worker_logs = {proc.pid: run_dir / f"worker-{i}.log" for i, proc in enumerate(procs[1:])}
     tail = RunTail(run_dir)
     next_line = time.monotonic() + every if every > 0 else float("inf")
     while master.poll() is None:
@@ -330,7 +331,8 @@ def _watch(procs: list[subprocess.Popen[bytes]], run_dir: Path, every: float) ->
             next_line += every
         for worker in procs[1:]:
             if worker.poll() not in (None, 0):
-                print(f"rtload run: a worker exited with code {worker.returncode}", flush=True)
+                its_log = worker_logs[worker.pid]
+                print(f"rtload run: a worker exited with code {worker.returncode}; see {its_log}", flush=True)
                 procs.remove(worker)
     return master.returncode or 0
 

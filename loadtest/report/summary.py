@@ -254,6 +254,14 @@ def _scanned_transports(rows: Any, whole: tuple[dict, dict]) -> dict[str, Any]:
     return {"transports": seen, "by_transport": table}
 
 
+def failed_line(run: dict[str, Any]) -> str | None:
+    """The top line for a run whose Locust process failed before its end (run.json ``status:
+    "failed"``, with the ``error`` it stopped on), else None."""
+    if run.get("status") != "failed":
+        return None
+    return f"INCOMPLETE: the run failed before its end: {run.get('error') or 'no reason recorded'}"
+
+
 def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, Any]:
     table = prices or load_prices()
     rows = scanned_sections(data, table) if data.scan is not None else row_sections(data, table)
@@ -263,7 +271,7 @@ def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, A
             "run_id": data.run_id,
             "path": str(data.path),
             "in_progress": data.in_progress,
-            "incomplete": loss_line(data.run),  # workers lost mid-run (None: none)
+            "incomplete": loss_line(data.run) or failed_line(data.run),  # workers lost, the run failed (None: none)
             "t_start": start,
             "t_end": end,
             "duration_s": duration,

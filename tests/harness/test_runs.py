@@ -21,8 +21,18 @@ import pytest
 from locust.runners import HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
 
 from loadtest.records.writer import read_rows
+from tests.support import broken_test_start
 
-from .conftest import assert_agrees_with_truth, free_port, mock_args, responses, rtload_cmd, rtload_run, run_dir
+from .conftest import (
+    assert_agrees_with_truth,
+    free_port,
+    mock_args,
+    responses,
+    rtload_cmd,
+    rtload_run,
+    rtload_runs,
+    run_dir,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -93,6 +103,36 @@ def test_a_gate_the_run_cannot_measure_fails_the_run(tmp_path: Path) -> None:
     lines = [line for line in done.stderr.splitlines() if "--fail-on" in line]
     assert len(lines) == 1 and "ttfa_p95 cannot be measured: no response has a ttfa_ms" in lines[0], done.stderr
     assert "rtload run: done" not in done.stdout
+
+
+def test_a_bug_at_test_start_fails_the_run_in_one_line_instead_of_dropping_every_record(tmp_path: Path) -> None:
+    # Locust logs an exception raised in a test_start listener and runs the test on: users with no
+    # session inputs failed in a tight loop (240,000 log lines in 4 s), every record was dropped, and
+    # `rtload run` said "done, 0 responses" with exit 0. Now the process says it in one line, exits 1,
+    # and the run fails: a worker is lost (INCOMPLETE), a standalone run is closed as failed.
+    base = ["--scenario", "quick_text", "--users", "2", "--spawn-rate", "10", "--duration", "4s", "--no-html",
+            *mock_args()]  # fmt: skip
+    worker, local = rtload_runs(
+        tmp_path,
+        ([*base, "--workers", "1", "--run-id", "w"], broken_test_start(tmp_path / "w_site", "worker")),
+        ([*base, "--run-id", "l"], broken_test_start(tmp_path / "l_site", "local")),
+    )
+    said = "internal error while {} started the test: RuntimeError: injected at test start (a bug in rtload"
+    for done, log, where in ((worker, "worker-0.log", "worker w0"), (local, "locust.log", "local")):
+        assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+        assert "rtload run: done" not in done.stdout
+        text = (run_dir(tmp_path, done.args[done.args.index("--run-id") + 1]) / log).read_text()
+        lines = [ln for ln in text.splitlines() if ln.startswith("rtload: ")]
+        assert len(lines) == 1 and lines[0].startswith(f"rtload: {said.format(where)}"), text[-3000:]
+        assert "Traceback" in text and len(text.splitlines()) < 100, text[-3000:]  # its stack, and no loop
+    w, loc = run_dir(tmp_path, "w"), run_dir(tmp_path, "l")
+    assert f"a worker exited with code 1; see {w / 'worker-0.log'}" in worker.stdout
+    assert [r["worker_id"] for r in orjson.loads((w / "run.json").read_bytes())["workers_lost"]] == ["w0"]
+    assert "INCOMPLETE: worker w0 was lost" in worker.stdout and "worker w0 lost" in worker.stderr
+    run = orjson.loads((loc / "run.json").read_bytes())
+    assert (run["status"], run["stopped_by"]) == ("failed", "internal_error") and "injected" in run["error"]
+    assert "INCOMPLETE: the run failed before its end: internal error while local" in local.stdout
+    assert f"Locust exited with code 1; see {loc / 'locust.log'}" in local.stderr
 
 
 def test_master_and_two_workers_step_shape(tmp_path: Path) -> None:
