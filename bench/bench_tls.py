@@ -18,6 +18,14 @@
    would keep the kernel arrival stamps). CPU time per pair and each path's TLS cost over plain;
    ``floor`` scales the transport's TLS cost by the SSL socket's ratio to the layer's and sets it
    against what 85% of plain leaves per pair (from bench/ab_tls_ladder.py's latest ladders).
+1c. ``libs``: the TLS library and its call path under the layer, in the layer phase's set-up:
+   the shipped layer (Python's ``ssl``, the OpenSSL it links) against the same steps made as one
+   C call each through cffi into the newer OpenSSL that the ``cryptography`` wheel carries
+   (``raw_c``; the lightest any TLS "in C around the receiver" could call it, with that library's
+   record layer), with and without ``SSL_MODE_RELEASE_BUFFERS`` (which Python's ``ssl`` sets), and
+   through pyOpenSSL's ``Connection`` over the same library. CPU time per pair with 1 connection
+   and with ``--sessions`` served in turn: whether another library or no Python between the calls
+   brings the cold per-connection cost under what 85% of plain leaves (``floor``).
 2. ``records``: the TLS records bench/harness_server.js (Node, ws) writes: one per delta, or the
    WebSocket header and payload apart (which would double the receive side's per-frame calls).
 3. ``pairs``: the session's own transport (gevent-patched, in a child: bench/tls_pairs.py) over
@@ -164,6 +172,171 @@ class _MemoryPair:
             while True:
                 got += len(self.server.read(64 * 1024))
         return got
+
+
+class _RawCLayer:
+    """The layer's steps as one C call each: cffi straight into the OpenSSL of the ``cryptography``
+    wheel, over its memory BIOs (the client verifies the server's chain; the bench's certificate
+    names 127.0.0.1, so no host check is added). The bench's reference for TLS written in C."""
+
+    __slots__ = ("_in", "_out", "_ssl")
+
+    def __init__(self, ctx: Any, server_hostname: str) -> None:
+        lib, ffi = _RAW.lib, _RAW.ffi
+        self._ssl = ffi.gc(lib.SSL_new(ctx), lib.SSL_free)
+        self._in, self._out = lib.BIO_new(lib.BIO_s_mem()), lib.BIO_new(lib.BIO_s_mem())
+        lib.SSL_set_bio(self._ssl, self._in, self._out)  # the SSL object owns both BIOs now
+        lib.SSL_set_connect_state(self._ssl)
+
+    def handshake(self, data: bytes | None = None) -> bool:
+        lib = _RAW.lib
+        if data:
+            lib.BIO_write(self._in, data, len(data))
+        done = lib.SSL_do_handshake(self._ssl)
+        if done == 1:
+            return True
+        error = lib.SSL_get_error(self._ssl, done)
+        if error != lib.SSL_ERROR_WANT_READ:
+            raise ssl.SSLError(f"raw handshake failed (SSL_get_error {error})")
+        return False
+
+    def outgoing(self) -> bytes:
+        parts = []
+        while (n := _RAW.lib.BIO_read(self._out, _RAW_BUF, _RAW_SIZE)) > 0:
+            parts.append(_RAW_VIEW[:n])
+        return b"".join(parts)
+
+    def encrypt(self, data: bytes) -> bytes:
+        if _RAW.lib.SSL_write(self._ssl, data, len(data)) != len(data):
+            raise ssl.SSLError("raw SSL_write took part of the frame")
+        return self.outgoing()
+
+    def decrypt(self, data: bytes) -> tuple[bytes, str | None]:
+        lib = _RAW.lib
+        lib.BIO_write(self._in, data, len(data))
+        parts = []
+        while (n := lib.SSL_read(self._ssl, _RAW_BUF, _RAW_SIZE)) > 0:
+            parts.append(_RAW_VIEW[:n])
+        return (parts[0] if len(parts) == 1 else b"".join(parts)), None
+
+
+class _PyOpenSSLLayer:
+    """The layer over pyOpenSSL's ``Connection`` (memory BIOs), on the same OpenSSL as raw_c."""
+
+    __slots__ = ("_c",)
+
+    def __init__(self, ctx: Any, server_hostname: str) -> None:
+        from OpenSSL import SSL
+
+        self._c = SSL.Connection(ctx, None)
+        self._c.set_connect_state()
+
+    def handshake(self, data: bytes | None = None) -> bool:
+        from OpenSSL import SSL
+
+        if data:
+            self._c.bio_write(data)
+        try:
+            self._c.do_handshake()
+        except SSL.WantReadError:
+            return False
+        return True
+
+    def outgoing(self) -> bytes:
+        from OpenSSL import SSL
+
+        try:
+            return self._c.bio_read(_RAW_SIZE)
+        except SSL.WantReadError:
+            return b""
+
+    def encrypt(self, data: bytes) -> bytes:
+        self._c.sendall(data)
+        return self.outgoing()
+
+    def decrypt(self, data: bytes) -> tuple[bytes, str | None]:
+        from OpenSSL import SSL
+
+        self._c.bio_write(data)
+        parts = []
+        with contextlib.suppress(SSL.WantReadError):
+            while True:
+                parts.append(self._c.recv(_RAW_SIZE))
+        return (parts[0] if len(parts) == 1 else b"".join(parts)), None
+
+
+_RAW: Any = None  # cryptography's binding (lib, ffi), loaded by _libs
+_RAW_SIZE = 1 << 17
+_RAW_BUF: Any = None
+_RAW_VIEW: Any = None
+
+
+def _libs(cert: Path, key: Path, sessions: int, frames: int) -> dict[str, Any]:
+    global _RAW, _RAW_BUF, _RAW_VIEW
+    try:
+        from cryptography.hazmat.bindings.openssl.binding import Binding
+        from OpenSSL import SSL
+    except ImportError as exc:
+        return {"skipped": f"cryptography and pyOpenSSL are needed: {exc}"}
+    _RAW = Binding
+    lib, ffi = Binding.lib, Binding.ffi
+    _RAW_BUF = ffi.new("char[]", _RAW_SIZE)
+    _RAW_VIEW = ffi.buffer(_RAW_BUF)
+    server_ctx, client_ctx = _contexts(cert, key)
+
+    def raw_ctx(release_buffers: bool) -> Any:
+        ctx = ffi.gc(lib.SSL_CTX_new(lib.TLS_client_method()), lib.SSL_CTX_free)
+        if lib.SSL_CTX_load_verify_locations(ctx, str(cert).encode(), ffi.NULL) != 1:
+            raise RuntimeError("raw SSL_CTX_load_verify_locations failed")
+        lib.SSL_CTX_set_verify(ctx, lib.SSL_VERIFY_PEER, ffi.NULL)
+        if release_buffers:
+            lib.SSL_CTX_set_mode(ctx, lib.SSL_MODE_RELEASE_BUFFERS)
+        return ctx
+
+    pyo_ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    pyo_ctx.load_verify_locations(str(cert))
+    pyo_ctx.set_verify(SSL.VERIFY_PEER, None)
+    pyo_ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
+    kept, released = raw_ctx(False), raw_ctx(True)
+    variants: dict[str, Any] = {
+        "stdlib": lambda: TLSLayer(client_ctx, "127.0.0.1"),
+        "raw_c": lambda: _RawCLayer(released, "127.0.0.1"),
+        "raw_c_keep_buffers": lambda: _RawCLayer(kept, "127.0.0.1"),
+        "pyopenssl": lambda: _PyOpenSSLLayer(pyo_ctx, "127.0.0.1"),
+    }
+    delta, append = b"d" * DELTA_PLAIN, b"a" * APPEND_FRAME
+    clock = time.thread_time_ns
+    out: dict[str, Any] = {
+        "stdlib_openssl": ssl.OPENSSL_VERSION,
+        "raw_c_openssl": ffi.string(lib.OpenSSL_version(lib.OPENSSL_VERSION)).decode(),
+    }
+    for k in (1, sessions):
+        rounds = max(6, frames // k)
+        pairs = {name: [_MemoryPair(lambda _c, _h, m=make: m(), server_ctx, None) for _ in range(k)]  # type: ignore[misc]
+                 for name, make in variants.items()}  # fmt: skip
+        ns: dict[str, list[float]] = {name: [] for name in pairs}
+        order = list(pairs)
+        for i in range(rounds):
+            for name in order[i % len(order) :] + order[: i % len(order)]:  # each variant first in turn
+                total = 0
+                for pair in pairs[name]:
+                    record = pair.record(delta)
+                    t0 = clock()
+                    plain, _ = pair.client.decrypt(record)
+                    sent = pair.client.encrypt(append)
+                    total += clock() - t0
+                    assert len(plain) == DELTA_PLAIN, (name, len(plain))
+                    assert pair.deliver(sent) == APPEND_FRAME
+                ns[name].append(total / k / 1000)
+        row: dict[str, Any] = {"rounds": rounds}
+        for name in pairs:
+            row[f"{name}_us_per_pair"] = round(statistics.median(ns[name]), 2)
+        for name in order[1:]:
+            ratios = [v / b for v, b in zip(ns[name], ns["stdlib"], strict=True)]
+            row[f"{name}_over_stdlib"] = round(statistics.median(ratios), 3)
+        out[f"connections_{k}"] = row
+        del pairs
+    return out
 
 
 def _contexts(cert: Path, key: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
@@ -518,7 +691,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=25, help="connections sent to before their deltas are read")
     parser.add_argument("--before", default="", help="git commit whose loadtest tree the pairs phase compares with")
     parser.add_argument("--repeats", type=int, default=3, help="pairs children per tree (alternated with --before)")
-    parser.add_argument("--skip", default="", help="comma-separated phases to skip: crypto,layer,socket,records,pairs")
+    parser.add_argument(
+        "--skip", default="", help="phases to skip, comma-separated: crypto,layer,libs,socket,records,pairs"
+    )
     parser.add_argument("--node-modules", default=None, help="a node_modules folder holding ws (default bench/.node)")
     args = parser.parse_args(argv if argv is not None else [])
     skip = set(filter(None, args.skip.split(",")))
@@ -538,6 +713,9 @@ def main(argv: list[str] | None = None) -> None:
         if "layer" not in skip:
             result["layer"] = _layer(cert, key, args.sessions, args.frames)
             print(f"bench tls: layer {json.dumps(result['layer'])}", flush=True)
+        if "libs" not in skip:
+            result["libs"] = _libs(cert, key, args.sessions, args.frames)
+            print(f"bench tls: libs {json.dumps(result['libs'])}", flush=True)
         if "socket" not in skip:
             result["socket"] = _socket_paths(cert, key, args.sessions, args.rounds)
             print(f"bench tls: socket {json.dumps(result['socket'])}", flush=True)
@@ -618,6 +796,10 @@ def _floor(result: dict[str, Any]) -> dict[str, Any] | None:
         floor["ssl_socket_tls_cost_us_estimate"] = round(
             pairs["tls_minus_plain_us"] * sockets["ssl_socket_peek_tls_cost_over_bio"], 2
         )
+    libs = result.get("libs") or {}
+    cold = [v for k, v in libs.items() if k.startswith("connections_") and k != "connections_1"]
+    if cold and "raw_c_over_stdlib" in cold[0]:  # the transport's TLS cost were its calls C on the newer OpenSSL
+        floor["raw_c_tls_cost_us_estimate"] = round(pairs["tls_minus_plain_us"] * cold[0]["raw_c_over_stdlib"], 2)
     with contextlib.suppress(OSError, ValueError, KeyError, statistics.StatisticsError):
         # What 85% of plain leaves for TLS, from the latest alternated ladders: a plain session
         # costs one core / (sessions * 10 pairs a second); at 85% a TLS one may cost 1 / 0.85 of it.
