@@ -9,7 +9,8 @@ Process layout (all on loopback unless ``--master``/``--worker`` spread it over 
 - this process only reads the run directory (progress lines) and, at the end, prints the summary
   and checks ``--fail-on``.
 
-Exit codes: 0 ok; 1 a ``--fail-on`` threshold was crossed or Locust failed; 2 bad input.
+Exit codes: 0 ok; 1 a ``--fail-on`` threshold was crossed, Locust failed, a worker was lost or no
+response was recorded; 2 bad input.
 Locust's own output goes to ``locust.log`` (and ``worker-N.log``) in the run directory.
 """
 
@@ -370,6 +371,8 @@ def _finish(run_dir: Path, locust_code: int, thresholds: list[Threshold], reques
         update_run_json(run_dir, fail_on=request.fail_on or None, fail_on_crossed=crossed)
     if crossed:
         return _die("--fail-on crossed: " + "; ".join(crossed), 1)
+    if not rows:  # nothing to judge: a CI job or a 3 a.m. rerun must not read this as a pass
+        return _die(f"no response was recorded, so the run measured nothing; see {run_dir / 'locust.log'}", 1)
     print(f"rtload run: done, {len(rows)} responses in {run_dir}", flush=True)
     return 0
 

@@ -118,6 +118,21 @@ def test_run_end_summary_and_fail_on_survive_a_corrupt_line(tmp_path: Path, caps
     assert read_run_json(run)["fail_on_crossed"] == ["failed = 1 (threshold failed>=1)"]
 
 
+def test_a_run_that_recorded_no_response_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # it said "done, 0 responses" and exited 0: a CI job without --fail-on passed a run that measured nothing
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "responses.jsonl").write_bytes(b"")
+    write_run_json(run, {"run_id": "r0"})
+    assert _finish(run, 0, [], RunRequest(summary=False)) == 1
+    out, err = capsys.readouterr()
+    assert "done" not in out
+    assert err == f"rtload: no response was recorded, so the run measured nothing; see {run / 'locust.log'}\n"
+    (run / "responses.jsonl").write_bytes(orjson.dumps(ROWS[0]) + b"\n")  # one is enough to judge
+    assert _finish(run, 0, [], RunRequest(summary=False)) == 0
+    assert "done, 1 responses" in capsys.readouterr().out
+
+
 @pytest.mark.timing
 def test_sigkill_keeps_rows_older_than_a_second(tmp_path: Path) -> None:
     """A writer process killed with SIGKILL loses at most the rows of its last flush interval."""
@@ -471,6 +486,7 @@ def test_a_lost_worker_fails_rtload_run_unless_allowed(
     allow: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_run_json(tmp_path, {"status": "finished", "workers": 2, "workers_lost": [{"worker_id": "w1", "at_s": 7}]})
+    (tmp_path / "responses.jsonl").write_bytes(orjson.dumps(ROWS[0]) + b"\n")  # the other worker's
     code = _finish(tmp_path, 0, [], RunRequest(summary=False, allow_worker_loss=allow))
     err = capsys.readouterr().err
     if allow:
