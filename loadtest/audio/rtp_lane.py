@@ -18,7 +18,12 @@ not the audio, was most of a WebRTC call's CPU on both ends (``bench/results/web
   most ``tick_s`` after its time; its RTP timestamp is its time, not its departure).
 - :func:`tap_ice` takes SRTP packets off the ICE connection as they arrive (before its queue),
   unprotects and parses them (:func:`parse`) and hands the payload on; DTLS, SCTP (the data
-  channel) and RTCP go aiortc's way.
+  channel) and RTCP go aiortc's way. Given the connection's ``RTCRtpReceiver``, it also keeps
+  that receiver's per-SSRC statistics (:class:`ReceivedStream`: highest sequence, loss, jitter),
+  which aiortc's own RTP path would have kept: the receiver's RTCP task then sends the peer its
+  receiver reports (RFC 3550 6.4.2, about once a second) as a browser does, and the peer's sender
+  reports reach the receiver (their SSRC routed to it), so the reports carry LSR/DLSR for its
+  round-trip time.
 
 Only aiortc's objects of one connection are touched, on its loop's thread.
 """
@@ -26,7 +31,9 @@ Only aiortc's objects of one connection are touched, on its loop's thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
 import random
 import struct
 import time
@@ -37,6 +44,7 @@ log = logging.getLogger("loadtest.rtp")
 
 RTP_VERSION = 0x80
 _SEQ_TS = struct.Struct("!HI")
+_SSRC = struct.Struct("!I")
 _EXT_LEN = struct.Struct("!H")
 TICK_S = 0.005
 OnRtp = Callable[[bytes, int, int, float], None]  # (payload, RTP timestamp, sequence, arrival)
@@ -214,16 +222,75 @@ class PacketClock:
         self._lines.discard(line)
 
 
+def receiver_reports_enabled() -> bool:
+    """Whether :func:`tap_ice` keeps the receiver's statistics (so RTCP receiver reports go out);
+    ``RTLOAD_RTC_RECEIVER_REPORTS=0``: no reports, as before (the bench's A/B). Read per call."""
+    return os.environ.get("RTLOAD_RTC_RECEIVER_REPORTS", "1") != "0"
+
+
+@functools.cache
+def received_stream_class() -> type:
+    """The class of a received stream's statistics (:func:`tap_ice` keeps one per SSRC), made on first
+    use (aiortc is imported only by WebRTC runs)."""
+    from aiortc.rtcrtpreceiver import StreamStatistics
+
+    class ReceivedStream(StreamStatistics):  # type: ignore[misc]
+        """aiortc's statistics of one received SSRC (what its receiver reports and ``getStats``
+        read), kept from the lane's packets: :meth:`take` is aiortc's ``add`` for a sequence
+        number, timestamp and arrival time already in hand (no packet object, no clock read),
+        with RFC 3550's jitter (A.8) over RTP timestamps that may wrap."""
+
+        def take(self, sequence: int, timestamp: int, arrival: float) -> None:
+            self.packets_received += 1
+            last = self.max_seq
+            now = int(arrival * self._clockrate)
+            if last is None:  # the first packet
+                self.base_seq = self.max_seq = sequence
+                self._last_arrival, self._last_timestamp = now, timestamp
+                return
+            if not 0 < (sequence - last) & 0xFFFF < 0x8000:  # a late or repeated packet: counted only
+                return
+            if sequence < last:
+                self.cycles += 1 << 16
+            self.max_seq = sequence
+            if timestamp != self._last_timestamp:
+                span = ((timestamp - self._last_timestamp + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+                self._jitter_q4 += abs(now - self._last_arrival - span) - ((self._jitter_q4 + 8) >> 4)
+            self._last_arrival, self._last_timestamp = now, timestamp
+
+    return ReceivedStream
+
+
 def tap_ice(
-    ice_transport: Any, dtls_transport: Any, on_rtp: OnRtp, on_dropped: Callable[[], None] | None = None
+    ice_transport: Any,
+    dtls_transport: Any,
+    on_rtp: OnRtp,
+    on_dropped: Callable[[], None] | None = None,
+    receiver: Any = None,
+    clock_rate: int = 48000,
 ) -> None:
     """Take the connection's SRTP packets as they arrive (see the module docstring): each valid
     one's ``on_rtp(payload, timestamp, sequence, arrival)``; a packet that fails authentication
-    or parsing is dropped, as aiortc drops it, and counted by ``on_dropped()``."""
+    or parsing is dropped, as aiortc drops it, and counted by ``on_dropped()``. With the
+    connection's ``RTCRtpReceiver`` as ``receiver``, its statistics are kept for its receiver
+    reports (``clock_rate``: the codec's RTP clock)."""
     import pylibsrtp
 
     connection = ice_transport._connection
     queued = connection.data_received
+    # what the receiver's RTCP task reports on, and the router that sends it the peer's reports
+    # (aiortc fills both in its own RTP path, which the lane's packets skip)
+    streams: dict[int, Any] | None = None if receiver is None else receiver._RTCRtpReceiver__remote_streams
+    router = None if receiver is None else dtls_transport._rtp_router
+    stream_class = None if receiver is None else received_stream_class()
+
+    def received(plain: bytes, sequence: int, timestamp: int, arrival: float) -> None:
+        ssrc = _SSRC.unpack_from(plain, 8)[0]
+        stream = streams.get(ssrc)  # type: ignore[union-attr]
+        if stream is None:  # a new stream: its sender reports go to this receiver
+            stream = streams[ssrc] = stream_class(clock_rate)  # type: ignore[index, misc]
+            router.ssrc_table.setdefault(ssrc, receiver)  # type: ignore[union-attr]
+        stream.take(sequence, timestamp, arrival)
 
     def data_received(data: bytes, component: int) -> None:
         srtp = dtls_transport._rx_srtp
@@ -232,10 +299,13 @@ def tap_ice(
             return
         arrival = time.time()
         try:
-            packet = parse(srtp.unprotect(data))
+            plain = srtp.unprotect(data)
+            packet = parse(plain)
         except pylibsrtp.Error:
             packet = None
         if packet is not None:
+            if streams is not None:
+                received(plain, packet[2], packet[1], arrival)
             on_rtp(packet[0], packet[1], packet[2], arrival)
         elif on_dropped is not None:
             on_dropped()

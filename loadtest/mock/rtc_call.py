@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from websockets.exceptions import ConnectionClosed
 
-from loadtest.audio.rtp_lane import PacketClock, RtpOut, tap_ice
+from loadtest.audio.rtp_lane import PacketClock, RtpOut, receiver_reports_enabled, tap_ice
 from loadtest.mock.context import SessionContext
 from loadtest.mock.routing import Route
 from loadtest.mock.rtc_channel import ChannelSocket
@@ -94,9 +94,11 @@ class RtcCall:
             await self.pc.close()
             raise OfferRejected(str(exc) or type(exc).__name__) from None
         if self.clock is not None and self._on_rtp is not None:  # the caller's RTP straight off ICE
-            dtls = next((t.receiver.transport for t in self.pc.getTransceivers() if t.kind == "audio"), None)
-            if dtls is not None:
-                tap_ice(dtls.transport, dtls, self._on_rtp)
+            audio = next((t for t in self.pc.getTransceivers() if t.kind == "audio"), None)
+            dtls = None if audio is None else audio.receiver.transport
+            if dtls is not None:  # (with the receiver's statistics: its RTCP receiver reports go out)
+                receiver = audio.receiver if receiver_reports_enabled() else None  # type: ignore[union-attr]
+                tap_ice(dtls.transport, dtls, self._on_rtp, receiver=receiver)
         return str(self.pc.localDescription.sdp)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:

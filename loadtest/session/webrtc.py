@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from loadtest.audio import opus
-from loadtest.audio.rtp_lane import PacketClock, RtpOut, tap_ice
+from loadtest.audio.rtp_lane import PacketClock, RtpOut, receiver_reports_enabled, tap_ice
 from loadtest.protocol.dialects import GA
 from loadtest.protocol.targets import redact_text
 from loadtest.session import rtc_calls
@@ -145,7 +145,8 @@ class _Peer:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         dtls = self.transceiver.receiver.transport
         if self.track.out is not None and dtls is not None:  # (the lane: the answer's RTP off ICE)
-            tap_ice(dtls.transport, dtls, self.on_packet, self.on_dropped)
+            receiver = self.transceiver.receiver if receiver_reports_enabled() else None
+            tap_ice(dtls.transport, dtls, self.on_packet, self.on_dropped, receiver=receiver)
 
     async def opened_within(self, timeout: float) -> str | None:
         """None once the data channel is open; else the reason it did not open in time."""

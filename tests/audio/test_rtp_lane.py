@@ -260,3 +260,100 @@ def test_lane_packets_reach_a_real_aiortc_peer(receiver: str) -> None:
     assert out.packets == 30 and out.dropped == 0
     sent = [s for s in stats.values() if getattr(s, "type", "") == "outbound-rtp"]
     assert sent and sent[0].packetsSent == 30  # the sender's own counters (its RTCP reports) moved
+
+
+def _arrivals(sequences: list[int], origin: int) -> list[tuple[int, int, float]]:
+    """(sequence, timestamp, arrival) of packets sent 20 ms apart (48 kHz RTP clock, timestamps
+    from ``origin``), arriving in the order given, one every 20 ms."""
+    first = sequences[0]
+    return [(seq, (origin + ((seq - first) & 0xFFFF) * 960) & 0xFFFFFFFF, 1000.0 + k * 0.02)
+            for k, seq in enumerate(sequences)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("order", "origin"),
+    [
+        ([(65530 + k) & 0xFFFF for k in range(20)], 0xFFFFF000),  # in order; sequence and timestamp wrap
+        ([(65530 + k) & 0xFFFF for k in (0, 1, 2, 4, 5, 3, 6, 6, 9, 10, 11, 12)], 0),  # late, repeated, lost
+    ],
+    ids=["in-order-wrapping", "late-repeated-lost"],
+)
+def test_received_stream_counts_what_aiortc_counts(
+    order: list[int], origin: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiortc.rtcrtpreceiver import StreamStatistics
+
+    from loadtest.audio.rtp_lane import received_stream_class
+
+    ours, theirs = received_stream_class()(48000), StreamStatistics(48000)
+    for seq, ts, arrival in _arrivals(order, origin):
+        ours.take(seq, ts, arrival)
+        monkeypatch.setattr(time, "time", lambda a=arrival: a)  # aiortc's add reads the clock itself
+        theirs.add(RtpPacket(payload_type=111, sequence_number=seq, timestamp=ts, ssrc=7))
+    monkeypatch.undo()
+    for name in ("packets_received", "base_seq", "max_seq", "cycles", "packets_expected", "packets_lost"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert ours.fraction_lost == theirs.fraction_lost
+    if origin:  # every packet on time: no jitter, across the timestamp's wrap too, where aiortc's own
+        # add (timestamps subtracted without the modulo) counts a jump of 2^32
+        assert (ours.cycles, ours.packets_lost, ours.jitter) == (1 << 16, 0, 0)
+        assert theirs.jitter > 1_000_000
+    else:  # 13 expected (65530..6), 12 received (one twice: RFC 3550 counts it), jitter from the gaps
+        assert (ours.packets_expected, ours.packets_received, ours.packets_lost) == (13, 12, 1)
+        assert ours.jitter == theirs.jitter > 0
+
+
+def test_the_lane_sends_receiver_reports_a_real_aiortc_sender_reads() -> None:
+    """The callee takes the caller's packets with tap_ice and its receiver: aiortc's RTCP task
+    reports on them (before, the lane left its statistics empty and no receiver report went out).
+    The caller's sender reads them: its remote-inbound-rtp stats, no packet lost, and a round-trip
+    time once a report answers one of its sender reports (routed to the callee's receiver)."""
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    from loadtest.mock import ice
+    from loadtest.session.rtc_media import CallerTrack
+
+    got: list[int] = []
+
+    async def main() -> tuple[dict[str, Any], Any]:
+        ice.use_host_addresses(["127.0.0.1"])
+        clock = PacketClock()
+        caller = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        callee = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        track = CallerTrack(clock=clock)
+        sending = caller.addTransceiver(track, direction="sendonly")
+        out = track.out = RtpOut(sending.sender)
+        connected = asyncio.Event()
+        await caller.setLocalDescription(await caller.createOffer())
+        await callee.setRemoteDescription(caller.localDescription)
+        await callee.setLocalDescription(await callee.createAnswer())
+        receiving = callee.getTransceivers()[0]
+        dtls = receiving.receiver.transport
+        tap_ice(dtls.transport, dtls, lambda payload, ts, seq, arrival: got.append(seq), receiver=receiving.receiver)
+        await caller.setRemoteDescription(callee.localDescription)
+
+        @caller.on("connectionstatechange")
+        def on_state() -> None:
+            if caller.connectionState == "connected":
+                connected.set()
+
+        await asyncio.wait_for(connected.wait(), 10)
+        while out.header is None:
+            await asyncio.sleep(0.01)
+        remote: dict[str, Any] = {}
+        deadline = time.monotonic() + 8  # reports go out every 0.5-1.5 s: a round trip takes a few
+        while time.monotonic() < deadline and remote.get("roundTripTime") is None:
+            track.push([bytes([0xF8, 1]) * 20] * 25)  # half a second of packets
+            await asyncio.sleep(0.5)
+            stats = await caller.getStats()
+            remote = next((vars(s) for s in stats.values() if s.type == "remote-inbound-rtp"), {})
+        inbound = next((vars(s) for s in (await callee.getStats()).values() if s.type == "inbound-rtp"), {})
+        await caller.close()
+        await callee.close()
+        return remote, inbound
+
+    remote, inbound = asyncio.run(main())
+    assert remote, "the caller's sender got no receiver report"
+    assert remote["packetsLost"] == 0 and remote["fractionLost"] == 0, remote
+    assert remote["roundTripTime"] is not None and 0 <= remote["roundTripTime"] < 0.5, remote
+    assert inbound.get("packetsReceived") == len(got) > 0 and inbound["packetsLost"] == 0, inbound
