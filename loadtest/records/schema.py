@@ -172,6 +172,11 @@ class SessionRecord:
     idle_timeouts: int = 0  # input_audio_buffer.timeout_triggered (server VAD idle_timeout_ms; GA)
     # WebRTC: the server's media packets dropped, not authentic SRTP or not RTP (garbage on the path)
     rtp_dropped: int = 0
+    # WebRTC, from RTCP (None: not known, and over a WebSocket): the server's packets that never
+    # arrived, the round-trip time from its receiver reports, our packets it reports lost
+    rtp_lost: int | None = None
+    rtt_ms: float | None = None
+    peer_rtp_lost: int | None = None
     concurrency: int | None = None
     step: int | None = None
     schema_version: int = SCHEMA_VERSION

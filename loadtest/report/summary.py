@@ -58,6 +58,7 @@ RESPONSE_COLUMNS = [
 ]
 SESSION_COLUMNS = [
     "session_id", "target", "scenario", "t_start", "t_open", "t_end", "handshake_ms", "handshake_status", "rtp_dropped",
+    "rtp_lost", "rtt_ms", "peer_rtp_lost",
 ]  # fmt: skip
 
 # "Was the load generator the bottleneck?": any worker over one of these (health.jsonl); the
@@ -281,6 +282,7 @@ def summary_data(data: RunData, prices: PriceTable | None = None) -> dict[str, A
             "scenarios": rows.pop("scenarios"),
             "transports": rows.pop("transports"),
             "rtp_dropped": rtp_dropped(data.sessions),
+            "webrtc_path": webrtc_path(data.sessions),  # None: no session has RTCP figures
         },
         "outcomes": rows["outcomes"],
         "reasons": rows["reasons"],
@@ -307,6 +309,45 @@ def rtp_dropped(sessions: pd.DataFrame) -> dict[str, int]:
         return {"packets": 0, "sessions": 0}
     counts = pd.to_numeric(sessions["rtp_dropped"], errors="coerce").fillna(0)
     return {"packets": int(counts.sum()), "sessions": int((counts > 0).sum())}
+
+
+def webrtc_path(sessions: pd.DataFrame) -> dict[str, Any] | None:
+    """WebRTC sessions' RTCP figures: the round-trip time's spread over the sessions that measured
+    one, and packets lost each way (totals, and in how many sessions); None when no session has any."""
+    present = [c for c in ("rtp_lost", "rtt_ms", "peer_rtp_lost") if c in sessions.columns]
+    if sessions.empty or not present:
+        return None
+    figures = {c: pd.to_numeric(sessions[c], errors="coerce") for c in present}
+    if not any(v.notna().any() for v in figures.values()):
+        return None
+    rtt = figures.get("rtt_ms", pd.Series(dtype=float)).dropna()
+    out: dict[str, Any] = {
+        "sessions_with_rtt": len(rtt),
+        "rtt_p50_ms": round(float(rtt.quantile(0.5)), 2) if len(rtt) else None,
+        "rtt_p95_ms": round(float(rtt.quantile(0.95)), 2) if len(rtt) else None,
+        "rtt_max_ms": round(float(rtt.max()), 2) if len(rtt) else None,
+    }
+    for column, name in (("rtp_lost", "lost_inbound"), ("peer_rtp_lost", "lost_outbound")):
+        known = figures.get(column, pd.Series(dtype=float)).dropna()
+        out[name] = {"packets": int(known.sum()), "sessions": int((known > 0).sum()), "sessions_known": len(known)}
+    return out
+
+
+def webrtc_path_note(path: dict[str, Any] | None) -> str | None:
+    if path is None:
+        return None
+    rtt = (
+        f"round-trip p50 {num(path['rtt_p50_ms'])} ms, p95 {num(path['rtt_p95_ms'])} ms, max "
+        f"{num(path['rtt_max_ms'])} ms over {path['sessions_with_rtt']} session(s)"
+        if path["sessions_with_rtt"]
+        else "no round-trip time measured (no receiver report answered a sender report)"
+    )
+    inbound, outbound = path["lost_inbound"], path["lost_outbound"]
+    return (
+        f"WebRTC path (RTCP): {rtt}; the server's packets lost on the way here: {inbound['packets']} in "
+        f"{inbound['sessions']} of {inbound['sessions_known']} session(s); ours the server reported lost: "
+        f"{outbound['packets']} in {outbound['sessions']} of {outbound['sessions_known']} session(s)"
+    )
 
 
 def rtp_dropped_note(dropped: dict[str, int]) -> str | None:
@@ -471,6 +512,9 @@ def build_summary(data: RunData, prices: PriceTable | None = None) -> Report:
     dropped = rtp_dropped_note(run["rtp_dropped"])
     if dropped is not None:
         notes.append(dropped)
+    path = webrtc_path_note(run["webrtc_path"])
+    if path is not None:
+        notes.append(path)
     h = d["health"]
     if h is not None and h.get("workers"):
         tables.append(

@@ -705,6 +705,10 @@ class RealtimeSession:
         conn.record.unknown_response_events = conn.router.unknown_response_events
         conn.record.idle_timeouts = conn.router.idle_timeouts
         conn.record.rtp_dropped = conn.transport.rtp_dropped
+        network = conn.transport.network
+        conn.record.rtp_lost, conn.record.rtt_ms, conn.record.peer_rtp_lost = (
+            network.rtp_lost, network.rtt_ms, network.peer_rtp_lost
+        )  # fmt: skip
         self.internal_errors += conn.internal_errors
         srec = conn.record
         srec.session_id = srec.session_id or conn.router.session_id

@@ -76,12 +76,25 @@ class CloseInfo:
     t: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class NetworkFigures:
+    """What RTCP says of a WebRTC call's path (None: not known, and always over a WebSocket)."""
+
+    rtp_lost: int | None = None  # the server's media packets that never arrived (RFC 3550's count)
+    rtt_ms: float | None = None  # round-trip time from the server's receiver reports
+    peer_rtp_lost: int | None = None  # our packets the server reports lost (its latest report)
+
+
+NO_NETWORK_FIGURES = NetworkFigures()
+
+
 class Transport(Protocol):
     """What the session core needs of a connection (see the module docstring)."""
 
     bytes_sent: int
     bytes_received: int
     rtp_dropped: int  # WebRTC: the server's media packets dropped as not SRTP/RTP (0 elsewhere)
+    network: NetworkFigures  # WebRTC: the call's RTCP figures (all None elsewhere)
 
     def connect(self, url: str, headers: list[tuple[str, str]], timeout: float) -> Handshake: ...
     def add_secret(self, secret: str) -> None: ...

@@ -41,6 +41,7 @@ from loadtest.session.lagstats import LagStats
 from loadtest.session.link import (
     CLOSE_ABNORMAL,
     CLOSE_PROTOCOL_ERROR,
+    NO_NETWORK_FIGURES,
     CloseInfo,
     Handshake,
     OnMessage,
@@ -141,6 +142,7 @@ class WebSocketTransport:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.rtp_dropped = 0  # (no media packets over a WebSocket)
+        self.network = NO_NETWORK_FIGURES  # (no RTCP either)
         self.backlog_writes = 0  # how often a send left bytes for the backlog helper
 
     @classmethod

@@ -38,7 +38,7 @@ from loadtest.protocol.dialects import GA
 from loadtest.protocol.targets import redact_text
 from loadtest.session import rtc_calls
 from loadtest.session.lagstats import LagStats
-from loadtest.session.link import CLOSE_ABNORMAL, CloseInfo, Handshake, OnMessage
+from loadtest.session.link import CLOSE_ABNORMAL, CloseInfo, Handshake, NetworkFigures, OnMessage
 from loadtest.session.rtc_answer import AnswerStream
 from loadtest.session.rtc_loop import Inbox, RtcLoop, process_loop
 from loadtest.session.rtc_media import RATE, SILENT_PACKET, CallerTrack, is_silent, opus_packets, tap_receiver
@@ -105,6 +105,19 @@ class _Peer:
 
     def on_dropped(self) -> None:
         self.rtp_dropped += 1
+
+    def network(self) -> NetworkFigures:
+        """What RTCP knows of the path so far (read from any thread: each read is one copy under
+        the GIL). aiortc keeps the figures; the lean lane feeds its receiver's (rtp_lane)."""
+        streams = list(self.transceiver.receiver._RTCRtpReceiver__remote_streams.values())
+        sender = self.transceiver.sender
+        rtt = sender._RTCRtpSender__rtt  # smoothed, from the server's reports answering our sender reports
+        remote = [v for v in list(sender._RTCRtpSender__stats.values()) if v.type == "remote-inbound-rtp"]
+        return NetworkFigures(
+            rtp_lost=sum(max(0, stream.packets_lost) for stream in streams) if streams else None,
+            rtt_ms=None if rtt is None else round(rtt * 1000.0, 2),
+            peer_rtp_lost=remote[-1].packetsLost if remote else None,
+        )
 
     def deliver(self, data: bytes, t: float) -> None:
         """What the answer stream made: to the session's receiver."""
@@ -378,6 +391,17 @@ class WebRTCTransport:
         """The server's packets dropped so far: not authentic SRTP, or not RTP (the lean lane counts them)."""
         peer = self._peer
         return peer.rtp_dropped if peer is not None else 0
+
+    @property
+    def network(self) -> NetworkFigures:
+        """The call's RTCP figures (none before the call or after it was released)."""
+        peer = self._peer
+        if peer is None:
+            return NetworkFigures()
+        try:
+            return peer.network()
+        except Exception:  # aiortc's internals (private names) moved: the figures are unknown, not an error
+            return NetworkFigures()
 
     @property
     def audio_packets(self) -> int:

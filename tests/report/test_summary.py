@@ -171,6 +171,31 @@ def test_media_packets_the_server_sent_as_garbage_are_counted_and_said(tmp_path,
     assert "media packets" not in cli("summary", clean.path).stdout
 
 
+def test_the_webrtc_path_figures_from_rtcp_are_summarised(tmp_path, cli) -> None:
+    responses = [ResponseRecord(run_id="p", outcome="completed", t_trigger=T0 + i, ttfa_ms=500.0) for i in range(5)]
+    figures = [(0, 12.5, 0), (3, 40.0, 0), (0, None, 2), (None, None, None), (1, 20.0, 0)]  # the 4th: no RTCP yet
+    sessions = [
+        SessionRecord(run_id="p", session_id=f"s{i}", transport="webrtc", t_start=T0 + i, rtp_lost=lost, rtt_ms=rtt,
+                      peer_rtp_lost=peer)
+        for i, (lost, rtt, peer) in enumerate(figures)
+    ]  # fmt: skip
+    run = write_run(tmp_path / "path", responses, sessions)
+    path = cli.json("summary", run.path)["run"]["webrtc_path"]
+    rtts = np.array([12.5, 40.0, 20.0])
+    assert path["sessions_with_rtt"] == 3
+    assert path["rtt_p50_ms"] == pytest.approx(np.percentile(rtts, 50)) and path["rtt_max_ms"] == 40.0
+    assert path["rtt_p95_ms"] == pytest.approx(np.percentile(rtts, 95), abs=0.01)
+    assert path["lost_inbound"] == {"packets": 4, "sessions": 2, "sessions_known": 4}
+    assert path["lost_outbound"] == {"packets": 2, "sessions": 1, "sessions_known": 4}
+    text = cli("summary", run.path).stdout
+    assert "WebRTC path (RTCP): round-trip p50 20 ms" in text
+    assert "the server's packets lost on the way here: 4 in 2 of 4 session(s)" in text
+    assert "ours the server reported lost: 2 in 1 of 4 session(s)" in text
+    websocket = write_run(tmp_path / "ws", responses, [SessionRecord(run_id="w", session_id="s", t_start=T0)])
+    assert cli.json("summary", websocket.path)["run"]["webrtc_path"] is None
+    assert "WebRTC path" not in cli("summary", websocket.path).stdout
+
+
 def test_bad_format_is_one_clear_line(ramp, cli) -> None:
     result = cli("summary", ramp.path, "--format", "xml", code=2)
     assert "unknown format 'xml'" in result.stderr

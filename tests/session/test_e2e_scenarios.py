@@ -44,6 +44,8 @@ def test_every_trigger_in_one_session(fast_mock) -> None:
     assert len(sent(timeline, "session.update")) == 2
     assert len(sent(timeline, "input_audio_buffer.commit")) == 1 and len(sent(timeline, "response.create")) == 2
     assert sink.sessions[0].responses == 3 and sink.sessions[0].ended_by == "client_closed"
+    srec = sink.sessions[0]  # no RTCP over a WebSocket: unknown, not zero
+    assert (srec.rtp_lost, srec.rtt_ms, srec.peer_rtp_lost) == (None, None, None)
     # the timeline an observer sees: time, direction, type and key fields
     first = timeline[0]
     assert first["dir"] == "out" and first["type"] == "connect"

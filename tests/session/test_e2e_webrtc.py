@@ -59,6 +59,10 @@ def test_spoken_and_text_turns_complete_over_webrtc(webrtc_mock: MockProcess, fo
     (srec,) = sink.sessions
     assert srec.transport == "webrtc" and srec.handshake_status == 201 and srec.ended_by == "client_closed"
     assert srec.rtp_dropped == 0  # every packet of the mock's was authentic RTP the lane parsed
+    # RTCP both ways (rtp_lane's receiver statistics, on the harness and the mock): none of the
+    # mock's packets lost on loopback, none of ours in the mock's reports, and a round-trip time
+    assert (srec.rtp_lost, srec.peer_rtp_lost) == (0, 0), (srec.rtp_lost, srec.peer_rtp_lost)
+    assert srec.rtt_ms is not None and 0 < srec.rtt_ms < 250, srec.rtt_ms
     for rec in sink.responses:
         assert rec.transport == "webrtc"
         assert rec.ttfa_ms is not None and rec.ttfa_ms > 0  # the first RTP packet of the answer
