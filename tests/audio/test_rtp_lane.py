@@ -172,6 +172,22 @@ def test_a_line_ending_while_it_sends_leaves_the_clock_running_for_the_others() 
     assert len(ending.sent) == 3 and len(steady.sent) == 10
 
 
+async def _connect(caller: Any, callee: Any, out: RtpOut) -> None:
+    """The callee's answer to the caller, then wait for the connection and for aiortc to start the
+    lane's sender (just after DTLS)."""
+    connected = asyncio.Event()
+
+    @caller.on("connectionstatechange")
+    def on_state() -> None:
+        if caller.connectionState == "connected":
+            connected.set()
+
+    await caller.setRemoteDescription(callee.localDescription)
+    await asyncio.wait_for(connected.wait(), 10)
+    while out.header is None:
+        await asyncio.sleep(0.01)
+
+
 @pytest.mark.parametrize("receiver", ["lane", "aiortc"])
 def test_lane_packets_reach_a_real_aiortc_peer(receiver: str) -> None:
     """The caller's packets go out through RtpOut on the clock; the callee takes them off ICE with
@@ -195,7 +211,6 @@ def test_lane_packets_reach_a_real_aiortc_peer(receiver: str) -> None:
         track = CallerTrack(clock=clock)
         sending = caller.addTransceiver(track, direction="sendonly")
         out = track.out = RtpOut(sending.sender, sequence=65530, timestamp_origin=0xFFFFFF00)
-        connected = asyncio.Event()
 
         @callee.on("track")
         def on_track(remote: Any) -> None:
@@ -224,16 +239,7 @@ def test_lane_packets_reach_a_real_aiortc_peer(receiver: str) -> None:
                 got.append((payload, timestamp, sequence, arrival))
 
             tap_ice(dtls.transport, dtls, on_rtp)
-        await caller.setRemoteDescription(callee.localDescription)
-
-        @caller.on("connectionstatechange")
-        def on_state() -> None:
-            if caller.connectionState == "connected":
-                connected.set()
-
-        await asyncio.wait_for(connected.wait(), 10)
-        while out.header is None:  # (aiortc starts the sender just after DTLS)
-            await asyncio.sleep(0.01)
+        await _connect(caller, callee, out)
         track.push(first)
         await asyncio.sleep(0.5)
         track.push(second)
@@ -323,23 +329,13 @@ def test_the_lane_sends_receiver_reports_a_real_aiortc_sender_reads() -> None:
         track = CallerTrack(clock=clock)
         sending = caller.addTransceiver(track, direction="sendonly")
         out = track.out = RtpOut(sending.sender)
-        connected = asyncio.Event()
         await caller.setLocalDescription(await caller.createOffer())
         await callee.setRemoteDescription(caller.localDescription)
         await callee.setLocalDescription(await callee.createAnswer())
         receiving = callee.getTransceivers()[0]
         dtls = receiving.receiver.transport
         tap_ice(dtls.transport, dtls, lambda payload, ts, seq, arrival: got.append(seq), receiver=receiving.receiver)
-        await caller.setRemoteDescription(callee.localDescription)
-
-        @caller.on("connectionstatechange")
-        def on_state() -> None:
-            if caller.connectionState == "connected":
-                connected.set()
-
-        await asyncio.wait_for(connected.wait(), 10)
-        while out.header is None:
-            await asyncio.sleep(0.01)
+        await _connect(caller, callee, out)
         remote: dict[str, Any] = {}
         deadline = time.monotonic() + 8  # reports go out every 0.5-1.5 s: a round trip takes a few
         while time.monotonic() < deadline and remote.get("roundTripTime") is None:
