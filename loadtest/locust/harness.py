@@ -181,12 +181,8 @@ def _start_failed(where: str, exc: Exception) -> None:
     "done, 0 responses" with exit 0."""
     log.error("rtload: internal error while %s started the test", where, exc_info=exc)
     line = f"internal error while {where} started the test: {type(exc).__name__}: {exc}"
-    state = STATE
-    if state.role != "worker" and state.writer is not None and state.run_dir is not None and not state.finished:
-        state.finished = True  # the run directory closed as ended, saying why (a worker's is the master's)
-        with contextlib.suppress(Exception):
-            state.writer.close()
-            update_run_json(state.run_dir, status="failed", stopped_by="internal_error", error=line, t_end=time.time())
+    if STATE.role != "worker":  # (a worker's run directory is the master's)
+        _close_run_now(STATE, status="failed", stopped_by="internal_error", error=line)
     _fail(f"{line} (a bug in rtload, not in your input; the traceback is in this process's log: please report it)", 1)
 
 
@@ -299,16 +295,24 @@ def _arm_lifeline(worker: bool) -> None:
     lifeline.arm(lambda: loop.run_callback_threadsafe(gevent.spawn, _on_orphaned))
 
 
+def _close_run_now(state: HarnessState, with_rows: bool = False, **why: Any) -> None:
+    """The process is about to exit before the test's end: close the run directory once, run.json
+    stamped with ``why`` and ``t_end`` (and the rows written, ``with_rows``). Never raises."""
+    if state.writer is None or state.run_dir is None or state.finished:
+        return
+    state.finished = True
+    with contextlib.suppress(Exception):
+        state.writer.close()
+        if with_rows:
+            why["rows"] = dict(state.writer.counts)
+        update_run_json(state.run_dir, t_end=time.time(), **why)
+
+
 def _on_orphaned() -> None:
     """The ``rtload run`` that started this process is gone: stop the load now, keep what was recorded."""
     state = STATE
     log.warning("rtload: the rtload run process that started this one is gone; stopping now")
-    if state.writer is not None and state.run_dir is not None and not state.finished:
-        state.finished = True
-        with contextlib.suppress(Exception):
-            state.writer.close()
-            update_run_json(state.run_dir, status="stopped", stopped_by="parent_died", t_end=time.time(),
-                            rows=dict(state.writer.counts))  # fmt: skip
+    _close_run_now(state, with_rows=True, status="stopped", stopped_by="parent_died")
     if state.mock is not None:
         with contextlib.suppress(Exception):
             state.mock.stop(timeout=0.3)

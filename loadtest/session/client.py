@@ -706,9 +706,9 @@ class RealtimeSession:
         conn.record.idle_timeouts = conn.router.idle_timeouts
         conn.record.rtp_dropped = conn.transport.rtp_dropped
         network = conn.transport.network
-        conn.record.rtp_lost, conn.record.rtt_ms, conn.record.peer_rtp_lost = (
-            network.rtp_lost, network.rtt_ms, network.peer_rtp_lost
-        )  # fmt: skip
+        conn.record.rtp_lost = network.rtp_lost
+        conn.record.rtt_ms = network.rtt_ms
+        conn.record.peer_rtp_lost = network.peer_rtp_lost
         self.internal_errors += conn.internal_errors
         srec = conn.record
         srec.session_id = srec.session_id or conn.router.session_id
