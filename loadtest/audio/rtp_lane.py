@@ -45,6 +45,10 @@ log = logging.getLogger("loadtest.rtp")
 RTP_VERSION = 0x80
 _SEQ_TS = struct.Struct("!HI")
 _SSRC = struct.Struct("!I")
+# the most received SSRCs a call keeps statistics for (and routes sender reports of): a call has
+# one; a server sending under ever new SSRCs would otherwise grow both by 50 a second (an RTCP
+# receiver report carries at most 31 report blocks)
+MAX_STREAMS = 8
 _EXT_LEN = struct.Struct("!H")
 TICK_S = 0.005
 OnRtp = Callable[[bytes, int, int, float], None]  # (payload, RTP timestamp, sequence, arrival)
@@ -288,6 +292,8 @@ def tap_ice(
         ssrc = _SSRC.unpack_from(plain, 8)[0]
         stream = streams.get(ssrc)  # type: ignore[union-attr]
         if stream is None:  # a new stream: its sender reports go to this receiver
+            if len(streams) >= MAX_STREAMS:  # type: ignore[arg-type]
+                return  # (its audio still goes on; only its statistics are not kept)
             stream = streams[ssrc] = stream_class(clock_rate)  # type: ignore[index, misc]
             router.ssrc_table.setdefault(ssrc, receiver)  # type: ignore[union-attr]
         stream.take(sequence, timestamp, arrival)

@@ -353,3 +353,28 @@ def test_the_lane_sends_receiver_reports_a_real_aiortc_sender_reads() -> None:
     assert remote["packetsLost"] == 0 and remote["fractionLost"] == 0, remote
     assert remote["roundTripTime"] is not None and 0 <= remote["roundTripTime"] < 0.5, remote
     assert inbound.get("packetsReceived") == len(got) > 0 and inbound["packetsLost"] == 0, inbound
+
+
+def test_a_server_that_changes_ssrc_on_every_packet_cannot_grow_the_receivers_statistics() -> None:
+    """Each new SSRC became a stream the receiver reports on and the router routes: a misbehaving
+    server sending authentic packets under ever new SSRCs grew both without bound (50 a second a
+    call; and an RTCP receiver report holds at most 31 report blocks). The first few are kept."""
+    from types import SimpleNamespace
+
+    from loadtest.audio.rtp_lane import MAX_STREAMS
+
+    connection = SimpleNamespace(data_received=lambda data, component: None)
+    streams: dict[int, Any] = {}
+    receiver = SimpleNamespace(_RTCRtpReceiver__remote_streams=streams)
+    dtls = SimpleNamespace(_rx_srtp=_Srtp(), _rtp_router=SimpleNamespace(ssrc_table={}))
+    taken: list[int] = []
+    tap_ice(SimpleNamespace(_connection=connection), dtls, lambda p, ts, seq, a: taken.append(seq), receiver=receiver)
+    for k in range(200):
+        packet = RtpPacket(payload_type=111, sequence_number=k, timestamp=960 * k, ssrc=1000 + k, payload=b"opus")
+        connection.data_received(packet.serialize(), 1)
+    steady = RtpPacket(payload_type=111, sequence_number=7, timestamp=0, ssrc=1000, payload=b"opus").serialize()
+    connection.data_received(steady, 1)  # the first stream is still counted
+    assert taken == [*range(200), 7]  # every packet's audio still goes on
+    assert sorted(streams) == list(range(1000, 1000 + MAX_STREAMS)) and MAX_STREAMS <= 31
+    assert sorted(dtls._rtp_router.ssrc_table) == sorted(streams)
+    assert streams[1000].packets_received == 2
